@@ -1,0 +1,48 @@
+# Every target runs through scripts/env.sh, which bootstraps Node >= 24 (pinned) into .tools/ when the
+# system's node is older, and exports the dev secrets and local store URLs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+RUN := source scripts/env.sh &&
+
+.PHONY: compose-env up test services stop-services lint format typecheck bench create-user clean install verify
+
+node_modules/.install-stamp: package.json package-lock.json */package.json
+	@$(RUN) npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: node_modules/.install-stamp
+
+services:
+	@bash scripts/services.sh start
+
+stop-services:
+	@bash scripts/services.sh stop
+
+up: install
+	@$(RUN) node scripts/up.ts
+
+lint: install
+	@$(RUN) npx biome check .
+
+format: install
+	@$(RUN) npx biome check --write .
+
+typecheck: install
+	@$(RUN) npm run --silent typecheck
+
+test: install services
+	@$(MAKE) --no-print-directory lint typecheck
+	@$(RUN) node scripts/test-all.ts
+
+bench: install services
+	@$(RUN) node scripts/bench-all.ts
+
+create-user: install services
+	@$(RUN) cd auth && node src/cli/create-user.ts --email "$(EMAIL)" --username "$(USERNAME)" --password "$(PASSWORD)" --role "$(or $(ROLE),enduser)"
+
+clean: stop-services
+	rm -rf .data node_modules */node_modules .tools
+
+# docker-compose reads its secrets from .env (git-ignored): random values, written once.
+compose-env:
+	@bash scripts/secrets.sh && cp -n .data/secrets.env .env && echo ".env written (keep it secret)"

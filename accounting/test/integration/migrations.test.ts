@@ -1,0 +1,6 @@
+import { itMigratesUpAndDown } from '@platform/shared-types/testing';
+import { migrations } from '../../src/migrations/index.ts';
+
+describe('accounting migrations', () => {
+  itMigratesUpAndDown({ service: 'accounting', migrations, tables: ['accounts'] });
+});

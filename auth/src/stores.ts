@@ -1,0 +1,24 @@
+import { connectMongo, connectRedis, ping } from '@platform/shared-types/stores';
+import type { Redis } from 'ioredis';
+import type mongoose from 'mongoose';
+import type { Config } from './config.ts';
+
+export interface Stores {
+  mongo: mongoose.Connection;
+  redis: Redis;
+  ready(): Promise<Record<string, boolean>>;
+  close(): Promise<void>;
+}
+
+export async function connectStores(config: Pick<Config, 'MONGO_URL' | 'MONGO_DB' | 'REDIS_URL'>): Promise<Stores> {
+  const mongo = await connectMongo(config.MONGO_URL, config.MONGO_DB);
+  const redis = await connectRedis(config.REDIS_URL);
+  return {
+    mongo,
+    redis,
+    ready: async () => ({ mongo: await ping.mongo(mongo), redis: await ping.redis(redis) }),
+    close: async () => {
+      await Promise.allSettled([mongo.close(), redis.quit()]);
+    },
+  };
+}

@@ -1,0 +1,5 @@
+import type { Migration } from '@platform/shared-types/stores';
+import { relationships001 } from './001-relationships.ts';
+
+/** Ordered; append new migrations, never edit a released one. */
+export const migrations: Migration[] = [relationships001];

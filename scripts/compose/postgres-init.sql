@@ -1,0 +1,2 @@
+CREATE DATABASE accounting;
+CREATE DATABASE monitoring;

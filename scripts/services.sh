@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Local backing services for tests and `make up`: PostgreSQL, Redis and a MongoDB-compatible
+# server (FerretDB embedded in scripts/ferretdb), each private under .data/, on its own port.
+# A store whose URL is already configured (PG_URL, REDIS_URL, MONGO_URL) is not started.
+# Usage: services.sh start|stop|status. `start` writes .data/services.env with the URLs.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DATA="$ROOT/.data"
+PG_PORT="${PG_PORT:-55432}"
+REDIS_PORT="${REDIS_PORT:-56379}"
+MONGO_PORT="${MONGO_PORT:-57017}"
+mkdir -p "$DATA"
+bash "$ROOT/scripts/secrets.sh"
+set -a; . "$DATA/secrets.env"; set +a
+
+log() { echo "services: $*" >&2; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_for() { # name, seconds, command...
+  local name="$1" secs="$2"; shift 2
+  for _ in $(seq 1 $((secs * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  log "$name did not answer within ${secs}s"; return 1
+}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+pg_bin() {
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done
+  dirname "$(command -v initdb)"
+}
+
+start_postgres() {
+  [ -n "${PG_URL:-}" ] && { log "postgres: using configured PG_URL"; return; }
+  local bin dir="$DATA/postgres" run="$DATA/postgres-run"
+  bin="$(pg_bin)"
+  if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+    mkdir -p "$run"
+    if [ ! -s "$dir/PG_VERSION" ]; then
+      log "postgres: initdb in $dir"
+      mkdir -p "$dir"; local pw="$DATA/.pgpw"; (umask 077; printf '%s' "$PG_PASSWORD" > "$pw")
+      if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$dir" "$run" "$pw"; fi
+      as_pg "$bin/initdb" -D "$dir" -U postgres --pwfile="$pw" --auth=scram-sha-256 -E UTF8 >/dev/null
+      rm -f "$pw"
+    fi
+    if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$run"; fi
+    log "postgres: starting on $PG_PORT"
+    as_pg "$bin/pg_ctl" -D "$dir" -l "$run/postgres.log" -w -t 60 \
+      -o "-p $PG_PORT -k $run -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
+  else
+    log "postgres: reusing server on $PG_PORT"
+  fi
+  wait_for postgres 60 "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
+  for db in accounting monitoring; do
+    PGPASSWORD="$PG_PASSWORD" psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
+      "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
+      PGPASSWORD="$PG_PASSWORD" psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $db" >/dev/null
+  done
+}
+
+start_redis() {
+  [ -n "${REDIS_URL:-}" ] && { log "redis: using configured REDIS_URL"; return; }
+  if ! command -v redis-server >/dev/null; then
+    log "redis: installing Debian's redis-server"
+    if [ "$(id -u)" = 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >/dev/null 2>&1 ||
+        { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >/dev/null; }
+    else
+      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >/dev/null
+    fi
+  fi
+  if port_open "$REDIS_PORT"; then log "redis: reusing server on $REDIS_PORT"; else
+    mkdir -p "$DATA/redis"
+    log "redis: starting on $REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" --daemonize yes \
+      --pidfile "$DATA/redis.pid" --logfile "$DATA/redis.log" --requirepass "$REDIS_PASSWORD" \
+      --save "" --appendonly no >/dev/null
+  fi
+  wait_for redis 30 redis-cli -p "$REDIS_PORT" -a "$REDIS_PASSWORD" --no-auth-warning ping
+}
+
+start_mongo() {
+  [ -n "${MONGO_URL:-}" ] && { log "mongo: using configured MONGO_URL"; return; }
+  local bin="$ROOT/.tools/ferretdb-local"
+  local src="$ROOT/scripts/ferretdb"
+  # rebuild when our Go sources change (cached by a hash of them)
+  local stamp; stamp="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)"
+  if [ ! -x "$bin" ] || [ "$(cat "$bin.stamp" 2>/dev/null)" != "$stamp" ]; then
+    log "mongo: building FerretDB (first run only, takes a minute)"
+    mkdir -p "$ROOT/.tools"
+    (cd "$src" && go build -o "$bin" .) && echo "$stamp" > "$bin.stamp"
+  fi
+  if port_open "$MONGO_PORT"; then log "mongo: reusing server on $MONGO_PORT"; else
+    log "mongo: starting FerretDB on $MONGO_PORT"
+    nohup "$bin" -listen "127.0.0.1:$MONGO_PORT" -dir "$DATA/ferretdb" >"$DATA/ferretdb.log" 2>&1 &
+    echo $! > "$DATA/ferretdb.pid"
+  fi
+  wait_for mongo 60 port_open "$MONGO_PORT"
+}
+
+write_env() {
+  {
+    echo "PG_URL=${PG_URL:-postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT}"
+    echo "REDIS_URL=${REDIS_URL:-redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT}"
+    echo "MONGO_URL=${MONGO_URL:-mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true}"
+  } > "$DATA/services.env"
+  chmod 600 "$DATA/services.env"
+}
+
+stop_all() {
+  local bin; bin="$(pg_bin)"
+  if [ -s "$DATA/postgres/postmaster.pid" ]; then as_pg "$bin/pg_ctl" -D "$DATA/postgres" -m fast -w stop >/dev/null || true; fi
+  if port_open "$REDIS_PORT"; then redis-cli -p "$REDIS_PORT" -a "$REDIS_PASSWORD" --no-auth-warning shutdown nosave >/dev/null 2>&1 || true; fi
+  if [ -s "$DATA/ferretdb.pid" ]; then kill "$(cat "$DATA/ferretdb.pid")" 2>/dev/null || true; rm -f "$DATA/ferretdb.pid"; fi
+  log "stopped"
+}
+
+case "${1:-start}" in
+  start) start_redis & r=$!; start_mongo & m=$!; start_postgres; wait $r; wait $m; write_env; log "ready ($DATA/services.env)";;
+  stop) stop_all;;
+  status) port_open "$PG_PORT" && echo "postgres up"; port_open "$REDIS_PORT" && echo "redis up"; port_open "$MONGO_PORT" && echo "mongo up"; true;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2;;
+esac

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { MIN_SECRET_BYTES } from './tokens.ts';
+
+const secret = (name: string) =>
+  z
+    .string({ error: `${name} is required` })
+    .refine((value) => Buffer.byteLength(value) >= MIN_SECRET_BYTES, `${name} must be at least ${MIN_SECRET_BYTES} bytes`);
+
+/** Secrets every part needs (DESIGN section 2). There are no defaults: dev runs generate them. */
+export const secretsSchema = z.object({
+  JWT_ACCESS_SECRET: secret('JWT_ACCESS_SECRET'),
+  JWT_ACCESS_SECRET_PREVIOUS: secret('JWT_ACCESS_SECRET_PREVIOUS').optional(),
+  JWT_REFRESH_SECRET: secret('JWT_REFRESH_SECRET'),
+  INTERNAL_SECRET: secret('INTERNAL_SECRET'),
+});
+
+export const nodeEnvSchema = z.enum(['development', 'test', 'production']).default('development');
+export const portSchema = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+
+/** Parses once, freezes, and exits the process on bad config (names the fields, never the values). */
+export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined> = process.env): Readonly<z.infer<S>> {
+  const result = parseConfig(schema, env);
+  if (!result.ok) {
+    process.stderr.write(`invalid configuration:\n${result.issues.map((issue) => `  - ${issue}`).join('\n')}\n`);
+    process.exit(1);
+  }
+  return result.config;
+}
+
+/** The testable core of loadConfig. */
+export function parseConfig<S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): { ok: true; config: Readonly<z.infer<S>> } | { ok: false; issues: string[] } {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    return { ok: false, issues: parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`) };
+  }
+  return { ok: true, config: deepFreeze(parsed.data) };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}

@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
+import type { ServiceName } from '../claims.ts';
+import { actorFromClaims } from '../claims.ts';
+import { ApiError, PROBLEM_CONTENT_TYPE, problem, problemFromError } from '../errors.ts';
+import { IDENTITY_CLAIM_HEADERS, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, SERVICE_TOKEN_HEADER } from '../headers.ts';
+import { verifyIdentityHeaders } from '../identity-signature.ts';
+import { type Logger, requestContext } from '../logger.ts';
+import { bearerToken, type Keyring, verifyAccessToken, verifyServiceToken } from '../tokens.ts';
+import './types.ts';
+
+/** Sets req.requestId (a well-formed client id is kept) and runs the rest of the request in its log context. */
+export function requestId(): RequestHandler {
+  return (req, res, next) => {
+    const given = req.headers[REQUEST_ID_HEADER];
+    const id = typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    req.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    requestContext.run({ requestId: id }, next);
+  };
+}
+
+/** One log line per request, with method, path (no query: it may carry tokens), status and duration. */
+export function accessLog(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.info({ requestId: req.requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+    });
+    next();
+  };
+}
+
+/**
+ * DESIGN section 3: identity headers count only with a valid, fresh gateway signature. A request that
+ * claims any identity header without one is refused outright (401), never treated as anonymous.
+ */
+export function gatewayIdentity(internalSecret: string): RequestHandler {
+  return (req, _res, next) => {
+    const claimsIdentity = IDENTITY_CLAIM_HEADERS.some((name) => req.headers[name] !== undefined);
+    if (!claimsIdentity) return next();
+    req.actor = verifyIdentityHeaders(internalSecret, req.headers);
+    next();
+  };
+}
+
+/**
+ * DESIGN section 4, for /internal routes: a valid service token for this audience is required; the user's
+ * bearer token, when sent, is verified fully (identity headers are ignored here). A bad user token does not
+ * fail the call by itself: routes that need the user report it (finalize works after the token expired).
+ */
+export function serviceAuth(options: { audience: ServiceName; internalKeyring: Keyring; accessKeyring: Keyring }): RequestHandler {
+  return (req, _res, next) => {
+    req.actor = undefined;
+    const serviceToken = req.headers[SERVICE_TOKEN_HEADER];
+    if (typeof serviceToken !== 'string') throw new ApiError('UNAUTHENTICATED', 'Service token required');
+    const claims = verifyServiceToken(options.internalKeyring, serviceToken, options.audience);
+    req.caller = claims.iss;
+    const token = bearerToken(req.headers.authorization);
+    if (token) {
+      try {
+        req.actor = actorFromClaims(verifyAccessToken(options.accessKeyring, token));
+        req.userToken = token;
+      } catch (error) {
+        req.authError = error instanceof ApiError ? error : new ApiError('UNAUTHENTICATED');
+      }
+    }
+    next();
+  };
+}
+
+function hasBody(req: express.Request): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** JSON bodies only (multipart passes through to its route); size-limited; anything else with a body is 415. */
+export function jsonBody(limit: string | number): RequestHandler {
+  const parse = express.json({ limit, strict: true, type: ['application/json', 'application/*+json'] });
+  return (req, res, next) => {
+    if (!hasBody(req)) return next();
+    const type = req.headers['content-type'] ?? '';
+    if (/^multipart\/form-data/i.test(type)) return next();
+    if (!/^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(type)) {
+      throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'Send a JSON body with Content-Type: application/json');
+    }
+    parse(req, res, next);
+  };
+}
+
+export function notFound(): RequestHandler {
+  return (req) => {
+    throw new ApiError('NOT_FOUND', `No route for ${req.method} ${req.path}`);
+  };
+}
+
+/** Maps every error to problem+json. Unknown errors are logged and answered as INTERNAL, never with a stack. */
+export function problemHandler(logger: Logger): ErrorRequestHandler {
+  return (error, req, res, next) => {
+    if (res.headersSent) {
+      logger.warn({ err: { message: error?.message } }, 'error after response started');
+      res.destroy();
+      return;
+    }
+    const requestId = req.requestId ?? randomUUID();
+    let body: ReturnType<typeof problem>;
+    if (error instanceof ApiError) {
+      body = problemFromError(error, requestId);
+      for (const [name, value] of Object.entries(error.headers ?? {})) res.setHeader(name, value);
+    } else if (error?.type === 'entity.too.large') {
+      body = problem('PAYLOAD_TOO_LARGE', 'Request body is too large', requestId);
+    } else if (error?.type === 'entity.parse.failed' || error?.type === 'charset.unsupported' || error?.type === 'encoding.unsupported') {
+      body = problem('VALIDATION_FAILED', 'Request body is not valid JSON', requestId);
+    } else if (error instanceof URIError) {
+      body = problem('VALIDATION_FAILED', 'Malformed URL', requestId);
+    } else {
+      logger.error({ err: error }, 'unhandled error');
+      body = problem('INTERNAL', 'Something went wrong', requestId);
+    }
+    if (body.status === 401 && !res.getHeader('www-authenticate')) res.setHeader('WWW-Authenticate', 'Bearer');
+    res.status(body.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
+    void next;
+  };
+}

@@ -1,0 +1,106 @@
+import type { RequestListener } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../logger.ts';
+
+export interface RunningServer {
+  server: Server;
+  port: number;
+  url: string;
+  /** stops accepting, ends idle keep-alive sockets, and cuts what is still open after the grace period */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Listens (port 0 picks a free port, for tests) and returns the bound address. */
+export async function listen(handler: RequestListener, port: number, host = '127.0.0.1'): Promise<RunningServer> {
+  const server = createServer(handler);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port: bound,
+    url: `http://${host}:${bound}`,
+    close(graceMs = 5_000) {
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+    },
+  };
+}
+
+/** Runs `stop` once on SIGTERM/SIGINT, then exits; a second signal exits at once. */
+export function onShutdown(logger: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', handle);
+  process.once('SIGINT', handle);
+}
+
+export interface Stores {
+  /** which stores answer, for /ready */
+  ready(): Promise<Record<string, boolean>>;
+  close(): Promise<void>;
+}
+
+export interface StartedService<S extends Stores> {
+  url: string;
+  port: number;
+  stores: S;
+  stop(): Promise<void>;
+}
+
+/**
+ * The life of every service process: connect its stores, build the app (not yet listening), listen,
+ * and stop in the reverse order (HTTP first so in-flight requests finish, then stores).
+ */
+export async function startService<S extends Stores>(options: {
+  logger: Logger;
+  port: number;
+  host: string;
+  connect: () => Promise<S>;
+  build: (stores: S) => RequestListener;
+  /** background work (consumers, sweepers) started after listening; returns its stopper */
+  background?: (stores: S) => (() => Promise<void>) | undefined;
+}): Promise<StartedService<S>> {
+  const stores = await options.connect();
+  let server: RunningServer;
+  try {
+    server = await listen(options.build(stores), options.port, options.host);
+  } catch (error) {
+    await stores.close();
+    throw error;
+  }
+  const stopBackground = options.background?.(stores);
+  options.logger.info({ url: server.url }, 'listening');
+  return {
+    url: server.url,
+    port: server.port,
+    stores,
+    async stop() {
+      await stopBackground?.();
+      await server.close();
+      await stores.close();
+    },
+  };
+}

@@ -1,0 +1,94 @@
+import { Agent, request } from 'undici';
+import type { ServiceName } from './claims.ts';
+import { ApiError, isErrorCode } from './errors.ts';
+import { REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER } from './headers.ts';
+import { currentRequestId } from './logger.ts';
+import { type Keyring, signServiceToken } from './tokens.ts';
+
+export interface ServiceCallOptions {
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  body?: unknown;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** the user's access token when acting on the user's behalf */
+  userToken?: string;
+  requestId?: string;
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+}
+
+export interface ServiceResponse<T> {
+  status: number;
+  body: T;
+}
+
+/**
+ * Calls another service over the private network (DESIGN section 4): forwards the request id and the
+ * user's token and adds a fresh audience-bound service token. Non-2xx answers that carry one of our
+ * problem codes are rethrown as that ApiError; a service that cannot be reached is UPSTREAM_UNAVAILABLE.
+ */
+export class ServiceClient {
+  readonly #caller: ServiceName;
+  readonly #keyring: Keyring;
+  readonly #baseUrls: Partial<Record<ServiceName, string>>;
+  readonly #agent: Agent;
+
+  constructor(options: { caller: ServiceName; internalKeyring: Keyring; baseUrls: Partial<Record<ServiceName, string>>; connections?: number }) {
+    this.#caller = options.caller;
+    this.#keyring = options.internalKeyring;
+    this.#baseUrls = options.baseUrls;
+    this.#agent = new Agent({ connections: options.connections ?? 32, keepAliveTimeout: 10_000 });
+  }
+
+  async call<T = unknown>(callee: ServiceName, path: string, options: ServiceCallOptions = {}): Promise<ServiceResponse<T>> {
+    const base = this.#baseUrls[callee];
+    if (!base) throw new ApiError('INTERNAL', `No URL configured for ${callee}`);
+    const url = new URL(path, base);
+    for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value));
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      [SERVICE_TOKEN_HEADER]: signServiceToken(this.#keyring, this.#caller, callee),
+      ...options.headers,
+    };
+    const requestId = options.requestId ?? currentRequestId();
+    if (requestId) headers[REQUEST_ID_HEADER] = requestId;
+    if (options.userToken) headers.authorization = `Bearer ${options.userToken}`;
+    let payload: string | undefined;
+    if (options.body !== undefined) {
+      payload = JSON.stringify(options.body);
+      headers['content-type'] = 'application/json';
+    }
+    let response: Awaited<ReturnType<typeof request>>;
+    try {
+      response = await request(url, {
+        method: options.method ?? (payload === undefined ? 'GET' : 'POST'),
+        headers,
+        body: payload,
+        dispatcher: this.#agent,
+        headersTimeout: options.timeoutMs ?? 10_000,
+        bodyTimeout: options.timeoutMs ?? 10_000,
+      });
+    } catch (error) {
+      throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} is unavailable`, { cause: error });
+    }
+    const text = await response.body.text();
+    let body: unknown = text;
+    if (text && /json/.test(String(response.headers['content-type'] ?? ''))) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered malformed JSON`, { status: 502 });
+      }
+    }
+    if (response.statusCode >= 200 && response.statusCode < 300) return { status: response.statusCode, body: body as T };
+    const code = (body as { code?: unknown } | null)?.code;
+    const detail = (body as { detail?: unknown } | null)?.detail;
+    if (response.statusCode < 500 && isErrorCode(code)) {
+      throw new ApiError(code, typeof detail === 'string' ? detail : `${callee} refused the call`, { extensions: { upstream: callee } });
+    }
+    throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered ${response.statusCode}`, { status: response.statusCode === 503 ? 503 : 502 });
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}
