@@ -1,3 +1,4 @@
+# npm install (not ci): this npm drops other platforms' optional packages from the lock, which npm ci then rejects.
 # Every target runs through scripts/env.sh, which bootstraps Node >= 24 (pinned) into .tools/ when the
 # system's node is older, and exports the dev secrets and local store URLs.
 SHELL := /bin/bash
@@ -7,7 +8,7 @@ RUN := source scripts/env.sh &&
 .PHONY: compose-env up test services stop-services lint format typecheck bench create-user clean install verify
 
 node_modules/.install-stamp: package.json package-lock.json */package.json
-	@$(RUN) npm ci --no-audit --no-fund --loglevel=error
+	@$(RUN) npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: node_modules/.install-stamp
