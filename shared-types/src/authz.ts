@@ -79,3 +79,12 @@ export async function authorize(
   if (needsRelationship && isSupervisorOf && (await isSupervisorOf(actor.userId, resource.ownerId as string))) return;
   throw new ApiError('FORBIDDEN', `Not allowed to ${action}`);
 }
+
+/** What a role may do at all (with the attribute rules that still apply), for GET /api/auth/permissions. */
+export function permissionsFor(role: Role): Array<{ action: Action; rules: readonly Rule[] }> {
+  return (Object.keys(AUTHORIZATION_TABLE) as Action[]).flatMap((action) => {
+    if (role === 'admin') return [{ action, rules: ['any'] as const }];
+    const rules = (AUTHORIZATION_TABLE[action] as Partial<Record<Role, readonly Rule[]>>)[role];
+    return rules && rules.length > 0 ? [{ action, rules }] : [];
+  });
+}
