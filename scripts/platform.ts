@@ -1,0 +1,77 @@
+// Starts the platform's parts as separate processes (as `make up` does) and reports where each listens.
+// Used by scripts/up.ts (fixed DESIGN ports) and the e2e suites (port 0, fresh databases, kill/restart).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export const ROOT = new URL('..', import.meta.url).pathname;
+export const SERVICE_NAMES = ['auth', 'accounting', 'chat', 'monitoring'] as const;
+export type PartName = (typeof SERVICE_NAMES)[number] | 'gateway';
+
+export interface RunningPart {
+  name: PartName;
+  child: ChildProcess;
+  /** resolves with the bound URL once the part logs that it listens */
+  url: Promise<string>;
+  /** resolves when the process has exited */
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Spawns `node src/main.ts` in the part's folder. Output lines go to `onLine`; the JSON log line with
+ * msg "listening" gives the URL (so port 0 works).
+ */
+export function launchPart(
+  name: PartName,
+  env: Record<string, string | undefined>,
+  onLine: (name: PartName, line: string, stream: 'out' | 'err') => void,
+): RunningPart {
+  const child = spawn(process.execPath, ['src/main.ts'], { cwd: join(ROOT, name), env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let resolveUrl: (url: string) => void = () => {};
+  let rejectUrl: (error: Error) => void = () => {};
+  const url = new Promise<string>((resolve, reject) => {
+    resolveUrl = resolve;
+    rejectUrl = reject;
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      rejectUrl(new Error(`${name} exited (${code}) before listening`));
+      resolve(code);
+    });
+  });
+  const watch = (stream: NodeJS.ReadableStream, kind: 'out' | 'err') => {
+    let buffer = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      buffer += chunk;
+      const lines = buffer.split('\n');
+      buffer = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line.includes('"listening"')) {
+          try {
+            const parsed = JSON.parse(line) as { msg?: string; url?: string };
+            if (parsed.msg === 'listening' && parsed.url) resolveUrl(parsed.url);
+          } catch {
+            // not a JSON log line
+          }
+        }
+        onLine(name, line, kind);
+      }
+    });
+  };
+  watch(child.stdout as NodeJS.ReadableStream, 'out');
+  watch(child.stderr as NodeJS.ReadableStream, 'err');
+  return {
+    name,
+    child,
+    url,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const timer = setTimeout(() => child.kill('SIGKILL'), 8_000);
+      child.kill(signal);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
