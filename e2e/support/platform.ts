@@ -40,6 +40,8 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     LOG_LEVEL: 'info',
     MAIL_DIR: mailDir,
     USER_EVENTS_STREAM: `events:users:${db.auth}`,
+    AUTH_MONGO_DB: db.auth,
+    ACCOUNTING_PG_DB: db.accounting,
     ...extraEnv,
   };
   const dbEnv: Record<PartName, Record<string, string>> = {
@@ -102,7 +104,10 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
       const mails = readdirSync(mailDir)
         .filter((file) => file.endsWith('.json'))
         .sort()
-        .map((file) => JSON.parse(readFileSync(join(mailDir, file), 'utf8')) as { to: string; subject: string; text: string; meta: { kind: string; token: string } });
+        .map(
+          (file) =>
+            JSON.parse(readFileSync(join(mailDir, file), 'utf8')) as { to: string; subject: string; text: string; meta: { kind: string; token: string } },
+        );
       return mails.filter((mail) => mail.to === to && mail.meta?.kind === kind).pop();
     },
     logs: (name) => logs[name],
