@@ -28,7 +28,8 @@ export interface Platform {
 const SERVICE_ORDER: PartName[] = ['auth', 'accounting', 'monitoring', 'chat'];
 
 export async function startPlatform(extraEnv: Record<string, string> = {}): Promise<Platform> {
-  const stores = storeUrls();
+  // extraEnv may point a part at private stores (REDIS_URL, MONGO_URL) for fault tests
+  const stores = { ...storeUrls(), ...pick(extraEnv, ['PG_URL', 'REDIS_URL', 'MONGO_URL']) };
   const secrets = testSecrets();
   const mailDir = mkdtempSync(join(tmpdir(), 'platform-mail-'));
   const db = { auth: uniqueDbName('e2e_auth'), chat: uniqueDbName('e2e_chat'), accounting: uniqueDbName('e2e_acc'), monitoring: uniqueDbName('e2e_mon') };
@@ -121,6 +122,10 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
       ]);
     },
   };
+}
+
+function pick(env: Record<string, string>, names: string[]): Record<string, string> {
+  return Object.fromEntries(names.filter((name) => env[name]).map((name) => [name, env[name] as string]));
 }
 
 async function dropMongo(url: string, dbName: string): Promise<void> {

@@ -1,0 +1,129 @@
+// Faults: parts and stores die and come back; money stays right (the ledger invariant after each).
+import { expect } from 'chai';
+import { api, createUser, type Session, type SseEvent, sse } from '../support/client.ts';
+import { assertLedgerInvariant } from '../support/ledger.ts';
+import { type Platform, startPlatform } from '../support/platform.ts';
+import { type PrivateStore, privateMongo, privateRedis } from '../support/private-stores.ts';
+import { waitFor } from './flows.test.ts';
+
+async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('faults', function () {
+  this.timeout(120_000);
+  let platform: Platform;
+  let redis: PrivateStore;
+  let mongo: PrivateStore;
+  let gw: string;
+  let admin: Session;
+
+  before(async function () {
+    this.timeout(180_000);
+    redis = await privateRedis();
+    mongo = await privateMongo();
+    platform = await startPlatform({
+      REDIS_URL: redis.url,
+      MONGO_URL: mongo.url,
+      // slow the local model so streams can be hit mid-way; expire abandoned reservations fast
+      LOCAL_MODEL_TOKENS: '300',
+      LOCAL_MODEL_TOKEN_DELAY_MS: '20',
+      RESERVATION_TTL_SECONDS: '3',
+      SWEEP_INTERVAL_MS: '500',
+      OUTBOX_RETRY_MS: '200',
+    });
+    gw = platform.gatewayUrl;
+    admin = await createUser(platform, 'admin');
+  });
+  after(async () => {
+    await platform?.stop();
+    await redis?.destroy();
+    await mongo?.destroy();
+  });
+
+  async function student(credits: number): Promise<Session> {
+    const user = await createUser(platform, 'enduser', 'fault');
+    const allocated = await api(gw, 'POST', '/api/credits/allocate', { token: admin.accessToken, body: { userId: user.userId, credits } });
+    expect(allocated.status).to.equal(201);
+    return user;
+  }
+
+  async function startStream(user: Session) {
+    const session = await api<{ id: string }>(gw, 'POST', '/api/chat/sessions', { token: user.accessToken, body: { modelId: 'local-dev' } });
+    const events: SseEvent[] = [];
+    let firstDelta: () => void = () => {};
+    const started = new Promise<void>((resolve) => {
+      firstDelta = resolve;
+    });
+    const done = (async () => {
+      for await (const event of sse(gw, `/api/chat/sessions/${session.body.id}/stream`, { token: user.accessToken, body: { message: 'long story please' } })) {
+        events.push(event);
+        if (event.event === 'delta') firstDelta();
+      }
+    })().catch(() => {});
+    await started;
+    return { sessionId: session.body.id, events, done };
+  }
+
+  it('accounting killed mid-stream and restarted: the charge lands exactly once', async () => {
+    const user = await student(5000);
+    const stream = await startStream(user);
+    await platform.kill('accounting', 'SIGKILL');
+    await stream.done;
+    const terminal = stream.events.at(-1);
+    expect(terminal?.event).to.equal('done');
+    await platform.restart('accounting');
+    const charged = Number(terminal?.data.credits);
+    const balance = await until(async () => {
+      const response = await api<{ available: number; reserved: number }>(gw, 'GET', '/api/credits/balance', { token: user.accessToken });
+      return response.status === 200 && response.body.reserved === 0 ? response.body : undefined;
+    }, 'the outbox lands the finalize');
+    expect(balance.available).to.equal(5000 - charged);
+    await assertLedgerInvariant(platform, user.userId);
+  });
+
+  it('Redis restarted: the gateway recovers by itself', async () => {
+    const user = await student(10);
+    await redis.stop();
+    const during = await api(gw, 'GET', '/api/auth/me', { token: user.accessToken });
+    expect(during.status).to.be.below(600);
+    await redis.start();
+    await until(
+      async () => ((await api(gw, 'GET', '/api/credits/balance', { token: user.accessToken })).status === 200 ? true : undefined),
+      'gateway recovers',
+    );
+  });
+
+  it('the MongoDB-compatible server restarted: auth answers 503 problems meanwhile and recovers', async () => {
+    await mongo.stop();
+    const during = await api(gw, 'POST', '/api/auth/login', { body: { email: admin.email, password: admin.password } });
+    expect(during.status).to.equal(503);
+    expect(during.headers.get('content-type')).to.match(/problem\+json/);
+    await mongo.start();
+    await until(
+      async () => ((await api(gw, 'POST', '/api/auth/login', { body: { email: admin.email, password: admin.password } })).status === 200 ? true : undefined),
+      'auth recovers',
+    );
+  });
+
+  it('a chat process killed mid-stream: the sweeper expires the reservation and nothing is charged twice', async () => {
+    const user = await student(5000);
+    await startStream(user);
+    await platform.kill('chat', 'SIGKILL');
+    await platform.restart('chat');
+    const balance = await until(async () => {
+      const response = await api<{ available: number; reserved: number }>(gw, 'GET', '/api/credits/balance', { token: user.accessToken });
+      return response.status === 200 && response.body.reserved === 0 ? response.body : undefined;
+    }, 'the sweeper releases the reservation');
+    expect(balance.available).to.be.at.most(5000);
+    expect(balance.available).to.be.at.least(0);
+    await waitFor(() => true, 'settled');
+    await assertLedgerInvariant(platform, user.userId);
+  });
+});
