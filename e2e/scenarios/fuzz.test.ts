@@ -1,0 +1,58 @@
+// Fuzzing: schemathesis (PyPI) against the merged OpenAPI document the gateway serves at /api/docs, with a
+// valid admin token, a bounded number of examples per route. The bar: no 5xx, no response schema violation.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { ROOT } from '../../scripts/platform.ts';
+import { createUser } from '../support/client.ts';
+import { type Platform, startPlatform } from '../support/platform.ts';
+
+describe('fuzzing the public API with schemathesis', function () {
+  this.timeout(600_000);
+  let platform: Platform;
+
+  before(async function () {
+    this.timeout(400_000);
+    spawnSync('bash', [join(ROOT, 'e2e', 'interop', 'setup.sh'), '--fuzz'], { stdio: 'inherit' });
+    platform = await startPlatform();
+  });
+  after(async () => {
+    await platform?.stop();
+  });
+
+  it('finds no 5xx and no schema violation', async () => {
+    const admin = await createUser(platform, 'admin');
+    const examples = process.env.FUZZ_EXAMPLES ?? '8';
+    const run = spawnSync(
+      join(ROOT, '.tools', 'py-interop', 'bin', 'schemathesis'),
+      [
+        'run',
+        `${platform.gatewayUrl}/api/docs`,
+        '--url',
+        platform.gatewayUrl,
+        '-H',
+        `Authorization: Bearer ${admin.accessToken}`,
+        '--checks',
+        'not_a_server_error,response_schema_conformance',
+        '--max-examples',
+        examples,
+        '--phases',
+        'examples,coverage,fuzzing',
+        '--max-time',
+        process.env.FUZZ_MAX_SECONDS ?? '240',
+        '--workers',
+        '2',
+        '--seed',
+        '42',
+        '--no-shrink',
+        '--exclude-path-regex',
+        // logout-all and change-password would end the admin's own session midway
+        '/api/auth/(logout|logout-all|change-password)$',
+      ],
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 64 * 1024 * 1024 },
+    );
+    const output = `${run.stdout}\n${run.stderr}`;
+    process.stdout.write(output.split('\n').slice(-60).join('\n'));
+    expect(run.status, 'schemathesis found failures (see output above)').to.equal(0);
+  });
+});
