@@ -1,0 +1,98 @@
+import { Writable } from 'node:stream';
+import { expect } from 'chai';
+import { z } from 'zod';
+import { ApiError } from '../../src/errors.ts';
+import { ApiRouter, createServiceApp, listen, type RunningServer } from '../../src/express/index.ts';
+import { createLogger, requestContext } from '../../src/logger.ts';
+import { ServiceClient } from '../../src/service-client.ts';
+import { createTestAuth, testActor } from '../../src/testing/index.ts';
+
+describe('ServiceClient against a real service app', () => {
+  const auth = createTestAuth();
+  const seen: Array<{ caller?: string; actor?: string; requestId: string }> = [];
+  let server: RunningServer;
+  let client: ServiceClient;
+
+  before(async () => {
+    const router = new ApiRouter()
+      .route(
+        { method: 'post', path: '/internal/echo', summary: 'echo', access: 'service', body: z.object({ n: z.number().int() }).strict() },
+        ({ req, body, actor }) => {
+          seen.push({ caller: req.caller, actor: actor?.userId, requestId: req.requestId });
+          return { doubled: body.n * 2 };
+        },
+      )
+      .route({ method: 'get', path: '/internal/refuse', summary: 'refuse', access: 'service' }, () => {
+        throw new ApiError('INSUFFICIENT_CREDITS', 'need 3 more');
+      });
+    const app = createServiceApp({
+      name: 'accounting',
+      logger: createLogger('test', { level: 'silent' }),
+      internalSecret: auth.secrets.INTERNAL_SECRET,
+      internalKeyring: auth.internalKeyring,
+      accessKeyring: auth.accessKeyring,
+      ready: async () => ({ ok: true }),
+      routers: [router],
+    });
+    server = await listen(app, 0);
+    client = new ServiceClient({
+      caller: 'chat',
+      internalKeyring: auth.internalKeyring,
+      baseUrls: { accounting: server.url, monitoring: 'http://127.0.0.1:9' },
+    });
+  });
+  after(async () => {
+    await client.close();
+    await server.close();
+  });
+
+  it('sends a service token, the user token and the current request id', async () => {
+    const actor = testActor('enduser');
+    const response = await requestContext.run({ requestId: 'req-from-context-1' }, () =>
+      client.call<{ doubled: number }>('accounting', '/internal/echo', { body: { n: 21 }, userToken: auth.token(actor) }),
+    );
+    expect(response.body.doubled).to.equal(42);
+    expect(seen.at(-1)).to.deep.equal({ caller: 'chat', actor: actor.userId, requestId: 'req-from-context-1' });
+  });
+
+  it('rethrows the callee problem with its code', async () => {
+    const error = await client.call('accounting', '/internal/refuse').catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(ApiError);
+    expect((error as ApiError).code).to.equal('INSUFFICIENT_CREDITS');
+    expect((error as ApiError).status).to.equal(402);
+  });
+
+  it('reports an unreachable service as UPSTREAM_UNAVAILABLE', async () => {
+    const error = await client.call('monitoring', '/internal/relationships/check').catch((e: unknown) => e);
+    expect((error as ApiError).code).to.equal('UPSTREAM_UNAVAILABLE');
+  });
+
+  it('validates service route bodies strictly (unknown fields and wrong types are 400)', async () => {
+    for (const body of [{ n: 1, extra: true }, { n: '1' }, { n: { $gt: 0 } }]) {
+      const error = await client.call('accounting', '/internal/echo', { body }).catch((e: unknown) => e);
+      expect((error as ApiError).code).to.equal('VALIDATION_FAILED');
+    }
+  });
+});
+
+describe('logger', () => {
+  it('redacts secrets and carries the request id', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const logger = createLogger('test', { level: 'info', destination: sink });
+    requestContext.run({ requestId: 'req-log-1' }, () => {
+      logger.info(
+        { headers: { authorization: 'Bearer abc.def.ghi', cookie: 'refresh_token=zzz' }, body: { password: 'hunter2hunter2', token: 'tok' } },
+        'hello',
+      );
+    });
+    const line = lines.join('');
+    expect(line).to.include('"requestId":"req-log-1"');
+    for (const secret of ['abc.def.ghi', 'refresh_token=zzz', 'hunter2hunter2', '"tok"']) expect(line).not.to.include(secret);
+  });
+});
