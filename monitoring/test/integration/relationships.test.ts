@@ -29,11 +29,17 @@ describe('relationships (real PostgreSQL, Redis, fake auth over HTTP)', () => {
 
   const as = (actor: Actor) => ({ ...m.auth.identityHeaders(actor), authorization: `Bearer ${m.auth.token(actor)}` });
   const create = (actor: Actor, body: unknown) =>
-    fetch(`${m.url}/api/monitoring/relationships`, { method: 'POST', headers: { ...as(actor), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    fetch(`${m.url}/api/monitoring/relationships`, {
+      method: 'POST',
+      headers: { ...as(actor), 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   const list = (actor: Actor, query = '') => fetch(`${m.url}/api/monitoring/relationships${query}`, { headers: as(actor) });
   const remove = (actor: Actor, id: string) => fetch(`${m.url}/api/monitoring/relationships/${id}`, { method: 'DELETE', headers: as(actor) });
   const check = (supervisorId: string, studentId: string) =>
-    fetch(`${m.url}/internal/relationships/check?supervisorId=${supervisorId}&studentId=${studentId}`, { headers: m.auth.serviceHeaders('chat', 'monitoring') });
+    fetch(`${m.url}/internal/relationships/check?supervisorId=${supervisorId}&studentId=${studentId}`, {
+      headers: m.auth.serviceHeaders('chat', 'monitoring'),
+    });
   const checkBody = async (supervisorId: string, studentId: string) => {
     const response = await check(supervisorId, studentId);
     expect(response.status).to.equal(200);
@@ -124,7 +130,11 @@ describe('relationships (real PostgreSQL, Redis, fake auth over HTTP)', () => {
       };
       expect(bySupervisor.total).to.equal(1);
       expect(bySupervisor.relationships[0]?.student.username).to.equal(student.username);
-      const byStudent = (await (await list(admin, `?studentId=${student.userId}&limit=1`)).json()) as { relationships: unknown[]; total: number; limit: number };
+      const byStudent = (await (await list(admin, `?studentId=${student.userId}&limit=1`)).json()) as {
+        relationships: unknown[];
+        total: number;
+        limit: number;
+      };
       expect(byStudent.total).to.equal(2);
       expect(byStudent.relationships).to.have.length(1);
       const page2 = (await (await list(admin, `?studentId=${student.userId}&limit=1&page=2`)).json()) as { relationships: unknown[] };
@@ -203,7 +213,9 @@ describe('relationships (real PostgreSQL, Redis, fake auth over HTTP)', () => {
       m.fakeAuth.add(demoted, { role: 'enduser' });
       await publish(event);
       await waitFor(async () => !(await supervises(demoted, pupil)), 'the pair to end');
-      const rows = (await (await list(admin, `?supervisorId=${demoted.userId}`)).json()) as { relationships: Array<{ active: boolean; deactivatedReason: string }> };
+      const rows = (await (await list(admin, `?supervisorId=${demoted.userId}`)).json()) as {
+        relationships: Array<{ active: boolean; deactivatedReason: string }>;
+      };
       expect(rows.relationships[0]).to.include({ active: false, deactivatedReason: 'supervisor_role_changed' });
 
       // re-created after the event, then the same event delivered again: applied once, the new pair stands

@@ -122,6 +122,7 @@ export async function startFakeChat(auth: TestAuth) {
     const session = sessions.get(decodeURIComponent(match[1] as string));
     if (!session || session.ownerId !== url.searchParams.get('userId')) return sendProblem(res, 404, 'NOT_FOUND', 'no such session');
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.flushHeaders();
     for (const event of session.events) res.write(sseFrame(event));
     if (session.ended) return res.end();
     openObservers++;
