@@ -16,7 +16,7 @@ export interface FakeServer {
   close(): Promise<void>;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
   res.writeHead(status, { 'content-type': type });
