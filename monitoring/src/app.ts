@@ -70,8 +70,13 @@ export function createMonitoring(deps: AppDeps): Monitoring {
         logger,
       });
       consumer.start();
+      const prune = setInterval(() => {
+        relationships.pruneProcessedEvents().catch((error: unknown) => logger.warn({ err: error }, 'could not prune processed user events'));
+      }, 3_600_000);
+      prune.unref();
       changes.start().catch((error: unknown) => logger.error({ err: error }, 'could not subscribe to relationship changes'));
       return async () => {
+        clearInterval(prune);
         await consumer.stop();
         await relay.close();
         subscriber.disconnect();

@@ -260,6 +260,19 @@ describe('relationships (real PostgreSQL, Redis, fake auth over HTTP)', () => {
       expect(await supervises(s, pupil)).to.equal(true);
     });
 
+    it('forgets applied event ids only after they are old', async () => {
+      const db = m.service.stores.db;
+      await db('processed_user_events').insert({
+        event_id: `old-${randomUUID()}`,
+        type: 'user.updated',
+        user_id: 'u',
+        processed_at: db.raw("now() - interval '40 days'"),
+      });
+      const before = Number((await db('processed_user_events').count({ n: '*' }))[0]?.n);
+      expect(await m.service.monitoring.relationships.pruneProcessedEvents(30)).to.equal(1);
+      expect(Number((await db('processed_user_events').count({ n: '*' }))[0]?.n)).to.equal(before - 1);
+    });
+
     it('skips malformed entries and keeps consuming', async () => {
       await redis.xadd(m.stream, '*', USER_EVENT_FIELD, '{not json');
       await redis.xadd(m.stream, '*', 'other', 'x');

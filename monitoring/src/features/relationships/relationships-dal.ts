@@ -130,6 +130,13 @@ export const relationshipsDal = {
     return rows.length > 0;
   },
 
+  /** Forgets applied event ids older than `days` (a redelivery that late is still harmless: see deactivate). */
+  async pruneProcessedEvents(db: Knex, days: number): Promise<number> {
+    return db('processed_user_events')
+      .where('processed_at', '<', db.raw(`now() - make_interval(days => ?)`, [days]))
+      .delete();
+  },
+
   async setEventDeactivations(db: Knex.Transaction, eventId: string, count: number): Promise<void> {
     await db('processed_user_events').where({ event_id: eventId }).update({ deactivated: count });
   },

@@ -98,6 +98,10 @@ export class RelationshipService {
     await authorize(actor, 'chat:observe', { ownerId: studentId }, this.isSupervisorOf);
   }
 
+  pruneProcessedEvents(days = 30): Promise<number> {
+    return relationshipsDal.pruneProcessedEvents(this.#deps.db, days);
+  }
+
   /**
    * Applies one user event, once per event id: a disabled user's pairs end on both sides; a user whose role
    * no longer supervises loses the pairs it supervises. Only pairs active since before the event are touched.
