@@ -124,7 +124,10 @@ export class ObserveRelay {
     });
     res.flushHeaders();
     res.write(': observing\n\n');
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.#heartbeatMs);
+    const send = (text: string) => {
+      if (!res.destroyed && !res.writableEnded) res.write(text);
+    };
+    const heartbeat = setInterval(() => send(': heartbeat\n\n'), this.#heartbeatMs);
     let endedBy: { code: string; detail: string } | undefined;
     const relay: OpenRelay = {
       pair: actor.role === 'admin' ? undefined : { supervisorId: actor.userId, studentId },
@@ -136,7 +139,7 @@ export class ObserveRelay {
     this.#open.add(relay);
     const parser = createParser({
       onEvent: (message: EventSourceMessage) => {
-        res.write(sseFrame(message));
+        send(sseFrame(message));
       },
     });
     const decoder = new TextDecoder();

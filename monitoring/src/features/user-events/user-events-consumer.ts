@@ -61,6 +61,8 @@ export class UserEventsConsumer {
         for (const entry of entries) await this.#handle(entry);
       } catch (error) {
         if (this.#stopping) break;
+        // the stream (and with it the group) was deleted: create both again
+        if (String((error as Error).message).includes('NOGROUP')) this.#groupReady = false;
         this.#logger.warn({ err: { message: (error as Error).message } }, 'user events: read or apply failed, retrying');
         readPending = true;
         await this.#pause(1_000);
