@@ -84,6 +84,8 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
   it('a supervisor signs in, sees students, watches a live stream, sends feedback, allocates credits and interrupts', async () => {
     await signIn(supervisor.email, 'wrong-password');
     await page.getByText('Wrong email or password').waitFor();
+    mkdirSync(OUTPUT_DIR, { recursive: true });
+    await page.screenshot({ path: new URL('dashboard-login.png', OUTPUT_DIR).pathname });
     await page.getByLabel('Password').fill('supervisor-password');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByText(`Welcome, ${supervisor.username}.`).waitFor();
@@ -125,7 +127,6 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
     expect(front.interrupts).to.deep.equal([{ sessionId, reason: 'Off-topic', by: supervisor.userId }]);
     await waitFor(() => m.chat.openObservers === 0 && m.service.monitoring.relay.openCount === 0, 'the relay to close after the terminal event');
 
-    mkdirSync(OUTPUT_DIR, { recursive: true });
     await page.screenshot({ path: new URL('dashboard-supervisor.png', OUTPUT_DIR).pathname, fullPage: true });
     expect(await page.locator('#admin-view').isVisible()).to.equal(false);
     expect(pageErrors.filter((e) => !e.includes('401'))).to.deep.equal([]);
