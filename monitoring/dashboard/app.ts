@@ -204,6 +204,7 @@ let refreshTimer: number | undefined;
 
 function signedOut(message: string): void {
   saveSession(null);
+  shownStudents = '';
   stopWatching();
   window.clearInterval(refreshTimer);
   $('app-view').hidden = true;
@@ -238,12 +239,17 @@ function showApp(): void {
 // ---------------------------------------------------------------- students
 
 let students: Student[] = [];
+/** what the table shows now: an unchanged answer is not re-rendered (keeps focus and open selects during auto-refresh) */
+let shownStudents = '';
 
 async function loadStudents(quiet = false): Promise<void> {
   const supervisorId = $<HTMLInputElement>('supervisor-id').value.trim();
   const query = supervisorId ? `?supervisorId=${encodeURIComponent(supervisorId)}` : '';
   try {
     const answer = await api<StudentsAnswer>(`/api/supervised-students${query}`);
+    const signature = JSON.stringify(answer);
+    if (signature === shownStudents) return;
+    shownStudents = signature;
     students = answer.students;
     renderStudents(answer);
   } catch (error) {
