@@ -1,8 +1,18 @@
-import { createKeyring, type Logger } from '@platform/shared-types';
-import { type ApiRouter, createServiceApp } from '@platform/shared-types/express';
+import { createKeyring, type Logger, ServiceClient } from '@platform/shared-types';
+import { createServiceApp } from '@platform/shared-types/express';
 import type { Express } from 'express';
 import type { Config } from './config.ts';
+import { dashboardRouter } from './features/dashboard/dashboard-router.ts';
+import { ObserveRelay } from './features/observe/observe-relay.ts';
+import { observeRouter } from './features/observe/observe-router.ts';
+import { CheckCache, RelationshipChanges } from './features/relationships/relationship-changes.ts';
+import { relationshipsRouter } from './features/relationships/relationships-router.ts';
+import { RelationshipService } from './features/relationships/relationships-service.ts';
+import { studentsRouter } from './features/students/students-router.ts';
+import { StudentsService } from './features/students/students-service.ts';
+import { UserEventsConsumer } from './features/user-events/user-events-consumer.ts';
 import type { Stores } from './stores.ts';
+import { Upstreams } from './upstreams.ts';
 
 export interface AppDeps {
   config: Config;
@@ -10,17 +20,73 @@ export interface AppDeps {
   stores: Stores;
 }
 
+export interface Monitoring {
+  app: Express;
+  relationships: RelationshipService;
+  relay: ObserveRelay;
+  /** starts the user-events consumer and the cross-instance change subscription; returns their stopper */
+  startBackground(): () => Promise<void>;
+}
+
+/** Wires the monitoring parts: relationships, student list, observe relay, dashboard, user events. */
+export function createMonitoring(deps: AppDeps): Monitoring {
+  const { config, logger, stores } = deps;
+  const internalKeyring = createKeyring(config.INTERNAL_SECRET);
+  const client = new ServiceClient({
+    caller: 'monitoring',
+    internalKeyring,
+    baseUrls: { auth: config.AUTH_URL, accounting: config.ACCOUNTING_URL, chat: config.CHAT_URL },
+  });
+  const upstreams = new Upstreams(client, config.UPSTREAM_TIMEOUT_MS);
+  const cache = new CheckCache(config.CHECK_CACHE_TTL_MS);
+  const subscriber = stores.redis.duplicate();
+  const changes = new RelationshipChanges({ publisher: stores.redis, subscriber, channel: config.RELATIONSHIP_CHANGES_CHANNEL, logger });
+  changes.onChange((pairs) => cache.invalidate(pairs)); // first listener: later ones see the fresh state
+  const relationships = new RelationshipService({ db: stores.db, upstreams, cache, changes });
+  const students = new StudentsService({ db: stores.db, upstreams, relationships, logger });
+  const relay = new ObserveRelay({ chatUrl: config.CHAT_URL, internalKeyring, heartbeatMs: config.OBSERVE_HEARTBEAT_MS, relationships, changes, logger });
+
+  const app = createServiceApp({
+    name: 'monitoring',
+    logger,
+    internalSecret: config.INTERNAL_SECRET,
+    internalKeyring,
+    accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
+    ready: stores.ready,
+    routers: [relationshipsRouter(relationships), studentsRouter(students), observeRouter(relay)],
+    before: [['/monitoring', dashboardRouter()]],
+  });
+
+  return {
+    app,
+    relationships,
+    relay,
+    startBackground() {
+      const consumer = new UserEventsConsumer({
+        redis: stores.redis.duplicate(),
+        stream: config.USER_EVENTS_STREAM,
+        blockMs: config.USER_EVENTS_BLOCK_MS,
+        apply: (event) => relationships.applyUserEvent(event),
+        logger,
+      });
+      consumer.start();
+      const prune = setInterval(() => {
+        relationships.pruneProcessedEvents().catch((error: unknown) => logger.warn({ err: error }, 'could not prune processed user events'));
+      }, 3_600_000);
+      prune.unref();
+      changes.start().catch((error: unknown) => logger.error({ err: error }, 'could not subscribe to relationship changes'));
+      return async () => {
+        clearInterval(prune);
+        await consumer.stop();
+        await relay.close();
+        subscriber.disconnect();
+        await client.close();
+      };
+    },
+  };
+}
+
 /** Builds the monitoring app, not yet listening. */
 export function buildApp(deps: AppDeps): Express {
-  const { config } = deps;
-  const routers: ApiRouter[] = [];
-  return createServiceApp({
-    name: 'monitoring',
-    logger: deps.logger,
-    internalSecret: config.INTERNAL_SECRET,
-    internalKeyring: createKeyring(config.INTERNAL_SECRET),
-    accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
-    ready: deps.stores.ready,
-    routers,
-  });
+  return createMonitoring(deps).app;
 }

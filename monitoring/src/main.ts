@@ -1,18 +1,24 @@
 import { createLogger, loadConfig } from '@platform/shared-types';
 import { onShutdown, startService } from '@platform/shared-types/express';
-import { buildApp } from './app.ts';
+import { createMonitoring, type Monitoring } from './app.ts';
 import { type Config, configSchema } from './config.ts';
 import { connectStores } from './stores.ts';
 
 export async function start(config: Config) {
   const logger = createLogger('monitoring', { level: config.LOG_LEVEL, nodeEnv: config.NODE_ENV });
-  return startService({
+  let monitoring: Monitoring | undefined;
+  const service = await startService({
     logger,
     port: config.PORT,
     host: config.HOST,
     connect: () => connectStores(config),
-    build: (stores) => buildApp({ config, logger, stores }),
+    build: (stores) => {
+      monitoring = createMonitoring({ config, logger, stores });
+      return monitoring.app;
+    },
+    background: () => monitoring?.startBackground(),
   });
+  return { ...service, monitoring: monitoring as Monitoring };
 }
 
 if (import.meta.main) {

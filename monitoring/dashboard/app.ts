@@ -1,0 +1,633 @@
+// Supervisor dashboard (browser module). Served by monitoring at /monitoring/app.js with its types stripped.
+// It talks only to public gateway paths on the same origin, with the signed-in user's access token.
+
+interface User {
+  id: string;
+  username: string;
+  email: string;
+  role: 'admin' | 'supervisor' | 'enduser';
+  status?: string;
+}
+interface Session {
+  accessToken: string;
+  refreshToken: string;
+  user: User;
+}
+interface Problem {
+  status: number;
+  code: string;
+  detail: string;
+}
+interface ActiveStream {
+  sessionId: string;
+  modelId: string;
+  reservedCredits: number;
+  startedAt: string;
+}
+interface Student {
+  id: string;
+  username: string | null;
+  email: string | null;
+  since: string;
+  balance: { available: number; reserved: number } | null;
+  activeStreams: ActiveStream[] | null;
+}
+interface StudentsAnswer {
+  supervisorId: string;
+  students: Student[];
+  total: number;
+  sources: { auth: string; accounting: string };
+}
+interface Relationship {
+  id: string;
+  supervisorId: string;
+  studentId: string;
+  active: boolean;
+  since: string;
+  supervisor: { username: string } | null;
+  student: { username: string } | null;
+}
+
+const STORAGE_KEY = 'monitoring.session';
+const REFRESH_EVERY_MS = 10_000;
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`missing #${id}`);
+  return found as T;
+};
+
+/** Builds an element; children are text (never parsed as HTML) or nodes. */
+function el(tag: string, attrs: Record<string, string> = {}, ...children: Array<Node | string>): HTMLElement {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function say(message: string, kind: 'info' | 'error' = 'info'): void {
+  const status = $('status');
+  status.textContent = message;
+  status.className = `status ${kind}`;
+}
+
+const formatTime = (iso: string) => new Date(iso).toLocaleString();
+
+// ---------------------------------------------------------------- session and API
+
+let session: Session | null = loadSession();
+
+function loadSession(): Session | null {
+  try {
+    const raw = sessionStorage.getItem(STORAGE_KEY);
+    return raw ? (JSON.parse(raw) as Session) : null;
+  } catch {
+    return null;
+  }
+}
+
+function saveSession(next: Session | null): void {
+  session = next;
+  if (next) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(next));
+  else sessionStorage.removeItem(STORAGE_KEY);
+}
+
+class ApiProblem extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(problem: Problem) {
+    super(problem.detail);
+    this.status = problem.status;
+    this.code = problem.code;
+  }
+}
+
+async function problemOf(response: Response): Promise<ApiProblem> {
+  try {
+    const body = (await response.json()) as Partial<Problem>;
+    return new ApiProblem({ status: response.status, code: body.code ?? 'INTERNAL', detail: body.detail ?? response.statusText });
+  } catch {
+    return new ApiProblem({ status: response.status, code: 'INTERNAL', detail: response.statusText || 'Request failed' });
+  }
+}
+
+/** Swaps the refresh token for a new pair once; false when the session cannot be renewed. */
+async function refreshSession(): Promise<boolean> {
+  if (!session) return false;
+  const response = await fetch('/api/auth/refresh', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ refreshToken: session.refreshToken }),
+  }).catch(() => null);
+  if (!response?.ok) return false;
+  const body = (await response.json()) as Partial<Session>;
+  if (!body.accessToken) return false;
+  saveSession({ accessToken: body.accessToken, refreshToken: body.refreshToken ?? session.refreshToken, user: body.user ?? session.user });
+  return true;
+}
+
+/** Authorized fetch; an expired token is refreshed once, then the request is repeated. */
+async function authorizedFetch(path: string, init: RequestInit = {}, retry = true): Promise<Response> {
+  if (!session) throw new ApiProblem({ status: 401, code: 'UNAUTHENTICATED', detail: 'Sign in first' });
+  const headers = new Headers(init.headers);
+  headers.set('authorization', `Bearer ${session.accessToken}`);
+  const response = await fetch(path, { ...init, headers });
+  if (response.status === 401 && retry) {
+    const problem = await problemOf(response.clone());
+    if (problem.code === 'TOKEN_EXPIRED' && (await refreshSession())) return authorizedFetch(path, init, false);
+    if (problem.code !== 'INVALID_CREDENTIALS') signedOut('Your session ended; sign in again.');
+  }
+  return response;
+}
+
+async function api<T>(path: string, options: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const response = await authorizedFetch(path, {
+    method: options.method ?? 'GET',
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  if (!response.ok) throw await problemOf(response);
+  if (response.status === 204) return undefined as T;
+  return (await response.json()) as T;
+}
+
+const describe = (error: unknown) =>
+  error instanceof ApiProblem ? `${error.message} (${error.code})` : error instanceof Error ? error.message : String(error);
+
+// ---------------------------------------------------------------- sign in / out
+
+async function signIn(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const identity = $<HTMLInputElement>('login-identity').value.trim();
+  const password = $<HTMLInputElement>('login-password').value;
+  const error = $('login-error');
+  error.textContent = '';
+  const body = identity.includes('@') ? { email: identity, password } : { username: identity, password };
+  const response = await fetch('/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).catch(
+    () => null,
+  );
+  if (!response) {
+    error.textContent = 'The platform cannot be reached.';
+    return;
+  }
+  if (!response.ok) {
+    error.textContent = (await problemOf(response)).message;
+    return;
+  }
+  const answer = (await response.json()) as Session;
+  if (answer.user.role === 'enduser') {
+    error.textContent = 'This dashboard is for supervisors and admins.';
+    return;
+  }
+  saveSession({ accessToken: answer.accessToken, refreshToken: answer.refreshToken, user: answer.user });
+  $<HTMLInputElement>('login-password').value = '';
+  showApp();
+}
+
+async function signOut(): Promise<void> {
+  const current = session;
+  stopWatching();
+  saveSession(null);
+  if (current) {
+    void fetch('/api/auth/logout', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${current.accessToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ refreshToken: current.refreshToken }),
+    }).catch(() => undefined);
+  }
+  signedOut('Signed out.');
+}
+
+let refreshTimer: number | undefined;
+
+function signedOut(message: string): void {
+  saveSession(null);
+  shownStudents = '';
+  stopWatching();
+  window.clearInterval(refreshTimer);
+  $('app-view').hidden = true;
+  $('whoami').hidden = true;
+  $('login-view').hidden = false;
+  say(message);
+}
+
+function showApp(): void {
+  if (!session) return;
+  const admin = session.user.role === 'admin';
+  $('login-view').hidden = true;
+  $('app-view').hidden = false;
+  $('whoami').hidden = false;
+  $('whoami-name').textContent = session.user.username;
+  $('whoami-role').textContent = session.user.role;
+  $('supervisor-form').hidden = !admin;
+  $('admin-view').hidden = !admin;
+  for (const node of document.querySelectorAll<HTMLElement>('.admin-only')) node.hidden = !admin;
+  say(`Welcome, ${session.user.username}.`);
+  void loadStudents();
+  if (admin) {
+    void loadUsers();
+    void loadRelationships();
+  }
+  window.clearInterval(refreshTimer);
+  refreshTimer = window.setInterval(() => {
+    if (!document.hidden) void loadStudents(true);
+  }, REFRESH_EVERY_MS);
+}
+
+// ---------------------------------------------------------------- students
+
+let students: Student[] = [];
+/** what the table shows now: an unchanged answer is not re-rendered (keeps focus and open selects during auto-refresh) */
+let shownStudents = '';
+
+async function loadStudents(quiet = false): Promise<void> {
+  const supervisorId = $<HTMLInputElement>('supervisor-id').value.trim();
+  const query = supervisorId ? `?supervisorId=${encodeURIComponent(supervisorId)}` : '';
+  try {
+    const answer = await api<StudentsAnswer>(`/api/supervised-students${query}`);
+    const signature = JSON.stringify(answer);
+    if (signature === shownStudents) return;
+    shownStudents = signature;
+    students = answer.students;
+    renderStudents(answer);
+  } catch (error) {
+    if (!quiet) say(`Could not load students: ${describe(error)}`, 'error');
+  }
+}
+
+function renderStudents(answer: StudentsAnswer): void {
+  const body = $('students-table').querySelector('tbody') as HTMLTableSectionElement;
+  body.replaceChildren(
+    ...answer.students.map((student) => {
+      const name = student.username ?? student.id;
+      const balance = student.balance
+        ? el(
+            'span',
+            {},
+            String(student.balance.available),
+            student.balance.reserved ? el('span', { class: 'muted' }, ` (${student.balance.reserved} reserved)`) : '',
+          )
+        : el('span', { class: 'muted' }, 'unknown');
+      const live = student.activeStreams
+        ? student.activeStreams.length === 0
+          ? el('span', { class: 'muted' }, 'none')
+          : el(
+              'ul',
+              { class: 'plain' },
+              ...student.activeStreams.map((stream) => {
+                const button = el('button', { type: 'button', class: 'small', 'aria-label': `Watch session ${stream.sessionId} of ${name}` }, 'Watch');
+                button.addEventListener('click', () => void watch(student.id, name, stream.sessionId));
+                return el('li', {}, el('span', { class: 'live-dot', 'aria-hidden': 'true' }), `${stream.modelId} `, button);
+              }),
+            )
+        : el('span', { class: 'muted' }, 'unknown');
+      return el(
+        'tr',
+        { 'data-student-id': student.id },
+        el('th', { scope: 'row' }, name),
+        el('td', {}, student.email ?? ''),
+        el('td', {}, balance),
+        el('td', {}, live),
+        el('td', {}, formatTime(student.since)),
+      );
+    }),
+  );
+  $('students-empty').hidden = answer.students.length > 0;
+  $('students-note').textContent = answer.sources.accounting === 'ok' ? '' : 'Balances and live sessions are unknown right now (accounting is unavailable).';
+  renderStudentChoices();
+}
+
+function renderStudentChoices(): void {
+  const select = $<HTMLSelectElement>('allocate-user');
+  const chosen = select.value;
+  select.replaceChildren(
+    el('option', { value: '' }, students.length ? 'Choose a student' : 'No students'),
+    ...students.map((student) => el('option', { value: student.id }, student.username ?? student.id)),
+  );
+  select.value = students.some((s) => s.id === chosen) ? chosen : '';
+}
+
+// ---------------------------------------------------------------- watching a live session
+
+interface Watching {
+  controller: AbortController;
+  studentId: string;
+  sessionId: string;
+}
+let watching: Watching | null = null;
+
+function stopWatching(): void {
+  watching?.controller.abort();
+  watching = null;
+  $('watch-panel').hidden = true;
+}
+
+function setWatchState(state: string): void {
+  $('watch-state').textContent = state;
+}
+
+function logEvent(text: string): void {
+  $('watch-events').append(el('li', {}, text));
+}
+
+/** Minimal SSE reader: EventSource cannot send Authorization, so the stream is read with fetch. */
+async function readSse(response: Response, onEvent: (event: string, data: string) => void): Promise<void> {
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+    let end = buffer.indexOf('\n\n');
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = 'message';
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const content = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') event = content;
+        else if (field === 'data') data.push(content);
+      }
+      if (data.length > 0) onEvent(event, data.join('\n'));
+      end = buffer.indexOf('\n\n');
+    }
+  }
+}
+
+function handleStreamEvent(event: string, raw: string): void {
+  let data: Record<string, unknown> = {};
+  try {
+    data = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    data = { text: raw };
+  }
+  const transcript = $('transcript');
+  switch (event) {
+    case 'session':
+      setWatchState('streaming');
+      logEvent(`Stream started (message ${String(data.messageId ?? '')})`);
+      break;
+    case 'delta':
+      transcript.append(String(data.text ?? ''));
+      transcript.scrollTop = transcript.scrollHeight;
+      break;
+    case 'done':
+      setWatchState(`done (${String(data.credits ?? '?')} credits)`);
+      logEvent('Stream finished');
+      break;
+    case 'interrupted':
+      setWatchState('interrupted');
+      logEvent(`Interrupted${data.reason ? `: ${String(data.reason)}` : ''}`);
+      break;
+    case 'feedback':
+      logEvent(`Feedback: ${String(data.message ?? '')}`);
+      break;
+    case 'error':
+      setWatchState('ended with an error');
+      logEvent(`Error: ${String(data.detail ?? data.code ?? 'unknown')}`);
+      break;
+    default:
+      logEvent(`${event}`);
+  }
+}
+
+async function watch(studentId: string, studentName: string, sessionId: string): Promise<void> {
+  stopWatching();
+  const controller = new AbortController();
+  const current: Watching = { controller, studentId, sessionId };
+  watching = current;
+  $('watch-student').textContent = studentName;
+  $('watch-session').textContent = sessionId;
+  $('transcript').textContent = '';
+  $('watch-events').replaceChildren();
+  setWatchState('connecting');
+  $('watch-panel').hidden = false;
+  $('watch-title').scrollIntoView({ block: 'nearest' });
+  try {
+    const response = await authorizedFetch(`/api/observe/${encodeURIComponent(studentId)}/${encodeURIComponent(sessionId)}/stream`, {
+      headers: { accept: 'text/event-stream' },
+      signal: controller.signal,
+    });
+    if (!response.ok) throw await problemOf(response);
+    setWatchState('live');
+    await readSse(response, handleStreamEvent);
+    if (watching === current && $('watch-state').textContent === 'live') setWatchState('stream closed');
+  } catch (error) {
+    if (controller.signal.aborted) return;
+    setWatchState('not available');
+    say(`Cannot watch this session: ${describe(error)}`, 'error');
+  }
+}
+
+async function interrupt(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  if (!watching) return;
+  const reason = $<HTMLInputElement>('interrupt-reason').value.trim();
+  try {
+    await api(`/api/sessions/${encodeURIComponent(watching.sessionId)}/interrupt`, { method: 'POST', body: reason ? { reason } : {} });
+    say('Interrupt sent.');
+    $<HTMLInputElement>('interrupt-reason').value = '';
+  } catch (error) {
+    say(`Could not interrupt: ${describe(error)}`, 'error');
+  }
+}
+
+async function sendFeedback(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  if (!watching) return;
+  const field = $<HTMLTextAreaElement>('feedback-message');
+  const message = field.value.trim();
+  if (!message) return;
+  try {
+    await api(`/api/sessions/${encodeURIComponent(watching.sessionId)}/feedback`, { method: 'POST', body: { message } });
+    say('Feedback sent.');
+    field.value = '';
+  } catch (error) {
+    say(`Could not send feedback: ${describe(error)}`, 'error');
+  }
+}
+
+// ---------------------------------------------------------------- credits
+
+/** One key per intended allocation: a retried submit of the same form cannot allocate twice. */
+let allocationKey: { key: string; fingerprint: string } | null = null;
+
+async function allocate(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const userId = $<HTMLInputElement>('allocate-user-id').value.trim() || $<HTMLSelectElement>('allocate-user').value;
+  const credits = Number($<HTMLInputElement>('allocate-credits').value);
+  const expiry = $<HTMLInputElement>('allocate-expiry').value;
+  const notes = $<HTMLInputElement>('allocate-notes').value.trim();
+  if (!userId) {
+    say('Choose who gets the credits.', 'error');
+    return;
+  }
+  const body: Record<string, unknown> = { userId, credits };
+  if (expiry) body.expiryDays = Number(expiry);
+  if (notes) body.notes = notes;
+  const fingerprint = JSON.stringify(body);
+  if (allocationKey?.fingerprint !== fingerprint) allocationKey = { key: crypto.randomUUID(), fingerprint };
+  try {
+    const answer = await api<{ newBalance?: number }>('/api/credits/allocate', { method: 'POST', body, headers: { 'idempotency-key': allocationKey.key } });
+    allocationKey = null;
+    const who = students.find((s) => s.id === userId)?.username ?? userId;
+    say(`Allocated ${credits} credits to ${who}${answer?.newBalance !== undefined ? `; new balance ${answer.newBalance}` : ''}.`);
+    $<HTMLInputElement>('allocate-credits').value = '';
+    $<HTMLInputElement>('allocate-notes').value = '';
+    void loadStudents(true);
+  } catch (error) {
+    say(`Could not allocate: ${describe(error)}`, 'error');
+  }
+}
+
+// ---------------------------------------------------------------- admin console
+
+let usersPage = 1;
+const USERS_LIMIT = 20;
+
+async function loadUsers(): Promise<void> {
+  const params = new URLSearchParams({ page: String(usersPage), limit: String(USERS_LIMIT) });
+  const search = $<HTMLInputElement>('users-query').value.trim();
+  const role = $<HTMLSelectElement>('users-role').value;
+  if (search) params.set('search', search);
+  if (role) params.set('role', role);
+  try {
+    const answer = await api<{ users: User[]; total?: number }>(`/api/admin/users?${params}`);
+    renderUsers(answer.users, answer.total);
+  } catch (error) {
+    say(`Could not load users: ${describe(error)}`, 'error');
+  }
+}
+
+function renderUsers(users: User[], total?: number): void {
+  const body = $('users-table').querySelector('tbody') as HTMLTableSectionElement;
+  body.replaceChildren(
+    ...users.map((user) => {
+      const role = el('select', { 'aria-label': `Role of ${user.username}` }) as HTMLSelectElement;
+      for (const option of ['enduser', 'supervisor', 'admin']) role.append(el('option', { value: option }, option));
+      role.value = user.role;
+      role.addEventListener('change', () => void updateUser(user, { role: role.value }));
+      const disabled = user.status === 'disabled';
+      const toggle = el('button', { type: 'button', class: disabled ? 'small secondary' : 'small danger' }, disabled ? 'Enable' : 'Disable');
+      toggle.setAttribute('aria-label', `${disabled ? 'Enable' : 'Disable'} ${user.username}`);
+      toggle.addEventListener('click', () => void updateUser(user, { status: disabled ? 'active' : 'disabled' }));
+      return el(
+        'tr',
+        {},
+        el('th', { scope: 'row' }, user.username),
+        el('td', {}, user.email),
+        el('td', {}, el('code', {}, user.id)),
+        el('td', {}, role),
+        el('td', {}, `${user.status ?? ''} `, toggle),
+      );
+    }),
+  );
+  const pages = total === undefined ? undefined : Math.max(1, Math.ceil(total / USERS_LIMIT));
+  $('users-page').textContent = pages ? `Page ${usersPage} of ${pages}` : `Page ${usersPage}`;
+  $<HTMLButtonElement>('users-prev').disabled = usersPage <= 1;
+  $<HTMLButtonElement>('users-next').disabled = pages !== undefined ? usersPage >= pages : users.length < USERS_LIMIT;
+}
+
+async function updateUser(user: User, change: { role?: string; status?: string }): Promise<void> {
+  try {
+    await api(`/api/admin/users/${encodeURIComponent(user.id)}`, { method: 'PATCH', body: change });
+    say(`Updated ${user.username}.`);
+  } catch (error) {
+    say(`Could not update ${user.username}: ${describe(error)}`, 'error');
+  }
+  void loadUsers();
+  void loadRelationships();
+}
+
+async function loadRelationships(): Promise<void> {
+  try {
+    const answer = await api<{ relationships: Relationship[] }>('/api/monitoring/relationships?limit=100');
+    const body = $('relationships-table').querySelector('tbody') as HTMLTableSectionElement;
+    body.replaceChildren(
+      ...answer.relationships.map((rel) => {
+        const supervisor = rel.supervisor?.username ?? rel.supervisorId;
+        const student = rel.student?.username ?? rel.studentId;
+        const remove = el('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${supervisor} supervising ${student}` }, 'Delete');
+        remove.addEventListener('click', () => void deleteRelationship(rel.id));
+        return el(
+          'tr',
+          {},
+          el('td', {}, supervisor),
+          el('td', {}, student),
+          el('td', {}, rel.active ? 'yes' : 'no'),
+          el('td', {}, formatTime(rel.since)),
+          el('td', {}, remove),
+        );
+      }),
+    );
+  } catch (error) {
+    say(`Could not load relationships: ${describe(error)}`, 'error');
+  }
+}
+
+async function createRelationship(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const supervisorId = $<HTMLInputElement>('rel-supervisor').value.trim();
+  const studentId = $<HTMLInputElement>('rel-student').value.trim();
+  try {
+    await api('/api/monitoring/relationships', { method: 'POST', body: { supervisorId, studentId } });
+    say('Relationship created.');
+    $<HTMLInputElement>('rel-student').value = '';
+  } catch (error) {
+    say(`Could not create the relationship: ${describe(error)}`, 'error');
+  }
+  void loadRelationships();
+  void loadStudents(true);
+}
+
+async function deleteRelationship(id: string): Promise<void> {
+  try {
+    await api(`/api/monitoring/relationships/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    say('Relationship deleted.');
+  } catch (error) {
+    say(`Could not delete the relationship: ${describe(error)}`, 'error');
+  }
+  void loadRelationships();
+  void loadStudents(true);
+}
+
+// ---------------------------------------------------------------- wiring
+
+function onSubmit(id: string, handler: (event: SubmitEvent) => Promise<void>): void {
+  $(id).addEventListener('submit', (event) => void handler(event as SubmitEvent));
+}
+
+onSubmit('login-form', signIn);
+onSubmit('interrupt-form', interrupt);
+onSubmit('feedback-form', sendFeedback);
+onSubmit('allocate-form', allocate);
+onSubmit('relationship-form', createRelationship);
+onSubmit('supervisor-form', async (event) => {
+  event.preventDefault();
+  await loadStudents();
+});
+onSubmit('users-search', async (event) => {
+  event.preventDefault();
+  usersPage = 1;
+  await loadUsers();
+});
+$('users-prev').addEventListener('click', () => {
+  usersPage = Math.max(1, usersPage - 1);
+  void loadUsers();
+});
+$('users-next').addEventListener('click', () => {
+  usersPage++;
+  void loadUsers();
+});
+$('refresh-students').addEventListener('click', () => void loadStudents());
+$('stop-watching').addEventListener('click', stopWatching);
+$('sign-out').addEventListener('click', () => void signOut());
+
+if (session) showApp();

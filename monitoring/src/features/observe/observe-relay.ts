@@ -1,0 +1,188 @@
+import { once } from 'node:events';
+import {
+  type Actor,
+  ApiError,
+  bearerToken,
+  isErrorCode,
+  type Keyring,
+  type Logger,
+  REQUEST_ID_HEADER,
+  SERVICE_TOKEN_HEADER,
+  signServiceToken,
+} from '@platform/shared-types';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import type { Request, Response } from 'express';
+import { Agent, request } from 'undici';
+import { type Pair, pairKey, type RelationshipChanges } from '../relationships/relationship-changes.ts';
+import type { RelationshipService } from '../relationships/relationships-service.ts';
+
+/** One SSE frame; multi-line data becomes several data lines, as the format requires. */
+export function sseFrame(message: { event?: string; data: string; id?: string }): string {
+  let frame = '';
+  if (message.id) frame += `id: ${message.id.replace(/[\r\n]/g, '')}\n`;
+  if (message.event) frame += `event: ${message.event.replace(/[\r\n]/g, '')}\n`;
+  for (const line of message.data.split(/\r\n|\r|\n/)) frame += `data: ${line}\n`;
+  return `${frame}\n`;
+}
+
+interface OpenRelay {
+  pair: Pair | undefined;
+  end(reason?: { code: string; detail: string }): void;
+}
+
+/**
+ * Relays chat's observe stream (GET /internal/sessions/:id/observe, SSE) to a supervisor: checks the
+ * relationship first, opens the upstream with a service token, re-frames each parsed event, adds heartbeats,
+ * and closes the upstream as soon as the supervisor leaves or the relationship ends.
+ */
+export class ObserveRelay {
+  readonly #chatUrl: string;
+  readonly #keyring: Keyring;
+  readonly #heartbeatMs: number;
+  readonly #relationships: RelationshipService;
+  readonly #logger: Logger;
+  readonly #agent = new Agent({ keepAliveTimeout: 10_000 });
+  readonly #open = new Set<OpenRelay>();
+
+  constructor(options: {
+    chatUrl: string;
+    internalKeyring: Keyring;
+    heartbeatMs: number;
+    relationships: RelationshipService;
+    changes: RelationshipChanges;
+    logger: Logger;
+  }) {
+    this.#chatUrl = options.chatUrl;
+    this.#keyring = options.internalKeyring;
+    this.#heartbeatMs = options.heartbeatMs;
+    this.#relationships = options.relationships;
+    this.#logger = options.logger;
+    options.changes.onChange((pairs) => void this.#recheck(pairs));
+  }
+
+  /** relays currently open (for tests and metrics) */
+  get openCount(): number {
+    return this.#open.size;
+  }
+
+  async relay(actor: Actor, studentId: string, sessionId: string, req: Request, res: Response): Promise<void> {
+    await this.#relationships.authorizeObserve(actor, studentId);
+    const controller = new AbortController();
+    const clientGone = () => controller.abort();
+    // the response closes when the observer disconnects (req's close fires as soon as its empty body is read)
+    res.once('close', clientGone);
+    try {
+      const upstream = await this.#openUpstream(studentId, sessionId, req, controller.signal);
+      if (controller.signal.aborted) {
+        upstream.body.destroy();
+        return;
+      }
+      await this.#pump(actor, studentId, upstream.body, res, controller);
+    } finally {
+      res.off('close', clientGone);
+    }
+  }
+
+  async #openUpstream(studentId: string, sessionId: string, req: Request, signal: AbortSignal) {
+    const url = new URL(`/internal/sessions/${encodeURIComponent(sessionId)}/observe`, this.#chatUrl);
+    url.searchParams.set('userId', studentId);
+    const headers: Record<string, string> = {
+      accept: 'text/event-stream',
+      [SERVICE_TOKEN_HEADER]: signServiceToken(this.#keyring, 'monitoring', 'chat'),
+      [REQUEST_ID_HEADER]: req.requestId,
+    };
+    const userToken = bearerToken(req.headers.authorization);
+    if (userToken) headers.authorization = `Bearer ${userToken}`;
+    let upstream: Awaited<ReturnType<typeof request>>;
+    try {
+      upstream = await request(url, { method: 'GET', headers, signal, dispatcher: this.#agent, headersTimeout: 10_000, bodyTimeout: 0 });
+    } catch (error) {
+      if (signal.aborted) throw new ApiError('UPSTREAM_UNAVAILABLE', 'The observer left before chat answered', { cause: error });
+      throw new ApiError('UPSTREAM_UNAVAILABLE', 'chat is unavailable', { cause: error });
+    }
+    if (upstream.statusCode === 200 && /^text\/event-stream/i.test(String(upstream.headers['content-type'] ?? ''))) return upstream;
+    const text = await upstream.body.text().catch(() => '');
+    if (upstream.statusCode === 404) throw new ApiError('NOT_FOUND', `No session ${sessionId} of student ${studentId}`);
+    let code: unknown;
+    try {
+      code = (JSON.parse(text) as { code?: unknown }).code;
+    } catch {
+      code = undefined;
+    }
+    if (upstream.statusCode >= 400 && upstream.statusCode < 500 && isErrorCode(code) && code !== 'UNAUTHENTICATED') {
+      throw new ApiError(code, 'chat refused to open the observation', { extensions: { upstream: 'chat' } });
+    }
+    throw new ApiError('UPSTREAM_UNAVAILABLE', `chat answered ${upstream.statusCode} to observe`, { status: 502 });
+  }
+
+  async #pump(actor: Actor, studentId: string, body: AsyncIterable<Buffer> & { destroy(): void }, res: Response, controller: AbortController) {
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.flushHeaders();
+    res.write(': observing\n\n');
+    const send = (text: string) => {
+      if (!res.destroyed && !res.writableEnded) res.write(text);
+    };
+    const heartbeat = setInterval(() => send(': heartbeat\n\n'), this.#heartbeatMs);
+    let endedBy: { code: string; detail: string } | undefined;
+    const relay: OpenRelay = {
+      pair: actor.role === 'admin' ? undefined : { supervisorId: actor.userId, studentId },
+      end: (reason) => {
+        endedBy ??= reason;
+        controller.abort();
+      },
+    };
+    this.#open.add(relay);
+    const parser = createParser({
+      onEvent: (message: EventSourceMessage) => {
+        send(sseFrame(message));
+      },
+    });
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of body) {
+        parser.feed(decoder.decode(chunk, { stream: true }));
+        if (res.writableNeedDrain) await once(res, 'drain', { signal: controller.signal });
+      }
+    } catch (error) {
+      if (!controller.signal.aborted) {
+        this.#logger.warn({ err: { message: (error as Error).message } }, 'observe upstream failed');
+        endedBy ??= { code: 'UPSTREAM_UNAVAILABLE', detail: 'The observed stream broke off' };
+      }
+    } finally {
+      clearInterval(heartbeat);
+      this.#open.delete(relay);
+      controller.abort();
+      body.destroy();
+      if (!res.writableEnded && !res.destroyed) {
+        if (endedBy) res.write(sseFrame({ event: 'error', data: JSON.stringify(endedBy) }));
+        res.end();
+      }
+    }
+  }
+
+  /** A pair changed somewhere: relays whose supervisor no longer supervises the student end now. */
+  async #recheck(pairs: Pair[]): Promise<void> {
+    const keys = new Set(pairs.map(pairKey));
+    for (const relay of [...this.#open]) {
+      if (!relay.pair || !keys.has(pairKey(relay.pair))) continue;
+      try {
+        if (!(await this.#relationships.isSupervisorOf(relay.pair.supervisorId, relay.pair.studentId))) {
+          relay.end({ code: 'FORBIDDEN', detail: 'The supervision of this student ended' });
+        }
+      } catch (error) {
+        this.#logger.warn({ err: error }, 'could not recheck an observed relationship');
+      }
+    }
+  }
+
+  /** Ends every relay (shutdown) and closes the upstream connection pool. */
+  async close(): Promise<void> {
+    for (const relay of [...this.#open]) relay.end();
+    await this.#agent.close().catch(() => undefined);
+  }
+}

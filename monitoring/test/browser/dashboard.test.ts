@@ -1,0 +1,158 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { testActor } from '@platform/shared-types/testing';
+import { expect } from 'chai';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { waitFor } from '../support/fake-services.ts';
+import { startFrontServer } from '../support/front-server.ts';
+import { startTestMonitoring, type TestMonitoring } from '../support/monitoring.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const OUTPUT_DIR = new URL('../../test-output/', import.meta.url);
+
+describe('dashboard in headless Chromium (monitoring + same-origin test front)', function () {
+  this.timeout(60_000);
+  let m: TestMonitoring;
+  let front: Awaited<ReturnType<typeof startFrontServer>>;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+  const admin = testActor('admin', { username: 'root' });
+  const supervisor = testActor('supervisor', { username: 'grace' });
+  const student = testActor('enduser', { username: 'linus' });
+  const student2 = testActor('enduser', { username: 'ada' });
+  const passwords = new Map([
+    [supervisor.userId, 'supervisor-password'],
+    [admin.userId, 'admin-password'],
+  ]);
+  const sessionId = `sess-${randomUUID().slice(0, 8)}`;
+
+  before(async function () {
+    this.timeout(15 * 60_000); // a fresh machine installs Chromium first
+    if (!existsSync(CHROMIUM)) execFileSync('bash', [new URL('../../scripts/ensure-chromium.sh', import.meta.url).pathname], { stdio: 'inherit' });
+    m = await startTestMonitoring();
+    for (const actor of [admin, supervisor, student, student2]) m.fakeAuth.add(actor);
+    for (const st of [student, student2]) {
+      const response = await fetch(`${m.url}/api/monitoring/relationships`, {
+        method: 'POST',
+        headers: { ...m.auth.identityHeaders(admin), 'content-type': 'application/json' },
+        body: JSON.stringify({ supervisorId: supervisor.userId, studentId: st.userId }),
+      });
+      expect(response.status).to.equal(201);
+    }
+    m.accounting.balances.set(student.userId, { available: 250, reserved: 40 });
+    m.accounting.balances.set(student2.userId, { available: 15, reserved: 0 });
+    m.accounting.active.set(student.userId, [
+      { reservationId: randomUUID(), sessionId, modelId: 'local-echo', reservedCredits: 40, startedAt: new Date().toISOString() },
+    ]);
+    m.chat.open(sessionId, student.userId);
+    m.chat.emit(sessionId, 'session', { sessionId, messageId: 'msg-1', reservationId: randomUUID() });
+    front = await startFrontServer({ auth: m.auth, monitoringUrl: m.url, fakeAuth: m.fakeAuth, accounting: m.accounting, chat: m.chat, passwords });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--headless',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await front?.close();
+    await m?.stop();
+  });
+
+  async function signIn(identity: string, password: string): Promise<void> {
+    await page.goto(`${front.url}/monitoring/`);
+    await page.getByLabel('Email or username').fill(identity);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+
+  it('a supervisor signs in, sees students, watches a live stream, sends feedback, allocates credits and interrupts', async () => {
+    await signIn(supervisor.email, 'wrong-password');
+    await page.getByText('Wrong email or password').waitFor();
+    mkdirSync(OUTPUT_DIR, { recursive: true });
+    await page.screenshot({ path: new URL('dashboard-login.png', OUTPUT_DIR).pathname });
+    await page.getByLabel('Password').fill('supervisor-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText(`Welcome, ${supervisor.username}.`).waitFor();
+
+    const row = page.locator(`tr[data-student-id="${student.userId}"]`);
+    await row.getByRole('rowheader', { name: student.username }).waitFor();
+    expect(await row.textContent())
+      .to.contain('250')
+      .and.contain(student.email)
+      .and.contain('local-echo');
+    await page.locator(`tr[data-student-id="${student2.userId}"]`).getByText('none').waitFor();
+
+    await row.getByRole('button', { name: `Watch session ${sessionId} of ${student.username}` }).click();
+    await page.locator('#watch-state').getByText('streaming').waitFor();
+    await waitFor(() => m.chat.openObservers === 1, 'the relay to open chat’s observe stream');
+    m.chat.emit(sessionId, 'delta', { text: 'The mitochondria ' });
+    m.chat.emit(sessionId, 'delta', { text: 'is the powerhouse of the cell.' });
+    await page.locator('#transcript').getByText('The mitochondria is the powerhouse of the cell.').waitFor();
+
+    await page.getByLabel('Feedback to the student').fill('Cite your sources, please.');
+    await page.getByRole('button', { name: 'Send feedback' }).click();
+    await page.locator('#watch-events').getByText('Feedback: Cite your sources, please.').waitFor();
+    expect(front.feedback).to.deep.equal([{ sessionId, message: 'Cite your sources, please.', by: supervisor.userId }]);
+
+    await page.getByLabel('Student', { exact: true }).selectOption(student.userId);
+    await page.getByLabel('Credits', { exact: true }).fill('50');
+    await page.getByLabel('Notes (optional)').fill('weekly top-up');
+    await page.getByRole('button', { name: 'Allocate' }).click();
+    await page.getByText(`Allocated 50 credits to ${student.username}; new balance 300.`).waitFor();
+    expect(front.allocations).to.have.length(1);
+    expect(front.allocations[0]?.key).to.match(/^[0-9a-f-]{36}$/);
+    expect(front.allocations[0]?.body).to.deep.equal({ userId: student.userId, credits: 50, notes: 'weekly top-up' });
+    await row.getByText('300').waitFor();
+
+    await page.getByLabel('Interrupt reason (optional)').fill('Off-topic');
+    await page.getByRole('button', { name: 'Interrupt' }).click();
+    await page.locator('#watch-state').getByText('interrupted').waitFor();
+    await page.locator('#watch-events').getByText('Interrupted: Off-topic').waitFor();
+    expect(front.interrupts).to.deep.equal([{ sessionId, reason: 'Off-topic', by: supervisor.userId }]);
+    await waitFor(() => m.chat.openObservers === 0 && m.service.monitoring.relay.openCount === 0, 'the relay to close after the terminal event');
+
+    await page.screenshot({ path: new URL('dashboard-supervisor.png', OUTPUT_DIR).pathname, fullPage: true });
+    expect(await page.locator('#admin-view').isVisible()).to.equal(false);
+    expect(pageErrors.filter((e) => !e.includes('401'))).to.deep.equal([]);
+  });
+
+  it('an admin gets the console: users, relationships, and deletes a relationship', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await signIn(admin.username, 'admin-password');
+    await page.getByRole('heading', { name: 'Admin console' }).waitFor();
+    await page.locator('#users-table').getByRole('rowheader', { name: student2.username }).waitFor();
+    const relationships = page.locator('#relationships-table tbody tr');
+    await waitFor(async () => (await relationships.count()) === 2, 'two relationships listed');
+
+    await page.getByRole('button', { name: `Delete ${supervisor.username} supervising ${student2.username}` }).click();
+    await page.getByText('Relationship deleted.').waitFor();
+    await waitFor(async () => (await relationships.count()) === 1, 'one relationship left');
+    const check = await fetch(`${m.url}/internal/relationships/check?supervisorId=${supervisor.userId}&studentId=${student2.userId}`, {
+      headers: m.auth.serviceHeaders('chat', 'monitoring'),
+    });
+    expect(await check.json()).to.deep.equal({ supervises: false });
+
+    await page.getByLabel(`Role of ${student2.username}`).selectOption('supervisor');
+    await page.getByText(`Updated ${student2.username}.`).waitFor();
+    expect(m.fakeAuth.users.get(student2.userId)?.role).to.equal('supervisor');
+    await page.screenshot({ path: new URL('dashboard-admin.png', OUTPUT_DIR).pathname, fullPage: true });
+    expect(pageErrors.filter((e) => !e.includes('401'))).to.deep.equal([]);
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * A small same-origin front for the dashboard browser test, standing in for the gateway and the public routes
+ * of the other services: it signs users in, proxies monitoring's paths with signed identity headers (as the
+ * gateway does), and answers allocate, interrupt, feedback and the admin user routes like the real services.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Actor, actorFromClaims, bearerToken, isStrippedHeader, verifyAccessToken } from '@platform/shared-types';
+import type { TestAuth } from '@platform/shared-types/testing';
+import { type FakeAccounting, type FakeAuth, type FakeChat, sendJson, sendProblem } from './fake-services.ts';
+
+const MONITORING_PREFIXES = ['/monitoring', '/api/supervised-students', '/api/monitoring', '/api/observe'];
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let text = '';
+  for await (const chunk of req) text += chunk;
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+export async function startFrontServer(options: {
+  auth: TestAuth;
+  monitoringUrl: string;
+  fakeAuth: FakeAuth;
+  accounting: FakeAccounting;
+  chat: FakeChat;
+  passwords: Map<string, string>;
+}) {
+  const { auth, fakeAuth, accounting, chat } = options;
+  const allocations: Array<{ key: string | undefined; body: Record<string, unknown>; by: string }> = [];
+  const interrupts: Array<{ sessionId: string; reason?: unknown; by: string }> = [];
+  const feedback: Array<{ sessionId: string; message: unknown; by: string }> = [];
+
+  const actorOf = (req: IncomingMessage): Actor | undefined => {
+    const token = bearerToken(req.headers.authorization);
+    if (!token) return undefined;
+    try {
+      return actorFromClaims(verifyAccessToken(auth.accessKeyring, token));
+    } catch {
+      return undefined;
+    }
+  };
+
+  function proxy(req: IncomingMessage, res: ServerResponse, actor: Actor | undefined): void {
+    const headers: Record<string, string | string[] | undefined> = {};
+    for (const [name, value] of Object.entries(req.headers)) if (!isStrippedHeader(name) && name !== 'host') headers[name] = value;
+    if (actor) Object.assign(headers, auth.identityHeaders(actor));
+    const upstream = request(new URL(req.url ?? '/', options.monitoringUrl), { method: req.method, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    res.on('close', () => upstream.destroy());
+    req.pipe(upstream);
+  }
+
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://front');
+    const path = url.pathname;
+    if (MONITORING_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`))) return proxy(req, res, actorOf(req));
+    if (req.method === 'POST' && path === '/api/auth/login') {
+      const body = await readJson(req);
+      const user = [...fakeAuth.users.values()].find((u) => u.email === body.email || u.username === body.username);
+      if (!user || options.passwords.get(user.id) !== body.password) return sendProblem(res, 401, 'INVALID_CREDENTIALS', 'Wrong email or password');
+      const accessToken = auth.token({ userId: user.id, username: user.username, email: user.email, role: user.role });
+      return sendJson(res, 200, { accessToken, refreshToken: randomUUID(), expiresIn: 900, user });
+    }
+    const actor = actorOf(req);
+    if (!actor) return sendProblem(res, 401, 'UNAUTHENTICATED', 'Sign in first');
+    if (req.method === 'POST' && path === '/api/auth/logout') {
+      await readJson(req);
+      res.writeHead(204).end();
+      return;
+    }
+    if (req.method === 'POST' && path === '/api/credits/allocate') {
+      const body = await readJson(req);
+      const key = req.headers['idempotency-key'] as string | undefined;
+      allocations.push({ key, body, by: actor.userId });
+      const userId = String(body.userId);
+      const balance = accounting.balances.get(userId) ?? { available: 0, reserved: 0 };
+      balance.available += Number(body.credits);
+      accounting.balances.set(userId, balance);
+      return sendJson(res, 201, { allocation: { id: randomUUID(), userId, credits: body.credits }, newBalance: balance.available });
+    }
+    const sessionRoute = /^\/api\/sessions\/([^/]+)\/(interrupt|feedback)$/.exec(path);
+    if (req.method === 'POST' && sessionRoute) {
+      const sessionId = decodeURIComponent(sessionRoute[1] as string);
+      const body = await readJson(req);
+      if (!chat.sessions.has(sessionId)) return sendProblem(res, 404, 'NOT_FOUND', 'No such session');
+      if (sessionRoute[2] === 'interrupt') {
+        interrupts.push({ sessionId, reason: body.reason, by: actor.userId });
+        chat.emit(sessionId, 'interrupted', { by: actor.userId, reason: body.reason ?? null, usage: { inputTokens: 12, outputTokens: 5 }, credits: 1 });
+        return sendJson(res, 202, { interrupted: true });
+      }
+      feedback.push({ sessionId, message: body.message, by: actor.userId });
+      chat.emit(sessionId, 'feedback', { message: body.message, from: actor.username });
+      return sendJson(res, 201, { delivered: true });
+    }
+    if (req.method === 'GET' && path === '/api/admin/users' && actor.role === 'admin') {
+      const users = [...fakeAuth.users.values()].filter((u) => !url.searchParams.get('role') || u.role === url.searchParams.get('role'));
+      return sendJson(res, 200, { users, total: users.length, page: 1, limit: 20 });
+    }
+    const userRoute = /^\/api\/admin\/users\/([^/]+)$/.exec(path);
+    if (req.method === 'PATCH' && userRoute && actor.role === 'admin') {
+      const user = fakeAuth.users.get(decodeURIComponent(userRoute[1] as string));
+      if (!user) return sendProblem(res, 404, 'NOT_FOUND', 'No such user');
+      Object.assign(user, await readJson(req));
+      return sendJson(res, 200, { user });
+    }
+    sendProblem(res, 404, 'NOT_FOUND', `No route for ${req.method} ${path}`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    allocations,
+    interrupts,
+    feedback,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
