@@ -57,16 +57,15 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
   const urls = {} as Record<PartName, string>;
   const ports = {} as Record<PartName, string>;
 
-  const envFor = (name: PartName): Record<string, string> => ({
-    ...base,
-    ...dbEnv[name],
-    PORT: ports[name] ?? '0',
-    HOST: '127.0.0.1',
-    AUTH_URL: urls.auth ?? '',
-    ACCOUNTING_URL: urls.accounting ?? '',
-    CHAT_URL: urls.chat ?? '',
-    MONITORING_URL: urls.monitoring ?? '',
-  });
+  const envFor = (name: PartName): Record<string, string> => {
+    const env: Record<string, string> = { ...base, ...dbEnv[name], PORT: ports[name] ?? '0', HOST: '127.0.0.1' };
+    // URLs not known yet (first round) are left out, so a part starts on its defaults and is restarted later
+    for (const [key, url] of Object.entries({ AUTH_URL: urls.auth, ACCOUNTING_URL: urls.accounting, CHAT_URL: urls.chat, MONITORING_URL: urls.monitoring })) {
+      if (url) env[key] = url;
+      else delete env[key];
+    }
+    return env;
+  };
 
   async function launch(name: PartName) {
     const part = launchPart(name, envFor(name), (from, line) => {
