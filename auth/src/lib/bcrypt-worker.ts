@@ -1,0 +1,21 @@
+// Runs bcrypt off the main thread: bcryptjs' async API works in slices of up to 100 ms between yields,
+// which would stall every other request on the event loop for that long.
+import { parentPort } from 'node:worker_threads';
+import bcrypt from 'bcryptjs';
+
+export interface BcryptJob {
+  id: number;
+  op: 'hash' | 'compare';
+  input: string;
+  /** cost for hash, stored hash for compare */
+  arg: number | string;
+}
+
+parentPort?.on('message', (job: BcryptJob) => {
+  try {
+    const result = job.op === 'hash' ? bcrypt.hashSync(job.input, job.arg as number) : bcrypt.compareSync(job.input, job.arg as string);
+    parentPort?.postMessage({ id: job.id, result });
+  } catch (error) {
+    parentPort?.postMessage({ id: job.id, error: error instanceof Error ? error.message : String(error) });
+  }
+});
