@@ -1,10 +1,12 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { actorFromClaims, revocationKeys, verifyAccessToken } from '@platform/shared-types';
+import { actorFromClaims, createLogger, revocationKeys, verifyAccessToken } from '@platform/shared-types';
 import { createTestAuth, storeUrls, uniqueDbName } from '@platform/shared-types/testing';
 import type { Redis } from 'ioredis';
 import { type Config, configSchema } from '../src/config.ts';
+import { buildServices } from '../src/app.ts';
+import { createContext } from '../src/context.ts';
 import { start } from '../src/main.ts';
 
 export type Service = Awaited<ReturnType<typeof start>>;
@@ -110,6 +112,11 @@ export async function startTestService(overrides: Record<string, string> = {}) {
     return entries.map(([, fields]) => JSON.parse(fields[1] as string));
   }
 
+  const refresh = (refreshToken: string) => call('POST', '/api/auth/refresh', { body: { refreshToken } });
+  const { sessions } = buildServices(createContext(config, createLogger('auth-test', { level: 'silent' }), service.stores));
+  /** One run of the periodic sweep. */
+  const sweep = () => sessions.sweepExpired();
+
   async function stop() {
     await redis.del(config.USER_EVENTS_STREAM);
     await service.stores.mongo.dropDatabase();
@@ -117,7 +124,7 @@ export async function startTestService(overrides: Record<string, string> = {}) {
     rmSync(mailDir, { recursive: true, force: true });
   }
 
-  return { auth, config, service, redis, url, call, asUser, gatewayRefuses, mails, mailToken, newIdentity, signupVerified, login, events, stop };
+  return { auth, config, service, redis, url, call, refresh, sweep, asUser, gatewayRefuses, mails, mailToken, newIdentity, signupVerified, login, events, stop };
 }
 
 export type TestService = Awaited<ReturnType<typeof startTestService>>;

@@ -16,7 +16,7 @@ const invalidToken = () => new ApiError('VALIDATION_FAILED', 'The link is invali
 
 export function accountsService(ctx: AuthContext, sessions: SessionsService) {
   const { config, users, passwords, mailer, events, logger } = ctx;
-  const tokens = oneTimeTokens(ctx.models);
+  const tokens = oneTimeTokens(ctx);
   const link = (path: string, token: string) => `${config.PUBLIC_URL}${path}?token=${encodeURIComponent(token)}`;
 
   async function sendVerification(user: UserDoc): Promise<void> {

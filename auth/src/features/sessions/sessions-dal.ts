@@ -17,10 +17,13 @@ export function sessionsDal(models: Models) {
     deleteById(id: Types.ObjectId): Promise<unknown> {
       return RefreshToken.deleteOne({ _id: id });
     },
-    /** Retires an active token, recording its sealed successor; false when another request got there first. */
-    async claimForRotation(id: Types.ObjectId, successor: string): Promise<boolean> {
-      const result = await RefreshToken.updateOne({ _id: id, status: 'active' }, { $set: { status: 'rotated', rotatedAt: new Date(), successor } });
-      return result.modifiedCount === 1;
+    /** Records that the token was retired (the single winner is decided in Redis, see sessions-service). */
+    async markRotated(id: Types.ObjectId, successor: string): Promise<void> {
+      await RefreshToken.updateOne({ _id: id, status: 'active' }, { $set: { status: 'rotated', rotatedAt: new Date(), successor } });
+    },
+    /** Families that may still hold a usable token. */
+    families(userId: string): Promise<string[]> {
+      return RefreshToken.distinct('family', { userId, status: { $in: ['active', 'rotated'] }, expiresAt: { $gt: new Date() } });
     },
     /** Access tokens of the matching refresh tokens that may still be alive (to put on the revocation list). */
     async liveAccessTokens(filter: { family?: string; userId?: string }): Promise<Array<{ jti: string; expiresAt: number }>> {

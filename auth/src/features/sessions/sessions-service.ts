@@ -48,7 +48,21 @@ export function sessionsService(ctx: AuthContext) {
     return { pair, doc };
   }
 
+  // FerretDB does not apply conditional updates atomically (two `updateOne({status: 'active'})` can both
+  // match), so the decisions that must have one winner are taken in Redis: SET NX for the rotation claim,
+  // and a family marker written before the Mongo revocation and read by refresh after its own writes.
+  const familyRevokedKey = (family: string) => key(`family-revoked:${family}`);
+  const rotationKey = (tokenHash: string) => key(`rotated:${tokenHash}`);
+
+  async function markFamiliesRevoked(families: string[]): Promise<void> {
+    if (families.length === 0) return;
+    const batch = redis.multi();
+    for (const family of families) batch.set(familyRevokedKey(family), '1', 'EX', config.REFRESH_TOKEN_TTL_SECONDS);
+    await batch.exec();
+  }
+
   async function revokeFamily(family: string): Promise<void> {
+    await markFamiliesRevoked([family]);
     const live = await dal.liveAccessTokens({ family });
     await dal.revokeActive({ family });
     await revocation.revokeJtis(live);
@@ -56,6 +70,7 @@ export function sessionsService(ctx: AuthContext) {
 
   /** Every session of the user: all families, their live access tokens, and `revoked:before` (DESIGN section 5). */
   async function revokeAllSessions(userId: string): Promise<void> {
+    await markFamiliesRevoked(await dal.families(userId));
     const live = await dal.liveAccessTokens({ userId });
     await dal.revokeActive({ userId });
     await Promise.all([revocation.revokeJtis(live), revocation.revokeBefore(userId)]);
@@ -108,49 +123,57 @@ export function sessionsService(ctx: AuthContext) {
     },
 
     /**
-     * Rotation with reuse detection. The new token is stored first, then the old one is retired with a
-     * conditional update, so a request that loses a race deletes its own token and answers with the pair the
-     * winner sealed under the old token (readable only with that token) during the grace window.
+     * Rotation with reuse detection. The new token is stored first; then one request wins the rotation of the
+     * old token (Redis SET NX, holding the new pair sealed under the old token for the grace window). A request
+     * that loses the race deletes its own token and answers with the winner's pair, which only the holder of
+     * the old token can unseal. After the window, presenting the retired token is reuse: the family dies.
      */
     async refresh(token: string, device: DeviceInfo): Promise<{ pair: TokenPair; user: UserDoc }> {
       const claims: RefreshClaims = verifyRefreshToken(ctx.refreshKeyring, token);
       const tokenHash = sha256(token);
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const doc = await dal.findByHash(tokenHash);
-        if (!doc || doc.userId.toString() !== claims.sub || doc.family !== claims.fam) throw new ApiError('TOKEN_REVOKED', 'Refresh token is not valid');
-        if (doc.status === 'revoked') throw new ApiError('TOKEN_REVOKED', 'Refresh token was revoked');
-        if (doc.status === 'rotated') {
-          const rotatedAt = doc.rotatedAt?.getTime() ?? 0;
-          const sealed = doc.successor;
-          if (sealed && Date.now() - rotatedAt <= config.REFRESH_REUSE_GRACE_SECONDS * 1000) {
-            const opened = openWithToken(token, doc._id.toString(), sealed);
-            const pair = opened ? (JSON.parse(opened) as TokenPair) : undefined;
-            const successor = pair ? await dal.findByHash(sha256(pair.refreshToken)) : null;
-            const user = await users.findById(claims.sub);
-            if (pair && successor && successor.status !== 'revoked' && user && user.status === 'active') return { pair, user };
-            throw new ApiError('TOKEN_REVOKED', 'Refresh token was revoked');
-          }
-          await revokeFamily(doc.family);
-          ctx.logger.warn({ userId: claims.sub, family: doc.family }, 'retired refresh token reused: family revoked');
-          throw new ApiError('TOKEN_REUSED', 'This refresh token was already used; every session of its family is signed out');
-        }
-        if (doc.expiresAt.getTime() <= Date.now()) throw new ApiError('TOKEN_EXPIRED', 'Refresh token expired');
-        const user = await users.findById(claims.sub);
-        if (!user || user.status !== 'active') {
-          await revokeFamily(doc.family);
-          throw new ApiError('TOKEN_REVOKED', 'The account is not active');
-        }
-        const issued = await issuePair(user, doc.family, device);
-        let claimed = false;
-        try {
-          claimed = await dal.claimForRotation(doc._id, sealWithToken(token, doc._id.toString(), JSON.stringify(issued.pair)));
-        } finally {
-          if (!claimed) await dal.deleteById(issued.doc._id);
-        }
-        if (claimed) return { pair: issued.pair, user };
-        // Lost the race (or the family was revoked meanwhile): read the token's new state and answer from it.
+      const doc = await dal.findByHash(tokenHash);
+      if (!doc || doc.userId.toString() !== claims.sub || doc.family !== claims.fam) throw new ApiError('TOKEN_REVOKED', 'Refresh token is not valid');
+      if (doc.status === 'revoked' || (await redis.exists(familyRevokedKey(doc.family)))) throw new ApiError('TOKEN_REVOKED', 'Refresh token was revoked');
+      const user = await users.findById(claims.sub);
+      if (!user || user.status !== 'active') {
+        await revokeFamily(doc.family);
+        throw new ApiError('TOKEN_REVOKED', 'The account is not active');
       }
-      throw new ApiError('TOKEN_REVOKED', 'Refresh token is not valid');
+      const fromWinner = async (): Promise<{ pair: TokenPair; user: UserDoc }> => {
+        const sealed = await redis.get(rotationKey(tokenHash));
+        const opened = sealed ? openWithToken(token, doc._id.toString(), sealed) : undefined;
+        if (opened) {
+          if (await redis.exists(familyRevokedKey(doc.family))) throw new ApiError('TOKEN_REVOKED', 'Refresh token was revoked');
+          return { pair: JSON.parse(opened) as TokenPair, user };
+        }
+        // Retired and past the grace window: someone replays an old token.
+        await revokeFamily(doc.family);
+        ctx.logger.warn({ userId: claims.sub, family: doc.family }, 'retired refresh token reused: family revoked');
+        throw new ApiError('TOKEN_REUSED', 'This refresh token was already used; every session of its family is signed out');
+      };
+      if (doc.status === 'rotated') return fromWinner();
+      if (doc.expiresAt.getTime() <= Date.now()) throw new ApiError('TOKEN_EXPIRED', 'Refresh token expired');
+
+      const issued = await issuePair(user, doc.family, device);
+      const sealed = sealWithToken(token, doc._id.toString(), JSON.stringify(issued.pair));
+      let won = false;
+      try {
+        won = (await redis.set(rotationKey(tokenHash), sealed, 'PX', config.REFRESH_REUSE_GRACE_SECONDS * 1000 + 1, 'NX')) === 'OK';
+        if (won) await dal.markRotated(doc._id, sealed);
+      } catch (error) {
+        await dal.deleteById(issued.doc._id);
+        throw error;
+      }
+      if (!won) {
+        await dal.deleteById(issued.doc._id);
+        return fromWinner();
+      }
+      // A revocation that raced with us either left its marker (seen here) or revoked our new token in Mongo.
+      if (await redis.exists(familyRevokedKey(doc.family))) {
+        await dal.revokeActive({ family: doc.family });
+        throw new ApiError('TOKEN_REVOKED', 'Refresh token was revoked');
+      }
+      return { pair: issued.pair, user };
     },
 
     /** Signs out one session: its refresh family (from the token, or found by the access jti) and the access token. */
