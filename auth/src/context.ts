@@ -1,7 +1,7 @@
 import { createKeyring, type Keyring, type Logger } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
-import { usersDal, type UsersDal } from './features/users/users-dal.ts';
+import { type UsersDal, usersDal } from './features/users/users-dal.ts';
 import { createMailer, type Mailer } from './lib/mailer.ts';
 import type { PasswordHasher } from './lib/passwords.ts';
 import { createUserEvents, type UserEvents } from './lib/user-events.ts';

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { actorFromClaims, createLogger, revocationKeys, verifyAccessToken } from '@platform/shared-types';
 import { createTestAuth, storeUrls, uniqueDbName } from '@platform/shared-types/testing';
 import type { Redis } from 'ioredis';
-import { type Config, configSchema } from '../src/config.ts';
 import { buildServices } from '../src/app.ts';
+import { type Config, configSchema } from '../src/config.ts';
 import { createContext } from '../src/context.ts';
 import { start } from '../src/main.ts';
 
@@ -124,7 +124,25 @@ export async function startTestService(overrides: Record<string, string> = {}) {
     rmSync(mailDir, { recursive: true, force: true });
   }
 
-  return { auth, config, service, redis, url, call, refresh, sweep, asUser, gatewayRefuses, mails, mailToken, newIdentity, signupVerified, login, events, stop };
+  return {
+    auth,
+    config,
+    service,
+    redis,
+    url,
+    call,
+    refresh,
+    sweep,
+    asUser,
+    gatewayRefuses,
+    mails,
+    mailToken,
+    newIdentity,
+    signupVerified,
+    login,
+    events,
+    stop,
+  };
 }
 
 export type TestService = Awaited<ReturnType<typeof startTestService>>;

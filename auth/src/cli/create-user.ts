@@ -1,12 +1,12 @@
 // `make create-user EMAIL= USERNAME= PASSWORD= ROLE=`: creates a verified user directly in MongoDB (the first admin).
 // Usage: node src/cli/create-user.ts --email E --username U --password P [--role admin|supervisor|enduser]
 import { parseArgs } from 'node:util';
-import { ApiError, createLogger, parseConfig, type PublicUser } from '@platform/shared-types';
+import { ApiError, createLogger, type PublicUser, parseConfig } from '@platform/shared-types';
 import { buildServices } from '../app.ts';
 import { configSchema } from '../config.ts';
 import { createContext } from '../context.ts';
-import { toPublicUser } from '../features/users/users-dal.ts';
 import { newAccountBody, roleSchema } from '../features/users/schemas.ts';
+import { toPublicUser } from '../features/users/users-dal.ts';
 import { connectStores } from '../stores.ts';
 
 const argsSchema = newAccountBody.extend({ role: roleSchema.default('enduser') });
@@ -55,4 +55,3 @@ if (import.meta.main) {
     process.exit(1);
   }
 }
-

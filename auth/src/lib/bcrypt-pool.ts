@@ -17,7 +17,8 @@ export class BcryptPool {
   #nextId = 1;
   #closed = false;
 
-  constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
+  /** default: one thread per core but one (kept for the event loop), at least one, at most four */
+  constructor(size = Math.max(1, Math.min(4, availableParallelism() - 1))) {
     for (let i = 0; i < size; i++) this.#spawn();
   }
 

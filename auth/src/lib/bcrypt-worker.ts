@@ -1,7 +1,16 @@
 // Runs bcrypt off the main thread: bcryptjs' async API works in slices of up to 100 ms between yields,
 // which would stall every other request on the event loop for that long.
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import bcrypt from 'bcryptjs';
+
+// On Linux a thread's nice value is its own: hashing threads yield the CPU to the main (request) thread
+// when cores are scarce, so a burst of logins cannot starve /health and every other request.
+try {
+  setPriority(0, 10);
+} catch {
+  // not permitted or not supported: run at normal priority
+}
 
 export interface BcryptJob {
   id: number;

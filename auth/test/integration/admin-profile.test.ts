@@ -17,7 +17,10 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
     t = await startTestService();
     env = Object.fromEntries(Object.entries(t.config).map(([name, value]) => [name, String(value)]));
     const identity = t.newIdentity('admin');
-    const created = await createUserFromCli(['--email', identity.email, '--username', identity.username, '--password', identity.password, '--role', 'admin'], env);
+    const created = await createUserFromCli(
+      ['--email', identity.email, '--username', identity.username, '--password', identity.password, '--role', 'admin'],
+      env,
+    );
     admin = { ...identity, id: created.id };
     adminSession = await t.login(admin);
   });
@@ -54,7 +57,10 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
     const body = (await me.json()) as { user: { id: string }; profile: Record<string, unknown> };
     expect(body.user.id).to.equal(user.id);
     expect(body.profile).to.deep.equal({ displayName: null, bio: null, avatarUrl: null, preferences: {} });
-    const permissions = (await (await t.call('GET', '/api/auth/permissions', { headers: t.asUser(session.accessToken) })).json()) as { role: string; permissions: unknown };
+    const permissions = (await (await t.call('GET', '/api/auth/permissions', { headers: t.asUser(session.accessToken) })).json()) as {
+      role: string;
+      permissions: unknown;
+    };
     expect(permissions).to.deep.equal(JSON.parse(JSON.stringify({ role: 'enduser', permissions: permissionsFor('enduser') })));
     await expectProblem(await t.call('GET', '/api/auth/me'), 401, 'UNAUTHENTICATED');
   });
@@ -123,7 +129,12 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
       created.push(user.id);
     }
     const list = async (query: string) =>
-      (await (await t.call('GET', `/api/admin/users?${query}`, { headers: asAdmin() })).json()) as { users: Array<{ id: string; role: string }>; total: number; page: number; limit: number };
+      (await (await t.call('GET', `/api/admin/users?${query}`, { headers: asAdmin() })).json()) as {
+        users: Array<{ id: string; role: string }>;
+        total: number;
+        page: number;
+        limit: number;
+      };
     const all = await list(`search=${prefix}`);
     expect(all.total).to.equal(3);
     expect(all.users.map((u) => u.id).sort()).to.deep.equal([...created].sort());
@@ -142,7 +153,7 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
     await expectProblem(await t.call('GET', '/api/admin/users/not-an-id', { headers: asAdmin() }), 400, 'VALIDATION_FAILED');
   });
 
-  it('a role change revokes the user\'s tokens and emits user.role_changed; disabling blocks login and emits user.disabled', async () => {
+  it("a role change revokes the user's tokens and emits user.role_changed; disabling blocks login and emits user.disabled", async () => {
     const user = await t.signupVerified();
     const session = await t.login(user);
     const response = await t.call('PATCH', `/api/admin/users/${user.id}`, { headers: asAdmin(), body: { role: 'supervisor' } });
@@ -159,7 +170,11 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
     expect(await t.gatewayRefuses(again.accessToken)).to.equal(true);
     await expectProblem(await t.refresh(again.refreshToken), 401, 'TOKEN_REVOKED');
     await expectProblem(await t.call('POST', '/api/auth/login', { body: { email: user.email, password: user.password } }), 403, 'FORBIDDEN');
-    await expectProblem(await t.call('PATCH', `/api/admin/users/${user.id}`, { headers: asAdmin(), body: { role: 'admin', extra: 1 } }), 400, 'VALIDATION_FAILED');
+    await expectProblem(
+      await t.call('PATCH', `/api/admin/users/${user.id}`, { headers: asAdmin(), body: { role: 'admin', extra: 1 } }),
+      400,
+      'VALIDATION_FAILED',
+    );
 
     const events = (await t.events()).filter((event) => event.user.id === user.id);
     const roleChanged = events.find((event) => event.type === 'user.role_changed');
@@ -175,7 +190,9 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
     expect(await t.gatewayRefuses(adminSession.accessToken)).to.equal(false);
 
     const second = t.newIdentity('admin2');
-    const created = (await (await t.call('POST', '/api/admin/users', { headers: asAdmin(), body: { ...second, role: 'admin' } })).json()) as { user: { id: string } };
+    const created = (await (await t.call('POST', '/api/admin/users', { headers: asAdmin(), body: { ...second, role: 'admin' } })).json()) as {
+      user: { id: string };
+    };
     const secondSession = await t.login(second);
     const demote = await t.call('PATCH', `/api/admin/users/${created.user.id}`, { headers: t.asUser(secondSession.accessToken), body: { role: 'enduser' } });
     expect(demote.status).to.equal(200);
@@ -187,7 +204,9 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
     const user = await t.signupVerified();
     await expectProblem(await t.call('GET', `/internal/users?ids=${user.id}`), 401, 'UNAUTHENTICATED');
     await expectProblem(await t.call('GET', `/internal/users?ids=${user.id}`, { headers: asAdmin() }), 401, 'UNAUTHENTICATED');
-    const response = await t.call('GET', `/internal/users?ids=${user.id},${admin.id},unknown,0123456789abcdef01234567`, { headers: t.auth.serviceHeaders('monitoring', 'auth') });
+    const response = await t.call('GET', `/internal/users?ids=${user.id},${admin.id},unknown,0123456789abcdef01234567`, {
+      headers: t.auth.serviceHeaders('monitoring', 'auth'),
+    });
     expect(response.status).to.equal(200);
     const body = (await response.json()) as { users: Array<Record<string, unknown>> };
     expect(body.users.map((u) => u.id).sort()).to.deep.equal([user.id, admin.id].sort());
@@ -195,7 +214,11 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
     expect(Object.keys(one ?? {}).sort()).to.deep.equal(['createdAt', 'email', 'emailVerified', 'id', 'role', 'status', 'username']);
     await expectProblem(await t.call('GET', '/internal/users', { headers: t.auth.serviceHeaders('monitoring', 'auth') }), 400, 'VALIDATION_FAILED');
     const tooMany = Array.from({ length: 201 }, (_, i) => i.toString(16).padStart(24, '0')).join(',');
-    await expectProblem(await t.call('GET', `/internal/users?ids=${tooMany}`, { headers: t.auth.serviceHeaders('monitoring', 'auth') }), 400, 'VALIDATION_FAILED');
+    await expectProblem(
+      await t.call('GET', `/internal/users?ids=${tooMany}`, { headers: t.auth.serviceHeaders('monitoring', 'auth') }),
+      400,
+      'VALIDATION_FAILED',
+    );
   });
 
   it('appends user lifecycle events to the configured stream, each valid per the shared schema with a unique eventId', async () => {

@@ -114,7 +114,9 @@ describe('sessions: refresh rotation, reuse detection, logout, password change a
     const user = await t.signupVerified();
     const session = await t.login(user);
     const other = await t.login(user);
-    const response = await t.call('POST', '/api/auth/logout', { headers: { ...t.asUser(session.accessToken), cookie: `refresh_token=${session.refreshToken}` } });
+    const response = await t.call('POST', '/api/auth/logout', {
+      headers: { ...t.asUser(session.accessToken), cookie: `refresh_token=${session.refreshToken}` },
+    });
     expect(response.status).to.equal(204);
     expect(response.headers.get('set-cookie')).to.match(/refresh_token=;/);
     const jti = verifyAccessToken(t.auth.accessKeyring, session.accessToken).jti;
@@ -159,8 +161,15 @@ describe('sessions: refresh rotation, reuse detection, logout, password change a
       401,
       'INVALID_CREDENTIALS',
     );
-    await expectProblem(await t.call('POST', '/api/auth/change-password', { headers, body: { currentPassword: user.password, newPassword: 'qwertyuiop123' } }), 400, 'VALIDATION_FAILED');
-    const response = await t.call('POST', '/api/auth/change-password', { headers, body: { currentPassword: user.password, newPassword: 'a brand new passphrase' } });
+    await expectProblem(
+      await t.call('POST', '/api/auth/change-password', { headers, body: { currentPassword: user.password, newPassword: 'qwertyuiop123' } }),
+      400,
+      'VALIDATION_FAILED',
+    );
+    const response = await t.call('POST', '/api/auth/change-password', {
+      headers,
+      body: { currentPassword: user.password, newPassword: 'a brand new passphrase' },
+    });
     expect(response.status).to.equal(200);
     const fresh = (await response.json()) as { accessToken: string; refreshToken: string };
     for (const old of [current, other]) {

@@ -55,11 +55,7 @@ describe('signup, email verification and login (real stores)', () => {
     const identity = t.newIdentity('dup');
     expect((await t.call('POST', '/api/auth/signup', { body: identity })).status).to.equal(201);
     const other = t.newIdentity('other');
-    await expectProblem(
-      await t.call('POST', '/api/auth/signup', { body: { ...other, username: identity.username.toUpperCase() } }),
-      409,
-      'CONFLICT',
-    );
+    await expectProblem(await t.call('POST', '/api/auth/signup', { body: { ...other, username: identity.username.toUpperCase() } }), 409, 'CONFLICT');
     await expectProblem(await t.call('POST', '/api/auth/signup', { body: { ...other, email: `  ${identity.email.toUpperCase()}` } }), 409, 'CONFLICT');
     // two racing signups for one name: exactly one wins (the unique index decides)
     const racer = t.newIdentity('race');
@@ -134,7 +130,11 @@ describe('signup, email verification and login (real stores)', () => {
 
   it('answers unknown accounts and wrong passwords alike (401 INVALID_CREDENTIALS)', async () => {
     const known = await t.signupVerified();
-    const wrong = await expectProblem(await t.call('POST', '/api/auth/login', { body: { email: known.email, password: 'not the password at all' } }), 401, 'INVALID_CREDENTIALS');
+    const wrong = await expectProblem(
+      await t.call('POST', '/api/auth/login', { body: { email: known.email, password: 'not the password at all' } }),
+      401,
+      'INVALID_CREDENTIALS',
+    );
     const unknown = await expectProblem(
       await t.call('POST', '/api/auth/login', { body: { email: 'nobody@example.test', password: 'not the password at all' } }),
       401,
@@ -146,7 +146,11 @@ describe('signup, email verification and login (real stores)', () => {
   it('locks an account after 5 failures (423), even for the right password, and looks the same for unknown accounts', async () => {
     const victim = await t.signupVerified();
     for (let i = 0; i < 5; i++) {
-      await expectProblem(await t.call('POST', '/api/auth/login', { body: { email: victim.email, password: `wrong password ${i}` } }), 401, 'INVALID_CREDENTIALS');
+      await expectProblem(
+        await t.call('POST', '/api/auth/login', { body: { email: victim.email, password: `wrong password ${i}` } }),
+        401,
+        'INVALID_CREDENTIALS',
+      );
     }
     const locked = await t.call('POST', '/api/auth/login', { body: { username: victim.username, password: victim.password } });
     expect(Number(locked.headers.get('retry-after'))).to.be.greaterThan(0);

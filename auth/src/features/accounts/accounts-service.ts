@@ -12,7 +12,8 @@ export interface NewAccount {
   password: string;
 }
 
-const invalidToken = () => new ApiError('VALIDATION_FAILED', 'The link is invalid, used or expired', { errors: [{ path: 'body.token', message: 'invalid or expired' }] });
+const invalidToken = () =>
+  new ApiError('VALIDATION_FAILED', 'The link is invalid, used or expired', { errors: [{ path: 'body.token', message: 'invalid or expired' }] });
 
 export function accountsService(ctx: AuthContext, sessions: SessionsService) {
   const { config, users, passwords, mailer, events, logger } = ctx;
@@ -125,10 +126,12 @@ export function accountsService(ctx: AuthContext, sessions: SessionsService) {
     /** Needs the current password; every other session is revoked and this one gets a fresh pair. */
     async changePassword(actor: Actor, input: { currentPassword: string; newPassword: string }, device: DeviceInfo) {
       const current = await users.findById(actor.userId);
-      if (!current || current.status !== 'active') throw new ApiError('UNAUTHENTICATED', 'Sign in again');
+      if (current?.status !== 'active') throw new ApiError('UNAUTHENTICATED', 'Sign in again');
       if (!(await passwords.verify(input.currentPassword, current.passwordHash))) throw new ApiError('INVALID_CREDENTIALS', 'Current password is wrong');
       if (input.currentPassword === input.newPassword) {
-        throw new ApiError('VALIDATION_FAILED', 'Choose a new password', { errors: [{ path: 'body.newPassword', message: 'must differ from the current password' }] });
+        throw new ApiError('VALIDATION_FAILED', 'Choose a new password', {
+          errors: [{ path: 'body.newPassword', message: 'must differ from the current password' }],
+        });
       }
       assertPasswordAllowed(input.newPassword, current);
       const passwordHash = await passwords.hash(input.newPassword);

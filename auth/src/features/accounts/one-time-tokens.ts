@@ -1,6 +1,6 @@
 import type { Types } from 'mongoose';
-import { randomToken, sha256 } from '../../lib/secrets.ts';
 import type { AuthContext } from '../../context.ts';
+import { randomToken, sha256 } from '../../lib/secrets.ts';
 import type { OneTimeKind, OneTimeTokenDoc } from '../../models.ts';
 
 /** Single-use tokens (email verification, password reset), stored hashed. */

@@ -44,7 +44,17 @@ export function adminRouter(ctx: AuthContext, sessions: SessionsService, account
   );
 
   router.route(
-    { method: 'post', path: '/api/admin/users', summary: 'Create a verified user with a role', access: 'user', tags, body: createBody, status: 201, response: userResponse, errors: ['FORBIDDEN', 'CONFLICT'] },
+    {
+      method: 'post',
+      path: '/api/admin/users',
+      summary: 'Create a verified user with a role',
+      access: 'user',
+      tags,
+      body: createBody,
+      status: 201,
+      response: userResponse,
+      errors: ['FORBIDDEN', 'CONFLICT'],
+    },
     async ({ actor, body }) => {
       await authorize(actor, 'users:create', {});
       const user = await accounts.createUser({ ...body, emailVerified: true });
@@ -54,7 +64,16 @@ export function adminRouter(ctx: AuthContext, sessions: SessionsService, account
   );
 
   router.route(
-    { method: 'get', path: '/api/admin/users/:id', summary: 'One user with profile', access: 'user', tags, params: idParams, response: meResponse, errors: ['FORBIDDEN', 'NOT_FOUND'] },
+    {
+      method: 'get',
+      path: '/api/admin/users/:id',
+      summary: 'One user with profile',
+      access: 'user',
+      tags,
+      params: idParams,
+      response: meResponse,
+      errors: ['FORBIDDEN', 'NOT_FOUND'],
+    },
     async ({ actor, params }) => {
       await authorize(actor, 'users:read', { ownerId: params.id });
       const user = await users.findById(params.id);
@@ -81,13 +100,18 @@ export function adminRouter(ctx: AuthContext, sessions: SessionsService, account
       if (!target) throw new ApiError('NOT_FOUND', 'User not found');
       const roleChanges = body.role !== undefined && body.role !== target.role;
       const statusChanges = body.status !== undefined && body.status !== target.status;
-      const losesAdmin = target.role === 'admin' && target.status === 'active' && ((roleChanges && body.role !== 'admin') || (statusChanges && body.status === 'disabled'));
+      const losesAdmin =
+        target.role === 'admin' && target.status === 'active' && ((roleChanges && body.role !== 'admin') || (statusChanges && body.status === 'disabled'));
       if (losesAdmin && params.id === actor.userId && (await users.countActiveAdmins()) <= 1) {
         throw new ApiError('CONFLICT', 'You are the last active admin: promote another admin first');
       }
       if (!roleChanges && !statusChanges) return { user: toPublicUser(target) };
       // The update is conditional on the state we checked, so a concurrent change is not silently overwritten.
-      const user = await users.update(target._id, { ...(roleChanges ? { role: body.role } : {}), ...(statusChanges ? { status: body.status } : {}) }, { role: target.role, status: target.status });
+      const user = await users.update(
+        target._id,
+        { ...(roleChanges ? { role: body.role } : {}), ...(statusChanges ? { status: body.status } : {}) },
+        { role: target.role, status: target.status },
+      );
       if (!user) throw new ApiError('CONFLICT', 'The user changed meanwhile; reload and retry');
       if (roleChanges || user.status === 'disabled') await sessions.revokeAllSessions(params.id);
       if (roleChanges) await events.append('user.role_changed', user, { previousRole: target.role });

@@ -21,7 +21,9 @@ export function internalRouter(ctx: AuthContext): ApiRouter {
       try {
         ids = parseIdList(query.ids);
       } catch (error) {
-        throw new ApiError('VALIDATION_FAILED', error instanceof Error ? error.message : 'bad id list', { errors: [{ path: 'query.ids', message: 'at most 200 ids' }] });
+        throw new ApiError('VALIDATION_FAILED', error instanceof Error ? error.message : 'bad id list', {
+          errors: [{ path: 'query.ids', message: 'at most 200 ids' }],
+        });
       }
       const users = await ctx.users.findMany(ids);
       return internalUsersResponse.parse({ users: users.map(toPublicUser) });

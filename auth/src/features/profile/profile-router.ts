@@ -17,7 +17,15 @@ export function profileRouter(ctx: AuthContext): ApiRouter {
   });
 
   router.route(
-    { method: 'patch', path: '/api/profile', summary: 'Update display name, bio, avatar URL or preferences', access: 'user', tags, body: profilePatchBody, response: meResponse },
+    {
+      method: 'patch',
+      path: '/api/profile',
+      summary: 'Update display name, bio, avatar URL or preferences',
+      access: 'user',
+      tags,
+      body: profilePatchBody,
+      response: meResponse,
+    },
     async ({ actor, body }) => {
       await authorize(actor, 'profile:update', { ownerId: actor.userId });
       const set: Record<string, unknown> = {};

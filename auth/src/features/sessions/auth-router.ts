@@ -46,12 +46,29 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
   }
 
   router.route(
-    { method: 'post', path: '/api/auth/verify-email', summary: 'Confirm an email address with the mailed token', access: 'public', tags, body: z.strictObject({ token: tokenString }), response: userResponse },
+    {
+      method: 'post',
+      path: '/api/auth/verify-email',
+      summary: 'Confirm an email address with the mailed token',
+      access: 'public',
+      tags,
+      body: z.strictObject({ token: tokenString }),
+      response: userResponse,
+    },
     async ({ body }) => ({ user: toPublicUser(await accounts.verifyEmail(body.token)) }),
   );
 
   router.route(
-    { method: 'post', path: '/api/auth/resend-verification', summary: 'Send the verification mail again (202 whatever the email)', access: 'public', tags, body: z.strictObject({ email: emailSchema }), status: 202, response: accepted },
+    {
+      method: 'post',
+      path: '/api/auth/resend-verification',
+      summary: 'Send the verification mail again (202 whatever the email)',
+      access: 'public',
+      tags,
+      body: z.strictObject({ email: emailSchema }),
+      status: 202,
+      response: accepted,
+    },
     ({ body }) => {
       accounts.resendVerification(body.email);
       return { status: 'accepted' as const };
@@ -71,7 +88,7 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
     },
     async ({ body, req, res }) => {
       // A client that puts a username in the email field still signs in.
-      const byEmail = body.email !== undefined && body.email.includes('@');
+      const byEmail = body.email?.includes('@') === true;
       const identity = byEmail ? { email: body.email } : { username: body.username ?? body.email };
       const { pair, user } = await sessions.login({ ...identity, password: body.password }, deviceOf(req));
       setRefreshCookie(res, config, pair.refreshToken);
@@ -100,7 +117,16 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
   );
 
   router.route(
-    { method: 'post', path: '/api/auth/forgot-password', summary: 'Mail a password reset link (202 whatever the email)', access: 'public', tags, body: z.strictObject({ email: emailSchema }), status: 202, response: accepted },
+    {
+      method: 'post',
+      path: '/api/auth/forgot-password',
+      summary: 'Mail a password reset link (202 whatever the email)',
+      access: 'public',
+      tags,
+      body: z.strictObject({ email: emailSchema }),
+      status: 202,
+      response: accepted,
+    },
     ({ body }) => {
       accounts.forgotPassword(body.email);
       return { status: 'accepted' as const };
@@ -122,17 +148,27 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
   );
 
   router.route(
-    { method: 'post', path: '/api/auth/logout', summary: 'Sign out this session (refresh family and access token)', access: 'user', tags, body: z.strictObject({ refreshToken: tokenString.optional() }) },
+    {
+      method: 'post',
+      path: '/api/auth/logout',
+      summary: 'Sign out this session (refresh family and access token)',
+      access: 'user',
+      tags,
+      body: z.strictObject({ refreshToken: tokenString.optional() }),
+    },
     async ({ actor, body, req, res }) => {
       await sessions.logout(actor, { refreshToken: body.refreshToken ?? refreshCookie(req), bearer: bearerToken(req.headers.authorization) });
       clearRefreshCookie(res, config);
     },
   );
 
-  router.route({ method: 'post', path: '/api/auth/logout-all', summary: 'Sign out every session of the user', access: 'user', tags }, async ({ actor, res }) => {
-    await sessions.logoutAll(actor);
-    clearRefreshCookie(res, config);
-  });
+  router.route(
+    { method: 'post', path: '/api/auth/logout-all', summary: 'Sign out every session of the user', access: 'user', tags },
+    async ({ actor, res }) => {
+      await sessions.logoutAll(actor);
+      clearRefreshCookie(res, config);
+    },
+  );
 
   router.route(
     {
@@ -152,11 +188,14 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
     },
   );
 
-  router.route({ method: 'get', path: '/api/auth/me', summary: 'The signed-in user and profile', access: 'user', tags, response: meResponse }, async ({ actor }) => {
-    const user = await ctx.users.findById(actor.userId);
-    if (!user) throw new ApiError('NOT_FOUND', 'User not found');
-    return { user: toPublicUser(user), profile: toProfile(user) };
-  });
+  router.route(
+    { method: 'get', path: '/api/auth/me', summary: 'The signed-in user and profile', access: 'user', tags, response: meResponse },
+    async ({ actor }) => {
+      const user = await ctx.users.findById(actor.userId);
+      if (!user) throw new ApiError('NOT_FOUND', 'User not found');
+      return { user: toPublicUser(user), profile: toProfile(user) };
+    },
+  );
 
   router.route(
     {
@@ -177,7 +216,14 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
       summary: "Verified claims of the caller's access token and the key ids in use (never secret characters)",
       access: 'user',
       tags,
-      response: z.object({ claims: z.record(z.string(), z.unknown()), kid: z.string(), currentKid: z.string(), refreshKid: z.string(), acceptedKids: z.array(z.string()), algorithm: z.string() }),
+      response: z.object({
+        claims: z.record(z.string(), z.unknown()),
+        kid: z.string(),
+        currentKid: z.string(),
+        refreshKid: z.string(),
+        acceptedKids: z.array(z.string()),
+        algorithm: z.string(),
+      }),
     },
     ({ actor, req }) => {
       const token = bearerToken(req.headers.authorization);

@@ -83,7 +83,7 @@ export function sessionsService(ctx: AuthContext) {
 
   async function lockedFor(subject: string): Promise<number> {
     const ttl = await redis.ttl(key(`login-lock:${subject}`));
-    return ttl > 0 ? ttl : 0;
+    return Math.max(ttl, 0);
   }
 
   async function recordFailure(subject: string): Promise<void> {
@@ -91,7 +91,11 @@ export function sessionsService(ctx: AuthContext) {
     const count = await redis.incr(failures);
     if (count === 1) await redis.expire(failures, config.LOGIN_FAILURE_WINDOW_SECONDS);
     if (count >= config.LOGIN_MAX_FAILURES) {
-      await redis.multi().set(key(`login-lock:${subject}`), '1', 'EX', config.LOGIN_LOCK_SECONDS).del(failures).exec();
+      await redis
+        .multi()
+        .set(key(`login-lock:${subject}`), '1', 'EX', config.LOGIN_LOCK_SECONDS)
+        .del(failures)
+        .exec();
     }
   }
 
@@ -110,7 +114,9 @@ export function sessionsService(ctx: AuthContext) {
       const locked = await lockedFor(subject);
       if (locked > 0) throw lockedError(locked);
       // Same bcrypt work whether or not the account exists.
-      const ok = user ? await passwords.verify(input.password, user.passwordHash) : (await passwords.verifyDummy(input.password), false);
+      let ok = false;
+      if (user) ok = await passwords.verify(input.password, user.passwordHash);
+      else await passwords.verifyDummy(input.password);
       if (!user || !ok) {
         await recordFailure(subject);
         throw new ApiError('INVALID_CREDENTIALS', 'Wrong username, email or password');
@@ -135,7 +141,7 @@ export function sessionsService(ctx: AuthContext) {
       if (!doc || doc.userId.toString() !== claims.sub || doc.family !== claims.fam) throw new ApiError('TOKEN_REVOKED', 'Refresh token is not valid');
       if (doc.status === 'revoked' || (await redis.exists(familyRevokedKey(doc.family)))) throw new ApiError('TOKEN_REVOKED', 'Refresh token was revoked');
       const user = await users.findById(claims.sub);
-      if (!user || user.status !== 'active') {
+      if (user?.status !== 'active') {
         await revokeFamily(doc.family);
         throw new ApiError('TOKEN_REVOKED', 'The account is not active');
       }

@@ -53,10 +53,7 @@ export function usersDal(models: Models) {
       return User.findOne({ usernameKey: usernameKey(username) }).lean<UserDoc>();
     },
     async findTaken(username: string, email: string): Promise<{ username: boolean; email: boolean }> {
-      const [byName, byEmail] = await Promise.all([
-        User.exists({ usernameKey: usernameKey(username) }),
-        User.exists({ email: normaliseEmail(email) }),
-      ]);
+      const [byName, byEmail] = await Promise.all([User.exists({ usernameKey: usernameKey(username) }), User.exists({ email: normaliseEmail(email) })]);
       return { username: byName !== null, email: byEmail !== null };
     },
     async create(input: { username: string; email: string; passwordHash: string; role: Role; emailVerified: boolean }): Promise<UserDoc> {
