@@ -16,6 +16,8 @@ export const configSchema = secretsSchema.extend({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
   /** bcrypt work factor: 12 in production, tests lower it */
   BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
+  /** bcrypt worker threads (default: cores - 1, at least 1, at most 4) */
+  BCRYPT_WORKERS: z.coerce.number().int().min(1).max(16).optional(),
   /** nodemailer transport URL; without it mail is written as JSON files to MAIL_DIR */
   SMTP_URL: z.string().optional(),
   MAIL_FROM: z.string().default('Platform <no-reply@platform.local>'),

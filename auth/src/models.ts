@@ -49,8 +49,6 @@ export interface RefreshTokenDoc {
   accessJti: string;
   accessExpiresAt: Date;
   rotatedAt?: Date | null;
-  /** the pair issued on rotation, encrypted with a key only the old token derives (race grace) */
-  successor?: string | null;
   revokedAt?: Date | null;
   createdAt: Date;
 }
@@ -99,7 +97,6 @@ const refreshTokenSchema = new Schema<RefreshTokenDoc>(
     accessJti: { type: String, required: true, index: true },
     accessExpiresAt: { type: Date, required: true },
     rotatedAt: { type: Date, default: null },
-    successor: { type: String, default: null },
     revokedAt: { type: Date, default: null },
   },
   { timestamps: { createdAt: true, updatedAt: false }, strict: 'throw' },

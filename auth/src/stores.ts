@@ -16,10 +16,10 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-export async function connectStores(config: Pick<Config, 'MONGO_URL' | 'MONGO_DB' | 'REDIS_URL' | 'BCRYPT_COST'>): Promise<Stores> {
+export async function connectStores(config: Pick<Config, 'MONGO_URL' | 'MONGO_DB' | 'REDIS_URL' | 'BCRYPT_COST' | 'BCRYPT_WORKERS'>): Promise<Stores> {
   const mongo = await connectMongo(config.MONGO_URL, config.MONGO_DB);
   const redis = await connectRedis(config.REDIS_URL);
-  const pool = new BcryptPool();
+  const pool = new BcryptPool(config.BCRYPT_WORKERS);
   try {
     const models = await createModels(mongo);
     const passwords = await createPasswordHasher(pool, config.BCRYPT_COST);

@@ -5,7 +5,7 @@ import type { Models, RefreshTokenDoc } from '../../models.ts';
 export function sessionsDal(models: Models) {
   const { RefreshToken } = models;
   return {
-    create(doc: Omit<RefreshTokenDoc, '_id' | 'createdAt' | 'status' | 'rotatedAt' | 'successor' | 'revokedAt'>): Promise<RefreshTokenDoc> {
+    create(doc: Omit<RefreshTokenDoc, '_id' | 'createdAt' | 'status' | 'rotatedAt' | 'revokedAt'>): Promise<RefreshTokenDoc> {
       return RefreshToken.create({ ...doc, status: 'active' }).then((created) => created.toObject() as RefreshTokenDoc);
     },
     findByHash(tokenHash: string): Promise<RefreshTokenDoc | null> {
@@ -18,8 +18,8 @@ export function sessionsDal(models: Models) {
       return RefreshToken.deleteOne({ _id: id });
     },
     /** Records that the token was retired (the single winner is decided in Redis, see sessions-service). */
-    async markRotated(id: Types.ObjectId, successor: string): Promise<void> {
-      await RefreshToken.updateOne({ _id: id, status: 'active' }, { $set: { status: 'rotated', rotatedAt: new Date(), successor } });
+    async markRotated(id: Types.ObjectId): Promise<void> {
+      await RefreshToken.updateOne({ _id: id, status: 'active' }, { $set: { status: 'rotated', rotatedAt: new Date() } });
     },
     /** Families that may still hold a usable token. */
     families(userId: string): Promise<string[]> {

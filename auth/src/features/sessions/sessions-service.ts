@@ -165,7 +165,7 @@ export function sessionsService(ctx: AuthContext) {
       let won = false;
       try {
         won = (await redis.set(rotationKey(tokenHash), sealed, 'PX', config.REFRESH_REUSE_GRACE_SECONDS * 1000 + 1, 'NX')) === 'OK';
-        if (won) await dal.markRotated(doc._id, sealed);
+        if (won) await dal.markRotated(doc._id);
       } catch (error) {
         await dal.deleteById(issued.doc._id);
         throw error;
