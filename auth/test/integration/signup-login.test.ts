@@ -46,6 +46,19 @@ describe('signup, email verification and login (real stores)', () => {
     expect(byName.status).to.equal(200);
   });
 
+  it('leaves no user behind when the verification mail cannot be sent', async () => {
+    const broken = await startTestService({ MAIL_DIR: '/dev/null/not-a-dir' });
+    try {
+      const identity = broken.newIdentity('nomail');
+      await expectProblem(await broken.call('POST', '/api/auth/signup', { body: identity }), 500, 'INTERNAL');
+      expect(await broken.service.stores.models.User.countDocuments({})).to.equal(0);
+      expect(await broken.service.stores.models.OneTimeToken.countDocuments({})).to.equal(0);
+      expect(await broken.events()).to.deep.equal([]);
+    } finally {
+      await broken.stop();
+    }
+  });
+
   it('accepts /api/auth/register as an alias of signup', async () => {
     const response = await t.call('POST', '/api/auth/register', { body: t.newIdentity('reg') });
     expect(response.status).to.equal(201);
