@@ -28,7 +28,7 @@ export function createContext(config: Config, logger: Logger, stores: Stores): A
     logger,
     redis: stores.redis,
     models: stores.models,
-    users: usersDal(stores.models),
+    users: usersDal(stores.models, stores.redis, config.REDIS_KEY_PREFIX),
     passwords: stores.passwords,
     mailer: createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, mailDir: config.MAIL_DIR }),
     events: createUserEvents(stores.redis, config.USER_EVENTS_STREAM, logger),

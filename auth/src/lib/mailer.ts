@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 
@@ -32,7 +32,10 @@ export function createMailer(options: { smtpUrl?: string; from: string; mailDir:
       await mkdir(options.mailDir, { recursive: true, mode: 0o700 });
       const name = `${new Date().toISOString().replaceAll(':', '-')}-${mail.meta.kind}-${randomUUID()}.json`;
       const body = { from: options.from, ...mail, sentAt: new Date().toISOString() };
-      await writeFile(join(options.mailDir, name), `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+      // written under a temporary name, then renamed: a reader never sees half a file
+      const path = join(options.mailDir, name);
+      await writeFile(`${path}.tmp`, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+      await rename(`${path}.tmp`, path);
     },
   };
 }

@@ -183,6 +183,25 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
     expect(events.find((event) => event.type === 'user.disabled')?.user.status).to.equal('disabled');
   });
 
+  it('does not lose a role change to a concurrent profile edit of the same user', async () => {
+    const user = await t.signupVerified();
+    const headers = t.asUser((await t.login(user)).accessToken);
+    for (let round = 0; round < 3; round++) {
+      const role = round % 2 === 0 ? 'supervisor' : 'enduser';
+      await Promise.all([
+        t.call('PATCH', '/api/profile', { headers, body: { bio: `round ${round}` } }),
+        t.call('PATCH', '/api/profile', { headers, body: { displayName: `Name ${round}` } }),
+        t.call('PATCH', `/api/admin/users/${user.id}`, { headers: asAdmin(), body: { role } }),
+      ]);
+      const stored = await t.service.stores.models.User.findById(user.id).lean();
+      expect({ role: stored?.role, bio: stored?.bio, displayName: stored?.displayName }).to.deep.equal({
+        role,
+        bio: `round ${round}`,
+        displayName: `Name ${round}`,
+      });
+    }
+  });
+
   it('the last active admin cannot demote or disable itself; with a second admin it can', async () => {
     // this run's database holds exactly one active admin (the CLI-created one)
     await expectProblem(await t.call('PATCH', `/api/admin/users/${admin.id}`, { headers: asAdmin(), body: { role: 'enduser' } }), 409, 'CONFLICT');

@@ -1,5 +1,7 @@
 import type { PublicUser, Role } from '@platform/shared-types';
+import type { Redis } from 'ioredis';
 import { isValidObjectId, type Types } from 'mongoose';
+import { withLock } from '../../lib/redis-lock.ts';
 import type { Models, Preferences, UserDoc, UserStatus } from '../../models.ts';
 
 export function normaliseEmail(email: string): string {
@@ -39,7 +41,7 @@ function escapeRegex(text: string): string {
 }
 
 /** Data access for users. Every filter value is a string checked by the caller's schema, never a client object. */
-export function usersDal(models: Models) {
+export function usersDal(models: Models, redis: Redis, keyPrefix: string) {
   const { User } = models;
   return {
     async findById(id: string): Promise<UserDoc | null> {
@@ -74,9 +76,14 @@ export function usersDal(models: Models) {
     deleteById(id: Types.ObjectId): Promise<unknown> {
       return User.deleteOne({ _id: id });
     },
-    /** Applies `set` and returns the updated user (findOneAndUpdate without a projection works on FerretDB). */
+    /**
+     * Applies `set` when the user still matches `condition`; returns the updated user or null. Serialised per
+     * user through a Redis lock (see withLock), so the condition check and the write are not interleaved.
+     */
     update(id: Types.ObjectId | string, set: Partial<UserDoc>, condition: Record<string, unknown> = {}): Promise<UserDoc | null> {
-      return User.findOneAndUpdate({ _id: id, ...condition }, { $set: set }, { returnDocument: 'after', runValidators: true }).lean<UserDoc>();
+      return withLock(redis, `${keyPrefix}user-lock:${String(id)}`, () =>
+        User.findOneAndUpdate({ _id: id, ...condition }, { $set: set }, { returnDocument: 'after', runValidators: true }).lean<UserDoc>(),
+      );
     },
     async findMany(ids: string[]): Promise<UserDoc[]> {
       const valid = ids.filter((id) => isValidObjectId(id));
