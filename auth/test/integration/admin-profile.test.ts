@@ -217,6 +217,19 @@ describe('me, profile, admin, internal users, events and the create-user CLI (re
     expect(demote.status).to.equal(200);
     // and now the first admin is the last one again
     await expectProblem(await t.call('PATCH', `/api/admin/users/${admin.id}`, { headers: asAdmin(), body: { role: 'supervisor' } }), 409, 'CONFLICT');
+
+    // two admins demoting each other at the same instant: one change is refused, an active admin remains
+    const third = t.newIdentity('admin3');
+    const thirdUser = (await (await t.call('POST', '/api/admin/users', { headers: asAdmin(), body: { ...third, role: 'admin' } })).json()) as {
+      user: { id: string };
+    };
+    const thirdSession = await t.login(third);
+    const results = await Promise.all([
+      t.call('PATCH', `/api/admin/users/${thirdUser.user.id}`, { headers: asAdmin(), body: { role: 'enduser' } }),
+      t.call('PATCH', `/api/admin/users/${admin.id}`, { headers: t.asUser(thirdSession.accessToken), body: { role: 'enduser' } }),
+    ]);
+    expect(results.map((r) => r.status).sort()).to.deep.equal([200, 409]);
+    expect(await t.service.stores.models.User.countDocuments({ role: 'admin', status: 'active' })).to.equal(1);
   });
 
   it('GET /internal/users needs a service token and returns public fields per the shared contract', async () => {

@@ -2,6 +2,7 @@ import { ApiError, authorize, publicUser } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
 import type { AuthContext } from '../../context.ts';
+import { withLock } from '../../lib/redis-lock.ts';
 import type { AccountsService } from '../accounts/accounts-service.ts';
 import type { SessionsService } from '../sessions/sessions-service.ts';
 import { meResponse, newAccountBody, roleSchema, statusSchema, userResponse } from '../users/schemas.ts';
@@ -102,16 +103,18 @@ export function adminRouter(ctx: AuthContext, sessions: SessionsService, account
       const statusChanges = body.status !== undefined && body.status !== target.status;
       const losesAdmin =
         target.role === 'admin' && target.status === 'active' && ((roleChanges && body.role !== 'admin') || (statusChanges && body.status === 'disabled'));
-      if (losesAdmin && params.id === actor.userId && (await users.countActiveAdmins()) <= 1) {
-        throw new ApiError('CONFLICT', 'You are the last active admin: promote another admin first');
-      }
       if (!roleChanges && !statusChanges) return { user: toPublicUser(target) };
-      // The update is conditional on the state we checked, so a concurrent change is not silently overwritten.
-      const user = await users.update(
-        target._id,
-        { ...(roleChanges ? { role: body.role } : {}), ...(statusChanges ? { status: body.status } : {}) },
-        { role: target.role, status: target.status },
-      );
+      const apply = async () => {
+        // The last active admin cannot demote or disable itself (nor be removed by a racing change of another admin).
+        if (losesAdmin && (await users.countActiveAdmins()) <= 1) {
+          throw new ApiError('CONFLICT', 'This is the last active admin: promote another admin first');
+        }
+        // Conditional on the state we checked, so a concurrent change is not silently overwritten.
+        const set = { ...(roleChanges ? { role: body.role } : {}), ...(statusChanges ? { status: body.status } : {}) };
+        return users.update(target._id, set, { role: target.role, status: target.status });
+      };
+      // Changes that remove an active admin are serialised, so two admins demoting themselves at once cannot leave none.
+      const user = losesAdmin ? await withLock(ctx.redis, `${ctx.config.REDIS_KEY_PREFIX}admins-lock`, apply) : await apply();
       if (!user) throw new ApiError('CONFLICT', 'The user changed meanwhile; reload and retry');
       if (roleChanges || user.status === 'disabled') await sessions.revokeAllSessions(params.id);
       if (roleChanges) await events.append('user.role_changed', user, { previousRole: target.role });
