@@ -167,7 +167,8 @@ export function sessionsService(ctx: AuthContext) {
         won = (await redis.set(rotationKey(tokenHash), sealed, 'PX', config.REFRESH_REUSE_GRACE_SECONDS * 1000 + 1, 'NX')) === 'OK';
         if (won) await dal.markRotated(doc._id);
       } catch (error) {
-        await dal.deleteById(issued.doc._id);
+        // Nothing half done: the old token stays active and usable.
+        await Promise.allSettled([dal.deleteById(issued.doc._id), won ? redis.del(rotationKey(tokenHash)) : undefined]);
         throw error;
       }
       if (!won) {
