@@ -1,7 +1,14 @@
 import { createKeyring, type Logger } from '@platform/shared-types';
-import { type ApiRouter, createServiceApp } from '@platform/shared-types/express';
+import { createServiceApp } from '@platform/shared-types/express';
 import type { Express } from 'express';
 import type { Config } from './config.ts';
+import { type AuthContext, createContext } from './context.ts';
+import { accountsService } from './features/accounts/accounts-service.ts';
+import { adminRouter } from './features/admin/admin-router.ts';
+import { internalRouter } from './features/internal/internal-router.ts';
+import { profileRouter } from './features/profile/profile-router.ts';
+import { authRouter } from './features/sessions/auth-router.ts';
+import { sessionsService } from './features/sessions/sessions-service.ts';
 import type { Stores } from './stores.ts';
 
 export interface AppDeps {
@@ -10,17 +17,25 @@ export interface AppDeps {
   stores: Stores;
 }
 
+/** The services behind the routes, shared by the app and the background sweep. */
+export function buildServices(ctx: AuthContext) {
+  const sessions = sessionsService(ctx);
+  const accounts = accountsService(ctx, sessions);
+  return { sessions, accounts };
+}
+
 /** Builds the auth app, not yet listening. */
 export function buildApp(deps: AppDeps): Express {
-  const { config } = deps;
-  const routers: ApiRouter[] = [];
+  const ctx = createContext(deps.config, deps.logger, deps.stores);
+  const { sessions, accounts } = buildServices(ctx);
   return createServiceApp({
     name: 'auth',
     logger: deps.logger,
-    internalSecret: config.INTERNAL_SECRET,
-    internalKeyring: createKeyring(config.INTERNAL_SECRET),
-    accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
+    internalSecret: deps.config.INTERNAL_SECRET,
+    internalKeyring: createKeyring(deps.config.INTERNAL_SECRET),
+    accessKeyring: ctx.accessKeyring,
     ready: deps.stores.ready,
-    routers,
+    bodyLimit: '16kb',
+    routers: [authRouter(ctx, sessions, accounts), profileRouter(ctx), adminRouter(ctx, sessions, accounts), internalRouter(ctx)],
   });
 }

@@ -1,5 +1,10 @@
+import { join } from 'node:path';
 import { nodeEnvSchema, portSchema, secretsSchema } from '@platform/shared-types';
 import { z } from 'zod';
+
+const seconds = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+/** <repo>/.data/mail, found from this file (auth/src/config.ts), so the default does not depend on the cwd. */
+const defaultMailDir = join(new URL('../..', import.meta.url).pathname, '.data', 'mail');
 
 export const configSchema = secretsSchema.extend({
   NODE_ENV: nodeEnvSchema,
@@ -9,6 +14,30 @@ export const configSchema = secretsSchema.extend({
   MONGO_URL: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// URL'),
   MONGO_DB: z.string().default('auth'),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+  /** bcrypt work factor: 12 in production, tests lower it */
+  BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
+  /** bcrypt worker threads (default: cores - 1, at least 1, at most 4) */
+  BCRYPT_WORKERS: z.coerce.number().int().min(1).max(16).optional(),
+  /** nodemailer transport URL; without it mail is written as JSON files to MAIL_DIR */
+  SMTP_URL: z.string().optional(),
+  MAIL_FROM: z.string().default('Platform <no-reply@platform.local>'),
+  MAIL_DIR: z.string().default(defaultMailDir),
+  /** where links in mails point (the web client) */
+  PUBLIC_URL: z.string().default('http://127.0.0.1:8080'),
+  USER_EVENTS_STREAM: z.string().min(1).default('events:users'),
+  /** prefix of auth's own Redis keys (login failure counters) */
+  REDIS_KEY_PREFIX: z.string().default('auth:'),
+  ACCESS_TOKEN_TTL_SECONDS: seconds(15 * 60),
+  REFRESH_TOKEN_TTL_SECONDS: seconds(7 * 24 * 60 * 60),
+  VERIFY_TOKEN_TTL_SECONDS: seconds(24 * 60 * 60),
+  RESET_TOKEN_TTL_SECONDS: seconds(60 * 60),
+  /** a refresh token presented again within this window after rotation gets the pair already issued */
+  REFRESH_REUSE_GRACE_SECONDS: z.coerce.number().int().min(0).default(10),
+  LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
+  LOGIN_FAILURE_WINDOW_SECONDS: seconds(15 * 60),
+  LOGIN_LOCK_SECONDS: seconds(15 * 60),
+  /** how often expired refresh and one-time tokens are deleted (no TTL index on FerretDB) */
+  SWEEP_INTERVAL_SECONDS: seconds(10 * 60),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,7 +1,8 @@
 import { createLogger, loadConfig } from '@platform/shared-types';
 import { onShutdown, startService } from '@platform/shared-types/express';
-import { buildApp } from './app.ts';
+import { buildApp, buildServices } from './app.ts';
 import { type Config, configSchema } from './config.ts';
+import { createContext } from './context.ts';
 import { connectStores } from './stores.ts';
 
 export async function start(config: Config) {
@@ -12,6 +13,25 @@ export async function start(config: Config) {
     host: config.HOST,
     connect: () => connectStores(config),
     build: (stores) => buildApp({ config, logger, stores }),
+    // Expired refresh and one-time tokens are deleted periodically: FerretDB has no TTL indexes.
+    background: (stores) => {
+      const { sessions } = buildServices(createContext(config, logger, stores));
+      let running: Promise<unknown> | undefined;
+      const timer = setInterval(() => {
+        running ??= sessions
+          .sweepExpired()
+          .then((removed) => logger.debug(removed, 'swept expired tokens'))
+          .catch((error: unknown) => logger.warn({ err: error }, 'token sweep failed'))
+          .finally(() => {
+            running = undefined;
+          });
+      }, config.SWEEP_INTERVAL_SECONDS * 1000);
+      timer.unref();
+      return async () => {
+        clearInterval(timer);
+        await running;
+      };
+    },
   });
 }
 
