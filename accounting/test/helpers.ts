@@ -65,7 +65,7 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
   const service = await start(config);
   const { db, redis } = service.stores;
 
-  const json = async (response: Response) => ({ status: response.status, body: (await response.json()) as Record<string, unknown> & Record<string, never> });
+  const json = async <T = Record<string, unknown>>(response: Response) => ({ status: response.status, body: (await response.json()) as T });
   const api = {
     /** a request through the "gateway": signed identity headers for the actor */
     async as(actor: Actor, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {

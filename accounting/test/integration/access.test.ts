@@ -76,7 +76,7 @@ describe('accounting authorization and bad input (real PostgreSQL, monitoring ov
   it('lets a supervisor allocate to an own student only, never to itself', async () => {
     const own = await h.api.as(supervisor, 'POST', '/api/credits/allocate', { userId: student.userId, credits: 3 });
     expect(own.status).to.equal(201);
-    expect((await own.json()).allocation.allocatedBy).to.equal(supervisor.userId);
+    expect((await h.api.json<{ allocation: { allocatedBy: string } }>(own)).body.allocation.allocatedBy).to.equal(supervisor.userId);
     expect((await h.api.as(supervisor, 'POST', '/api/credits/allocate', { userId: stranger.userId, credits: 3 })).status).to.equal(403);
     expect((await h.api.as(supervisor, 'POST', '/api/credits/allocate', { userId: supervisor.userId, credits: 3 })).status).to.equal(403);
     expect((await h.api.as(student, 'POST', '/api/credits/allocate', { userId: student.userId, credits: 3 })).status).to.equal(403);
@@ -110,7 +110,7 @@ describe('accounting authorization and bad input (real PostgreSQL, monitoring ov
       ]) {
         const res = await fetch(url, init(headers));
         expect(res.status).to.equal(401);
-        expect((await res.json()).code).to.equal('UNAUTHENTICATED');
+        expect((await h.api.json(res)).body.code).to.equal('UNAUTHENTICATED');
       }
     });
   }
@@ -166,7 +166,7 @@ describe('accounting authorization and bad input (real PostgreSQL, monitoring ov
         for (const path of ['/api/credits/allocate', '/api/credits/deduct']) {
           const res = await h.api.as(admin, 'POST', path, { userId: student.userId, credits });
           expect(res.status).to.equal(400);
-          expect((await res.json()).code).to.equal('VALIDATION_FAILED');
+          expect((await h.api.json(res)).body.code).to.equal('VALIDATION_FAILED');
         }
       });
     }

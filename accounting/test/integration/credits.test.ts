@@ -51,7 +51,7 @@ describe('accounting credits (real PostgreSQL)', () => {
     expect(first.allocation).to.include({ remaining: 500, credits: 500, notes: 'welcome', allocatedBy: admin.userId, expiresAt: null });
     const b = await balance(user);
     expect(b).to.include({ available: 500, reserved: 0 });
-    const tx = await h.api.json(await h.api.as(user, 'GET', '/api/credits/transactions'));
+    const tx = await h.api.json<{ total: number; transactions: unknown[] }>(await h.api.as(user, 'GET', '/api/credits/transactions'));
     expect(tx.body.total).to.equal(1);
     expect(tx.body.transactions[0]).to.include({ type: 'allocation', amount: 500, balanceAfter: 500 });
     const total = await h.api.json(await h.api.as(user, 'GET', '/api/credits/total-balance'));
@@ -111,7 +111,7 @@ describe('accounting credits (real PostgreSQL)', () => {
     expect(rows).to.have.length(1);
     const other = await h.api.as(admin, 'POST', '/api/credits/allocate', { userId: user.userId, credits: 43 }, { 'idempotency-key': key });
     expect(other.status).to.equal(409);
-    expect((await other.json()).code).to.equal('CONFLICT');
+    expect((await h.api.json(other)).body.code).to.equal('CONFLICT');
     expect(await h.db('allocations').where({ user_id: user.userId })).to.have.length(1);
   });
 
@@ -237,10 +237,10 @@ describe('accounting credits (real PostgreSQL)', () => {
       { token: expired },
     );
     expect(refused.status).to.equal(401);
-    expect((await refused.json()).code).to.equal('TOKEN_EXPIRED');
+    expect((await h.api.json(refused)).body.code).to.equal('TOKEN_EXPIRED');
     const fin = await h.api.internal('POST', '/internal/streaming-sessions/finalize', { reservationId, inputTokens: 10, outputTokens: 50 }, { token: expired });
     expect(fin.status).to.equal(200);
-    expect((await fin.json()).status).to.equal('finalized');
+    expect((await h.api.json(fin)).body.status).to.equal('finalized');
     const r2 = randomUUID();
     await initialize(user, { reservationId: r2, sessionId: 's', modelId: 'local-dev', inputTokens: 10, maxOutputTokens: 100 });
     const ab = await h.api.internal('POST', '/internal/streaming-sessions/abort', { reservationId: r2, outputTokens: 5 });
