@@ -25,6 +25,8 @@ export const configSchema = secretsSchema.extend({
   /** consumer name inside the group; defaults to host and pid */
   USER_EVENTS_CONSUMER: z.string().min(1).optional(),
   USER_EVENTS_BLOCK_MS: positiveInt(5_000),
+  /** entries another consumer has left unacknowledged this long are claimed (it probably died) */
+  USER_EVENTS_CLAIM_IDLE_MS: z.coerce.number().int().min(0).default(60_000),
   /** open reservations older than this are expired by the sweeper and their credits released */
   RESERVATION_TTL_SECONDS: positiveInt(600),
   /** how often the sweeper expires reservations and allocations */

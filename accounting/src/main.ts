@@ -23,6 +23,7 @@ export async function start(config: Config) {
         group: config.USER_EVENTS_GROUP,
         consumer: config.USER_EVENTS_CONSUMER,
         blockMs: config.USER_EVENTS_BLOCK_MS,
+        claimIdleMs: config.USER_EVENTS_CLAIM_IDLE_MS,
       });
       const stopSweeper = startSweeper(stores.db, logger, { intervalMs: config.SWEEP_INTERVAL_MS, idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS });
       return async () => {

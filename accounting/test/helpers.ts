@@ -48,7 +48,7 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
   const auth = createTestAuth();
   const urls = storeUrls();
   const dbName = uniqueDbName('accounting');
-  const stream = `test:events:users:${randomUUID()}`;
+  const stream = overrides.USER_EVENTS_STREAM ?? `test:events:users:${randomUUID()}`;
   const monitoring = await startMonitoringStub(auth);
   const config = configSchema.parse({
     ...auth.secrets,
@@ -58,9 +58,9 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
     PG_DB: dbName,
     REDIS_URL: urls.REDIS_URL,
     MONITORING_URL: monitoring.url,
-    USER_EVENTS_STREAM: stream,
     USER_EVENTS_BLOCK_MS: '200',
     ...overrides,
+    USER_EVENTS_STREAM: stream,
   });
   const service = await start(config);
   const { db, redis } = service.stores;

@@ -92,6 +92,9 @@ BEGIN
   INSERT INTO accounts (user_id, username, email, role) VALUES (p_user, p_username, p_email, p_role)
   ON CONFLICT (user_id) DO NOTHING;
   v_available := acc_lock(p_user);
+  IF EXISTS (SELECT 1 FROM accounts WHERE user_id = p_user AND disabled) THEN
+    RAISE EXCEPTION 'account is disabled' USING ERRCODE = 'P0403';
+  END IF;
   SELECT * INTO v_existing FROM reservations WHERE id = p_id;
   IF FOUND THEN
     IF v_existing.user_id <> p_user OR v_existing.session_id <> p_session OR v_existing.model_id <> p_model THEN
@@ -135,6 +138,7 @@ DECLARE
   v_left bigint;
   v_take bigint;
   v_input integer;
+  v_into_expired boolean := false;
   h record;
 BEGIN
   SELECT user_id INTO v_user FROM reservations WHERE id = p_id;
@@ -158,12 +162,14 @@ BEGIN
   END IF;
   -- the charge consumes the holds soonest-expiring first; what is left goes back to its allocation
   v_left := v_charge;
-  FOR h IN SELECT rh.allocation_id, rh.amount FROM reservation_holds rh JOIN allocations a ON a.id = rh.allocation_id
+  FOR h IN SELECT rh.allocation_id, rh.amount, a.expires_at <= now() AS expired
+           FROM reservation_holds rh JOIN allocations a ON a.id = rh.allocation_id
            WHERE rh.reservation_id = p_id ORDER BY a.expires_at NULLS LAST, a.id LOOP
     v_take := least(h.amount, v_left);
     v_left := v_left - v_take;
     IF h.amount > v_take THEN
       UPDATE allocations SET remaining = remaining + (h.amount - v_take) WHERE id = h.allocation_id;
+      v_into_expired := v_into_expired OR coalesce(h.expired, false);
     END IF;
   END LOOP;
   DELETE FROM reservation_holds WHERE reservation_id = p_id;
@@ -183,7 +189,7 @@ BEGIN
     ON CONFLICT (reservation_id) DO NOTHING;
   END IF;
   -- credits released into an allocation that expired meanwhile expire now
-  v_available := acc_lock(v_user);
+  IF v_into_expired THEN v_available := acc_lock(v_user); END IF;
   RETURN QUERY SELECT r, v_available FROM reservations r WHERE r.id = p_id;
 END $$;
 `;

@@ -48,5 +48,29 @@ describe('accounting user events consumer (real Redis stream, real PostgreSQL)',
       credits: 10,
     });
     expect(res.status).to.equal(201);
+    // a disabled account cannot start a stream, whatever its token says
+    const token = h.auth.token({ userId, username: 'ada', email: 'ada@new.test', role: 'supervisor' });
+    const init = await h.api.internal(
+      'POST',
+      '/internal/streaming-sessions/initialize',
+      { reservationId: randomUUID(), sessionId: 's', modelId: 'local-dev', inputTokens: 1, maxOutputTokens: 1 },
+      { token },
+    );
+    expect(init.status).to.equal(403);
+  });
+
+  it('takes over entries a consumer that went away read but never acknowledged', async () => {
+    const stream = `test:events:users:${randomUUID()}`;
+    const userId = randomBytes(12).toString('hex');
+    await h.redis.xgroup('CREATE', stream, h.config.USER_EVENTS_GROUP, '0', 'MKSTREAM');
+    await h.redis.xadd(stream, '*', USER_EVENT_FIELD, JSON.stringify(event(userId, 'user.registered', new Date())));
+    await h.redis.xreadgroup('GROUP', h.config.USER_EVENTS_GROUP, 'crashed-consumer', 'COUNT', 10, 'STREAMS', stream, '>');
+    const second = await startAccounting({ USER_EVENTS_STREAM: stream, USER_EVENTS_CLAIM_IDLE_MS: '0' });
+    try {
+      await eventually(async () => second.db('accounts').where({ user_id: userId }).first());
+      await eventually(async () => Number(((await second.redis.xpending(stream, second.config.USER_EVENTS_GROUP)) as [number])[0]) === 0);
+    } finally {
+      await second.stop();
+    }
   });
 });

@@ -15,13 +15,16 @@ export interface UserEventsOptions {
   consumer?: string;
   blockMs: number;
   batch?: number;
+  /** entries another consumer read but has not acknowledged for this long are taken over (it probably died) */
+  claimIdleMs?: number;
 }
 
 type StreamEntries = Array<[id: string, fields: string[]]>;
 
 /**
  * Keeps accounts current from the user events stream through our consumer group: at least once (entries are
- * acknowledged after they are applied; on start our own pending entries are read again), idempotent (an event
+ * acknowledged after they are applied; on start our own pending entries are read again, and entries other
+ * consumers left pending too long are claimed), idempotent (an event
  * older than the identity already applied changes nothing). A malformed entry is logged and acknowledged.
  * Returns the stopper.
  */
@@ -60,16 +63,35 @@ export function startUserEvents(options: UserEventsOptions): () => Promise<void>
     return entries.length;
   };
 
+  /** Takes over entries left unacknowledged by consumers that went away (a restarted process has a new name). */
+  const claimStale = async () => {
+    let cursor = '0-0';
+    do {
+      const reply = (await redis.xautoclaim(stream, group, consumer, options.claimIdleMs ?? 60_000, cursor, 'COUNT', options.batch ?? 100)) as [
+        string,
+        StreamEntries,
+      ];
+      cursor = reply[0];
+      await handle(reply[1].filter((entry) => entry !== null && Array.isArray(entry[1])));
+    } while (!stopping && cursor !== '0-0');
+  };
+
   const loop = async () => {
     try {
       await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
     } catch (error) {
       if (!String((error as Error).message).includes('BUSYGROUP')) throw error;
     }
-    // what this consumer read but did not acknowledge before it stopped
+    // what this consumer read but did not acknowledge before it stopped, then what dead consumers left
     while (!stopping && (await read('0')) > 0);
+    await claimStale();
+    let lastClaim = Date.now();
     while (!stopping) {
       try {
+        if (Date.now() - lastClaim > (options.claimIdleMs ?? 60_000)) {
+          lastClaim = Date.now();
+          await claimStale();
+        }
         await read('>');
       } catch (error) {
         if (stopping) break;
