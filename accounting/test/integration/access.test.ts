@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Actor } from '@platform/shared-types';
+import { listen } from '@platform/shared-types/express';
 import { testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import { assertInvariant } from '../../src/features/credits/invariant.ts';
@@ -336,5 +337,29 @@ describe('accounting authorization and bad input (real PostgreSQL, monitoring ov
       }
       expect(String(failure)).to.match(/append-only/);
     });
+  });
+});
+
+describe('accounting when monitoring is unreachable', () => {
+  let h: Harness;
+  before(async () => {
+    // a port that was free a moment ago: nothing listens there
+    const probe = await listen(() => undefined, 0);
+    await probe.close(0);
+    h = await startAccounting({ MONITORING_URL: probe.url });
+  });
+  after(async () => {
+    await h.stop();
+  });
+
+  it('answers a supervisor with UPSTREAM_UNAVAILABLE (never a silent allow) while admins and owners are unaffected', async () => {
+    const supervisor = testActor('supervisor');
+    const student = testActor('enduser');
+    await h.api.as(student, 'GET', '/api/credits/balance');
+    const res = await h.api.as(supervisor, 'GET', `/api/credits/balance?userId=${student.userId}`);
+    expect(res.status).to.equal(503);
+    expect((await h.api.json(res)).body.code).to.equal('UPSTREAM_UNAVAILABLE');
+    expect((await h.api.as(testActor('admin'), 'GET', `/api/credits/balance?userId=${student.userId}`)).status).to.equal(200);
+    expect((await h.api.as(student, 'GET', '/api/credits/balance')).status).to.equal(200);
   });
 });
