@@ -1,5 +1,6 @@
 // Accounting bench: reserve+finalize pairs per second through the domain layer (the same functions the
 // /internal/streaming-sessions routes call, without HTTP), spread over 1,000 accounts and on one hot account,
+// plus the same pairs over HTTP against the real service (service token + user token, as chat calls it),
 // next to pgbench running a single-row `UPDATE ... SET balance = balance - 1` on the same server (the physical
 // limit for one hot row) and the same update spread over 1,000 rows. Every account's invariant is checked after.
 // Scratch databases only; bounded in time (a few seconds per run). Prints a markdown section for bench/REPORT.md.
@@ -9,13 +10,15 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Actor } from '@platform/shared-types';
-import { loadModelCatalog } from '@platform/shared-types';
+import { loadModelCatalog, ServiceClient } from '@platform/shared-types';
 import { connectPostgres, dropPostgresDatabase, ensurePostgresDatabase, migrateLatest, pgUrlFor } from '@platform/shared-types/stores';
-import { storeUrls, uniqueDbName } from '@platform/shared-types/testing';
+import { createTestAuth, storeUrls, uniqueDbName } from '@platform/shared-types/testing';
 import type { Knex } from 'knex';
+import { configSchema } from '../../accounting/src/config.ts';
 import { invariantViolations } from '../../accounting/src/features/credits/invariant.ts';
 import { seedPrices } from '../../accounting/src/features/prices/prices-dal.ts';
 import { finalizeStream, initializeStream } from '../../accounting/src/features/reservations/reservations-service.ts';
+import { start } from '../../accounting/src/main.ts';
 import { migrations } from '../../accounting/src/migrations/index.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -157,6 +160,45 @@ async function main() {
 
     const spread = await drive(async () => pair(db, users[Math.floor(Math.random() * ACCOUNTS)] as Actor));
     const hotPairs = await drive(async () => pair(db, hot));
+
+    // the same pairs over HTTP, as chat makes them (ServiceClient: service token + the user's bearer token)
+    const auth = createTestAuth();
+    const service = await start(
+      configSchema.parse({
+        ...auth.secrets,
+        NODE_ENV: 'test',
+        PORT: '0',
+        PG_URL: urls.PG_URL,
+        PG_DB: accountingDb,
+        PG_POOL_MAX: String(CONCURRENCY + 2),
+        REDIS_URL: urls.REDIS_URL,
+        USER_EVENTS_STREAM: `bench:events:users:${randomUUID()}`,
+      }),
+    );
+    const client = new ServiceClient({
+      caller: 'chat',
+      internalKeyring: auth.internalKeyring,
+      baseUrls: { accounting: service.url },
+      connections: CONCURRENCY,
+    });
+    const tokens = users.map((u) => auth.token(u, { ttlSeconds: 600 }));
+    const post = (path: string, body: unknown, userToken?: string) => client.call('accounting', path, { body, userToken });
+    let http: Result;
+    try {
+      http = await drive(async () => {
+        const i = Math.floor(Math.random() * ACCOUNTS);
+        const reservationId = randomUUID();
+        await post(
+          '/internal/streaming-sessions/initialize',
+          { reservationId, sessionId: 'bench', modelId: 'local-dev', inputTokens: 200, maxOutputTokens: 500 },
+          tokens[i],
+        );
+        await post('/internal/streaming-sessions/finalize', { reservationId, inputTokens: 200, outputTokens: 120 });
+      });
+    } finally {
+      await client.close();
+      await service.stop();
+    }
     const pgHot = pgbench(pgbenchDb, 'UPDATE hot SET balance = balance - 1 WHERE id = 1;\n');
     const pgSpread = pgbench(pgbenchDb, `\\set id random(1, ${ACCOUNTS})\nUPDATE hot SET balance = balance - 1 WHERE id = :id;\n`);
 
@@ -186,12 +228,13 @@ async function main() {
       '|---|---:|---:|---:|---:|---:|',
       row(`pairs over ${fmt(ACCOUNTS)} accounts`, spread),
       row('pairs on one hot account', hotPairs),
+      row(`pairs over HTTP, ${fmt(ACCOUNTS)} accounts`, http),
       row(`pgbench UPDATE over ${fmt(ACCOUNTS)} rows`, pgSpread),
       row('pgbench UPDATE on one hot row', pgHot),
       '',
       `- hot-account pairs / pgbench hot-row TPS: **${fmt(hotRatio, 3)}** (target >= ${TARGET_HOT_RATIO}: ${hotRatio >= TARGET_HOT_RATIO ? 'pass' : 'short'})`,
       `- spread pairs / pgbench spread TPS: ${fmt(spreadRatio, 3)}`,
-      `- spread pairs / hot pairs: ${fmt(spread.opsPerSecond / hotPairs.opsPerSecond, 2)}`,
+      `- spread pairs / hot pairs: ${fmt(spread.opsPerSecond / hotPairs.opsPerSecond, 2)}; HTTP pairs / domain pairs (spread): ${fmt(http.opsPerSecond / spread.opsPerSecond, 2)}`,
       `- invariant violations over ${fmt(ACCOUNTS + 1)} accounts: **${violations}** (target 0: ${violations === 0 ? 'pass' : 'FAIL'}); reservations left open: ${open}`,
       `- overall: ${pass ? 'pass' : 'short'}`,
       '',
