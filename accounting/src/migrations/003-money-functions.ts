@@ -6,7 +6,7 @@ import type { Migration } from '@platform/shared-types/stores';
  * COMMITTED every later statement of the function takes a fresh snapshot, so it sees what the previous lock
  * holder committed. Allocations and holds of a user are only ever changed under that lock.
  *
- * Errors carry our own SQLSTATEs, mapped to problem codes in money-dal.ts:
+ * Errors carry our own SQLSTATEs, mapped to problem codes in src/db.ts:
  * P0402 insufficient credits (DETAIL = available), P0403 forbidden, P0404 not found (MESSAGE names what), P0409 conflict.
  */
 const FUNCTIONS = `
@@ -48,7 +48,8 @@ BEGIN
     END IF;
     v_left := v_left - v_take;
   END LOOP;
-  IF v_left > 0 THEN RAISE EXCEPTION 'allocations do not cover the balance' USING ERRCODE = 'P0402'; END IF;
+  -- cannot happen while the invariant holds; a plain error (500), never a silent partial spend
+  IF v_left > 0 THEN RAISE EXCEPTION 'allocations do not cover the balance of %', p_user; END IF;
 END $$;
 
 CREATE FUNCTION acc_allocate(p_user text, p_credits bigint, p_expires_at timestamptz, p_notes text, p_by text,

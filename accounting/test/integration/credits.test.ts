@@ -115,6 +115,22 @@ describe('accounting credits (real PostgreSQL)', () => {
     expect(await h.db('allocations').where({ user_id: user.userId })).to.have.length(1);
   });
 
+  it('leaves no idempotency key behind when the first attempt fails, so a retry can succeed', async () => {
+    const key = `alloc-${randomUUID()}`;
+    const later = testActor('enduser');
+    const failed = await h.api.as(admin, 'POST', '/api/credits/allocate', { userId: later.userId, credits: 5 }, { 'idempotency-key': key });
+    expect(failed.status).to.equal(404);
+    expect(await h.db('idempotency_keys').where({ key })).to.have.length(0);
+    await h.api.as(later, 'GET', '/api/credits/balance');
+    touched.add(later.userId);
+    const retried = await h.api.as(admin, 'POST', '/api/credits/allocate', { userId: later.userId, credits: 5 }, { 'idempotency-key': key });
+    expect(retried.status).to.equal(201);
+    const replay = await h.api.as(admin, 'POST', '/api/credits/allocate', { credits: 5, userId: later.userId }, { 'idempotency-key': key });
+    expect(replay.status).to.equal(201);
+    expect(replay.headers.get('idempotent-replayed')).to.equal('true');
+    expect(await h.db('allocations').where({ user_id: later.userId })).to.have.length(1);
+  });
+
   it('spends the soonest-expiring allocation first, stops counting expired ones, and the sweep writes their expiry', async () => {
     const user = await newUser();
     const never = await allocate(user.userId, 100);
@@ -260,8 +276,12 @@ describe('accounting credits (real PostgreSQL)', () => {
       { token: h.auth.token(other) },
     );
     expect(res.status).to.equal(403);
+    await allocate(other.userId, 100);
     const clash = await initialize(other, { reservationId, sessionId: 's', modelId: 'local-dev', inputTokens: 10, maxOutputTokens: 100 });
     expect(clash.status).to.equal(409);
+    // the refused attempt left nothing behind
+    expect(await h.db('ledger').where({ user_id: other.userId, type: 'reservation' })).to.have.length(0);
+    expect(await balance(other)).to.include({ available: 100, reserved: 0 });
     await h.api.internal('POST', '/internal/streaming-sessions/abort', { reservationId, outputTokens: 0 });
   });
 
