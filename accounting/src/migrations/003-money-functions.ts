@@ -10,14 +10,12 @@ import type { Migration } from '@platform/shared-types/stores';
  * P0402 insufficient credits (DETAIL = available), P0403 forbidden, P0404 not found (MESSAGE names what), P0409 conflict.
  */
 const FUNCTIONS = `
--- Locks the account and expires its due allocations; returns available credits after expiry.
-CREATE FUNCTION acc_lock(p_user text) RETURNS bigint LANGUAGE plpgsql AS $$
+-- Expires the due allocations of an account the caller has locked; returns available credits after expiry.
+CREATE FUNCTION acc_expire_due(p_user text, p_available bigint) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
-  v_available bigint;
+  v_available bigint := p_available;
   r record;
 BEGIN
-  SELECT available INTO v_available FROM accounts WHERE user_id = p_user FOR UPDATE;
-  IF NOT FOUND THEN RAISE EXCEPTION 'account' USING ERRCODE = 'P0404'; END IF;
   FOR r IN SELECT id, remaining FROM allocations
            WHERE user_id = p_user AND remaining > 0 AND expires_at <= now() ORDER BY expires_at, id LOOP
     UPDATE allocations SET remaining = 0, expired_at = coalesce(expired_at, now()) WHERE id = r.id;
@@ -25,8 +23,20 @@ BEGIN
     INSERT INTO ledger (user_id, type, amount, balance_after, reference, allocation_id)
     VALUES (p_user, 'expiry', -r.remaining, v_available, 'allocation:' || r.id, r.id);
   END LOOP;
-  UPDATE accounts SET available = v_available WHERE user_id = p_user AND available <> v_available;
+  IF v_available <> p_available THEN
+    UPDATE accounts SET available = v_available WHERE user_id = p_user;
+  END IF;
   RETURN v_available;
+END $$;
+
+-- Locks the account and expires its due allocations; returns available credits after expiry.
+CREATE FUNCTION acc_lock(p_user text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  v_available bigint;
+BEGIN
+  SELECT available INTO v_available FROM accounts WHERE user_id = p_user FOR UPDATE;
+  IF NOT FOUND THEN RAISE EXCEPTION 'account' USING ERRCODE = 'P0404'; END IF;
+  RETURN acc_expire_due(p_user, v_available);
 END $$;
 
 -- Takes credits from live allocations, soonest-expiring first (never-expiring last). The caller holds the lock
@@ -88,14 +98,17 @@ DECLARE
   v_available bigint;
   v_price record;
   v_amount bigint;
+  v_disabled boolean;
   v_existing reservations;
 BEGIN
-  INSERT INTO accounts (user_id, username, email, role) VALUES (p_user, p_username, p_email, p_role)
-  ON CONFLICT (user_id) DO NOTHING;
-  v_available := acc_lock(p_user);
-  IF EXISTS (SELECT 1 FROM accounts WHERE user_id = p_user AND disabled) THEN
-    RAISE EXCEPTION 'account is disabled' USING ERRCODE = 'P0403';
+  SELECT available, disabled INTO v_available, v_disabled FROM accounts WHERE user_id = p_user FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO accounts (user_id, username, email, role) VALUES (p_user, p_username, p_email, p_role)
+    ON CONFLICT (user_id) DO NOTHING;
+    SELECT available, disabled INTO v_available, v_disabled FROM accounts WHERE user_id = p_user FOR UPDATE;
   END IF;
+  IF v_disabled THEN RAISE EXCEPTION 'account is disabled' USING ERRCODE = 'P0403'; END IF;
+  v_available := acc_expire_due(p_user, v_available);
   SELECT * INTO v_existing FROM reservations WHERE id = p_id;
   IF FOUND THEN
     IF v_existing.user_id <> p_user OR v_existing.session_id <> p_session OR v_existing.model_id <> p_model THEN
@@ -116,13 +129,16 @@ BEGIN
   INSERT INTO reservations (id, user_id, session_id, model_id, input_per_1k, output_per_1k, input_tokens,
                             max_output_tokens, reserved, expires_at)
   VALUES (p_id, p_user, p_session, p_model, v_price.input_per_1k, v_price.output_per_1k, p_input_tokens,
-          p_max_output_tokens, v_amount, now() + make_interval(secs => p_ttl_seconds));
+          p_max_output_tokens, v_amount, now() + make_interval(secs => p_ttl_seconds))
+  RETURNING * INTO v_existing;
   PERFORM acc_take(p_user, v_amount, p_id);
   v_available := v_available - v_amount;
   UPDATE accounts SET available = v_available, reserved = reserved + v_amount WHERE user_id = p_user;
   INSERT INTO ledger (user_id, type, amount, balance_after, reference, reservation_id)
   VALUES (p_user, 'reservation', -v_amount, v_available, 'reservation:' || p_id, p_id);
-  RETURN QUERY SELECT r, v_available FROM reservations r WHERE r.id = p_id;
+  reservation := v_existing;
+  available_after := v_available;
+  RETURN NEXT;
 END $$;
 
 -- Settles an open reservation: 'finalized' or 'aborted' charge the cost of the given tokens at the reservation's
@@ -174,24 +190,27 @@ BEGIN
     END IF;
   END LOOP;
   DELETE FROM reservation_holds WHERE reservation_id = p_id;
-  v_available := v_available + v_res.reserved;
+  -- the whole hold comes back (release), then the actual cost goes (charge), both in one statement
   INSERT INTO ledger (user_id, type, amount, balance_after, reference, reservation_id)
-  VALUES (v_user, 'release', v_res.reserved, v_available, 'reservation:' || p_id, p_id);
-  IF v_charge > 0 THEN
-    v_available := v_available - v_charge;
-    INSERT INTO ledger (user_id, type, amount, balance_after, reference, reservation_id)
-    VALUES (v_user, 'charge', -v_charge, v_available, 'reservation:' || p_id, p_id);
-  END IF;
+  SELECT v_user, e.type, e.amount, e.balance_after, 'reservation:' || p_id, p_id
+    FROM (VALUES (1, 'release', v_res.reserved, v_available + v_res.reserved),
+                 (2, 'charge', -v_charge, v_available + v_res.reserved - v_charge)) AS e(seq, type, amount, balance_after)
+   WHERE e.seq = 1 OR v_charge > 0
+   ORDER BY e.seq;
+  v_available := v_available + v_res.reserved - v_charge;
   UPDATE accounts SET available = v_available, reserved = reserved - v_res.reserved WHERE user_id = v_user;
-  UPDATE reservations SET status = p_status, charged = v_charge, settled_at = now() WHERE id = p_id;
+  UPDATE reservations SET status = p_status, charged = v_charge, settled_at = now() WHERE id = p_id
+  RETURNING * INTO v_res;
   IF p_status <> 'expired' THEN
     INSERT INTO usage (user_id, model_id, session_id, reservation_id, input_tokens, output_tokens, credits)
     VALUES (v_user, v_res.model_id, v_res.session_id, p_id, v_input, p_output_tokens, v_charge)
     ON CONFLICT (reservation_id) DO NOTHING;
   END IF;
   -- credits released into an allocation that expired meanwhile expire now
-  IF v_into_expired THEN v_available := acc_lock(v_user); END IF;
-  RETURN QUERY SELECT r, v_available FROM reservations r WHERE r.id = p_id;
+  IF v_into_expired THEN v_available := acc_expire_due(v_user, v_available); END IF;
+  reservation := v_res;
+  available_after := v_available;
+  RETURN NEXT;
 END $$;
 `;
 
@@ -202,6 +221,7 @@ const NAMES = [
   'acc_allocate(text, bigint, timestamptz, text, text)',
   'acc_take(text, bigint, uuid)',
   'acc_lock(text)',
+  'acc_expire_due(text, bigint)',
 ];
 
 export const moneyFunctions003: Migration = {
