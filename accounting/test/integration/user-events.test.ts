@@ -59,6 +59,13 @@ describe('accounting user events consumer (real Redis stream, real PostgreSQL)',
     expect(init.status).to.equal(403);
   });
 
+  it('sets its group up again when the stream was deleted', async () => {
+    await h.redis.del(h.stream);
+    const userId = randomBytes(12).toString('hex');
+    await publish(event(userId, 'user.registered', new Date()));
+    await eventually(async () => h.db('accounts').where({ user_id: userId }).first(), 10_000);
+  });
+
   it('takes over entries a consumer that went away read but never acknowledged', async () => {
     const stream = `test:events:users:${randomUUID()}`;
     const userId = randomBytes(12).toString('hex');

@@ -76,25 +76,37 @@ export function startUserEvents(options: UserEventsOptions): () => Promise<void>
     } while (!stopping && cursor !== '0-0');
   };
 
-  const loop = async () => {
+  const ensureGroup = async () => {
     try {
       await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
     } catch (error) {
       if (!String((error as Error).message).includes('BUSYGROUP')) throw error;
     }
-    // what this consumer read but did not acknowledge before it stopped, then what dead consumers left
-    while (!stopping && (await read('0')) > 0);
-    await claimStale();
-    let lastClaim = Date.now();
+  };
+
+  const loop = async () => {
+    const claimIdleMs = options.claimIdleMs ?? 60_000;
+    let ready = false;
+    let lastClaim = 0;
     while (!stopping) {
       try {
-        if (Date.now() - lastClaim > (options.claimIdleMs ?? 60_000)) {
+        if (!ready) {
+          await ensureGroup();
+          // what this consumer read but did not acknowledge before it stopped, then what dead consumers left
+          while (!stopping && (await read('0')) > 0);
+          await claimStale();
+          lastClaim = Date.now();
+          ready = true;
+        }
+        if (Date.now() - lastClaim > claimIdleMs) {
           lastClaim = Date.now();
           await claimStale();
         }
         await read('>');
       } catch (error) {
         if (stopping) break;
+        // Redis away, or the stream (and our group with it) deleted: set up again after a pause
+        ready = false;
         logger.error({ err: error }, 'user events consumer failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, 1_000).unref());
       }
