@@ -1,26 +1,48 @@
-import { createKeyring, type Logger } from '@platform/shared-types';
-import { type ApiRouter, createServiceApp } from '@platform/shared-types/express';
-import type { Express } from 'express';
+import { createKeyring, type Logger, ServiceClient } from '@platform/shared-types';
+import { createServiceApp } from '@platform/shared-types/express';
+import type { Express, RequestHandler } from 'express';
 import type { Config } from './config.ts';
+import type { AccountingContext } from './context.ts';
+import { ensureAccount } from './features/accounts/accounts-dal.ts';
+import { creditsRouter } from './features/credits/credits-router.ts';
+import { pricesRouter } from './features/prices/prices-router.ts';
+import { reservationsRouter } from './features/reservations/reservations-router.ts';
+import { usageRouter } from './features/usage/usage-router.ts';
+import { monitoringSupervisorCheck, type SupervisorCheck } from './relationships.ts';
 import type { Stores } from './stores.ts';
 
 export interface AppDeps {
   config: Config;
   logger: Logger;
   stores: Stores;
+  /** relationship check; defaults to monitoring over a service-to-service call */
+  isSupervisorOf?: SupervisorCheck;
+}
+
+/** Accounts are created just in time from the verified identity of a user's request (no call to auth). */
+function accountsJustInTime(stores: Stores): RequestHandler {
+  return async (req, _res, next) => {
+    if (req.actor) await ensureAccount(stores.db, req.actor);
+    next();
+  };
 }
 
 /** Builds the accounting app, not yet listening. */
 export function buildApp(deps: AppDeps): Express {
   const { config } = deps;
-  const routers: ApiRouter[] = [];
+  const internalKeyring = createKeyring(config.INTERNAL_SECRET);
+  const isSupervisorOf =
+    deps.isSupervisorOf ??
+    monitoringSupervisorCheck(new ServiceClient({ caller: 'accounting', internalKeyring, baseUrls: { monitoring: config.MONITORING_URL } }));
+  const ctx: AccountingContext = { db: deps.stores.db, config, isSupervisorOf };
   return createServiceApp({
     name: 'accounting',
     logger: deps.logger,
     internalSecret: config.INTERNAL_SECRET,
-    internalKeyring: createKeyring(config.INTERNAL_SECRET),
+    internalKeyring,
     accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
     ready: deps.stores.ready,
-    routers,
+    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx)],
+    before: [['/api', accountsJustInTime(deps.stores)]],
   });
 }

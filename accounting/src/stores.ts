@@ -1,7 +1,9 @@
+import { loadModelCatalog } from '@platform/shared-types';
 import { connectPostgres, connectRedis, ensurePostgresDatabase, migrateLatest, pgUrlFor, ping } from '@platform/shared-types/stores';
 import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Config } from './config.ts';
+import { seedPrices } from './features/prices/prices-dal.ts';
 import { migrations } from './migrations/index.ts';
 
 export interface Stores {
@@ -11,11 +13,17 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-/** Connects PostgreSQL (creating the database when missing, then migrating to latest) and Redis. */
-export async function connectStores(config: Pick<Config, 'PG_URL' | 'PG_DB' | 'REDIS_URL'>): Promise<Stores> {
+/**
+ * Connects PostgreSQL (creating the database when missing, migrating to latest, adding prices for catalog
+ * models that have none) and Redis.
+ */
+export async function connectStores(
+  config: Pick<Config, 'PG_URL' | 'PG_DB' | 'REDIS_URL'> & Partial<Pick<Config, 'PG_POOL_MAX' | 'MODELS_FILE'>>,
+): Promise<Stores> {
   await ensurePostgresDatabase(config.PG_URL, config.PG_DB);
-  const db = connectPostgres(pgUrlFor(config.PG_URL, config.PG_DB));
+  const db = connectPostgres(pgUrlFor(config.PG_URL, config.PG_DB), { pool: { min: 0, max: config.PG_POOL_MAX ?? 10 } });
   await migrateLatest(db, migrations);
+  await seedPrices(db, loadModelCatalog(config.MODELS_FILE));
   const redis = await connectRedis(config.REDIS_URL);
   return {
     db,

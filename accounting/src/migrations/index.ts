@@ -1,5 +1,7 @@
 import type { Migration } from '@platform/shared-types/stores';
 import { accounts001 } from './001-accounts.ts';
+import { credits002 } from './002-credits.ts';
+import { moneyFunctions003 } from './003-money-functions.ts';
 
 /** Ordered; append new migrations, never edit a released one. */
-export const migrations: Migration[] = [accounts001];
+export const migrations: Migration[] = [accounts001, credits002, moneyFunctions003];

@@ -1,0 +1,45 @@
+import type { Actor, UserEvent } from '@platform/shared-types';
+import type { Db } from '../../db.ts';
+
+export interface AccountRow {
+  user_id: string;
+  username: string;
+  email: string;
+  role: string;
+  disabled: boolean;
+  available: string;
+  reserved: string;
+}
+
+/** Creates the account of a verified identity on its first request (no call to auth); existing rows are kept. */
+export async function ensureAccount(db: Db, actor: Actor): Promise<void> {
+  await db('accounts').insert({ user_id: actor.userId, username: actor.username, email: actor.email, role: actor.role }).onConflict('user_id').ignore();
+}
+
+export async function findAccount(db: Db, userId: string): Promise<AccountRow | undefined> {
+  return db<AccountRow>('accounts').where({ user_id: userId }).first();
+}
+
+/**
+ * Applies a user event: the identity it carries becomes the account's, unless a newer event was already
+ * applied (at-least-once delivery may replay old entries). Idempotent.
+ */
+export async function applyUserEvent(db: Db, event: UserEvent): Promise<void> {
+  const at = new Date(event.occurredAt);
+  const row = {
+    user_id: event.user.id,
+    username: event.user.username,
+    email: event.user.email,
+    role: event.user.role,
+    disabled: event.user.status === 'disabled',
+    identity_at: at,
+    updated_at: db.fn.now(),
+  };
+  await db('accounts')
+    .insert(row)
+    .onConflict('user_id')
+    .merge(['username', 'email', 'role', 'disabled', 'identity_at', 'updated_at'])
+    .where(function newerOnly() {
+      this.whereNull('accounts.identity_at').orWhere('accounts.identity_at', '<=', at);
+    });
+}

@@ -1,0 +1,188 @@
+import { ApiError, creditsFor, IDEMPOTENCY_KEY_HEADER } from '@platform/shared-types';
+import { ApiRouter } from '@platform/shared-types/express';
+import type { Request } from 'express';
+import { z } from 'zod';
+import { type AccountingContext, authorizeOn } from '../../context.ts';
+import { credits, idempotencyKey, modelId, ownerQuery, pageQuery, tokens, userId } from '../../schemas.ts';
+import { findAccount } from '../accounts/accounts-dal.ts';
+import { findPrice } from '../prices/prices-dal.ts';
+import { ledgerPage } from './credits-dal.ts';
+import { allocateCredits, balanceOf, deductCredits } from './credits-service.ts';
+
+const allocationSchema = z.object({
+  id: z.string(),
+  userId: z.string(),
+  credits: z.number().int(),
+  remaining: z.number().int(),
+  expiresAt: z.string().nullable(),
+  notes: z.string().nullable(),
+  allocatedBy: z.string(),
+  createdAt: z.string(),
+});
+const balanceSchema = z.object({
+  userId: z.string(),
+  available: z.number().int(),
+  reserved: z.number().int(),
+  allocations: z.array(allocationSchema.pick({ id: true, credits: true, remaining: true, expiresAt: true, notes: true, createdAt: true })),
+});
+const allocateBody = z.object({ userId, credits, expiryDays: z.number().int().min(1).max(3650).optional(), notes: z.string().max(500).optional() }).strict();
+const deductBody = z.object({ userId, credits, reason: z.string().max(200).optional() }).strict();
+const calculateBody = z.object({ modelId, inputTokens: tokens, outputTokens: tokens }).strict();
+
+function keyOf(req: Request): string | undefined {
+  const raw = req.headers[IDEMPOTENCY_KEY_HEADER];
+  if (raw === undefined) return undefined;
+  const parsed = idempotencyKey.safeParse(raw);
+  if (!parsed.success)
+    throw new ApiError('VALIDATION_FAILED', 'Invalid Idempotency-Key header', {
+      errors: [{ path: 'headers.idempotency-key', message: parsed.error.issues[0]?.message ?? 'invalid' }],
+    });
+  return parsed.data;
+}
+
+export function creditsRouter(ctx: AccountingContext): ApiRouter {
+  const { db } = ctx;
+  return new ApiRouter()
+    .route(
+      {
+        method: 'get',
+        path: '/api/credits/balance',
+        summary: 'Available and reserved credits with the live allocations (own; admin any; supervisor own students)',
+        tags: ['credits'],
+        access: 'user',
+        query: ownerQuery,
+        response: balanceSchema,
+        errors: ['FORBIDDEN', 'NOT_FOUND'],
+      },
+      async ({ actor, query, req }) => {
+        const owner = query.userId ?? actor.userId;
+        await authorizeOn(ctx, req, actor, 'credits:read', owner);
+        return balanceOf(db, owner);
+      },
+    )
+    .route(
+      {
+        method: 'get',
+        path: '/api/credits/total-balance',
+        summary: 'Available credits as {totalCredits} (for existing clients)',
+        tags: ['credits'],
+        access: 'user',
+        query: ownerQuery,
+        response: z.object({ totalCredits: z.number().int() }),
+        errors: ['FORBIDDEN', 'NOT_FOUND'],
+      },
+      async ({ actor, query, req }) => {
+        const owner = query.userId ?? actor.userId;
+        await authorizeOn(ctx, req, actor, 'credits:read', owner);
+        return { totalCredits: (await balanceOf(db, owner)).available };
+      },
+    )
+    .route(
+      {
+        method: 'post',
+        path: '/api/credits/allocate',
+        summary: 'Allocate credits (admin; supervisor for own students); honours Idempotency-Key',
+        tags: ['credits'],
+        access: 'user',
+        body: allocateBody,
+        status: 201,
+        response: z.object({ allocation: allocationSchema, newBalance: z.number().int() }),
+        errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT'],
+      },
+      async ({ actor, body, req, res }) => {
+        const key = keyOf(req);
+        await authorizeOn(ctx, req, actor, 'credits:allocate', body.userId);
+        const result = await allocateCredits(db, actor.userId, body, key);
+        if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+        res.status(result.status).json(result.body);
+      },
+    )
+    .route(
+      {
+        method: 'post',
+        path: '/api/credits/deduct',
+        summary: 'Deduct credits (admin); honours Idempotency-Key',
+        tags: ['credits'],
+        access: 'user',
+        body: deductBody,
+        response: z.object({ userId: z.string(), deducted: z.number().int(), transactionId: z.string(), newBalance: z.number().int() }),
+        errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'INSUFFICIENT_CREDITS'],
+      },
+      async ({ actor, body, req, res }) => {
+        const key = keyOf(req);
+        await authorizeOn(ctx, req, actor, 'credits:deduct', body.userId);
+        const result = await deductCredits(db, actor.userId, body, key);
+        if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+        res.status(result.status).json(result.body);
+      },
+    )
+    .route(
+      {
+        method: 'post',
+        path: '/api/credits/calculate',
+        summary: 'Integer credits for a model and token counts (per-1k prices, rounded up)',
+        tags: ['credits'],
+        access: 'user',
+        body: calculateBody,
+        response: z.object({
+          modelId: z.string(),
+          inputTokens: z.number(),
+          outputTokens: z.number(),
+          credits: z.number().int(),
+          inputPer1k: z.number(),
+          outputPer1k: z.number(),
+        }),
+        errors: ['FORBIDDEN', 'NOT_FOUND'],
+      },
+      async ({ actor, body, req }) => {
+        await authorizeOn(ctx, req, actor, 'credits:calculate', actor.userId);
+        const price = await findPrice(db, body.modelId);
+        if (!price) throw new ApiError('NOT_FOUND', `Unknown model ${body.modelId}`);
+        return {
+          modelId: body.modelId,
+          inputTokens: body.inputTokens,
+          outputTokens: body.outputTokens,
+          credits: creditsFor(price, body.inputTokens, body.outputTokens),
+          inputPer1k: price.inputPer1k,
+          outputPer1k: price.outputPer1k,
+        };
+      },
+    )
+    .route(
+      {
+        method: 'get',
+        path: '/api/credits/transactions',
+        summary: 'The ledger, newest first, paged (own; admin any; supervisor own students)',
+        tags: ['credits'],
+        access: 'user',
+        query: pageQuery,
+        response: z.object({
+          userId: z.string(),
+          page: z.number(),
+          limit: z.number(),
+          total: z.number(),
+          transactions: z.array(
+            z.object({
+              id: z.string(),
+              type: z.string(),
+              amount: z.number().int(),
+              balanceAfter: z.number().int(),
+              reference: z.string().nullable(),
+              allocationId: z.string().nullable(),
+              reservationId: z.string().nullable(),
+              createdBy: z.string().nullable(),
+              createdAt: z.string(),
+            }),
+          ),
+        }),
+        errors: ['FORBIDDEN', 'NOT_FOUND'],
+      },
+      async ({ actor, query, req }) => {
+        const owner = query.userId ?? actor.userId;
+        await authorizeOn(ctx, req, actor, 'transactions:read', owner);
+        if (!(await findAccount(db, owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
+        const { entries, total } = await ledgerPage(db, owner, query);
+        return { userId: owner, page: query.page, limit: query.limit, total, transactions: entries };
+      },
+    );
+}

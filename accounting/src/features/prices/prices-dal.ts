@@ -1,0 +1,56 @@
+import type { ModelEntry } from '@platform/shared-types';
+import { type Db, iso } from '../../db.ts';
+
+export interface PriceView {
+  modelId: string;
+  displayName: string;
+  inputPer1k: number;
+  outputPer1k: number;
+  updatedBy: string | null;
+  updatedAt: string;
+}
+
+interface PriceRow {
+  model_id: string;
+  display_name: string;
+  input_per_1k: number;
+  output_per_1k: number;
+  updated_by: string | null;
+  updated_at: Date;
+}
+
+const view = (row: PriceRow): PriceView => ({
+  modelId: row.model_id,
+  displayName: row.display_name,
+  inputPer1k: row.input_per_1k,
+  outputPer1k: row.output_per_1k,
+  updatedBy: row.updated_by,
+  updatedAt: iso(row.updated_at) as string,
+});
+
+/** Adds every catalog model that has no price yet; prices an admin changed are kept. */
+export async function seedPrices(db: Db, catalog: ModelEntry[]): Promise<void> {
+  if (catalog.length === 0) return;
+  await db('model_prices')
+    .insert(catalog.map((m) => ({ model_id: m.id, display_name: m.displayName, input_per_1k: m.prices.inputPer1k, output_per_1k: m.prices.outputPer1k })))
+    .onConflict('model_id')
+    .ignore();
+}
+
+export async function listPrices(db: Db): Promise<PriceView[]> {
+  return (await db<PriceRow>('model_prices').orderBy('model_id')).map(view);
+}
+
+export async function findPrice(db: Db, modelId: string): Promise<PriceView | undefined> {
+  const row = await db<PriceRow>('model_prices').where({ model_id: modelId }).first();
+  return row ? view(row) : undefined;
+}
+
+/** Changes a model's prices; open reservations keep the prices they were made at. */
+export async function updatePrice(db: Db, modelId: string, prices: { inputPer1k: number; outputPer1k: number }, by: string): Promise<PriceView | undefined> {
+  const [row] = await db<PriceRow>('model_prices')
+    .where({ model_id: modelId })
+    .update({ input_per_1k: prices.inputPer1k, output_per_1k: prices.outputPer1k, updated_by: by, updated_at: db.fn.now() as unknown as Date })
+    .returning('*');
+  return row ? view(row as PriceRow) : undefined;
+}

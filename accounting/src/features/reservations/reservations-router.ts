@@ -1,0 +1,116 @@
+import {
+  ApiError,
+  abortReservationBody,
+  finalizeReservationBody,
+  initializeReservationBody,
+  internalActiveResponse,
+  internalBalancesQuery,
+  internalBalancesResponse,
+  parseIdList,
+  reservationResponse,
+} from '@platform/shared-types';
+import { ApiRouter, requireActor } from '@platform/shared-types/express';
+import { z } from 'zod';
+import { type AccountingContext, authorizeOn } from '../../context.ts';
+import { userId } from '../../schemas.ts';
+import { balances, openReservations } from '../credits/credits-dal.ts';
+import { abortStream, activeView, finalizeStream, initializeStream } from './reservations-service.ts';
+
+function idList(value: string): string[] {
+  try {
+    return parseIdList(value).filter((id) => id.length <= 64);
+  } catch (error) {
+    throw new ApiError('VALIDATION_FAILED', (error as Error).message, { errors: [{ path: 'query.userIds', message: 'too many ids' }] });
+  }
+}
+
+export function reservationsRouter(ctx: AccountingContext): ApiRouter {
+  const { db } = ctx;
+  return new ApiRouter()
+    .route(
+      {
+        method: 'post',
+        path: '/internal/streaming-sessions/initialize',
+        summary: "Reserve a stream's worst case for the user whose bearer token is sent (service-only); idempotent on reservationId",
+        tags: ['internal'],
+        access: 'service',
+        body: initializeReservationBody.strict(),
+        response: reservationResponse,
+        errors: ['INSUFFICIENT_CREDITS', 'NOT_FOUND', 'CONFLICT'],
+      },
+      async ({ body, req }) => {
+        const actor = requireActor(req); // the user's own token: reservations are made only for a signed-in user
+        return initializeStream(db, actor, body, ctx.config.RESERVATION_TTL_SECONDS);
+      },
+    )
+    .route(
+      {
+        method: 'post',
+        path: '/internal/streaming-sessions/finalize',
+        summary: 'Charge the actual cost (at most the reservation) and release the rest (service-only; works after the user token expired)',
+        tags: ['internal'],
+        access: 'service',
+        body: finalizeReservationBody.strict(),
+        response: reservationResponse,
+        errors: ['NOT_FOUND', 'FORBIDDEN'],
+      },
+      async ({ body, req }) => finalizeStream(db, body, req.actor?.userId),
+    )
+    .route(
+      {
+        method: 'post',
+        path: '/internal/streaming-sessions/abort',
+        summary: 'Charge what was produced and release the rest (service-only; works after the user token expired)',
+        tags: ['internal'],
+        access: 'service',
+        body: abortReservationBody.strict(),
+        response: reservationResponse,
+        errors: ['NOT_FOUND', 'FORBIDDEN'],
+      },
+      async ({ body, req }) => abortStream(db, body, req.actor?.userId),
+    )
+    .route(
+      {
+        method: 'get',
+        path: '/internal/streaming-sessions/active',
+        summary: 'Open reservations of the given users (service-only, for monitoring)',
+        tags: ['internal'],
+        access: 'service',
+        query: z.object({ userIds: internalBalancesQuery.shape.userIds }).strict(),
+        response: internalActiveResponse,
+      },
+      async ({ query }) => ({ sessions: (await openReservations(db, idList(query.userIds))).map(activeView) }),
+    )
+    .route(
+      {
+        method: 'get',
+        path: '/internal/credits/balances',
+        summary: 'Available and reserved credits of the given users; unknown users count as zero (service-only)',
+        tags: ['internal'],
+        access: 'service',
+        query: internalBalancesQuery.strict(),
+        response: internalBalancesResponse,
+      },
+      async ({ query }) => {
+        const ids = idList(query.userIds);
+        const found = await balances(db, ids);
+        return { balances: ids.map((id) => ({ userId: id, available: found.get(id)?.available ?? 0, reserved: found.get(id)?.reserved ?? 0 })) };
+      },
+    )
+    .route(
+      {
+        method: 'get',
+        path: '/api/streaming-sessions/active/:userId',
+        summary: "A user's open streaming reservations (admin, or a supervisor of that user)",
+        tags: ['streaming'],
+        access: 'user',
+        params: z.object({ userId }),
+        response: internalActiveResponse,
+        errors: ['FORBIDDEN'],
+      },
+      async ({ actor, params, req }) => {
+        await authorizeOn(ctx, req, actor, 'streams:read-active', params.userId);
+        return { sessions: (await openReservations(db, [params.userId])).map(activeView) };
+      },
+    );
+}
