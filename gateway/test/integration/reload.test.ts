@@ -19,7 +19,11 @@ describe('gateway: config hot reload', () => {
       extraPipelines: `  gen:\n    apiEndpoints: [gen]\n    policies:\n      - proxy: [{ action: { serviceEndpoint: echo } }]`,
     });
   const sha = (text: string) => createHash('sha256').update(text).digest('hex');
-  const status = (path: string) => fetch(`${gw.url}${path}`).then(async (r) => (await r.arrayBuffer(), r.status));
+  const status = async (path: string) => {
+    const response = await fetch(`${gw.url}${path}`);
+    await response.arrayBuffer();
+    return response.status;
+  };
 
   before(async () => {
     upstream = await startUpstream();
@@ -64,7 +68,7 @@ describe('gateway: config hot reload', () => {
       generation(21).replace('policies: [cors,', 'policies: [no-such-policy, cors,'),
       generation(21).replace('serviceEndpoint: echo }', 'serviceEndpoint: nowhere }'),
       generation(21).replace('limit: 1000', 'limit: -1'),
-      generation(21).replace('url: ${AUTH_URL}', 'url: ${UNSET_VARIABLE_FOR_TEST}'),
+      generation(21).replace('url: $' + '{AUTH_URL}', 'url: $' + '{UNSET_VARIABLE_FOR_TEST}'),
     ];
     for (const text of broken) {
       const attempts = gw.gateway.configStatus().attempts;
