@@ -1,0 +1,177 @@
+// Gateway bench (loopback, bounded): a trivial upstream directly, the gateway's proxy-only route, and its
+// full policy route (verify-token + revocation + rate limit in one Redis script + signed identity headers)
+// with a valid token, side by side in one run. The gateway and the upstream run as child processes, so the
+// gateway's RSS is its own. Prints req/s, p50, p99, the ratios and the targets between the report markers.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createKeyring, signAccessToken } from '@platform/shared-types';
+import { storeUrls } from '@platform/shared-types/testing';
+import autocannon from 'autocannon';
+
+const root = new URL('../..', import.meta.url).pathname;
+const CONNECTIONS = 50;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const ROUNDS = 2;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitUntilUp(url: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      await (await fetch(url)).arrayBuffer();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${url} did not come up`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+const UPSTREAM = `
+const http = require('node:http');
+const body = JSON.stringify({ ok: true });
+http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }); res.end(body); });
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+const CONFIG = `
+http: { port: "\${PORT}", host: 127.0.0.1 }
+redis: { failMode: open, keyPrefix: "\${RATE_LIMIT_PREFIX}" }
+apiEndpoints:
+  proxy: { paths: /bench/proxy }
+  full: { paths: /bench/full }
+serviceEndpoints:
+  upstream: { url: "\${AUTH_URL}", connections: 64 }
+policies: [verify-token, revocation, rate-limit, identity-headers, proxy]
+pipelines:
+  proxy:
+    apiEndpoints: [proxy]
+    policies:
+      - proxy: [{ action: { serviceEndpoint: upstream } }]
+  full:
+    apiEndpoints: [full]
+    policies:
+      - verify-token:
+      - revocation:
+      - rate-limit: [{ action: { name: bench-user, limit: 1000000000, windowSeconds: 60, by: user } }]
+      - identity-headers:
+      - proxy: [{ action: { serviceEndpoint: upstream } }]
+`;
+
+interface Figures {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+}
+
+async function load(url: string, headers: Record<string, string>, seconds: number): Promise<Figures> {
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, headers });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx };
+}
+
+function mean(runs: Figures[]): Figures {
+  const avg = (pick: (f: Figures) => number) => runs.reduce((sum, f) => sum + pick(f), 0) / runs.length;
+  return { rps: avg((f) => f.rps), p50: avg((f) => f.p50), p99: avg((f) => f.p99), errors: avg((f) => f.errors), non2xx: avg((f) => f.non2xx) };
+}
+
+function rssMb(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+const children: ChildProcess[] = [];
+const dir = mkdtempSync(join(tmpdir(), 'gateway-bench-'));
+try {
+  const secret = randomBytes(32).toString('hex');
+  const upstreamPort = await freePort();
+  const gatewayPort = await freePort();
+  const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  children.push(spawn(process.execPath, ['-e', UPSTREAM], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: 'ignore' }));
+  writeFileSync(join(dir, 'gateway.config.yml'), CONFIG);
+  const gateway = spawn(process.execPath, ['src/main.ts'], {
+    cwd: join(root, 'gateway'),
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', // access log on, as in production (written to /dev/null here)
+      PORT: String(gatewayPort),
+      REDIS_URL: process.env.REDIS_URL ?? storeUrls().REDIS_URL,
+      AUTH_URL: upstreamUrl,
+      GATEWAY_CONFIG: join(dir, 'gateway.config.yml'),
+      RATE_LIMIT_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
+      JWT_ACCESS_SECRET: secret,
+      JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
+      INTERNAL_SECRET: randomBytes(32).toString('hex'),
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.push(gateway);
+  gateway.once('exit', (code) => {
+    process.stderr.write(`gateway exited (${code})\n`);
+    process.exit(1);
+  });
+  await waitUntilUp(`${upstreamUrl}/`);
+  await waitUntilUp(`${gatewayUrl}/bench/proxy`);
+  const token = signAccessToken(createKeyring(secret), { sub: 'bench-user-0001', username: 'bench', email: 'bench@example.test', role: 'enduser' }, { ttlSeconds: 3600 });
+  const auth = { authorization: `Bearer ${token}` };
+
+  // warm-up (JIT, pools, Redis script cache), not measured
+  for (const [url, headers] of [[`${upstreamUrl}/`, {}], [`${gatewayUrl}/bench/proxy`, {}], [`${gatewayUrl}/bench/full`, auth]] as const) await load(url, headers, 1);
+
+  const direct = await load(`${upstreamUrl}/`, {}, SECONDS);
+  const proxyRuns: Figures[] = [];
+  const fullRuns: Figures[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    proxyRuns.push(await load(`${gatewayUrl}/bench/proxy`, {}, SECONDS));
+    fullRuns.push(await load(`${gatewayUrl}/bench/full`, auth, SECONDS));
+  }
+  const proxy = mean(proxyRuns);
+  const full = mean(fullRuns);
+  const rss = rssMb(gateway.pid as number);
+
+  const ratio = full.rps / proxy.rps;
+  const p99Gap = full.p99 - proxy.p99;
+  const verdict = (ok: boolean) => (ok ? 'pass' : 'short');
+  const row = (name: string, f: Figures) => `| ${name} | ${Math.round(f.rps)} | ${f.p50.toFixed(1)} | ${f.p99.toFixed(1)} | ${Math.round(f.errors + f.non2xx)} |`;
+  const report = [
+    '## gateway',
+    '',
+    `autocannon, ${CONNECTIONS} connections, ${SECONDS} s per case (gateway cases: mean of ${ROUNDS} alternating rounds), loopback; gateway and upstream are child processes; access log on.`,
+    '',
+    '| case | req/s | p50 ms | p99 ms | errors + non-2xx |',
+    '|---|---|---|---|---|',
+    row('upstream directly', direct),
+    row('gateway, proxy-only route', proxy),
+    row('gateway, full policy route', full),
+    '',
+    `- proxy-only / direct req/s: ${(proxy.rps / direct.rps).toFixed(2)}`,
+    `- full policy / proxy-only req/s: ${ratio.toFixed(2)} (target >= 0.85: ${verdict(ratio >= 0.85)})`,
+    `- full policy p99 - proxy-only p99: ${p99Gap.toFixed(1)} ms (target <= 2 ms: ${verdict(p99Gap <= 2)})`,
+    `- gateway RSS after the run: ${rss.toFixed(0)} MB (target <= 120 MB: ${verdict(rss <= 120)})`,
+    '',
+  ].join('\n');
+  process.stdout.write(`<!-- report -->\n${report}<!-- /report -->\n`);
+} finally {
+  for (const child of children) {
+    child.removeAllListeners('exit');
+    child.kill('SIGTERM');
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
