@@ -108,9 +108,10 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
           ex.query = target.query;
           const runtime = deps.runtime();
           if (runtime.config.http.trustProxy) {
+            // the proxy in front appends the address it saw: the last entry is the one we can trust
             const forwarded = req.headers['x-forwarded-for'];
-            const first = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined;
-            if (first) ex.clientIp = first;
+            const last = typeof forwarded === 'string' ? forwarded.split(',').pop()?.trim() : undefined;
+            if (last) ex.clientIp = last;
           }
           const route = matchRoute(runtime, ex, req.headers.host);
           if (!route) throw new ApiError('NOT_FOUND', `No route for ${ex.method} ${ex.matchPath}`);

@@ -54,6 +54,9 @@ export async function start(config: Config) {
     logger,
     build: (gatewayConfig) => compile(gatewayConfig, compileDeps),
     apply: (next) => {
+      if (runtime && (next.config.http.port !== runtime.config.http.port || next.config.http.host !== runtime.config.http.host)) {
+        logger.warn('http.port and http.host take effect on restart only');
+      }
       runtime = next;
       pools.retain(next.services.values());
       redis.options.commandTimeout = next.config.redis.commandTimeoutMs;
