@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createKeyring, signAccessToken } from '@platform/shared-types';
 import { storeUrls } from '@platform/shared-types/testing';
@@ -77,6 +77,8 @@ pipelines:
 `;
 
 interface Figures {
+  /** gateway CPU time per request (user + system), microseconds: steadier than req/s on a busy machine */
+  cpuUs: number;
   rps: number;
   p50: number;
   p99: number;
@@ -84,14 +86,37 @@ interface Figures {
   non2xx: number;
 }
 
-async function load(url: string, headers: Record<string, string>, seconds: number): Promise<Figures> {
+/** CPU time (user + system) a process has used, in microseconds, from /proc (clock ticks of 10 ms). */
+function cpuTimeUs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+async function load(url: string, headers: Record<string, string>, seconds: number, measuredPid?: number): Promise<Figures> {
+  const cpuBefore = cpuTimeUs(measuredPid);
   const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, headers });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx };
+  const cpuUs = (cpuTimeUs(measuredPid) - cpuBefore) / Math.max(1, result.requests.total);
+  return {
+    cpuUs,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  };
 }
 
 function mean(runs: Figures[]): Figures {
   const avg = (pick: (f: Figures) => number) => runs.reduce((sum, f) => sum + pick(f), 0) / runs.length;
-  return { rps: avg((f) => f.rps), p50: avg((f) => f.p50), p99: avg((f) => f.p99), errors: avg((f) => f.errors), non2xx: avg((f) => f.non2xx) };
+  return {
+    cpuUs: avg((f) => f.cpuUs),
+    rps: avg((f) => f.rps),
+    p50: avg((f) => f.p50),
+    p99: avg((f) => f.p99),
+    errors: avg((f) => f.errors),
+    non2xx: avg((f) => f.non2xx),
+  };
 }
 
 function rssMb(pid: number): number {
@@ -148,12 +173,13 @@ try {
   ] as const)
     await load(url, headers, 1);
 
-  const direct = await load(`${upstreamUrl}/`, {}, SECONDS);
+  const upstreamPid = children[0]?.pid;
+  const direct = await load(`${upstreamUrl}/`, {}, SECONDS, upstreamPid);
   const proxyRuns: Figures[] = [];
   const fullRuns: Figures[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    proxyRuns.push(await load(`${gatewayUrl}/bench/proxy`, {}, SECONDS));
-    fullRuns.push(await load(`${gatewayUrl}/bench/full`, auth, SECONDS));
+    proxyRuns.push(await load(`${gatewayUrl}/bench/proxy`, {}, SECONDS, gateway.pid));
+    fullRuns.push(await load(`${gatewayUrl}/bench/full`, auth, SECONDS, gateway.pid));
   }
   const proxy = mean(proxyRuns);
   const full = mean(fullRuns);
@@ -173,8 +199,8 @@ try {
     '',
     `autocannon, ${CONNECTIONS} connections, ${SECONDS} s per case (gateway cases: ${ROUNDS} rounds of proxy-only then full policy; table shows means), loopback; gateway (\`node ${NODE_FLAGS.join(' ')} src/main.ts\`, as \`npm start\` and the Dockerfile run it) and upstream are child processes; access log on.`,
     '',
-    '| case | req/s | p50 ms | p99 ms | errors + non-2xx |',
-    '|---|---|---|---|---|',
+    '| case | req/s | p50 ms | p99 ms | server CPU us/request | errors + non-2xx |',
+    '|---|---|---|---|---|---|',
     row('upstream directly', direct),
     row('gateway, proxy-only route', proxy),
     row('gateway, full policy route', full),
@@ -182,6 +208,10 @@ try {
     `- proxy-only / direct req/s: ${(proxy.rps / direct.rps).toFixed(2)}`,
     `- full policy / proxy-only req/s: ${ratio.toFixed(2)}, median of the rounds (${roundRatios.map((r) => r.toFixed(2)).join(', ')}) (target >= 0.85: ${verdict(ratio >= 0.85)})`,
     `- full policy p99 - proxy-only p99: ${p99Gap.toFixed(1)} ms, median of the rounds (${roundGaps.map((g) => g.toFixed(1)).join(', ')}) (target <= 2 ms: ${verdict(p99Gap <= 2)})`,
+    `- gateway CPU per request, full policy / proxy-only: ${(full.cpuUs / proxy.cpuUs).toFixed(2)} (its inverse, ${(proxy.cpuUs / full.cpuUs).toFixed(2)}, is the req/s ratio a CPU-bound gateway would reach)`,
+    `- load average when the run ended: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(', ')} on ${availableParallelism()} cores (the machine is shared: req/s and p99 move with it)`,
     `- gateway RSS after the run: ${rss.toFixed(0)} MB (target <= 120 MB: ${verdict(rss <= 120)})`,
     '',
   ].join('\n');

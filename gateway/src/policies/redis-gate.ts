@@ -5,84 +5,107 @@ import type { GateCheck, GateResult, RuleDecision } from '../engine/exchange.ts'
 /**
  * One atomic Lua script answers every check of a request: revocation (DESIGN section 5) and every
  * rate-limit rule. Windows are GCRA (a theoretical arrival time per key, burst = limit); concurrency
- * rules are a sorted set of leases scored by expiry. Nothing is written unless every rule allows, so a
- * refused request never spends quota. Redis' own clock is used, so all gateway instances agree.
- * Reply: {status, {allowed, remaining, resetMs, retryAfterMs} per check}.
+ * rules are a sorted set of leases scored by expiry. Nothing is written unless every rule of the request
+ * allows, so a refused request never spends quota. Redis' own clock is used, so all gateway instances agree.
+ *
+ * The requests that reach the gate in the same event-loop turn go in one call (one round trip, one
+ * command's client overhead for all of them); the script decides them one after the other, each exactly
+ * as if it were alone. ARGV: group count, then per group its check count and each check's arguments;
+ * KEYS: every check's key in the same order.
+ * Reply per group: {'ok'|'limited', {allowed, remaining, resetMs, retryAfterMs} per check} or {'revoked'}.
  */
 export const GATE_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = #KEYS
-local out = {}
-local writes = {}
-local allowed = true
-local a = 1
-for i = 1, n do
-  local key = KEYS[i]
-  local kind = ARGV[a]
-  if kind == 'j' then
-    a = a + 1
-    if redis.call('EXISTS', key) == 1 then return {'revoked'} end
-    out[i] = {1, 0, 0, 0}
-  elseif kind == 'b' then
-    local iat = tonumber(ARGV[a + 1])
-    a = a + 2
-    local before = tonumber(redis.call('GET', key))
-    if before and iat < before then return {'revoked'} end
-    out[i] = {1, 0, 0, 0}
-  elseif kind == 'w' then
-    local limit = tonumber(ARGV[a + 1])
-    local period = tonumber(ARGV[a + 2])
-    a = a + 3
-    local interval = period / limit
-    local tat = tonumber(redis.call('GET', key)) or now
-    if tat < now then tat = now end
-    local newTat = tat + interval
-    local allowAt = newTat - period
-    if now < allowAt then
-      allowed = false
-      out[i] = {0, 0, math.ceil(tat - now), math.ceil(allowAt - now)}
-    else
-      out[i] = {1, math.floor((period - (newTat - now)) / interval), math.ceil(newTat - now), 0}
-      writes[#writes + 1] = {'w', key, newTat, math.ceil(newTat - now)}
+local groups = tonumber(ARGV[1])
+local a = 2
+local k = 0
+local replies = {}
+for g = 1, groups do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local out = {}
+  local writes = {}
+  local allowed = true
+  local revoked = false
+  for i = 1, n do
+    k = k + 1
+    local key = KEYS[k]
+    local kind = ARGV[a]
+    if kind == 'j' then
+      a = a + 1
+      if redis.call('EXISTS', key) == 1 then revoked = true end
+      out[i] = {1, 0, 0, 0}
+    elseif kind == 'b' then
+      local iat = tonumber(ARGV[a + 1])
+      a = a + 2
+      local before = tonumber(redis.call('GET', key))
+      if before and iat < before then revoked = true end
+      out[i] = {1, 0, 0, 0}
+    elseif kind == 'w' then
+      local limit = tonumber(ARGV[a + 1])
+      local period = tonumber(ARGV[a + 2])
+      a = a + 3
+      local interval = period / limit
+      local tat = tonumber(redis.call('GET', key)) or now
+      if tat < now then tat = now end
+      local newTat = tat + interval
+      local allowAt = newTat - period
+      if now < allowAt then
+        allowed = false
+        out[i] = {0, 0, math.ceil(tat - now), math.ceil(allowAt - now)}
+      else
+        out[i] = {1, math.floor((period - (newTat - now)) / interval), math.ceil(newTat - now), 0}
+        writes[#writes + 1] = {'w', key, newTat, math.ceil(newTat - now)}
+      end
+    elseif kind == 'c' then
+      local limit = tonumber(ARGV[a + 1])
+      local lease = tonumber(ARGV[a + 2])
+      local id = ARGV[a + 3]
+      a = a + 4
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+      local count = redis.call('ZCARD', key)
+      if count >= limit then
+        allowed = false
+        local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        local wait = 1000
+        if first[2] then wait = math.max(1, math.ceil(tonumber(first[2]) - now)) end
+        out[i] = {0, 0, wait, wait}
+      else
+        out[i] = {1, limit - count - 1, 0, 0}
+        writes[#writes + 1] = {'c', key, now + lease, lease, id}
+      end
     end
-  elseif kind == 'c' then
-    local limit = tonumber(ARGV[a + 1])
-    local lease = tonumber(ARGV[a + 2])
-    local id = ARGV[a + 3]
-    a = a + 4
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-    local count = redis.call('ZCARD', key)
-    if count >= limit then
-      allowed = false
-      local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-      local wait = 1000
-      if first[2] then wait = math.max(1, math.ceil(tonumber(first[2]) - now)) end
-      out[i] = {0, 0, wait, wait}
+  end
+  if revoked then
+    replies[g] = {'revoked'}
+  else
+    if allowed then
+      for _, w in ipairs(writes) do
+        if w[1] == 'w' then
+          redis.call('SET', w[2], w[3], 'PX', math.max(1, w[4]))
+        else
+          redis.call('ZADD', w[2], w[3], w[5])
+          redis.call('PEXPIRE', w[2], w[4])
+        end
+      end
+      replies[g] = {'ok', out}
     else
-      out[i] = {1, limit - count - 1, 0, 0}
-      writes[#writes + 1] = {'c', key, now + lease, lease, id}
+      replies[g] = {'limited', out}
     end
   end
 end
-if allowed then
-  for _, w in ipairs(writes) do
-    if w[1] == 'w' then
-      redis.call('SET', w[2], w[3], 'PX', math.max(1, w[4]))
-    else
-      redis.call('ZADD', w[2], w[3], w[5])
-      redis.call('PEXPIRE', w[2], w[4])
-    end
-  end
-end
-if allowed then return {'ok', out} end
-return {'limited', out}
+return replies
 `;
+
+/** most requests decided in one script call */
+const MAX_BATCH = 128;
 
 export const RELEASE_SCRIPT = `redis.call('ZREM', KEYS[1], ARGV[1]) return 1`;
 
+type GroupReply = [string, Array<[number, number, number, number]>?];
 type GateRedis = Redis & {
-  gate(keyCount: number, ...args: string[]): Promise<[string, Array<[number, number, number, number]>?]>;
+  gate(keyCount: number, ...args: string[]): Promise<GroupReply[]>;
   gateRelease(key: string, id: string): Promise<number>;
 };
 
@@ -180,15 +203,40 @@ export function createGate(deps: { redis: GateRedis; logger: Logger; failMode: (
   const fallback = (checks: GateCheck[]): GateResult =>
     deps.failMode() === 'open' ? memory.decide(checks) : { revoked: false, source: 'unavailable', decisions: checks.map(() => undefined) };
 
-  return {
-    async decide(checks) {
-      if (checks.length === 0) return { revoked: false, source: 'redis', decisions: [] };
-      if (deps.redis.status !== 'ready') {
-        noteDown(new Error(`redis ${deps.redis.status}`));
-        return fallback(checks);
-      }
-      const keys: string[] = [];
-      const args: string[] = [];
+  const toResult = (checks: GateCheck[], reply: GroupReply): GateResult => {
+    if (reply[0] === 'revoked') return { revoked: true, source: 'redis', decisions: checks.map(() => undefined) };
+    const rows = reply[1] ?? [];
+    return {
+      revoked: false,
+      source: 'redis',
+      decisions: checks.map((check, index) => {
+        if (check.kind !== 'window' && check.kind !== 'concurrency') return undefined;
+        const [ok, remaining, resetMs, retryAfterMs] = rows[index] ?? [0, 0, 0, 0];
+        return { allowed: ok === 1, limit: check.limit, remaining, resetMs, retryAfterMs };
+      }),
+    };
+  };
+
+  interface Waiting {
+    checks: GateCheck[];
+    resolve(result: GateResult): void;
+  }
+  let batch: Waiting[] = [];
+
+  /** Sends every request that reached the gate during this event-loop turn as one script call. */
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const waiting = batch;
+    batch = [];
+    if (deps.redis.status !== 'ready') {
+      noteDown(new Error(`redis ${deps.redis.status}`));
+      for (const w of waiting) w.resolve(fallback(w.checks));
+      return;
+    }
+    const keys: string[] = [];
+    const args: string[] = [String(waiting.length)];
+    for (const { checks } of waiting) {
+      args.push(String(checks.length));
       for (const check of checks) {
         keys.push(check.key);
         if (check.kind === 'revoked-jti') args.push('j');
@@ -196,28 +244,32 @@ export function createGate(deps: { redis: GateRedis; logger: Logger; failMode: (
         else if (check.kind === 'window') args.push('w', String(check.limit), String(check.periodMs));
         else args.push('c', String(check.limit), String(check.leaseMs), check.leaseId);
       }
-      let reply: Awaited<ReturnType<GateRedis['gate']>>;
-      try {
-        reply = await deps.redis.gate(keys.length, ...keys, ...args);
-      } catch (error) {
-        noteDown(error);
-        return fallback(checks);
-      }
-      if (degraded) {
-        degraded = false;
-        deps.logger.info('redis is back: rate limits and revocation in Redis again');
-      }
-      if (reply[0] === 'revoked') return { revoked: true, source: 'redis', decisions: checks.map(() => undefined) };
-      const rows = reply[1] ?? [];
-      return {
-        revoked: false,
-        source: 'redis',
-        decisions: checks.map((check, index) => {
-          if (check.kind !== 'window' && check.kind !== 'concurrency') return undefined;
-          const [ok, remaining, resetMs, retryAfterMs] = rows[index] ?? [0, 0, 0, 0];
-          return { allowed: ok === 1, limit: check.limit, remaining, resetMs, retryAfterMs };
-        }),
-      };
+    }
+    let replies: GroupReply[];
+    try {
+      replies = await deps.redis.gate(keys.length, ...keys, ...args);
+    } catch (error) {
+      noteDown(error);
+      for (const w of waiting) w.resolve(fallback(w.checks));
+      return;
+    }
+    if (degraded) {
+      degraded = false;
+      deps.logger.info('redis is back: rate limits and revocation in Redis again');
+    }
+    waiting.forEach((w, index) => {
+      w.resolve(toResult(w.checks, replies[index] ?? ['limited', []]));
+    });
+  };
+
+  return {
+    decide(checks) {
+      if (checks.length === 0) return Promise.resolve({ revoked: false, source: 'redis', decisions: [] });
+      return new Promise<GateResult>((resolve) => {
+        if (batch.length === 0) setImmediate(() => void flush());
+        batch.push({ checks, resolve });
+        if (batch.length >= MAX_BATCH) void flush(); // bounded script run time; the scheduled flush finds an empty batch
+      });
     },
     release(key, leaseId, source) {
       if (source === 'memory') return memory.release(key, leaseId);
