@@ -17,9 +17,12 @@ const CONNECTIONS = 50;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** the node flags the gateway runs with in production (`npm start`, Dockerfile) */
-const NODE_FLAGS = (JSON.parse(readFileSync(join(root, 'gateway', 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
-  .split(/\s+/)
-  .filter((word) => word.startsWith('--'));
+const NODE_FLAGS =
+  process.env.BENCH_NODE_FLAGS !== undefined
+    ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean)
+    : (JSON.parse(readFileSync(join(root, 'gateway', 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+        .split(/\s+/)
+        .filter((word) => word.startsWith('--'));
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -193,7 +196,7 @@ try {
   const p99Gap = median(roundGaps);
   const verdict = (ok: boolean) => (ok ? 'pass' : 'short');
   const row = (name: string, f: Figures) =>
-    `| ${name} | ${Math.round(f.rps)} | ${f.p50.toFixed(1)} | ${f.p99.toFixed(1)} | ${Math.round(f.errors + f.non2xx)} |`;
+    `| ${name} | ${Math.round(f.rps)} | ${f.p50.toFixed(1)} | ${f.p99.toFixed(1)} | ${Math.round(f.cpuUs)} | ${Math.round(f.errors + f.non2xx)} |`;
   const report = [
     '## gateway',
     '',

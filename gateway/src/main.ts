@@ -23,7 +23,7 @@ export async function start(config: Config) {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      enableAutoPipelining: true,
+      // no auto-pipelining: the gate already sends one command per event-loop turn
       connectTimeout: 2_000,
       retryStrategy: (attempt) => Math.min(100 * attempt, 1_000),
     }),
