@@ -200,7 +200,7 @@ try {
   const report = [
     '## gateway',
     '',
-    `autocannon, ${CONNECTIONS} connections, ${SECONDS} s per case (gateway cases: ${ROUNDS} rounds of proxy-only then full policy; table shows means), loopback; gateway (\`node ${NODE_FLAGS.join(' ')} src/main.ts\`, as \`npm start\` and the Dockerfile run it) and upstream are child processes; access log on.`,
+    `autocannon, ${CONNECTIONS} connections, ${SECONDS} s per case (gateway cases: ${ROUNDS} rounds of proxy-only then full policy; table shows means), loopback; gateway (\`${['node', ...NODE_FLAGS, 'src/main.ts'].join(' ')}\`, as \`npm start\` runs it; BENCH_NODE_FLAGS overrides) and upstream are child processes; access log on.`,
     '',
     '| case | req/s | p50 ms | p99 ms | server CPU us/request | errors + non-2xx |',
     '|---|---|---|---|---|---|',
