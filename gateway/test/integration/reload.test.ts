@@ -51,7 +51,7 @@ describe('gateway: config hot reload', () => {
       } else {
         writeFileSync(gw.configFile, final);
       }
-      await new Promise((resolve) => setTimeout(resolve, 30)); // an editor's pace, not synchronisation
+      await new Promise((resolve) => setTimeout(resolve, 10)); // pacing the burst, not synchronisation
     }
     expect(Date.now() - started).to.be.below(1_000);
     await waitFor(() => gw.gateway.configStatus().hash === sha(final), 'the final config to be in force', 5_000);
