@@ -16,6 +16,11 @@ export const configSchema = secretsSchema.extend({
   CHAT_URL: z.url().default('http://127.0.0.1:3002'),
   MONITORING_URL: z.url().default('http://127.0.0.1:3003'),
   GATEWAY_CONFIG: z.string().min(1).default(DEFAULT_GATEWAY_CONFIG),
+  // read by the shipped routing file through ${VAR:-default}; listed here so they are documented and checked
+  RATE_LIMIT_FAIL_MODE: z.enum(['open', 'closed']).optional(),
+  RATE_LIMIT_PREFIX: z.string().min(1).optional(),
+  CORS_ORIGINS: z.string().optional(),
+  GATEWAY_TRUST_PROXY: z.enum(['true', 'false']).optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -14,7 +14,7 @@ describe('gateway: config hot reload', () => {
   const generation = (n: number) =>
     testYaml({
       prefix,
-      debounceMs: 100,
+      debounceMs: 5, // short, so reloads run while the burst goes on
       extraEndpoints: `  gen: { paths: /api/gen/${n} }`,
       extraPipelines: `  gen:\n    apiEndpoints: [gen]\n    policies:\n      - proxy: [{ action: { serviceEndpoint: echo } }]`,
     });
