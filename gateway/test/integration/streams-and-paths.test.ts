@@ -57,6 +57,20 @@ describe('gateway: event streams and client disconnects', () => {
     expect((await reader.read()).done).to.equal(true);
   });
 
+  it('keeps a quiet event stream open longer than the header timeout (no idle cut-off)', async () => {
+    upstream.handle('/api/chat/sessions/quiet/stream', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': opened\n\n');
+      // the test config's header timeout is 600 ms: stay silent for longer, then finish
+      setTimeout(() => res.end('event: done\ndata: {}\n\n'), 900);
+    });
+    const response = await fetch(`${gw.url}/api/chat/sessions/quiet/stream`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${gw.auth.token(testActor())}` },
+    });
+    expect(await response.text()).to.equal(': opened\n\nevent: done\ndata: {}\n\n');
+  });
+
   it('aborts the upstream request when the client leaves, and frees the stream slot', async () => {
     let upstreamClosed = false;
     upstream.handle('/api/chat/sessions/leave/stream', (_req, res) => {
