@@ -1,87 +1,129 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Logger, PROBLEM_CONTENT_TYPE, problem, REQUEST_ID_PATTERN } from '@platform/shared-types';
-import { Agent, request } from 'undici';
-import { type Config, routeTable } from './config.ts';
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'host',
-  'proxy-authorization',
-  'proxy-authenticate',
-]);
+import { ApiError, type Logger, PROBLEM_CONTENT_TYPE, problem, problemFromError, REQUEST_ID_PATTERN, requestContext } from '@platform/shared-types';
+import { matchRoute, type PipelineStage, type Runtime } from './engine/compile.ts';
+import type { Exchange, GateCheck } from './engine/exchange.ts';
+import { SECURITY_HEADERS, upstreamRequestHeaders } from './engine/headers.ts';
+import type { Metrics } from './engine/metrics.ts';
+import { parseTarget } from './engine/paths.ts';
+import type { Gate } from './policies/redis-gate.ts';
 
 /**
- * Skeleton gateway (foundation): aggregates /health and forwards each DESIGN prefix to its service.
- * Token verification, identity headers, rate limits and config-driven routing come with the gateway issue.
+ * The request path of the gateway: request id, target checks (/internal never routed), route match on the
+ * config in force when the request arrived (reloads swap it atomically), the pipeline's stages, and
+ * problem+json for anything that goes wrong. One access-log line and metrics per request.
  */
-export function buildGateway(deps: { config: Config; logger: Logger }) {
-  const { config, logger } = deps;
-  const routes = routeTable(config);
-  const agent = new Agent({ connections: 128, keepAliveTimeout: 30_000 });
-  const services = { auth: config.AUTH_URL, accounting: config.ACCOUNTING_URL, chat: config.CHAT_URL, monitoring: config.MONITORING_URL };
+export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; gate: Gate; runtime: () => Runtime }) {
+  const { logger, metrics } = deps;
+  // the access line has fixed fields that never hold secrets: skip redaction, the costliest part of a log line
+  const accessLog = logger.child({}, { redact: [] });
 
-  function sendProblem(res: ServerResponse, requestId: string, code: Parameters<typeof problem>[0], detail: string) {
-    const body = problem(code, detail, requestId);
-    res.writeHead(body.status, { 'content-type': PROBLEM_CONTENT_TYPE, 'x-request-id': requestId });
+  function send(ex: Exchange, error: unknown): void {
+    const { res } = ex;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    let body: ReturnType<typeof problem>;
+    let headers: Record<string, string> = {};
+    if (error instanceof ApiError) {
+      body = problemFromError(error, ex.requestId);
+      if (error.extensions?.timeout === true) body.status = 504;
+      headers = error.headers ?? {};
+    } else {
+      logger.error({ err: error }, 'gateway failure');
+      body = problem('INTERNAL', 'Unexpected gateway error', ex.requestId);
+    }
+    res.writeHead(body.status, { ...SECURITY_HEADERS, ...ex.responseHeaders, ...headers, 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' });
     res.end(JSON.stringify(body));
+    ex.answered = true;
   }
 
-  async function health(res: ServerResponse) {
-    const entries = await Promise.all(
-      Object.entries(services).map(async ([name, url]) => {
-        try {
-          const response = await request(`${url}/ready`, { dispatcher: agent, headersTimeout: 2_000, bodyTimeout: 2_000 });
-          await response.body.dump();
-          return [name, response.statusCode === 200 ? 'ready' : 'unavailable'] as const;
-        } catch {
-          return [name, 'unreachable'] as const;
-        }
-      }),
+  async function runGate(ex: Exchange, stage: Extract<PipelineStage, { kind: 'gate' }>): Promise<void> {
+    const members = stage.members.filter((m) => m.when(ex));
+    for (const member of members) await member.policy.prepare?.(ex);
+    const perMember: GateCheck[][] = members.map((m) => m.policy.collect(ex));
+    const all = perMember.flat();
+    const result = await deps.gate.decide(all);
+    let offset = 0;
+    for (const [index, member] of members.entries()) {
+      const checks = perMember[index] as GateCheck[];
+      const slice = { ...result, decisions: result.decisions.slice(offset, offset + checks.length) };
+      offset += checks.length;
+      member.policy.apply(ex, slice, checks);
+    }
+  }
+
+  async function runPipeline(ex: Exchange, stages: PipelineStage[]): Promise<void> {
+    for (const stage of stages) {
+      if (stage.kind === 'gate') await runGate(ex, stage);
+      else if (stage.when(ex)) await stage.policy.run(ex);
+      if (ex.answered) return;
+    }
+    throw new ApiError('INTERNAL', 'Pipeline ended without an answer');
+  }
+
+  function finish(ex: Exchange): void {
+    for (const hook of ex.onClose) hook();
+    const ms = performance.now() - ex.startedAt;
+    const status = ex.res.headersSent ? ex.res.statusCode : 499; // 499: the client left before an answer
+    metrics.requests.inc({ route: ex.route, method: ex.method, status });
+    metrics.latency.observe({ route: ex.route }, ms / 1000);
+    // never the query string or headers: they may carry tokens
+    accessLog.info(
+      { requestId: ex.requestId, method: ex.method, route: ex.route, path: ex.path, status, ms: Math.round(ms * 10) / 10, userId: ex.actor?.userId },
+      'request',
     );
-    const parts = Object.fromEntries([['gateway', 'ready'], ...entries]);
-    const ok = Object.values(parts).every((state) => state === 'ready');
-    res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ status: ok ? 'ok' : 'degraded', parts }));
   }
 
-  const handler = async (req: IncomingMessage, res: ServerResponse) => {
+  return function handle(req: IncomingMessage, res: ServerResponse): void {
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    if (path === '/health') return health(res);
-    const route = routes.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`));
-    if (!route) return sendProblem(res, requestId, 'NOT_FOUND', `No route for ${req.method} ${path}`);
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value === undefined || HOP_BY_HOP.has(name)) continue;
-      if (/^x-(user|identity|service)-/i.test(name)) continue;
-      headers[name] = value;
-    }
-    headers['x-request-id'] = requestId;
-    try {
-      const upstream = await request(`${route.target}${req.url}`, {
-        method: req.method as 'GET',
-        headers,
-        body: req.method === 'GET' || req.method === 'HEAD' ? undefined : req,
-        dispatcher: agent,
-      });
-      const out: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(upstream.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-      res.writeHead(upstream.statusCode, out);
-      for await (const chunk of upstream.body) res.write(chunk);
-      res.end();
-    } catch (error) {
-      logger.warn({ requestId, err: { message: (error as Error).message }, service: route.service }, 'upstream failed');
-      if (!res.headersSent) sendProblem(res, requestId, 'UPSTREAM_UNAVAILABLE', `${route.service} is unavailable`);
-      else res.destroy();
-    }
+    const ex: Exchange = {
+      req,
+      res,
+      requestId,
+      method: req.method ?? 'GET',
+      path: '',
+      matchPath: '',
+      query: '',
+      clientIp: req.socket.remoteAddress ?? 'unknown',
+      route: 'unmatched',
+      startedAt: performance.now(),
+      upstreamHeaders: {},
+      responseHeaders: { 'x-request-id': requestId },
+      onClose: [],
+      answered: false,
+    };
+    res.once('close', () => finish(ex));
+    requestContext.run({ requestId }, () => {
+      void (async () => {
+        try {
+          const target = parseTarget(req.url ?? '/');
+          if (!target.ok) {
+            if (target.internal) throw new ApiError('NOT_FOUND', 'Not found');
+            throw new ApiError('VALIDATION_FAILED', `Refused request path: ${target.reason}`);
+          }
+          if (target.internal) throw new ApiError('NOT_FOUND', 'Not found');
+          ex.path = target.path;
+          ex.matchPath = target.matchPath;
+          ex.query = target.query;
+          const runtime = deps.runtime();
+          if (runtime.config.http.trustProxy) {
+            // the proxy in front appends the address it saw: the last entry is the one we can trust
+            const forwarded = req.headers['x-forwarded-for'];
+            const last = typeof forwarded === 'string' ? forwarded.split(',').pop()?.trim() : undefined;
+            if (last) ex.clientIp = last;
+          }
+          const route = matchRoute(runtime, ex, req.headers.host);
+          if (!route) throw new ApiError('NOT_FOUND', `No route for ${ex.method} ${ex.matchPath}`);
+          ex.route = route.pipeline;
+          ex.upstreamHeaders = upstreamRequestHeaders(req.headers);
+          await runPipeline(ex, runtime.pipelines.get(route.pipeline) ?? []);
+        } catch (error) {
+          send(ex, error);
+        }
+      })();
+    });
   };
-  return { handler, close: () => agent.close() };
 }

@@ -1,36 +1,163 @@
-import { createLogger, loadConfig } from '@platform/shared-types';
-import { onShutdown, startService } from '@platform/shared-types/express';
-import { connectRedis, ping } from '@platform/shared-types/stores';
-import { buildGateway } from './app.ts';
-import { type Config, configSchema } from './config.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createKeyring, createLogger, type Logger, loadConfig } from '@platform/shared-types';
+import { Redis } from 'ioredis';
+import { createGatewayHandler } from './app.ts';
+import { type Config, configSchema, substitutionEnv } from './config.ts';
+import { compile, type Runtime } from './engine/compile.ts';
+import { ConfigLoader } from './engine/config-loader.ts';
+import { createMetrics } from './engine/metrics.ts';
+import { ServicePools } from './engine/services.ts';
+import { createGate, defineGateCommands } from './policies/redis-gate.ts';
+import { TokenCache } from './policies/verify-token.ts';
 
+/**
+ * Starts the gateway: Redis (commands fail fast when it is down, so limits fall back instead of queueing),
+ * the routing file (validated; watched; SIGHUP reloads), and the HTTP server.
+ */
 export async function start(config: Config) {
   const logger = createLogger('gateway', { level: config.LOG_LEVEL, nodeEnv: config.NODE_ENV });
-  let gateway: ReturnType<typeof buildGateway> | undefined;
-  return startService({
+  const metrics = createMetrics();
+  const redis = defineGateCommands(
+    new Redis(config.REDIS_URL, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      // no auto-pipelining: the gate already sends one command per event-loop turn
+      connectTimeout: 2_000,
+      retryStrategy: (attempt) => Math.min(100 * attempt, 1_000),
+    }),
+  );
+  redis.on('error', () => undefined); // state changes are logged by the gate; ioredis keeps reconnecting
+  let runtime: Runtime | undefined;
+  const current = (): Runtime => runtime as Runtime;
+  const gate = createGate({
+    redis,
     logger,
-    port: config.PORT,
-    host: config.HOST,
-    connect: async () => {
-      const redis = await connectRedis(config.REDIS_URL);
-      return {
-        redis,
-        ready: async () => ({ redis: await ping.redis(redis) }),
-        close: async () => {
-          await gateway?.close();
-          await redis.quit();
-        },
-      };
-    },
-    build: () => {
-      gateway = buildGateway({ config, logger });
-      return (req, res) => void gateway?.handler(req, res);
-    },
+    failMode: () => current().config.redis.failMode,
+    onFallback: () => metrics.redisFallbacks.inc(),
   });
+  const pools = new ServicePools();
+  const compileDeps = {
+    logger,
+    keyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
+    internalSecret: config.INTERNAL_SECRET,
+    gate,
+    redis,
+    metrics,
+    tokenCache: new TokenCache(),
+    pools,
+  };
+  const loader = new ConfigLoader<Runtime>({
+    file: config.GATEWAY_CONFIG,
+    env: substitutionEnv(config),
+    logger,
+    build: (gatewayConfig) => compile(gatewayConfig, compileDeps),
+    apply: (next) => {
+      if (runtime && (next.config.http.port !== runtime.config.http.port || next.config.http.host !== runtime.config.http.host)) {
+        logger.warn('http.port and http.host take effect on restart only');
+      }
+      runtime = next;
+      pools.retain(next.services.values());
+      redis.options.commandTimeout = next.config.redis.commandTimeoutMs;
+    },
+    onResult: (result) => metrics.configReloads.inc({ result }),
+  });
+  try {
+    await loader.start();
+    await redis.connect().catch((error: Error) => {
+      if (current().config.redis.failMode === 'closed') throw error;
+      logger.warn({ err: { message: error.message } }, 'redis unavailable at start: limits in memory until it answers');
+    });
+  } catch (error) {
+    await loader.close();
+    redis.disconnect();
+    await pools.close();
+    throw error;
+  }
+  const handler = createGatewayHandler({ logger, metrics, gate, runtime: current });
+  const { http } = current().config;
+  const server = await listen(handler, http.port, http.host);
+  const onHangup = () => {
+    logger.info('SIGHUP: reloading gateway config');
+    loader.schedule();
+  };
+  process.on('SIGHUP', onHangup);
+  logger.info({ url: server.url, config: config.GATEWAY_CONFIG }, 'listening');
+  return {
+    url: server.url,
+    port: server.port,
+    stores: {
+      redis,
+      ready: async () => ({ redis: redis.status === 'ready' }),
+      close: async () => {
+        redis.disconnect();
+      },
+    },
+    /** config version, hash and last refusal (tests and ops) */
+    configStatus: () => loader.status,
+    reload: () => loader.reload(),
+    metrics,
+    async stop() {
+      process.off('SIGHUP', onHangup);
+      await loader.close();
+      await server.close(2_000);
+      await pools.close();
+      redis.disconnect();
+    },
+  };
+}
+
+export type RunningGateway = Awaited<ReturnType<typeof start>>;
+
+/**
+ * node:http directly (the express kit would load express for nothing: the gateway has no express routes).
+ * close() stops accepting, ends idle keep-alive sockets, and cuts what is still open after the grace period.
+ */
+async function listen(handler: Parameters<typeof createServer>[1], port: number, host: string) {
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    port: bound,
+    url: `http://${host}:${bound}`,
+    close: (graceMs: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/** Stops once on SIGTERM/SIGINT, then exits; a second signal exits at once. */
+function onShutdown(logger: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', handle);
+  process.once('SIGINT', handle);
 }
 
 if (import.meta.main) {
   const config = loadConfig(configSchema);
-  const service = await start(config);
-  onShutdown(createLogger('gateway'), service.stop);
+  const gateway = await start(config);
+  onShutdown(createLogger('gateway', { level: config.LOG_LEVEL, nodeEnv: config.NODE_ENV }), gateway.stop);
 }

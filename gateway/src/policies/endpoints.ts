@@ -1,0 +1,157 @@
+import type { ServerResponse } from 'node:http';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { StepPolicy } from '../engine/exchange.ts';
+import type { Metrics } from '../engine/metrics.ts';
+import type { ServiceRuntime } from '../engine/services.ts';
+
+/** Terminal policies the gateway answers itself: /health, /metrics, /api/docs. */
+export const endpointAction = z.object({ timeoutMs: z.coerce.number().int().min(1).default(2_000) }).strict();
+export type EndpointAction = z.infer<typeof endpointAction>;
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>) {
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+async function fetchFrom(service: ServiceRuntime, path: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+  const response = await service.pool.request({
+    path,
+    method: 'GET',
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await response.body.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: response.statusCode, body };
+}
+
+/** Every service's /ready, and the gateway's own Redis. 200 only when all are ready. */
+export function healthPolicy(action: EndpointAction, deps: { services: () => Map<string, ServiceRuntime>; redis: Redis }): StepPolicy {
+  return {
+    kind: 'step',
+    async run(ex) {
+      const services = [...deps.services().values()];
+      const entries = await Promise.all(
+        services.map(async (service) => {
+          try {
+            const { status } = await fetchFrom(service, service.config.readyPath, action.timeoutMs);
+            return [service.name, status === 200 ? 'ready' : 'unavailable'] as const;
+          } catch {
+            return [service.name, 'unreachable'] as const;
+          }
+        }),
+      );
+      const parts: Record<string, string> = {
+        gateway: 'ready',
+        redis: deps.redis.status === 'ready' ? 'ready' : 'unavailable',
+        ...Object.fromEntries(entries),
+      };
+      const ok = Object.values(parts).every((state) => state === 'ready');
+      sendJson(ex.res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', parts }, ex.responseHeaders);
+      ex.answered = true;
+    },
+  };
+}
+
+export function metricsPolicy(deps: { metrics: Metrics }): StepPolicy {
+  return {
+    kind: 'step',
+    async run(ex) {
+      const text = await deps.metrics.registry.metrics();
+      ex.res.writeHead(200, { ...ex.responseHeaders, 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' });
+      ex.res.end(text);
+      ex.answered = true;
+    },
+  };
+}
+
+interface OpenApiDoc {
+  openapi?: string;
+  paths?: Record<string, Record<string, unknown>>;
+  components?: Record<string, Record<string, unknown>>;
+  tags?: Array<{ name: string }>;
+}
+
+const GATEWAY_PATHS: Record<string, unknown> = {
+  '/health': {
+    get: {
+      summary: 'Readiness of the gateway, its Redis and every service',
+      tags: ['gateway'],
+      responses: { 200: { description: 'all ready' }, 503: { description: 'some part is not ready' } },
+    },
+  },
+  '/metrics': { get: { summary: 'Prometheus metrics', tags: ['gateway'], responses: { 200: { description: 'text exposition format' } } } },
+  '/api/docs': {
+    get: { summary: 'This document: every service OpenAPI document merged', tags: ['gateway'], responses: { 200: { description: 'OpenAPI 3.1' } } },
+  },
+};
+
+/** Merges the services' OpenAPI documents. Unreachable services are skipped and named in the document. */
+export function mergeOpenApi(docs: Array<{ service: string; doc?: OpenApiDoc }>): Record<string, unknown> {
+  const paths: Record<string, unknown> = { ...GATEWAY_PATHS };
+  const components: Record<string, Record<string, unknown>> = {};
+  const tags = [{ name: 'gateway' }];
+  const missing: string[] = [];
+  for (const { service, doc } of docs) {
+    if (!doc?.paths) {
+      missing.push(service);
+      continue;
+    }
+    tags.push({ name: service });
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      // /internal is never routed, so it is never documented here
+      if (path === '/internal' || path.startsWith('/internal/') || paths[path]) continue;
+      const tagged: Record<string, unknown> = {};
+      for (const [method, operation] of Object.entries(operations)) {
+        tagged[method] = operation && typeof operation === 'object' ? { tags: [service], ...(operation as object) } : operation;
+      }
+      paths[path] = tagged;
+    }
+    for (const [section, entries] of Object.entries(doc.components ?? {})) {
+      const target = components[section] ?? {};
+      for (const [name, value] of Object.entries(entries)) if (!(name in target)) target[name] = value;
+      components[section] = target;
+    }
+  }
+  const description =
+    missing.length === 0
+      ? 'Every public route of the platform, through the gateway.'
+      : `Every public route of the platform, through the gateway. Not included (unreachable when this document was built): ${missing.join(', ')}.`;
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Platform API', version: '1.0.0', description },
+    servers: [{ url: '/' }],
+    tags,
+    paths,
+    components,
+    'x-unavailable-services': missing,
+  };
+}
+
+export function docsPolicy(action: EndpointAction, deps: { services: () => Map<string, ServiceRuntime> }): StepPolicy {
+  return {
+    kind: 'step',
+    async run(ex) {
+      const services = [...deps.services().values()];
+      const docs = await Promise.all(
+        services.map(async (service) => {
+          try {
+            const { status, body } = await fetchFrom(service, service.config.openapiPath, action.timeoutMs);
+            return { service: service.name, doc: status === 200 ? (body as OpenApiDoc) : undefined };
+          } catch {
+            return { service: service.name, doc: undefined };
+          }
+        }),
+      );
+      sendJson(ex.res, 200, mergeOpenApi(docs), ex.responseHeaders);
+      ex.answered = true;
+    },
+  };
+}

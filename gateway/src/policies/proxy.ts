@@ -1,0 +1,184 @@
+import { EventEmitter } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
+import { ApiError, type Logger } from '@platform/shared-types';
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import type { StepPolicy } from '../engine/exchange.ts';
+import { clientResponseHeaders, SECURITY_HEADERS } from '../engine/headers.ts';
+import type { ServiceRuntime } from '../engine/services.ts';
+import { parseSize } from './body.ts';
+
+export const proxyAction = z
+  .object({
+    serviceEndpoint: z.string().min(1),
+    /** largest request body this route forwards (e.g. 100kb, 10mb) */
+    bodyLimit: z
+      .union([z.string(), z.number()])
+      .default('1mb')
+      .pipe(
+        z.transform((v, ctx) => {
+          try {
+            return parseSize(v);
+          } catch {
+            ctx.issues.push({ code: 'custom', message: `not a size: ${v}`, input: v });
+            return z.NEVER;
+          }
+        }),
+      ),
+    /** time allowed until the upstream's response headers (overrides the service endpoint's) */
+    headersTimeoutMs: z.coerce.number().int().min(1).optional(),
+  })
+  .strict();
+export type ProxyAction = z.infer<typeof proxyAction>;
+
+class BodyTooLarge extends Error {}
+
+/** Counts bytes on the way through and fails the upload once it passes the limit. */
+function limitBody(limit: number): Transform {
+  let size = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      size += chunk.length;
+      if (size > limit) callback(new BodyTooLarge(`Body larger than ${limit} bytes`));
+      else callback(null, chunk);
+    },
+  });
+}
+
+function errorCode(error: unknown): string {
+  const e = error as { code?: string; cause?: { code?: string } };
+  return e?.code ?? e?.cause?.code ?? 'UNKNOWN';
+}
+
+/** Upstream trouble as the client should see it: cannot connect 503, no answer in time 504, anything else 502. */
+export function upstreamProblem(service: string, error: unknown): { error: ApiError; kind: string } {
+  const code = errorCode(error);
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+    return { kind: 'timeout', error: new ApiError('UPSTREAM_UNAVAILABLE', `${service} did not answer in time`, { extensions: { timeout: true } }) };
+  }
+  if (['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'].includes(code)) {
+    return { kind: 'connect', error: new ApiError('UPSTREAM_UNAVAILABLE', `${service} is unavailable`) };
+  }
+  return { kind: 'protocol', error: new ApiError('UPSTREAM_UNAVAILABLE', `${service} failed to answer`, { status: 502 }) };
+}
+
+/**
+ * Streams the request to the service and its response back, both ways without buffering (event streams
+ * arrive event by event). A client that leaves aborts the upstream request, which the service sees as a
+ * closed connection.
+ */
+export function proxyPolicy(
+  action: ProxyAction,
+  deps: { service: ServiceRuntime; logger: Logger; onUpstreamError?: (service: string, kind: string) => void },
+): StepPolicy {
+  const { service } = deps;
+  return {
+    kind: 'step',
+    async run(ex) {
+      const { req, res } = ex;
+      if (res.closed) {
+        ex.answered = true; // the client left while the policies ran
+        return;
+      }
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared > action.bodyLimit) throw new ApiError('PAYLOAD_TOO_LARGE', `Body larger than ${action.bodyLimit} bytes`);
+      let body: Buffer | Transform | undefined;
+      if (ex.bufferedBody !== undefined) {
+        if (ex.bufferedBody.length > action.bodyLimit) throw new ApiError('PAYLOAD_TOO_LARGE', `Body larger than ${action.bodyLimit} bytes`);
+        body = ex.bufferedBody;
+        ex.upstreamHeaders['content-length'] = String(ex.bufferedBody.length);
+      } else if ((Number.isFinite(declared) && declared > 0) || req.headers['transfer-encoding'] !== undefined) {
+        body = req.pipe(limitBody(action.bodyLimit));
+        req.once('error', (error) => (body as Transform).destroy(error));
+      }
+      // undici takes an EventEmitter as its abort signal: cheaper per request than an AbortController
+      const signal = new EventEmitter();
+      let left = false;
+      const abortOnLeave = () => {
+        if (res.writableFinished) return;
+        left = true;
+        signal.emit('abort');
+      };
+      res.once('close', abortOnLeave);
+      let upstream: Dispatcher.ResponseData;
+      try {
+        upstream = await service.pool.request({
+          path: ex.path + ex.query,
+          method: ex.method as Dispatcher.HttpMethod,
+          headers: ex.upstreamHeaders,
+          body,
+          signal,
+          headersTimeout: action.headersTimeoutMs ?? service.config.headersTimeoutMs,
+          bodyTimeout: 0,
+        });
+      } catch (error) {
+        res.off('close', abortOnLeave);
+        if (error instanceof BodyTooLarge || (error as { cause?: unknown }).cause instanceof BodyTooLarge) {
+          throw new ApiError('PAYLOAD_TOO_LARGE', `Body larger than ${action.bodyLimit} bytes`);
+        }
+        if (left) {
+          ex.answered = true; // the client left; nobody to answer
+          return;
+        }
+        const mapped = upstreamProblem(service.name, error);
+        deps.onUpstreamError?.(service.name, mapped.kind);
+        deps.logger.warn({ service: service.name, code: errorCode(error), err: { message: (error as Error).message } }, 'upstream failed');
+        throw mapped.error;
+      }
+      const headers = clientResponseHeaders(upstream.headers);
+      for (const name in ex.responseHeaders) headers[name] = ex.responseHeaders[name] as string;
+      for (const name in SECURITY_HEADERS) if (headers[name] === undefined) headers[name] = SECURITY_HEADERS[name] as string;
+      res.writeHead(upstream.statusCode, headers);
+      ex.answered = true;
+      // event streams: send the headers now, the first event may take a while
+      const type = headers['content-type'];
+      if (typeof type === 'string' && type.startsWith('text/event-stream')) res.flushHeaders();
+      await relay(upstream.body, res, () => {
+        if (!left) {
+          deps.onUpstreamError?.(service.name, 'stream');
+          deps.logger.warn({ service: service.name }, 'response stream broke');
+        }
+      });
+      res.off('close', abortOnLeave);
+    },
+  };
+}
+
+/**
+ * Copies the upstream body to the client chunk by chunk with backpressure (lighter than stream.pipeline
+ * for the many small responses). A client that leaves destroys the upstream body, which aborts the request.
+ */
+function relay(body: Dispatcher.ResponseData['body'], res: ServerResponse, onBroken: () => void): Promise<void> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      body.off('data', onData);
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      if (!res.write(chunk)) body.pause();
+    };
+    const onDrain = () => body.resume();
+    const onClose = () => {
+      if (!res.writableFinished) body.destroy();
+      finish();
+    };
+    body.on('data', onData);
+    body.once('end', () => {
+      res.end();
+      finish();
+    });
+    body.once('error', () => {
+      onBroken();
+      res.destroy();
+      finish();
+    });
+    res.on('drain', onDrain);
+    res.once('close', onClose);
+  });
+}

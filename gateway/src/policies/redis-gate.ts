@@ -1,0 +1,283 @@
+import type { Logger } from '@platform/shared-types';
+import type { Redis } from 'ioredis';
+import type { GateCheck, GateResult, RuleDecision } from '../engine/exchange.ts';
+
+/**
+ * One atomic Lua script answers every check of a request: revocation (DESIGN section 5) and every
+ * rate-limit rule. Windows are GCRA (a theoretical arrival time per key, burst = limit); concurrency
+ * rules are a sorted set of leases scored by expiry. Nothing is written unless every rule of the request
+ * allows, so a refused request never spends quota. Redis' own clock is used, so all gateway instances agree.
+ *
+ * The requests that reach the gate in the same event-loop turn go in one call (one round trip, one
+ * command's client overhead for all of them); the script decides them one after the other, each exactly
+ * as if it were alone. ARGV: group count, then per group its check count and each check's arguments;
+ * KEYS: every check's key in the same order.
+ * Reply per group: {'ok'|'limited', {allowed, remaining, resetMs, retryAfterMs} per check} or {'revoked'}.
+ */
+export const GATE_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local groups = tonumber(ARGV[1])
+local a = 2
+local k = 0
+local replies = {}
+for g = 1, groups do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local out = {}
+  local writes = {}
+  local allowed = true
+  local revoked = false
+  for i = 1, n do
+    k = k + 1
+    local key = KEYS[k]
+    local kind = ARGV[a]
+    if kind == 'j' then
+      a = a + 1
+      if redis.call('EXISTS', key) == 1 then revoked = true end
+      out[i] = {1, 0, 0, 0}
+    elseif kind == 'b' then
+      local iat = tonumber(ARGV[a + 1])
+      a = a + 2
+      local before = tonumber(redis.call('GET', key))
+      if before and iat < before then revoked = true end
+      out[i] = {1, 0, 0, 0}
+    elseif kind == 'w' then
+      local limit = tonumber(ARGV[a + 1])
+      local period = tonumber(ARGV[a + 2])
+      a = a + 3
+      local interval = period / limit
+      local tat = tonumber(redis.call('GET', key)) or now
+      if tat < now then tat = now end
+      local newTat = tat + interval
+      local allowAt = newTat - period
+      if now < allowAt then
+        allowed = false
+        out[i] = {0, 0, math.ceil(tat - now), math.ceil(allowAt - now)}
+      else
+        out[i] = {1, math.floor((period - (newTat - now)) / interval), math.ceil(newTat - now), 0}
+        writes[#writes + 1] = {'w', key, newTat, math.ceil(newTat - now)}
+      end
+    elseif kind == 'c' then
+      local limit = tonumber(ARGV[a + 1])
+      local lease = tonumber(ARGV[a + 2])
+      local id = ARGV[a + 3]
+      a = a + 4
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+      local count = redis.call('ZCARD', key)
+      if count >= limit then
+        allowed = false
+        local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        local wait = 1000
+        if first[2] then wait = math.max(1, math.ceil(tonumber(first[2]) - now)) end
+        out[i] = {0, 0, wait, wait}
+      else
+        out[i] = {1, limit - count - 1, 0, 0}
+        writes[#writes + 1] = {'c', key, now + lease, lease, id}
+      end
+    end
+  end
+  if revoked then
+    replies[g] = {'revoked'}
+  else
+    if allowed then
+      for _, w in ipairs(writes) do
+        if w[1] == 'w' then
+          redis.call('SET', w[2], w[3], 'PX', math.max(1, w[4]))
+        else
+          redis.call('ZADD', w[2], w[3], w[5])
+          redis.call('PEXPIRE', w[2], w[4])
+        end
+      end
+      replies[g] = {'ok', out}
+    else
+      replies[g] = {'limited', out}
+    end
+  end
+end
+return replies
+`;
+
+/** most requests decided in one script call */
+const MAX_BATCH = 128;
+
+export const RELEASE_SCRIPT = `redis.call('ZREM', KEYS[1], ARGV[1]) return 1`;
+
+type GroupReply = [string, Array<[number, number, number, number]>?];
+type GateRedis = Redis & {
+  gate(keyCount: number, ...args: string[]): Promise<GroupReply[]>;
+  gateRelease(key: string, id: string): Promise<number>;
+};
+
+export function defineGateCommands(redis: Redis): GateRedis {
+  redis.defineCommand('gate', { lua: GATE_SCRIPT });
+  redis.defineCommand('gateRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
+  return redis as GateRedis;
+}
+
+/** The per-instance fallback: the same decisions, in process memory. */
+export class MemoryLimiter {
+  readonly #tat = new Map<string, number>();
+  readonly #leases = new Map<string, Map<string, number>>();
+
+  decide(checks: GateCheck[], now = Date.now()): GateResult {
+    this.#sweep(now);
+    const decisions: Array<RuleDecision | undefined> = [];
+    const writes: Array<() => void> = [];
+    let allowed = true;
+    for (const check of checks) {
+      if (check.kind === 'window') {
+        const interval = check.periodMs / check.limit;
+        const tat = Math.max(this.#tat.get(check.key) ?? now, now);
+        const newTat = tat + interval;
+        const allowAt = newTat - check.periodMs;
+        if (now < allowAt) {
+          allowed = false;
+          decisions.push({ allowed: false, limit: check.limit, remaining: 0, resetMs: Math.ceil(tat - now), retryAfterMs: Math.ceil(allowAt - now) });
+        } else {
+          decisions.push({
+            allowed: true,
+            limit: check.limit,
+            remaining: Math.floor((check.periodMs - (newTat - now)) / interval),
+            resetMs: Math.ceil(newTat - now),
+            retryAfterMs: 0,
+          });
+          writes.push(() => this.#tat.set(check.key, newTat));
+        }
+      } else if (check.kind === 'concurrency') {
+        const leases = this.#leases.get(check.key) ?? new Map<string, number>();
+        for (const [id, expires] of leases) if (expires <= now) leases.delete(id);
+        if (leases.size >= check.limit) {
+          allowed = false;
+          const wait = Math.max(1, Math.min(...leases.values()) - now);
+          decisions.push({ allowed: false, limit: check.limit, remaining: 0, resetMs: wait, retryAfterMs: wait });
+        } else {
+          decisions.push({ allowed: true, limit: check.limit, remaining: check.limit - leases.size - 1, resetMs: 0, retryAfterMs: 0 });
+          writes.push(() => {
+            leases.set(check.leaseId, now + check.leaseMs);
+            this.#leases.set(check.key, leases);
+          });
+        }
+      } else {
+        decisions.push(undefined); // revocation cannot be known without Redis
+      }
+    }
+    if (allowed) for (const write of writes) write();
+    return { revoked: false, source: 'memory', decisions };
+  }
+
+  release(key: string, leaseId: string): void {
+    const leases = this.#leases.get(key);
+    leases?.delete(leaseId);
+    if (leases?.size === 0) this.#leases.delete(key);
+  }
+
+  #lastSweep = 0;
+  #sweep(now: number): void {
+    if (now - this.#lastSweep < 10_000) return;
+    this.#lastSweep = now;
+    for (const [key, tat] of this.#tat) if (tat <= now) this.#tat.delete(key);
+    for (const [key, leases] of this.#leases) {
+      for (const [id, expires] of leases) if (expires <= now) leases.delete(id);
+      if (leases.size === 0) this.#leases.delete(key);
+    }
+  }
+}
+
+export interface Gate {
+  decide(checks: GateCheck[]): Promise<GateResult>;
+  release(key: string, leaseId: string, source: GateResult['source']): void;
+}
+
+/** Redis when it answers; else the in-memory limiter (fail-open) or "unavailable" (fail-closed). Recovers when ioredis reconnects. */
+export function createGate(deps: { redis: GateRedis; logger: Logger; failMode: () => 'open' | 'closed'; onFallback?: () => void }): Gate {
+  const memory = new MemoryLimiter();
+  let degraded = false;
+  const noteDown = (error: unknown) => {
+    deps.onFallback?.();
+    if (!degraded) {
+      degraded = true;
+      deps.logger.warn({ err: { message: (error as Error)?.message ?? String(error) }, failMode: deps.failMode() }, 'redis unavailable: rate limits degraded');
+    }
+  };
+  const fallback = (checks: GateCheck[]): GateResult =>
+    deps.failMode() === 'open' ? memory.decide(checks) : { revoked: false, source: 'unavailable', decisions: checks.map(() => undefined) };
+
+  const toResult = (checks: GateCheck[], reply: GroupReply): GateResult => {
+    if (reply[0] === 'revoked') return { revoked: true, source: 'redis', decisions: checks.map(() => undefined) };
+    const rows = reply[1] ?? [];
+    return {
+      revoked: false,
+      source: 'redis',
+      decisions: checks.map((check, index) => {
+        if (check.kind !== 'window' && check.kind !== 'concurrency') return undefined;
+        const [ok, remaining, resetMs, retryAfterMs] = rows[index] ?? [0, 0, 0, 0];
+        return { allowed: ok === 1, limit: check.limit, remaining, resetMs, retryAfterMs };
+      }),
+    };
+  };
+
+  interface Waiting {
+    checks: GateCheck[];
+    resolve(result: GateResult): void;
+  }
+  let batch: Waiting[] = [];
+
+  /** Sends every request that reached the gate during this event-loop turn as one script call. */
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const waiting = batch;
+    batch = [];
+    if (deps.redis.status !== 'ready') {
+      noteDown(new Error(`redis ${deps.redis.status}`));
+      for (const w of waiting) w.resolve(fallback(w.checks));
+      return;
+    }
+    const keys: string[] = [];
+    const args: string[] = [String(waiting.length)];
+    for (const { checks } of waiting) {
+      args.push(String(checks.length));
+      for (const check of checks) {
+        keys.push(check.key);
+        if (check.kind === 'revoked-jti') args.push('j');
+        else if (check.kind === 'revoked-before') args.push('b', String(check.iat));
+        else if (check.kind === 'window') args.push('w', String(check.limit), String(check.periodMs));
+        else args.push('c', String(check.limit), String(check.leaseMs), check.leaseId);
+      }
+    }
+    let replies: GroupReply[];
+    try {
+      replies = await deps.redis.gate(keys.length, ...keys, ...args);
+    } catch (error) {
+      noteDown(error);
+      for (const w of waiting) w.resolve(fallback(w.checks));
+      return;
+    }
+    if (degraded) {
+      degraded = false;
+      deps.logger.info('redis is back: rate limits and revocation in Redis again');
+    }
+    waiting.forEach((w, index) => {
+      w.resolve(toResult(w.checks, replies[index] ?? ['limited', []]));
+    });
+  };
+
+  return {
+    decide(checks) {
+      if (checks.length === 0) return Promise.resolve({ revoked: false, source: 'redis', decisions: [] });
+      return new Promise<GateResult>((resolve) => {
+        if (batch.length === 0) setImmediate(() => void flush());
+        batch.push({ checks, resolve });
+        if (batch.length >= MAX_BATCH) void flush(); // bounded script run time; the scheduled flush finds an empty batch
+      });
+    },
+    release(key, leaseId, source) {
+      if (source === 'memory') return memory.release(key, leaseId);
+      if (source !== 'redis') return;
+      deps.redis.gateRelease(key, leaseId).catch((error: unknown) => {
+        // the lease expires on its own (leaseMs) when Redis cannot take the release
+        deps.logger.warn({ err: { message: (error as Error).message } }, 'lease release failed');
+      });
+    },
+  };
+}
