@@ -55,20 +55,20 @@ describe('faults', function () {
   }
 
   async function startStream(user: Session) {
-    const session = await api<{ id: string }>(gw, 'POST', '/api/chat/sessions', { token: user.accessToken, body: { modelId: 'local-dev' } });
+    const session = await api<{ session: { id: string } }>(gw, 'POST', '/api/chat/sessions', { token: user.accessToken, body: { modelId: 'local-dev' } });
     const events: SseEvent[] = [];
     let firstDelta: () => void = () => {};
     const started = new Promise<void>((resolve) => {
       firstDelta = resolve;
     });
     const done = (async () => {
-      for await (const event of sse(gw, `/api/chat/sessions/${session.body.id}/stream`, { token: user.accessToken, body: { message: 'long story please' } })) {
+      for await (const event of sse(gw, `/api/chat/sessions/${session.body.session.id}/stream`, { token: user.accessToken, body: { message: 'long story please' } })) {
         events.push(event);
         if (event.event === 'delta') firstDelta();
       }
     })().catch(() => {});
     await started;
-    return { sessionId: session.body.id, events, done };
+    return { sessionId: session.body.session.id, events, done };
   }
 
   it('accounting killed mid-stream and restarted: the charge lands exactly once', async () => {

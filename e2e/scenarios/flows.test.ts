@@ -75,10 +75,10 @@ describe('main flows through the gateway', () => {
   it("(4) a student's streamed chat is charged exactly what `done` says", async () => {
     const student = await createUser(platform, 'enduser', 'chat');
     await api(gw, 'POST', '/api/credits/allocate', { token: admin.accessToken, body: { userId: student.userId, credits: 1000 } });
-    const session = await api<{ id: string }>(gw, 'POST', '/api/chat/sessions', { token: student.accessToken, body: { modelId: 'local-dev' } });
+    const session = await api<{ session: { id: string } }>(gw, 'POST', '/api/chat/sessions', { token: student.accessToken, body: { modelId: 'local-dev' } });
     expect(session.status, JSON.stringify(session.body)).to.equal(201);
     const events: SseEvent[] = [];
-    for await (const event of sse(gw, `/api/chat/sessions/${session.body.id}/stream`, { token: student.accessToken, body: { message: 'Hello there' } }))
+    for await (const event of sse(gw, `/api/chat/sessions/${session.body.session.id}/stream`, { token: student.accessToken, body: { message: 'Hello there' } }))
       events.push(event);
     expect(events[0]?.event).to.equal('session');
     expect(events.filter((e) => e.event === 'delta').length).to.be.greaterThan(0);
@@ -116,14 +116,14 @@ describe('main flows through the gateway', () => {
       for await (const event of sse(gw, '/api/chat/events', { token: student.accessToken, signal: eventsAbort.signal })) studentEvents.push(event);
     })().catch(() => {});
 
-    const session = await api<{ id: string }>(gw, 'POST', '/api/chat/sessions', { token: student.accessToken, body: { modelId: 'local-dev' } });
+    const session = await api<{ session: { id: string } }>(gw, 'POST', '/api/chat/sessions', { token: student.accessToken, body: { modelId: 'local-dev' } });
     const streamEvents: SseEvent[] = [];
     let resolveStarted: () => void = () => {};
     const started = new Promise<void>((resolve) => {
       resolveStarted = resolve;
     });
     const streamDone = (async () => {
-      for await (const event of sse(gw, `/api/chat/sessions/${session.body.id}/stream`, {
+      for await (const event of sse(gw, `/api/chat/sessions/${session.body.session.id}/stream`, {
         token: student.accessToken,
         body: { message: 'Tell me a long story' },
       })) {
@@ -139,7 +139,7 @@ describe('main flows through the gateway', () => {
     const observed: SseEvent[] = [];
     const observeAbort = new AbortController();
     const observeDone = (async () => {
-      for await (const event of sse(gw, `/api/observe/${student.userId}/${session.body.id}/stream`, {
+      for await (const event of sse(gw, `/api/observe/${student.userId}/${session.body.session.id}/stream`, {
         token: supervisor.accessToken,
         signal: observeAbort.signal,
       })) {
@@ -149,7 +149,7 @@ describe('main flows through the gateway', () => {
     })();
     await waitFor(() => observed.some((e) => e.event === 'delta'), 'observer sees deltas');
 
-    const interrupt = await api(gw, 'POST', `/api/sessions/${session.body.id}/interrupt`, { token: supervisor.accessToken, body: { reason: 'Stay on topic' } });
+    const interrupt = await api(gw, 'POST', `/api/sessions/${session.body.session.id}/interrupt`, { token: supervisor.accessToken, body: { reason: 'Stay on topic' } });
     expect(interrupt.status).to.be.oneOf([200, 202, 204]);
     await streamDone;
     const terminal = streamEvents.at(-1);
@@ -158,7 +158,7 @@ describe('main flows through the gateway', () => {
     await observeDone;
     expect(observed.at(-1)?.event).to.equal('interrupted');
 
-    const feedback = await api(gw, 'POST', `/api/sessions/${session.body.id}/feedback`, {
+    const feedback = await api(gw, 'POST', `/api/sessions/${session.body.session.id}/feedback`, {
       token: supervisor.accessToken,
       body: { message: 'Good question, try again' },
     });

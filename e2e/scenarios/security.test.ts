@@ -135,10 +135,10 @@ describe('security probes through the gateway', () => {
   });
 
   it("does not show another user's resources by id", async () => {
-    const session = await api<{ id: string }>(gw, 'POST', '/api/chat/sessions', { token: alice.accessToken, body: { modelId: 'local-dev' } });
+    const session = await api<{ session: { id: string } }>(gw, 'POST', '/api/chat/sessions', { token: alice.accessToken, body: { modelId: 'local-dev' } });
     expect(session.status).to.equal(201);
-    expect((await probe('other session', 'GET', `/api/chat/sessions/${session.body.id}`, { token: bob.accessToken })).status).to.equal(404);
-    expect((await probe('other session delete', 'DELETE', `/api/chat/sessions/${session.body.id}`, { token: bob.accessToken })).status).to.equal(404);
+    expect((await probe('other session', 'GET', `/api/chat/sessions/${session.body.session.id}`, { token: bob.accessToken })).status).to.equal(404);
+    expect((await probe('other session delete', 'DELETE', `/api/chat/sessions/${session.body.session.id}`, { token: bob.accessToken })).status).to.equal(404);
     expect((await probe('other balance', 'GET', `/api/credits/balance?userId=${alice.userId}`, { token: bob.accessToken })).status).to.equal(403);
     expect((await probe('other transactions', 'GET', `/api/credits/transactions?userId=${alice.userId}`, { token: bob.accessToken })).status).to.equal(403);
     expect((await probe('other usage', 'GET', `/api/usage/stats?userId=${alice.userId}`, { token: bob.accessToken })).status).to.equal(403);

@@ -40,6 +40,8 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
     MAIL_DIR: mailDir,
+    // real cost in production; a low cost keeps the suite fast (auth's own bench measures cost 12)
+    BCRYPT_COST: '6',
     USER_EVENTS_STREAM: `events:users:${db.auth}`,
     AUTH_MONGO_DB: db.auth,
     ACCOUNTING_PG_DB: db.accounting,
