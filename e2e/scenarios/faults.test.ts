@@ -36,7 +36,10 @@ describe('faults', function () {
       LOCAL_MODEL_TOKEN_DELAY_MS: '20',
       RESERVATION_TTL_SECONDS: '3',
       SWEEP_INTERVAL_MS: '500',
-      OUTBOX_RETRY_MS: '200',
+      OUTBOX_POLL_MS: '200',
+      OUTBOX_BACKOFF_MIN_MS: '100',
+      OUTBOX_BACKOFF_MAX_MS: '500',
+      STREAM_LOCK_TTL_MS: '3000',
     });
     gw = platform.gatewayUrl;
     admin = await createUser(platform, 'admin');
