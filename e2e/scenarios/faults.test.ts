@@ -65,7 +65,10 @@ describe('faults', function () {
       firstDelta = resolve;
     });
     const done = (async () => {
-      for await (const event of sse(gw, `/api/chat/sessions/${session.body.session.id}/stream`, { token: user.accessToken, body: { message: 'long story please' } })) {
+      for await (const event of sse(gw, `/api/chat/sessions/${session.body.session.id}/stream`, {
+        token: user.accessToken,
+        body: { message: 'long story please' },
+      })) {
         events.push(event);
         if (event.event === 'delta') firstDelta();
       }
@@ -105,10 +108,13 @@ describe('faults', function () {
 
   it('the MongoDB-compatible server restarted: auth answers 503 problems meanwhile and recovers', async () => {
     await mongo.stop();
-    const during = await api(gw, 'POST', '/api/auth/login', { body: { email: admin.email, password: admin.password } });
-    expect(during.status).to.equal(503);
-    expect(during.headers.get('content-type')).to.match(/problem\+json/);
-    await mongo.start();
+    try {
+      const during = await api(gw, 'POST', '/api/auth/login', { body: { email: admin.email, password: admin.password } });
+      expect(during.status).to.equal(503);
+      expect(during.headers.get('content-type')).to.match(/problem\+json/);
+    } finally {
+      await mongo.start();
+    }
     await until(
       async () => ((await api(gw, 'POST', '/api/auth/login', { body: { email: admin.email, password: admin.password } })).status === 200 ? true : undefined),
       'auth recovers',

@@ -149,7 +149,10 @@ describe('main flows through the gateway', () => {
     })();
     await waitFor(() => observed.some((e) => e.event === 'delta'), 'observer sees deltas');
 
-    const interrupt = await api(gw, 'POST', `/api/sessions/${session.body.session.id}/interrupt`, { token: supervisor.accessToken, body: { reason: 'Stay on topic' } });
+    const interrupt = await api(gw, 'POST', `/api/sessions/${session.body.session.id}/interrupt`, {
+      token: supervisor.accessToken,
+      body: { reason: 'Stay on topic' },
+    });
     expect(interrupt.status).to.be.oneOf([200, 202, 204]);
     await streamDone;
     const terminal = streamEvents.at(-1);

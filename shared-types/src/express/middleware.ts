@@ -95,6 +95,31 @@ export function notFound(): RequestHandler {
   };
 }
 
+const STORE_ERROR_NAMES = new Set([
+  'MongoServerSelectionError',
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoNotConnectedError',
+  'MongoTopologyClosedError',
+  'MongoPoolClearedError',
+  'MaxRetriesPerRequestError',
+  'KnexTimeoutError',
+]);
+const STORE_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P03', '08006', '08001', '08003']);
+
+/** A store (MongoDB, PostgreSQL, Redis) that cannot be reached is a 503 for the client, not a 500. */
+export function isStoreUnavailable(error: unknown): boolean {
+  let current = error as { name?: string; code?: unknown; message?: string; cause?: unknown } | undefined;
+  for (let depth = 0; current && depth < 4; depth += 1) {
+    if (current.name && STORE_ERROR_NAMES.has(current.name)) return true;
+    if (typeof current.code === 'string' && STORE_ERROR_CODES.has(current.code)) return true;
+    if (typeof current.message === 'string' && /buffering timed out|Connection is closed|Stream isn't writeable|connection terminated/i.test(current.message))
+      return true;
+    current = current.cause as typeof current;
+  }
+  return false;
+}
+
 /** Maps every error to problem+json. Unknown errors are logged and answered as INTERNAL, never with a stack. */
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, next) => {
@@ -112,6 +137,10 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       body = problem('PAYLOAD_TOO_LARGE', 'Request body is too large', requestId);
     } else if (error?.type === 'entity.parse.failed' || error?.type === 'charset.unsupported' || error?.type === 'encoding.unsupported') {
       body = problem('VALIDATION_FAILED', 'Request body is not valid JSON', requestId);
+    } else if (isStoreUnavailable(error)) {
+      logger.warn({ err: { name: error?.name, message: error?.message } }, 'store unavailable');
+      body = problem('UPSTREAM_UNAVAILABLE', 'A backing store is unavailable; try again shortly', requestId, { status: 503 });
+      res.setHeader('Retry-After', '2');
     } else if (error instanceof URIError) {
       body = problem('VALIDATION_FAILED', 'Malformed URL', requestId);
     } else {

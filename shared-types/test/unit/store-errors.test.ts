@@ -1,0 +1,17 @@
+import { expect } from 'chai';
+import { isStoreUnavailable } from '../../src/express/middleware.ts';
+
+describe('store unavailability', () => {
+  it('recognises driver errors of MongoDB, PostgreSQL and Redis, also as causes', () => {
+    const named = (name: string) => Object.assign(new Error('x'), { name });
+    expect(isStoreUnavailable(named('MongoServerSelectionError'))).to.equal(true);
+    expect(isStoreUnavailable(Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }))).to.equal(true);
+    expect(isStoreUnavailable(new Error('Operation `users.findOne()` buffering timed out after 10000ms'))).to.equal(true);
+    expect(isStoreUnavailable(new Error('wrapped', { cause: named('KnexTimeoutError') }))).to.equal(true);
+  });
+
+  it('leaves other errors alone', () => {
+    expect(isStoreUnavailable(new TypeError('undefined is not a function'))).to.equal(false);
+    expect(isStoreUnavailable(Object.assign(new Error('dup'), { code: 11000 }))).to.equal(false);
+  });
+});
