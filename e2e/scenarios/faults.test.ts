@@ -32,9 +32,10 @@ describe('faults', function () {
       REDIS_URL: redis.url,
       MONGO_URL: mongo.url,
       // slow the local model so streams can be hit mid-way; expire abandoned reservations fast
-      LOCAL_MODEL_TOKENS: '300',
+      LOCAL_MODEL_TOKENS: '150',
       LOCAL_MODEL_TOKEN_DELAY_MS: '20',
-      RESERVATION_TTL_SECONDS: '3',
+      // longer than a stream here (150 tokens x 20 ms), short enough for the crash case to be swept soon
+      RESERVATION_TTL_SECONDS: '8',
       SWEEP_INTERVAL_MS: '500',
       OUTBOX_POLL_MS: '200',
       OUTBOX_BACKOFF_MIN_MS: '100',
