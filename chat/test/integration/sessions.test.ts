@@ -17,7 +17,9 @@ describe('chat models and sessions (real MongoDB-compatible server and Redis)', 
 
   it('lists only the models the caller may use (public, by role, by user), and only configured providers', async () => {
     const ids = async (actor: ReturnType<typeof testActor>) =>
-      ((await (await fetch(url('/api/chat/models'), { headers: platform.headers(actor) })).json()) as { models: Array<{ id: string }> }).models.map((m) => m.id);
+      ((await (await fetch(url('/api/chat/models'), { headers: platform.headers(actor) })).json()) as { models: Array<{ id: string }> }).models.map(
+        (m) => m.id,
+      );
     expect(await ids(alice)).to.have.members(['local-dev', 'local-tiny']);
     expect(await ids(testActor('supervisor'))).to.have.members(['local-dev', 'local-tiny', 'local-staff']);
     expect(await ids(testActor('enduser', { userId: 'vip-user-id' }))).to.have.members(['local-dev', 'local-tiny', 'local-vip']);
@@ -53,10 +55,16 @@ describe('chat models and sessions (real MongoDB-compatible server and Redis)', 
     };
     expect(page1.total).to.equal(3);
     expect(page1.sessions.map((s) => s.id)).to.deep.equal([ids[2], ids[1]]);
-    const page2 = (await (await fetch(url('/api/chat/sessions?limit=2&page=2'), { headers: platform.headers(carol) })).json()) as { sessions: Array<{ id: string }> };
+    const page2 = (await (await fetch(url('/api/chat/sessions?limit=2&page=2'), { headers: platform.headers(carol) })).json()) as {
+      sessions: Array<{ id: string }>;
+    };
     expect(page2.sessions.map((s) => s.id)).to.deep.equal([ids[0]]);
 
-    const renamed = await fetch(url(`/api/chat/sessions/${ids[0]}`), { method: 'PATCH', headers: platform.json(carol), body: JSON.stringify({ title: 'Renamed' }) });
+    const renamed = await fetch(url(`/api/chat/sessions/${ids[0]}`), {
+      method: 'PATCH',
+      headers: platform.json(carol),
+      body: JSON.stringify({ title: 'Renamed' }),
+    });
     expect(((await renamed.json()) as { session: { title: string } }).session.title).to.equal('Renamed');
     await expectProblem(
       await fetch(url(`/api/chat/sessions/${ids[0]}`), { method: 'PATCH', headers: platform.json(carol), body: JSON.stringify({}) }),

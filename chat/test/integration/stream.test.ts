@@ -15,7 +15,10 @@ describe('metered streaming with the local model (real stores, accounting stand-
   let platform: Platform;
   const url = (path: string) => `${platform.instances[0]?.url}${path}`;
   const messagesOf = async (actor: ReturnType<typeof testActor>, sessionId: string) =>
-    ((await (await fetch(url(`/api/chat/sessions/${sessionId}`), { headers: platform.headers(actor) })).json()) as { messages: StoredMessage[]; session: { title: string } });
+    (await (await fetch(url(`/api/chat/sessions/${sessionId}`), { headers: platform.headers(actor) })).json()) as {
+      messages: StoredMessage[];
+      session: { title: string };
+    };
   const outbox = () => platform.instances[0]?.stores.runtime.outbox.pendingCount() as Promise<number>;
 
   before(async () => {
@@ -66,7 +69,11 @@ describe('metered streaming with the local model (real stores, accounting stand-
     const poor = testActor('enduser');
     platform.accounting.balances.set(poor.userId, 0);
     const sessionId = await createSession(platform, poor);
-    const response = await fetch(url(`/api/chat/sessions/${sessionId}/stream`), { method: 'POST', headers: platform.json(poor), body: JSON.stringify({ message: 'hello' }) });
+    const response = await fetch(url(`/api/chat/sessions/${sessionId}/stream`), {
+      method: 'POST',
+      headers: platform.json(poor),
+      body: JSON.stringify({ message: 'hello' }),
+    });
     expect(response.headers.get('content-type')).to.not.match(/event-stream/);
     await expectProblem(response, 402, 'INSUFFICIENT_CREDITS');
     expect((await messagesOf(poor, sessionId)).messages).to.deep.equal([]);
@@ -82,13 +89,19 @@ describe('metered streaming with the local model (real stores, accounting stand-
     const sessionId = await createSession(platform, user);
     const first = await streamMessage(platform, user, sessionId, 'first');
     await first.waitForEvent('delta');
-    const second = await fetch(url(`/api/chat/sessions/${sessionId}/stream`), { method: 'POST', headers: platform.json(user), body: JSON.stringify({ message: 'second' }) });
+    const second = await fetch(url(`/api/chat/sessions/${sessionId}/stream`), {
+      method: 'POST',
+      headers: platform.json(user),
+      body: JSON.stringify({ message: 'second' }),
+    });
     await expectProblem(second, 409, 'CONFLICT');
     await expectProblem(await fetch(url(`/api/chat/sessions/${sessionId}`), { method: 'DELETE', headers: platform.headers(user) }), 409, 'CONFLICT');
     await first.waitForEnd();
     expect(first.terminal()?.event).to.equal('done');
     const messages = (await messagesOf(user, sessionId)).messages;
-    expect(messages.map((m) => m.content)).to.include('first').and.not.include('second');
+    expect(messages.map((m) => m.content))
+      .to.include('first')
+      .and.not.include('second');
   });
 
   it('validates the message: empty, too long, unknown fields, wrong content type', async () => {
@@ -159,7 +172,11 @@ describe('metered streaming with the local model (real stores, accounting stand-
   it('answers the non-streaming message route with the whole reply, metered the same way', async () => {
     const user = testActor('enduser');
     const sessionId = await createSession(platform, user);
-    const response = await fetch(url(`/api/chat/sessions/${sessionId}/messages`), { method: 'POST', headers: platform.json(user), body: JSON.stringify({ message: 'hi' }) });
+    const response = await fetch(url(`/api/chat/sessions/${sessionId}/messages`), {
+      method: 'POST',
+      headers: platform.json(user),
+      body: JSON.stringify({ message: 'hi' }),
+    });
     expect(response.status).to.equal(200);
     const reply = (await response.json()) as { content: string; status: string; credits: number; usage: { outputTokens: number } };
     expect(reply.status).to.equal('complete');
@@ -179,7 +196,11 @@ describe('metered streaming with the local model (real stores, accounting stand-
     const inits = platform.accounting.calls.filter((c) => c.path.endsWith('/initialize') && c.body.sessionId === sessionId);
     for (const init of inits) expect(init.body.inputTokens).to.be.at.most(200);
     await expectProblem(
-      await fetch(url(`/api/chat/sessions/${sessionId}/stream`), { method: 'POST', headers: platform.json(user), body: JSON.stringify({ message: 'x'.repeat(900) }) }),
+      await fetch(url(`/api/chat/sessions/${sessionId}/stream`), {
+        method: 'POST',
+        headers: platform.json(user),
+        body: JSON.stringify({ message: 'x'.repeat(900) }),
+      }),
       400,
       'VALIDATION_FAILED',
     );

@@ -174,7 +174,11 @@ export async function startPlatform(options: { count?: number; env?: Record<stri
       ),
     );
   }
-  const headers = (actor: Actor, extra: Record<string, string> = {}) => ({ ...auth.identityHeaders(actor), authorization: `Bearer ${auth.token(actor)}`, ...extra });
+  const headers = (actor: Actor, extra: Record<string, string> = {}) => ({
+    ...auth.identityHeaders(actor),
+    authorization: `Bearer ${auth.token(actor)}`,
+    ...extra,
+  });
   return {
     auth,
     accounting,
@@ -210,7 +214,14 @@ export async function createSession(platform: Platform, actor: Actor, modelId = 
   return ((await response.json()) as { session: { id: string } }).session.id;
 }
 
-export function streamMessage(platform: Platform, actor: Actor, sessionId: string, message: string, instance = 0, extra: Record<string, unknown> = {}): Promise<SseClient> {
+export function streamMessage(
+  platform: Platform,
+  actor: Actor,
+  sessionId: string,
+  message: string,
+  instance = 0,
+  extra: Record<string, unknown> = {},
+): Promise<SseClient> {
   return SseClient.open(`${(platform.instances[instance] as ChatService).url}/api/chat/sessions/${sessionId}/stream`, {
     method: 'POST',
     headers: platform.json(actor),

@@ -129,7 +129,15 @@ export class AccountingStandIn {
         return send(res, 402, problemBody(402, 'INSUFFICIENT_CREDITS', `needs ${reserved}`));
       }
       this.balances.set(userId, this.balance(userId) - reserved);
-      const reservation: Reservation = { reservationId: input.reservationId, userId, modelId: input.modelId, reserved, charged: 0, status: 'open', maxCharge: reserved };
+      const reservation: Reservation = {
+        reservationId: input.reservationId,
+        userId,
+        modelId: input.modelId,
+        reserved,
+        charged: 0,
+        status: 'open',
+        maxCharge: reserved,
+      };
       this.reservations.set(input.reservationId, reservation);
       record(200, userId);
       return send(res, 200, this.#view(reservation));
