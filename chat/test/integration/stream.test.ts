@@ -1,6 +1,6 @@
 import { expectProblem, testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
-import { createSession, fetch, type Platform, startPlatform, streamMessage, waitFor } from '../support/harness.ts';
+import { createSession, fetch, type Platform, type SseEvent, startPlatform, streamMessage, waitFor } from '../support/harness.ts';
 
 interface StoredMessage {
   role: string;
@@ -37,7 +37,7 @@ describe('metered streaming with the local model (real stores, accounting stand-
     await stream.waitForEnd();
 
     expect(stream.events[0]?.event).to.equal('session');
-    const { messageId, reservationId } = stream.events[0]?.data as { messageId: string; reservationId: string };
+    const { messageId, reservationId } = (stream.events[0] as SseEvent).data as { messageId: string; reservationId: string };
     expect(stream.named('delta')).to.have.length(40);
     expect(stream.events.filter((e) => ['done', 'interrupted', 'error'].includes(e.event))).to.have.length(1);
     expect(stream.events.at(-1)?.event).to.equal('done');
@@ -151,7 +151,7 @@ describe('metered streaming with the local model (real stores, accounting stand-
       const done = stream.terminal();
       expect(done?.event).to.equal('done');
       expect(done?.data.chargePending).to.equal(true);
-      const { reservationId } = stream.events[0]?.data as { reservationId: string };
+      const { reservationId } = (stream.events[0] as SseEvent).data as { reservationId: string };
       expect(await outbox()).to.equal(1);
       // retries keep failing while it is down
       await waitFor(() => platform.accounting.calls.filter((c) => c.body.reservationId === reservationId && c.status === 503).length >= 2, 'retries');

@@ -1,6 +1,6 @@
 import { expectProblem, testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
-import { type ChatService, createSession, fetch, type Platform, SseClient, startPlatform, streamMessage, waitFor } from '../support/harness.ts';
+import { type ChatService, createSession, fetch, type Platform, SseClient, type SseEvent, startPlatform, streamMessage, waitFor } from '../support/harness.ts';
 
 describe('observers, interrupts and feedback across two chat instances (shared MongoDB and Redis)', () => {
   let platform: Platform;
@@ -81,7 +81,7 @@ describe('observers, interrupts and feedback across two chat instances (shared M
       const terminal = stream.terminal();
       expect(terminal?.event).to.equal('interrupted');
       expect(terminal?.data).to.include({ by: supervisor.username, reason: 'off topic' });
-      expect((terminal?.data.usage as { outputTokens: number }).outputTokens)
+      expect(((terminal as SseEvent).data.usage as { outputTokens: number }).outputTokens)
         .to.be.greaterThan(0)
         .and.lessThan(200);
       expect(stream.named('delta').length).to.be.lessThan(200);
