@@ -5,7 +5,7 @@ import { estimateTokens, type ModelRegistry, type ProviderName } from '../../mod
 import type { ChatTurn, Provider, Usage } from '../../providers/provider.ts';
 import { ProviderError } from '../../providers/provider.ts';
 import type { MessageDoc, MessageStatus, SessionsDal } from '../sessions/sessions-dal.ts';
-import { type SessionsService, titleFrom } from '../sessions/sessions-service.ts';
+import { type SessionsService, titleFrom, toObjectId } from '../sessions/sessions-service.ts';
 import type { AccountingClient } from './accounting-client.ts';
 import type { ChargeOutbox, ChargeResult } from './charge-outbox.ts';
 import type { ChatBus, InterruptCommand } from './chat-bus.ts';
@@ -127,7 +127,12 @@ export class StreamService {
     sink.onClose(() => {
       early.closed = true;
     });
-    const session = await this.#deps.sessions.own(actor, request.sessionId);
+    // the session and its history in one round trip (ownership is checked before anything is used)
+    const objectId = toObjectId(request.sessionId);
+    const [session, history] = await Promise.all([
+      this.#deps.sessions.own(actor, request.sessionId),
+      objectId ? dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
+    ]);
     const model = this.#deps.models.require(actor, session.modelId);
     const provider = this.#deps.providers.get(model.provider);
     if (!provider) throw new ApiError('UPSTREAM_UNAVAILABLE', `No provider for ${model.provider} is configured`);
@@ -137,39 +142,43 @@ export class StreamService {
     const holder = `${this.#instanceId}:${streamId}`;
     if (!(await bus.acquireLock(sessionId, holder))) throw new ApiError('CONFLICT', 'A reply is already streaming in this session');
 
-    let prepared: { turns: ChatTurn[]; inputTokens: number; maxOutputTokens: number; reservationId: string; userMessage: MessageDoc; firstMessage: boolean };
+    let prepared: { turns: ChatTurn[]; inputTokens: number; maxOutputTokens: number; reservationId: string };
     try {
       const attachmentText = request.fileIds && request.fileIds.length > 0 ? await this.#deps.attachments(actor.userId, request.fileIds) : '';
-      const history = await dal.listMessages(session._id);
       const maxOutputTokens = model.defaultMaxOutputTokens;
       const turns = buildTurns(history, request.message + attachmentText, model.contextTokens - maxOutputTokens);
       const inputTokens = turns.reduce((sum, turn) => sum + estimateTokens(turn.content), 0);
-      const userMessage = await dal.addMessage({
-        sessionId: session._id,
-        userId: actor.userId,
-        role: 'user',
-        content: request.message,
-        status: 'complete',
-        modelId: model.id,
-        fileIds: request.fileIds && request.fileIds.length > 0 ? request.fileIds : undefined,
-      });
       const reservationId = randomUUID();
-      try {
-        await this.#reserve(
-          { reservationId, sessionId, modelId: model.id, inputTokens: Math.min(inputTokens, 10_000_000), maxOutputTokens },
-          request.userToken,
-        );
-      } catch (error) {
-        await dal.deleteMessage(userMessage._id);
-        throw error;
+      const userMessageId = new Types.ObjectId();
+      // store the user message while reserving; undo whichever succeeded if the other failed
+      const [stored, reserved] = await Promise.allSettled([
+        dal.addMessage({
+          _id: userMessageId,
+          sessionId: session._id,
+          userId: actor.userId,
+          role: 'user',
+          content: request.message,
+          status: 'complete',
+          modelId: model.id,
+          fileIds: request.fileIds && request.fileIds.length > 0 ? request.fileIds : undefined,
+        }),
+        this.#reserve({ reservationId, sessionId, modelId: model.id, inputTokens: Math.min(inputTokens, 10_000_000), maxOutputTokens }, request.userToken),
+      ]);
+      if (reserved.status === 'rejected') {
+        if (stored.status === 'fulfilled') await dal.deleteMessage(userMessageId);
+        throw reserved.reason;
       }
-      prepared = { turns, inputTokens, maxOutputTokens, reservationId, userMessage, firstMessage: !session.titled };
+      if (stored.status === 'rejected') {
+        await this.#deps.outbox.charge({ kind: 'abort', body: { reservationId, inputTokens: 0, outputTokens: 0 } }).catch(() => undefined);
+        throw stored.reason;
+      }
+      prepared = { turns, inputTokens, maxOutputTokens, reservationId };
     } catch (error) {
       await bus.releaseLock(sessionId, holder).catch(() => undefined);
       throw error;
     }
-    if (prepared.firstMessage) await dal.titleFromFirstMessage(session._id, titleFrom(request.message)).catch(() => undefined);
-    await this.#stream({ request, model, provider, sessionId, sessionObjectId: session._id, streamId, holder, early, ...prepared });
+    const titled = session.titled ? Promise.resolve() : dal.titleFromFirstMessage(session._id, titleFrom(request.message)).catch(() => undefined);
+    await this.#stream({ request, model, provider, sessionId, sessionObjectId: session._id, streamId, holder, early, titled, ...prepared });
   }
 
   /** Reserve; a lost answer is retried once with the same reservation id (accounting is idempotent on it). */
@@ -191,6 +200,8 @@ export class StreamService {
     streamId: string;
     holder: string;
     early: { closed: boolean };
+    /** the title write, finished before the reply is stored */
+    titled: Promise<void>;
     turns: ChatTurn[];
     inputTokens: number;
     maxOutputTokens: number;
@@ -275,20 +286,23 @@ export class StreamService {
       ? Math.min(creditsFor(s.model.prices, usage.inputTokens, usage.outputTokens), creditsFor(s.model.prices, s.inputTokens, s.maxOutputTokens))
       : charge.credits;
     try {
-      await dal.addMessage({
-        _id: messageId,
-        sessionId: s.sessionObjectId,
-        userId: actor.userId,
-        role: 'assistant',
-        content: text,
-        status,
-        usage,
-        credits,
-        chargePending: charge.pending || undefined,
-        reservationId: s.reservationId,
-        modelId: s.model.id,
-      });
-      await dal.touch(s.sessionObjectId);
+      await s.titled;
+      await Promise.all([
+        dal.addMessage({
+          _id: messageId,
+          sessionId: s.sessionObjectId,
+          userId: actor.userId,
+          role: 'assistant',
+          content: text,
+          status,
+          usage,
+          credits,
+          chargePending: charge.pending || undefined,
+          reservationId: s.reservationId,
+          modelId: s.model.id,
+        }),
+        dal.touch(s.sessionObjectId),
+      ]);
     } catch (error) {
       logger.error({ err: error, sessionId: s.sessionId }, 'could not store the reply');
     }
