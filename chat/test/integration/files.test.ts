@@ -74,6 +74,16 @@ describe('files: upload, type allowlist by content, quota, owner-only access, at
     expect(refused.resetsAt).to.be.a('string');
   });
 
+  it('never lets concurrent uploads pass the quota', async () => {
+    const user = testActor('enduser');
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => upload(user, `c${i}.txt`, `note ${i}`)));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s !== 201 && s !== 429)).to.deep.equal([]);
+    const quota = (await (await fetch(url('/api/chat/files/quota'), { headers: platform.headers(user) })).json()) as { used: number };
+    expect(quota.used).to.be.at.most(3);
+    expect(statuses.filter((s) => s === 201)).to.have.length(quota.used);
+  });
+
   it('adds attached text files to the prompt within the size cap; refuses binary or foreign files', async () => {
     const user = testActor('enduser');
     const note = ((await (await upload(user, 'long.txt', 'fact '.repeat(1000))).json()) as { file: { id: string } }).file.id;

@@ -118,7 +118,7 @@ describe('cloud providers through one streaming interface (nock for Bedrock, Ope
     expect(stored.messages.find((m) => m.role === 'assistant')).to.include({ status: 'error', content: 'Partial answer' });
   });
 
-  it('bedrock: an HTTP error before the stream is an error event, with nothing produced charged as such', async () => {
+  it('bedrock: an HTTP error before the stream is an error event, and nothing produced means nothing charged', async () => {
     nock(BEDROCK)
       .post(/converse-stream$/)
       .reply(429, { message: 'slow down' }, { 'x-amzn-errortype': 'ThrottlingException:http://internal.amazon.com/' });
@@ -129,7 +129,8 @@ describe('cloud providers through one streaming interface (nock for Bedrock, Ope
     expect(stream.named('delta')).to.have.length(0);
     const charges = platform.accounting.chargesOf(reservationOf(stream));
     expect(charges).to.have.length(1);
-    expect(charges[0]?.body.outputTokens).to.equal(0);
+    expect(charges[0]?.body).to.include({ inputTokens: 0, outputTokens: 0 });
+    expect(stream.terminal()?.data.credits).to.equal(0);
   });
 
   it('openai: streams chat completion chunks with stream_options.include_usage and charges the reported usage', async () => {

@@ -64,6 +64,12 @@ export class FilesDal {
     }
   }
 
+  /** the file document first, so a half-removed file is never listed */
+  async remove(id: Types.ObjectId): Promise<void> {
+    await this.files.deleteOne({ _id: id });
+    await this.chunks.deleteMany({ fileId: id });
+  }
+
   async find(id: Types.ObjectId): Promise<FileDoc | null> {
     return this.files.findById(id).lean<FileDoc>();
   }

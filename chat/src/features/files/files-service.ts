@@ -81,17 +81,26 @@ export class FilesService {
     if (Number.isFinite(declared) && declared > this.#options.maxBytes + 64 * 1024)
       throw new ApiError('PAYLOAD_TOO_LARGE', `Files may be at most ${this.#options.maxBytes} bytes`);
     const before = await this.quota(userId);
-    if (before.remaining === 0) {
-      throw new ApiError('QUOTA_EXCEEDED', `At most ${before.limit} uploads per day`, {
-        extensions: { used: before.used, limit: before.limit, resetsAt: before.resetsAt },
-        headers: { 'Retry-After': String(Math.ceil((Date.parse(before.resetsAt) - Date.now()) / 1000)) },
-      });
-    }
+    if (before.remaining === 0) throw this.#quotaExceeded(before);
     const upload = await readUpload(req, this.#options.maxBytes);
     const name = safeFileName(upload.name);
     const type = detectType(upload.data, name);
     if (!type) throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'Allowed: text (UTF-8), PDF, PNG, JPEG, GIF, WebP; the type is checked by content');
-    return this.#dal.store({ userId, name, contentType: type.contentType, text: type.text }, upload.data);
+    const file = await this.#dal.store({ userId, name, contentType: type.contentType, text: type.text }, upload.data);
+    // concurrent uploads may all have passed the first check: count again and give back what went over
+    const after = await this.quota(userId);
+    if (after.used > after.limit) {
+      await this.#dal.remove(file._id);
+      throw this.#quotaExceeded({ ...after, used: after.used - 1 });
+    }
+    return file;
+  }
+
+  #quotaExceeded(quota: { used: number; limit: number; resetsAt: string }): ApiError {
+    return new ApiError('QUOTA_EXCEEDED', `At most ${quota.limit} uploads per day`, {
+      extensions: { used: quota.used, limit: quota.limit, resetsAt: quota.resetsAt },
+      headers: { 'Retry-After': String(Math.max(1, Math.ceil((Date.parse(quota.resetsAt) - Date.now()) / 1000))) },
+    });
   }
 
   /** the owner's file; anyone else's is NOT_FOUND */

@@ -260,7 +260,9 @@ export class StreamService {
 
     // what to store, charge and tell
     const cause = state.cause;
-    const produced: Usage = { inputTokens: s.inputTokens, outputTokens: estimateTokens(text) };
+    // an upstream that failed before producing anything is not billed; anything produced (or stopped by the user) is
+    const failedEmpty = !completed && !cause && text.length === 0;
+    const produced: Usage = { inputTokens: failedEmpty ? 0 : s.inputTokens, outputTokens: estimateTokens(text) };
     let status: MessageStatus;
     let usage: Usage;
     let charge: ChargeResult;
