@@ -1,10 +1,11 @@
+import { PassThrough } from 'node:stream';
 import { testActor } from '@platform/shared-types/testing';
 import { EventStreamCodec } from '@smithy/eventstream-codec';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import { expect } from 'chai';
 import nock from 'nock';
-import { createSession, fetch, type Platform, type SseEvent, startPlatform, streamMessage } from '../support/harness.ts';
+import { createSession, fetch, type Platform, type SseEvent, startPlatform, streamMessage, waitFor } from '../support/harness.ts';
 
 const BEDROCK = 'https://bedrock-runtime.us-east-1.amazonaws.com';
 const OPENAI = 'http://openai.test';
@@ -131,6 +132,32 @@ describe('cloud providers through one streaming interface (nock for Bedrock, Ope
     expect(charges).to.have.length(1);
     expect(charges[0]?.body).to.include({ inputTokens: 0, outputTokens: 0 });
     expect(stream.terminal()?.data.credits).to.equal(0);
+  });
+
+  it('bedrock: a client disconnect mid-stream aborts the upstream request and charges the partial reply once', async () => {
+    const upstream = new PassThrough();
+    nock(BEDROCK)
+      .post(/converse-stream$/)
+      .reply(200, () => upstream, { 'content-type': 'application/vnd.amazon.eventstream' });
+    upstream.write(Buffer.from(frame('messageStart', { role: 'assistant' })));
+    upstream.write(Buffer.from(frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'Slow and partial' } })));
+    const sessionId = await createSession(platform, user, 'claude-3-5-haiku');
+    const stream = await streamMessage(platform, user, sessionId, 'Take your time');
+    await stream.waitForEvent('delta');
+    stream.abort(); // the upstream never finishes by itself
+    const reservationId = reservationOf(stream);
+
+    const [charge] = await waitFor(() => {
+      const charges = platform.accounting.chargesOf(reservationId);
+      return charges.length > 0 ? charges : undefined;
+    }, 'the abort charge');
+    // the upstream body never ended: only aborting the request could end the provider's read
+    expect(upstream.writableEnded).to.equal(false);
+    upstream.destroy();
+    expect(charge?.path).to.equal('/internal/streaming-sessions/abort');
+    expect(charge?.body.outputTokens).to.equal(4); // 'Slow and partial' estimated at 4 tokens
+    await waitFor(async () => !(await platform.instances[0]?.stores.runtime.streams.isStreaming(sessionId)), 'the stream to end');
+    expect(platform.accounting.chargesOf(reservationId)).to.have.length(1);
   });
 
   it('openai: streams chat completion chunks with stream_options.include_usage and charges the reported usage', async () => {
