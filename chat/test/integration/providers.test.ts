@@ -83,6 +83,7 @@ describe('cloud providers through one streaming interface (nock for Bedrock, Ope
     const done = stream.terminal() as SseEvent;
     expect(done.event).to.equal('done');
     expect(done.data.usage).to.deep.equal({ inputTokens: 11, outputTokens: 4 });
+    expect(done.data.stopReason).to.equal('end_turn');
     const charges = platform.accounting.chargesOf(reservationOf(stream));
     expect(charges).to.have.length(1);
     expect(charges[0]?.body).to.include({ inputTokens: 11, outputTokens: 4 });
@@ -185,7 +186,7 @@ describe('cloud providers through one streaming interface (nock for Bedrock, Ope
     expect(scope.isDone()).to.equal(true);
     expect(sent).to.deep.include({ model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true } });
     expect(stream.text()).to.equal('Hi there');
-    expect(stream.terminal()?.data.usage).to.deep.equal({ inputTokens: 9, outputTokens: 2 });
+    expect(stream.terminal()?.data).to.deep.include({ usage: { inputTokens: 9, outputTokens: 2 }, stopReason: 'stop' });
     expect(platform.accounting.chargesOf(reservationOf(stream))[0]?.body).to.include({ inputTokens: 9, outputTokens: 2 });
   });
 

@@ -27,6 +27,23 @@ describe('chat models and sessions (real MongoDB-compatible server and Redis)', 
     await expectProblem(await fetch(url('/api/chat/models')), 401, 'UNAUTHENTICATED');
   });
 
+  it('documents its public routes, the stream as text/event-stream, in OpenAPI', async () => {
+    const doc = (await (await fetch(url('/openapi.json'))).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, { content?: object }> }>>;
+    };
+    for (const path of [
+      '/api/chat/models',
+      '/api/chat/sessions',
+      '/api/chat/sessions/{id}',
+      '/api/chat/files',
+      '/api/sessions/{id}/interrupt',
+      '/api/v1/chat/predict',
+    ])
+      expect(doc.paths).to.have.property(path);
+    expect(doc.paths['/api/chat/sessions/{id}/stream']?.post?.responses['200']?.content).to.have.property('text/event-stream');
+    expect(doc.paths).to.not.have.property('/internal/sessions/{id}/observe');
+  });
+
   it('creates sessions only for usable models: unknown is NOT_FOUND, not allowed is FORBIDDEN', async () => {
     const post = (body: unknown) => fetch(url('/api/chat/sessions'), { method: 'POST', headers: platform.json(alice), body: JSON.stringify(body) });
     const created = await post({ modelId: 'local-dev', title: 'Homework' });

@@ -235,6 +235,7 @@ export class StreamService {
 
     let text = '';
     let reported: Usage | undefined;
+    let stopReason = 'end_turn';
     let completed = false;
     let failure: unknown;
     try {
@@ -249,7 +250,10 @@ export class StreamService {
         if (event.type === 'delta') {
           text += event.text;
           emit('delta', { text: event.text });
-        } else reported = event.usage;
+        } else {
+          reported = event.usage;
+          stopReason = event.stopReason;
+        }
       }
       completed = true;
     } catch (error) {
@@ -310,7 +314,7 @@ export class StreamService {
     }
 
     const id = messageId.toHexString();
-    if (completed) emit('done', { messageId: id, usage, credits, chargePending: charge.pending || undefined, stopReason: 'end' });
+    if (completed) emit('done', { messageId: id, usage, credits, chargePending: charge.pending || undefined, stopReason });
     else if (cause?.kind === 'interrupt') {
       emit('interrupted', { messageId: id, by: cause.by, byUserId: cause.byUserId, reason: cause.reason, usage, credits });
       await bus
