@@ -117,6 +117,29 @@ describe('observers, interrupts and feedback across two chat instances (shared M
     await expectProblem((await interrupt(0, admin, '0123456789abcdef01234567')) as unknown as Response, 404, 'NOT_FOUND');
   });
 
+  it('an instance that shuts down mid-stream ends the stream, stores the partial reply and charges it once', async () => {
+    const extra = await startPlatform({ count: 2, env: { LOCAL_MODEL_TOKENS: '200', LOCAL_MODEL_TOKEN_DELAY_MS: '5' } });
+    try {
+      const sessionId = await createSession(extra, student);
+      const stream = await streamMessage(extra, student, sessionId, 'going down', 1);
+      const { reservationId } = (await stream.waitForEvent('session')).data as { reservationId: string };
+      await waitFor(() => stream.named('delta').length >= 3, 'some deltas');
+      await (extra.instances[1] as ChatService).stop();
+      expect(extra.accounting.chargesOf(reservationId)).to.have.length(1);
+      expect(extra.accounting.chargesOf(reservationId)[0]?.path).to.equal('/internal/streaming-sessions/abort');
+      const stored = (await (await fetch(`${extra.instances[0]?.url}/api/chat/sessions/${sessionId}`, { headers: extra.headers(student) })).json()) as {
+        messages: Array<{ role: string; status: string }>;
+      };
+      expect(stored.messages.find((m) => m.role === 'assistant')?.status).to.equal('interrupted');
+      // the lock went with it: the session takes a new stream on the other instance
+      const next = await streamMessage(extra, student, sessionId, 'still there?', 0);
+      await next.waitForEnd();
+      expect(next.terminal()?.event).to.equal('done');
+    } finally {
+      await extra.stop();
+    }
+  });
+
   it("feedback is stored as a supervisor message and reaches the student's event stream on any instance, and observers", async () => {
     const sessionId = await createSession(platform, student);
     const events = await studentEvents(1);

@@ -155,7 +155,7 @@ export async function startPlatform(options: { count?: number; env?: Record<stri
   const instances: ChatService[] = [];
   for (let i = 0; i < (options.count ?? 1); i++) {
     instances.push(
-      await start(
+      await startOnce(
         configSchema.parse({
           ...auth.secrets,
           NODE_ENV: 'test',
@@ -202,6 +202,13 @@ export async function startPlatform(options: { count?: number; env?: Record<stri
 }
 
 export { testActor };
+
+/** start(), with a stop that may be called again (a test may stop an instance itself) */
+async function startOnce(...args: Parameters<typeof start>): Promise<ChatService> {
+  const service = await start(...args);
+  let stopping: Promise<void> | undefined;
+  return { ...service, stop: () => (stopping ??= service.stop()) };
+}
 
 /** Creates a session and returns its id. */
 export async function createSession(platform: Platform, actor: Actor, modelId = 'local-dev', instance = 0): Promise<string> {

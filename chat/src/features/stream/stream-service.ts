@@ -81,6 +81,7 @@ export class StreamService {
   readonly #deps: StreamDeps;
   readonly #active = new Map<string, ActiveStream>();
   readonly #instanceId = randomUUID();
+  readonly #running = new Set<Promise<void>>();
   #unsubscribeControl: (() => Promise<void>) | undefined;
 
   constructor(deps: StreamDeps) {
@@ -95,9 +96,12 @@ export class StreamService {
     });
   }
 
-  async stop(): Promise<void> {
-    for (const stream of this.#active.values()) stream.stop({ kind: 'client' });
+  /** Stops taking interrupts, ends running streams and waits (bounded) until they stored and charged what they produced. */
+  async stop(graceMs = 5_000): Promise<void> {
     await this.#unsubscribeControl?.();
+    for (const stream of this.#active.values()) stream.stop({ kind: 'client' });
+    const finished = Promise.allSettled(this.#running);
+    await Promise.race([finished, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
   }
 
   get activeCount(): number {
@@ -178,7 +182,13 @@ export class StreamService {
       throw error;
     }
     const titled = session.titled ? Promise.resolve() : dal.titleFromFirstMessage(session._id, titleFrom(request.message)).catch(() => undefined);
-    await this.#stream({ request, model, provider, sessionId, sessionObjectId: session._id, streamId, holder, early, titled, ...prepared });
+    const running = this.#stream({ request, model, provider, sessionId, sessionObjectId: session._id, streamId, holder, early, titled, ...prepared });
+    this.#running.add(running);
+    try {
+      await running;
+    } finally {
+      this.#running.delete(running);
+    }
   }
 
   /** Reserve; a lost answer is retried once with the same reservation id (accounting is idempotent on it). */
