@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { testActor } from '@platform/shared-types/testing';
+import { expectProblem, testActor } from '@platform/shared-types/testing';
 import { EventStreamCodec } from '@smithy/eventstream-codec';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
@@ -200,6 +200,30 @@ describe('cloud providers through one streaming interface (nock for Bedrock, Ope
     expect(stream.terminal()?.event).to.equal('error');
     expect(String(stream.terminal()?.data.detail)).to.match(/500/);
     expect(platform.accounting.chargesOf(reservationOf(stream))).to.have.length(1);
+  });
+
+  it('openai: an error chunk mid-stream stores and charges the partial reply; the non-streaming route answers 502 with it', async () => {
+    nock(OPENAI)
+      .post('/v1/chat/completions')
+      .times(2)
+      .reply(200, () => sse({ choices: [{ index: 0, delta: { content: 'Half an answer' } }] }, { error: { message: 'context overflow' } }), {
+        'content-type': 'text/event-stream',
+      });
+    const sessionId = await createSession(platform, user, 'openai-compatible');
+    const stream = await streamMessage(platform, user, sessionId, 'Go');
+    await stream.waitForEnd();
+    expect(stream.text()).to.equal('Half an answer');
+    expect(stream.terminal()?.data).to.include({ code: 'UPSTREAM_UNAVAILABLE', detail: 'OpenAI-compatible server failed: context overflow' });
+    expect(platform.accounting.chargesOf(reservationOf(stream))[0]?.body.outputTokens).to.equal(4);
+
+    const response = await fetch(url(`/api/chat/sessions/${sessionId}/messages`), {
+      method: 'POST',
+      headers: platform.json(user),
+      body: JSON.stringify({ message: 'Again' }),
+    });
+    const problem = await expectProblem(response, 502, 'UPSTREAM_UNAVAILABLE');
+    expect(problem.credits).to.be.greaterThan(0);
+    expect(problem.messageId).to.be.a('string');
   });
 
   it('flowise: streams prediction tokens (history sent along) and charges reported usage', async () => {
