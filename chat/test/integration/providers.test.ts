@@ -274,7 +274,13 @@ describe('cloud providers through one streaming interface (nock for Bedrock, Ope
     expect(json.credits).to.be.greaterThan(0);
     const again = await predict({ chatflow_id: 'flowise-assistant', question: 'And 3+3?', session_id: json.sessionId, streaming: true });
     expect(again.headers.get('content-type')).to.match(/event-stream/);
-    expect(await again.text()).to.match(/event: done/);
+    const lines = (await again.text())
+      .split('\n')
+      .filter((line) => line.startsWith('data: '))
+      .map((line) => JSON.parse(line.slice(6)) as { event: string; data: unknown });
+    expect(lines.map((l) => l.event)).to.deep.equal(['start', 'metadata', 'token', 'usageMetadata', 'end']);
+    expect(lines[1]?.data).to.include({ sessionId: json.sessionId });
+    expect(lines[2]?.data).to.equal('Answer');
     const stored = (await (await fetch(url(`/api/chat/sessions/${json.sessionId}`), { headers: platform.headers(user) })).json()) as { messages: unknown[] };
     expect(stored.messages).to.have.length(4);
     const unknown = await predict({ chatflow_id: 'nope', question: 'x' });

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { ModelRegistry } from '../../models/model-registry.ts';
 import type { SessionDoc } from '../sessions/sessions-dal.ts';
 import type { SessionsService } from '../sessions/sessions-service.ts';
-import { CollectingSink, SseSink } from '../stream/sse.ts';
+import { CollectingSink, FlowiseSseSink } from '../stream/sse.ts';
 import { collectedReply } from '../stream/stream-router.ts';
 import type { StreamService } from '../stream/stream-service.ts';
 
@@ -18,7 +18,7 @@ export function predictRouter(deps: { streams: StreamService; sessions: Sessions
     {
       method: 'post',
       path: '/api/v1/chat/predict',
-      summary: 'Flowise-compatible prediction (JSON reply, or SSE with streaming: true)',
+      summary: 'Flowise-compatible prediction (JSON reply, or Flowise-style SSE events start/token/metadata/end with streaming: true)',
       access: 'user',
       tags: ['flowise'],
       body: z
@@ -52,7 +52,7 @@ export function predictRouter(deps: { streams: StreamService; sessions: Sessions
       const sessionId = session._id.toHexString();
       const userToken = bearerToken(req.headers.authorization);
       if (body.streaming) {
-        await streams.run({ actor, userToken, sessionId, message: body.question, sink: new SseSink(res) });
+        await streams.run({ actor, userToken, sessionId, message: body.question, sink: new FlowiseSseSink(res) });
         return undefined;
       }
       const sink = new CollectingSink();

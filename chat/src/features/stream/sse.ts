@@ -82,3 +82,39 @@ export class CollectingSink implements StreamSink {
     return this.events.find((e) => ['done', 'interrupted', 'error'].includes(e.event)) as { event: string; data: Record<string, unknown> } | undefined;
   }
 }
+
+/**
+ * Flowise's own streaming format for the Flowise-compatible API: `data: {"event", "data"}` lines with start, token,
+ * metadata, error, abort and end, so existing Flowise clients keep parsing what they get.
+ */
+export class FlowiseSseSink extends SseSink {
+  readonly #res: Response;
+  constructor(res: Response) {
+    super(res);
+    this.#res = res;
+  }
+  #write(event: string, data: unknown): void {
+    if (!this.#res.writableEnded) this.#res.write(`data: ${JSON.stringify({ event, data })}\n\n`);
+  }
+  override send(event: string, data: unknown): void {
+    const payload = data as Record<string, unknown>;
+    if (event === 'session') {
+      this.#write('start', '');
+      this.#write('metadata', { chatId: payload.sessionId, sessionId: payload.sessionId, chatMessageId: payload.messageId });
+    } else if (event === 'delta') this.#write('token', payload.text);
+    else if (event === 'done') {
+      this.#write('usageMetadata', {
+        input_tokens: (payload.usage as { inputTokens: number }).inputTokens,
+        output_tokens: (payload.usage as { outputTokens: number }).outputTokens,
+        credits: payload.credits,
+      });
+      this.#write('end', '[DONE]');
+    } else if (event === 'interrupted') {
+      this.#write('abort', payload.reason);
+      this.#write('end', '[DONE]');
+    } else if (event === 'error') {
+      this.#write('error', payload.detail);
+      this.#write('end', '[DONE]');
+    }
+  }
+}
