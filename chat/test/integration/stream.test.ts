@@ -104,6 +104,25 @@ describe('metered streaming with the local model (real stores, accounting stand-
       .and.not.include('second');
   });
 
+  it('honours a per-reply output limit up to the model maximum, and reserves for it', async () => {
+    const user = testActor('enduser');
+    const sessionId = await createSession(platform, user);
+    const short = await streamMessage(platform, user, sessionId, 'brief please', 0, { maxOutputTokens: 5 });
+    await short.waitForEnd();
+    expect(short.named('delta')).to.have.length(5);
+    const init = platform.accounting.calls.find((c) => c.path.endsWith('/initialize') && c.body.reservationId === short.events[0]?.data.reservationId);
+    expect(init?.body.maxOutputTokens).to.equal(5);
+    await expectProblem(
+      await fetch(url(`/api/chat/sessions/${sessionId}/stream`), {
+        method: 'POST',
+        headers: platform.json(user),
+        body: JSON.stringify({ message: 'long', maxOutputTokens: 5000 }),
+      }),
+      400,
+      'VALIDATION_FAILED',
+    );
+  });
+
   it('validates the message: empty, too long, unknown fields, wrong content type', async () => {
     const user = testActor('enduser');
     const sessionId = await createSession(platform, user);

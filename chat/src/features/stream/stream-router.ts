@@ -29,7 +29,9 @@ export function streamRouter(deps: {
   heartbeatMs: number;
 }): ApiRouter {
   const { streams, sessions, supervision, bus, heartbeatMs } = deps;
-  const messageBody = z.object({ message: z.string().trim().min(1).max(deps.maxMessageChars), fileIds }).strict();
+  const messageBody = z
+    .object({ message: z.string().trim().min(1).max(deps.maxMessageChars), fileIds, maxOutputTokens: z.number().int().min(1).max(1_000_000).optional() })
+    .strict();
   const tags = ['chat'];
   return new ApiRouter()
     .route(
@@ -51,6 +53,7 @@ export function streamRouter(deps: {
           sessionId: params.id,
           message: body.message,
           fileIds: body.fileIds,
+          maxOutputTokens: body.maxOutputTokens,
           sink: new SseSink(res),
         });
       },
@@ -78,6 +81,7 @@ export function streamRouter(deps: {
           sessionId: params.id,
           message: body.message,
           fileIds: body.fileIds,
+          maxOutputTokens: body.maxOutputTokens,
           sink,
         });
         return collectedReply(sink);

@@ -21,6 +21,8 @@ export interface StreamRequest {
   sessionId: string;
   message: string;
   fileIds?: string[];
+  /** output limit for this reply (default: the model's default; at most the model's maximum) */
+  maxOutputTokens?: number;
   sink: StreamSink;
 }
 
@@ -149,7 +151,10 @@ export class StreamService {
     let prepared: { turns: ChatTurn[]; inputTokens: number; maxOutputTokens: number; reservationId: string };
     try {
       const attachmentText = request.fileIds && request.fileIds.length > 0 ? await this.#deps.attachments(actor.userId, request.fileIds) : '';
-      const maxOutputTokens = model.defaultMaxOutputTokens;
+      if (request.maxOutputTokens !== undefined && request.maxOutputTokens > model.maxOutputTokens) {
+        throw new ApiError('VALIDATION_FAILED', `${model.id} writes at most ${model.maxOutputTokens} tokens per reply`);
+      }
+      const maxOutputTokens = request.maxOutputTokens ?? model.defaultMaxOutputTokens;
       const turns = buildTurns(history, request.message + attachmentText, model.contextTokens - maxOutputTokens);
       const inputTokens = turns.reduce((sum, turn) => sum + estimateTokens(turn.content), 0);
       const reservationId = randomUUID();
