@@ -1,4 +1,5 @@
 import mongoose, { type Connection, type Model, Schema, Types } from 'mongoose';
+import { retryTransient } from '../../store-retry.ts';
 
 export type MessageRole = 'user' | 'assistant' | 'supervisor';
 export type MessageStatus = 'complete' | 'interrupted' | 'error';
@@ -112,11 +113,11 @@ export class SessionsDal {
 
   /** names an untitled session after its first message (only once, even with concurrent writers) */
   async titleFromFirstMessage(id: Types.ObjectId, title: string): Promise<void> {
-    await this.sessions.updateOne({ _id: id, titled: false }, { $set: { title, titled: true, updatedAt: new Date() } });
+    await retryTransient(() => this.sessions.updateOne({ _id: id, titled: false }, { $set: { title, titled: true, updatedAt: new Date() } }));
   }
 
   async touch(id: Types.ObjectId): Promise<void> {
-    await this.sessions.updateOne({ _id: id }, { $set: { updatedAt: new Date() } });
+    await retryTransient(() => this.sessions.updateOne({ _id: id }, { $set: { updatedAt: new Date() } }));
   }
 
   async deleteSession(id: Types.ObjectId): Promise<void> {
@@ -128,16 +129,18 @@ export class SessionsDal {
     return this.messages.find({ sessionId }).sort({ createdAt: 1, _id: 1 }).lean<MessageDoc[]>();
   }
 
+  /** inserts with a fixed _id, so a retried insert that had landed fails as a duplicate instead of storing twice */
   async addMessage(message: Omit<MessageDoc, '_id' | 'createdAt'> & { _id?: Types.ObjectId }): Promise<MessageDoc> {
-    const doc = await this.messages.create(message);
+    const withId = { ...message, _id: message._id ?? new Types.ObjectId() };
+    const doc = await retryTransient(() => this.messages.create(withId));
     return doc.toObject();
   }
 
   async deleteMessage(id: Types.ObjectId): Promise<void> {
-    await this.messages.deleteOne({ _id: id });
+    await retryTransient(() => this.messages.deleteOne({ _id: id }));
   }
 
   async settleCharge(reservationId: string, credits: number): Promise<void> {
-    await this.messages.updateMany({ reservationId, role: 'assistant' }, { $set: { credits, chargePending: false } });
+    await retryTransient(() => this.messages.updateMany({ reservationId, role: 'assistant' }, { $set: { credits, chargePending: false } }));
   }
 }

@@ -1,6 +1,7 @@
 import { ApiError, type Logger } from '@platform/shared-types';
 import type { Connection, Model } from 'mongoose';
 import { Schema } from 'mongoose';
+import { retryTransient } from '../../store-retry.ts';
 import type { AbortBody, AccountingClient, FinalizeBody } from './accounting-client.ts';
 
 export type Charge = { kind: 'finalize'; body: FinalizeBody } | { kind: 'abort'; body: AbortBody };
@@ -79,18 +80,20 @@ export class ChargeOutbox {
         return { pending: false, credits: 0 };
       }
       this.#logger.warn({ reservationId: charge.body.reservationId }, 'accounting unavailable: charge queued in the outbox');
-      await this.#model.updateOne(
-        { _id: charge.body.reservationId },
-        {
-          $setOnInsert: {
-            kind: charge.kind,
-            body: charge.body,
-            attempts: 1,
-            nextAttemptAt: new Date(Date.now() + this.#options.backoffMinMs),
-            createdAt: new Date(),
+      await retryTransient(() =>
+        this.#model.updateOne(
+          { _id: charge.body.reservationId },
+          {
+            $setOnInsert: {
+              kind: charge.kind,
+              body: charge.body,
+              attempts: 1,
+              nextAttemptAt: new Date(Date.now() + this.#options.backoffMinMs),
+              createdAt: new Date(),
+            },
           },
-        },
-        { upsert: true },
+          { upsert: true },
+        ),
       );
       return { pending: true };
     }
