@@ -8,6 +8,7 @@ import { titleFrom } from '../../src/features/sessions/sessions-service.ts';
 import { buildTurns } from '../../src/features/stream/stream-service.ts';
 import { ModelRegistry } from '../../src/models/model-registry.ts';
 import { LocalProvider } from '../../src/providers/local-provider.ts';
+import { retryTransient } from '../../src/store-retry.ts';
 
 const message = (role: MessageDoc['role'], content: string): MessageDoc => ({
   _id: new Types.ObjectId(),
@@ -81,6 +82,34 @@ describe('chat units', () => {
     expect(safeFileName('...hidden')).to.equal('hidden');
     expect(safeFileName('\u0000\u0001')).to.equal('file');
     expect(safeFileName(undefined)).to.equal('file');
+  });
+
+  it('retries a write only on transient lock conflicts, a bounded number of times', async () => {
+    let calls = 0;
+    expect(
+      await retryTransient(async () => {
+        calls++;
+        if (calls < 3) throw new Error('database is locked (5) (SQLITE_BUSY)');
+        return 'ok';
+      }),
+    ).to.equal('ok');
+    expect(calls).to.equal(3);
+    calls = 0;
+    const failing = retryTransient(async () => {
+      calls++;
+      throw new Error('E11000 duplicate key');
+    });
+    await failing.then(
+      () => expect.fail('should fail'),
+      (error: Error) => expect(error.message).to.match(/duplicate/),
+    );
+    expect(calls).to.equal(1);
+    calls = 0;
+    await retryTransient(async () => {
+      calls++;
+      throw new Error('SQLITE_BUSY');
+    }, 2).catch(() => undefined);
+    expect(calls).to.equal(2);
   });
 
   it('titles a session from the first line of its first message', () => {
