@@ -84,6 +84,27 @@ describe('metered streaming with the local model (real stores, accounting stand-
     expect(retry.terminal()?.event).to.equal('done');
   });
 
+  it('answers 503 before any SSE when accounting cannot reserve (one retry with the same reservation id), storing nothing', async () => {
+    const user = testActor('enduser');
+    const sessionId = await createSession(platform, user);
+    platform.accounting.reservationsDown = true;
+    try {
+      const response = await fetch(url(`/api/chat/sessions/${sessionId}/stream`), {
+        method: 'POST',
+        headers: platform.json(user),
+        body: JSON.stringify({ message: 'hello' }),
+      });
+      await expectProblem(response, 503, 'UPSTREAM_UNAVAILABLE');
+    } finally {
+      platform.accounting.reservationsDown = false;
+    }
+    const attempts = platform.accounting.calls.filter((c) => c.path.endsWith('/initialize') && c.body.sessionId === sessionId);
+    expect(attempts).to.have.length(2);
+    expect(attempts[0]?.body.reservationId).to.equal(attempts[1]?.body.reservationId);
+    expect((await messagesOf(user, sessionId)).messages).to.deep.equal([]);
+    expect(await platform.instances[0]?.stores.runtime.streams.isStreaming(sessionId)).to.equal(false);
+  });
+
   it('refuses a second stream on the same session while one runs (CONFLICT)', async () => {
     const user = testActor('enduser');
     const sessionId = await createSession(platform, user);

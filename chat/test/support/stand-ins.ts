@@ -64,6 +64,8 @@ export class AccountingStandIn {
   readonly reservations = new Map<string, Reservation>();
   /** while true, finalize and abort answer 503 (accounting "down" for charges) */
   chargesDown = false;
+  /** while true, initialize answers 503 */
+  reservationsDown = false;
   /** credits every unknown user starts with */
   defaultBalance = 1_000_000;
   url = '';
@@ -107,6 +109,10 @@ export class AccountingStandIn {
     const body = await readJson(req);
     const record = (status: number, userId?: string) => this.calls.push({ path, body, status, userId });
     if (path === '/internal/streaming-sessions/initialize') {
+      if (this.reservationsDown) {
+        record(503);
+        return send(res, 503, problemBody(503, 'UPSTREAM_UNAVAILABLE', 'down'));
+      }
       const bearer = bearerToken(req.headers.authorization);
       let userId: string;
       try {

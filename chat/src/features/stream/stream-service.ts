@@ -146,7 +146,10 @@ export class StreamService {
     const sessionId = session._id.toHexString();
     const streamId = randomUUID();
     const holder = `${this.#instanceId}:${streamId}`;
-    if (!(await bus.acquireLock(sessionId, holder))) throw new ApiError('CONFLICT', 'A reply is already streaming in this session');
+    const locked = await bus.acquireLock(sessionId, holder).catch((error: unknown) => {
+      throw new ApiError('UPSTREAM_UNAVAILABLE', 'The chat service cannot reach Redis', { cause: error });
+    });
+    if (!locked) throw new ApiError('CONFLICT', 'A reply is already streaming in this session');
 
     let prepared: { turns: ChatTurn[]; inputTokens: number; maxOutputTokens: number; reservationId: string };
     try {
