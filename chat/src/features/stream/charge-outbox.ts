@@ -70,8 +70,11 @@ export class ChargeOutbox {
     this.#onSettled = options.onSettled;
   }
 
-  /** Tries the charge now; when accounting cannot take it, stores it for the retry loop. */
-  async charge(charge: Charge): Promise<ChargeResult> {
+  /**
+   * Tries the charge now. `pending` means accounting could not take it: the caller stores what depends on it, then
+   * calls `enqueue` (in that order, so a retry that lands finds the message to settle).
+   */
+  async attempt(charge: Charge): Promise<ChargeResult> {
     try {
       return { pending: false, credits: await this.#send(charge) };
     } catch (error) {
@@ -79,24 +82,35 @@ export class ChargeOutbox {
         this.#logger.error({ err: error, reservationId: charge.body.reservationId }, 'accounting refused a charge');
         return { pending: false, credits: 0 };
       }
-      this.#logger.warn({ reservationId: charge.body.reservationId }, 'accounting unavailable: charge queued in the outbox');
-      await retryTransient(() =>
-        this.#model.updateOne(
-          { _id: charge.body.reservationId },
-          {
-            $setOnInsert: {
-              kind: charge.kind,
-              body: charge.body,
-              attempts: 1,
-              nextAttemptAt: new Date(Date.now() + this.#options.backoffMinMs),
-              createdAt: new Date(),
-            },
-          },
-          { upsert: true },
-        ),
-      );
+      this.#logger.warn({ reservationId: charge.body.reservationId }, 'accounting unavailable: the charge goes to the outbox');
       return { pending: true };
     }
+  }
+
+  /** Stores the charge for the retry loop (once per reservation id). */
+  async enqueue(charge: Charge): Promise<void> {
+    await retryTransient(() =>
+      this.#model.updateOne(
+        { _id: charge.body.reservationId },
+        {
+          $setOnInsert: {
+            kind: charge.kind,
+            body: charge.body,
+            attempts: 1,
+            nextAttemptAt: new Date(Date.now() + this.#options.backoffMinMs),
+            createdAt: new Date(),
+          },
+        },
+        { upsert: true },
+      ),
+    );
+  }
+
+  /** attempt, and enqueue at once when it did not land (when nothing else needs storing first) */
+  async charge(charge: Charge): Promise<ChargeResult> {
+    const result = await this.attempt(charge);
+    if (result.pending) await this.enqueue(charge);
+    return result;
   }
 
   async #send(charge: Charge): Promise<number> {

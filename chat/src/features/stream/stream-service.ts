@@ -7,7 +7,7 @@ import { ProviderError } from '../../providers/provider.ts';
 import type { MessageDoc, MessageStatus, SessionsDal } from '../sessions/sessions-dal.ts';
 import { type SessionsService, titleFrom, toObjectId } from '../sessions/sessions-service.ts';
 import type { AccountingClient } from './accounting-client.ts';
-import type { ChargeOutbox, ChargeResult } from './charge-outbox.ts';
+import type { Charge, ChargeOutbox, ChargeResult } from './charge-outbox.ts';
 import type { ChatBus, InterruptCommand } from './chat-bus.ts';
 import type { StreamSink } from './sse.ts';
 
@@ -287,24 +287,17 @@ export class StreamService {
     const produced: Usage = { inputTokens: failedEmpty ? 0 : s.inputTokens, outputTokens: estimateTokens(text) };
     let status: MessageStatus;
     let usage: Usage;
-    let charge: ChargeResult;
-    try {
-      if (completed) {
-        status = 'complete';
-        usage = reported ?? produced;
-        charge = await this.#deps.outbox.charge({ kind: 'finalize', body: { reservationId: s.reservationId, ...usage } });
-      } else {
-        status = cause ? 'interrupted' : 'error';
-        usage = produced;
-        charge = await this.#deps.outbox.charge({ kind: 'abort', body: { reservationId: s.reservationId, ...usage } });
-      }
-    } catch (error) {
-      // the outbox itself failed (MongoDB down): the reservation is left to accounting's sweeper
-      logger.error({ err: error, reservationId: s.reservationId }, 'could not charge or queue the charge');
-      status = completed ? 'complete' : cause ? 'interrupted' : 'error';
-      usage = completed ? (reported ?? produced) : produced;
-      charge = { pending: true };
+    let chargeRequest: Charge;
+    if (completed) {
+      status = 'complete';
+      usage = reported ?? produced;
+      chargeRequest = { kind: 'finalize', body: { reservationId: s.reservationId, ...usage } };
+    } else {
+      status = cause ? 'interrupted' : 'error';
+      usage = produced;
+      chargeRequest = { kind: 'abort', body: { reservationId: s.reservationId, ...usage } };
     }
+    const charge: ChargeResult = await this.#deps.outbox.attempt(chargeRequest);
     // credits shown while a charge waits in the outbox: the price of the usage, capped by what was reserved
     const credits = charge.pending
       ? Math.min(creditsFor(s.model.prices, usage.inputTokens, usage.outputTokens), creditsFor(s.model.prices, s.inputTokens, s.maxOutputTokens))
@@ -329,6 +322,12 @@ export class StreamService {
       ]);
     } catch (error) {
       logger.error({ err: error, sessionId: s.sessionId }, 'could not store the reply');
+    }
+    if (charge.pending) {
+      // after the message, so the retry that lands can settle its credits
+      await this.#deps.outbox.enqueue(chargeRequest).catch((error: unknown) => {
+        logger.error({ err: error, reservationId: s.reservationId }, "could not queue the charge; left to accounting's sweeper");
+      });
     }
 
     const id = messageId.toHexString();
