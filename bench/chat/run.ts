@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModelCatalog } from '@platform/shared-types';
-import { connectMongo } from '@platform/shared-types/stores';
+import { connectMongo, connectRedis } from '@platform/shared-types/stores';
 import { createTestAuth, storeUrls, testActor, uniqueDbName } from '@platform/shared-types/testing';
 import { Agent, request } from 'undici';
 import { LocalProvider } from '../../chat/src/providers/local-provider.ts';
@@ -55,6 +55,7 @@ async function main() {
   const urls = storeUrls();
   const accounting = await new AccountingStandIn(auth).start();
   const mongoDb = uniqueDbName('chat_bench');
+  const redisPrefix = `chat-bench-${process.pid}:`;
   const child = spawn(process.execPath, [join(root, 'chat/src/main.ts')], {
     cwd: join(root, 'chat'),
     env: {
@@ -66,7 +67,7 @@ async function main() {
       MONGO_URL: urls.MONGO_URL,
       MONGO_DB: mongoDb,
       REDIS_URL: urls.REDIS_URL,
-      REDIS_PREFIX: `chat-bench-${process.pid}:`,
+      REDIS_PREFIX: redisPrefix,
       ACCOUNTING_URL: accounting.url,
       LOCAL_MODEL_TOKENS: String(TOKENS),
       LOCAL_MODEL_TOKEN_DELAY_MS: String(DELAY_MS),
@@ -93,6 +94,10 @@ async function main() {
     const mongo = await connectMongo(urls.MONGO_URL, mongoDb);
     await mongo.dropDatabase();
     await mongo.close();
+    const redis = await connectRedis(urls.REDIS_URL);
+    const keys = await redis.keys(`${redisPrefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
   };
 
   try {
