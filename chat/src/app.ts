@@ -1,19 +1,31 @@
 import { createKeyring, type Logger } from '@platform/shared-types';
-import { type ApiRouter, createServiceApp } from '@platform/shared-types/express';
+import { createServiceApp } from '@platform/shared-types/express';
 import type { Express } from 'express';
 import type { Config } from './config.ts';
+import { filesRouter } from './features/files/files-router.ts';
+import { predictRouter } from './features/flowise/predict-router.ts';
+import { sessionsRouter } from './features/sessions/sessions-router.ts';
+import { streamRouter } from './features/stream/stream-router.ts';
+import type { ChatRuntime } from './runtime.ts';
 import type { Stores } from './stores.ts';
 
 export interface AppDeps {
   config: Config;
   logger: Logger;
   stores: Stores;
+  runtime: ChatRuntime;
 }
 
 /** Builds the chat app, not yet listening. */
 export function buildApp(deps: AppDeps): Express {
-  const { config } = deps;
-  const routers: ApiRouter[] = [];
+  const { config, runtime } = deps;
+  const shared = { maxMessageChars: config.MAX_MESSAGE_CHARS, heartbeatMs: config.HEARTBEAT_MS };
+  const routers = [
+    sessionsRouter({ sessions: runtime.sessions, models: runtime.models }),
+    streamRouter({ streams: runtime.streams, sessions: runtime.sessions, supervision: runtime.supervision, bus: runtime.bus, ...shared }),
+    filesRouter({ files: runtime.files }),
+    predictRouter({ streams: runtime.streams, sessions: runtime.sessions, models: runtime.models, ...shared }),
+  ];
   return createServiceApp({
     name: 'chat',
     logger: deps.logger,

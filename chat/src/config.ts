@@ -1,6 +1,10 @@
 import { nodeEnvSchema, portSchema, secretsSchema } from '@platform/shared-types';
 import { z } from 'zod';
 
+const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+const optionalUrl = z.url().optional();
+const optionalSecret = z.string().min(1).optional();
+
 export const configSchema = secretsSchema.extend({
   NODE_ENV: nodeEnvSchema,
   PORT: portSchema(3002),
@@ -9,6 +13,41 @@ export const configSchema = secretsSchema.extend({
   MONGO_URL: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// URL'),
   MONGO_DB: z.string().default('chat'),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+  /** prefix of every Redis key and channel chat uses (tests isolate runs with it) */
+  REDIS_PREFIX: z.string().default('chat:'),
+  ACCOUNTING_URL: z.url().default('http://127.0.0.1:3001'),
+  MONITORING_URL: z.url().default('http://127.0.0.1:3003'),
+  /** model catalog file (defaults to shared-types/config/models.json) */
+  MODELS_FILE: z.string().optional(),
+
+  // providers: a cloud provider's models are offered only when its settings exist
+  AWS_REGION: z.string().min(1).optional(),
+  OPENAI_BASE_URL: optionalUrl,
+  OPENAI_API_KEY: optionalSecret,
+  FLOWISE_URL: optionalUrl,
+  FLOWISE_API_KEY: optionalSecret,
+  LOCAL_MODEL_TOKENS: int(200, 1),
+  LOCAL_MODEL_TOKEN_DELAY_MS: int(15),
+  PROVIDER_TIMEOUT_MS: int(120_000, 1),
+
+  // streaming
+  HEARTBEAT_MS: int(15_000, 10),
+  MAX_MESSAGE_CHARS: int(32_000, 1),
+  /** how long the per-session stream lock lives without a refresh (refreshed with every heartbeat) */
+  STREAM_LOCK_TTL_MS: int(60_000, 100),
+  /** events kept per session for observers that join late */
+  REPLAY_MAX_EVENTS: int(2_000, 10),
+  REPLAY_TTL_SECONDS: int(3_600, 1),
+  /** outbox of charges accounting did not take yet: poll period and backoff bounds */
+  OUTBOX_POLL_MS: int(1_000, 10),
+  OUTBOX_BACKOFF_MIN_MS: int(500, 1),
+  OUTBOX_BACKOFF_MAX_MS: int(60_000, 1),
+
+  // files
+  FILE_MAX_BYTES: int(10 * 1024 * 1024, 1),
+  FILE_UPLOADS_PER_DAY: int(10, 0),
+  FILE_PROMPT_MAX_CHARS: int(20_000, 0),
+  MAX_FILES_PER_MESSAGE: int(5, 0),
 });
 
 export type Config = z.infer<typeof configSchema>;

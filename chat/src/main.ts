@@ -2,16 +2,31 @@ import { createLogger, loadConfig } from '@platform/shared-types';
 import { onShutdown, startService } from '@platform/shared-types/express';
 import { buildApp } from './app.ts';
 import { type Config, configSchema } from './config.ts';
-import { connectStores } from './stores.ts';
+import type { ProviderOverrides } from './providers/providers.ts';
+import { type ChatRuntime, createRuntime } from './runtime.ts';
+import { connectStores, type Stores } from './stores.ts';
 
-export async function start(config: Config) {
+export async function start(config: Config, options: { providers?: ProviderOverrides } = {}) {
   const logger = createLogger('chat', { level: config.LOG_LEVEL, nodeEnv: config.NODE_ENV });
-  return startService({
+  return startService<Stores & { runtime: ChatRuntime }>({
     logger,
     port: config.PORT,
     host: config.HOST,
-    connect: () => connectStores(config),
-    build: (stores) => buildApp({ config, logger, stores }),
+    connect: async () => {
+      const stores = await connectStores(config);
+      try {
+        const runtime = await createRuntime(config, logger, stores, options.providers);
+        return { ...stores, runtime };
+      } catch (error) {
+        await stores.close();
+        throw error;
+      }
+    },
+    build: (stores) => buildApp({ config, logger, stores, runtime: stores.runtime }),
+    background: (stores) => {
+      stores.runtime.startBackground();
+      return () => stores.runtime.stop();
+    },
   });
 }
 

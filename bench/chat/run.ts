@@ -1,0 +1,245 @@
+// Chat streaming bench: 500 concurrent metered streams of the local model through ONE chat instance.
+// The chat service runs as a child process (its RSS is measured alone) against the real MongoDB-compatible
+// server and Redis; accounting is an in-process HTTP stand-in that speaks the /internal reservation contract
+// (chat's test stand-in: initialize / finalize / abort over real HTTP with real service tokens).
+// Side by side in the same run: the local provider's own time to first delta (500 concurrent in-process
+// streams, same delay) and the time to first delta through chat (HTTP, reservation, MongoDB writes, SSE).
+// Bounded: 500 streams of 20 tokens x 20 ms, 120 s overall.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModelCatalog } from '@platform/shared-types';
+import { connectMongo, connectRedis } from '@platform/shared-types/stores';
+import { createTestAuth, storeUrls, testActor, uniqueDbName } from '@platform/shared-types/testing';
+import { Agent, request } from 'undici';
+import { LocalProvider } from '../../chat/src/providers/local-provider.ts';
+import { AccountingStandIn } from '../../chat/test/support/stand-ins.ts';
+
+const STREAMS = 500;
+const TOKENS = 20;
+const DELAY_MS = 20;
+const DEADLINE = Date.now() + 120_000;
+const root = new URL('../..', import.meta.url).pathname;
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+};
+const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+const ms = (value: number) => value.toFixed(1);
+
+async function providerFirstDelta(): Promise<number[]> {
+  const provider = new LocalProvider({ tokens: TOKENS, tokenDelayMs: DELAY_MS });
+  const model = loadModelCatalog().find((m) => m.provider === 'local') as ReturnType<typeof loadModelCatalog>[number];
+  return Promise.all(
+    Array.from({ length: STREAMS }, async () => {
+      const started = performance.now();
+      let first = Number.NaN;
+      for await (const event of provider.stream({
+        model,
+        turns: [{ role: 'user', content: 'bench' }],
+        maxOutputTokens: TOKENS,
+        sessionId: 's',
+        signal: AbortSignal.timeout(60_000),
+      })) {
+        if (event.type === 'delta' && Number.isNaN(first)) first = performance.now() - started;
+      }
+      return first;
+    }),
+  );
+}
+
+async function main() {
+  const auth = createTestAuth();
+  const urls = storeUrls();
+  const accounting = await new AccountingStandIn(auth).start();
+  const mongoDb = uniqueDbName('chat_bench');
+  const redisPrefix = `chat-bench-${process.pid}:`;
+  const child = spawn(process.execPath, [join(root, 'chat/src/main.ts')], {
+    cwd: join(root, 'chat'),
+    env: {
+      ...process.env,
+      ...auth.secrets,
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'info',
+      PORT: '0',
+      MONGO_URL: urls.MONGO_URL,
+      MONGO_DB: mongoDb,
+      REDIS_URL: urls.REDIS_URL,
+      REDIS_PREFIX: redisPrefix,
+      ACCOUNTING_URL: accounting.url,
+      LOCAL_MODEL_TOKENS: String(TOKENS),
+      LOCAL_MODEL_TOKEN_DELAY_MS: String(DELAY_MS),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  // the service logs its URL (pino JSON) once it listens
+  const chatUrl = await new Promise<string>((resolve, reject) => {
+    let buffer = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const match = /"url":"(http:\/\/[^"]+)"/.exec(buffer);
+      if (match) resolve(match[1] as string);
+    });
+    child.once('exit', (code) => reject(new Error(`chat exited with ${code}`)));
+    setTimeout(() => reject(new Error('chat did not start')), 30_000).unref();
+  });
+  const agent = new Agent({ connections: STREAMS + 50, pipelining: 0, headersTimeout: 60_000, bodyTimeout: 60_000 });
+  const stopAll = async () => {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+    await agent.close();
+    await accounting.stop();
+    const mongo = await connectMongo(urls.MONGO_URL, mongoDb);
+    await mongo.dropDatabase();
+    await mongo.close();
+    const redis = await connectRedis(urls.REDIS_URL);
+    const keys = await redis.keys(`${redisPrefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  };
+
+  try {
+    const actors = Array.from({ length: STREAMS }, () => testActor('enduser'));
+    const headers = (actor: (typeof actors)[number]) => ({
+      ...auth.identityHeaders(actor),
+      authorization: `Bearer ${auth.token(actor)}`,
+      'content-type': 'application/json',
+    });
+    // sessions first (not measured), a few at a time
+    const sessions: string[] = [];
+    for (let i = 0; i < STREAMS; i += 50) {
+      const batch = await Promise.all(
+        actors.slice(i, i + 50).map(async (actor) => {
+          const res = await request(`${chatUrl}/api/chat/sessions`, {
+            method: 'POST',
+            headers: headers(actor),
+            body: JSON.stringify({ modelId: 'local-dev' }),
+            dispatcher: agent,
+          });
+          return ((await res.body.json()) as { session: { id: string } }).session.id;
+        }),
+      );
+      sessions.push(...batch);
+    }
+    // warm up one stream, then the baseline RSS
+    const warm = await request(`${chatUrl}/api/chat/sessions/${sessions[0]}/stream`, {
+      method: 'POST',
+      headers: headers(actors[0] as (typeof actors)[number]),
+      body: JSON.stringify({ message: 'warm up' }),
+      dispatcher: agent,
+    });
+    await warm.body.text();
+    const rssBase = rssOf(child.pid as number);
+
+    const providerTtfd = await providerFirstDelta();
+    // the store's own pace at this concurrency, side by side: 500 concurrent inserts into a scratch collection
+    const probe = await connectMongo(urls.MONGO_URL, mongoDb);
+    const probeStarted = performance.now();
+    await Promise.all(Array.from({ length: STREAMS }, (_, i) => probe.collection('bench_probe').insertOne({ i, text: 'probe' })));
+    const insertsPerSecond = STREAMS / ((performance.now() - probeStarted) / 1000);
+    await probe.close();
+    // one stream at a time first: chat's own latency without queueing behind 499 others
+    const sequentialTtfd: number[] = [];
+    for (let i = 1; i <= 20; i++) {
+      const t0 = performance.now();
+      const res = await request(`${chatUrl}/api/chat/sessions/${sessions[i]}/stream`, {
+        method: 'POST',
+        headers: headers(actors[i] as (typeof actors)[number]),
+        body: JSON.stringify({ message: 'one at a time' }),
+        dispatcher: agent,
+      });
+      let text = '';
+      let first = Number.NaN;
+      for await (const chunk of res.body) {
+        text += chunk.toString();
+        if (Number.isNaN(first) && text.includes('event: delta')) first = performance.now() - t0;
+      }
+      sequentialTtfd.push(first);
+    }
+
+    let open = 0;
+    let peakOpen = 0;
+    let rssPeak = rssBase;
+    const sampler = setInterval(() => {
+      if (open >= peakOpen) {
+        peakOpen = open;
+        rssPeak = Math.max(rssPeak, rssOf(child.pid as number));
+      }
+    }, 20);
+    const started = performance.now();
+    const results = await Promise.all(
+      sessions.map(async (sessionId, i) => {
+        const t0 = performance.now();
+        let firstDelta = Number.NaN;
+        let done = false;
+        try {
+          const res = await request(`${chatUrl}/api/chat/sessions/${sessionId}/stream`, {
+            method: 'POST',
+            headers: headers(actors[i] as (typeof actors)[number]),
+            body: JSON.stringify({ message: `bench message ${i}` }),
+            dispatcher: agent,
+          });
+          if (res.statusCode !== 200) {
+            await res.body.text();
+            return { firstDelta, done };
+          }
+          open++;
+          let text = '';
+          for await (const chunk of res.body) {
+            text += chunk.toString();
+            if (Number.isNaN(firstDelta) && text.includes('event: delta')) firstDelta = performance.now() - t0;
+            if (Date.now() > DEADLINE) break;
+          }
+          open--;
+          done = text.includes('event: done');
+        } catch {
+          // counted as not completed
+        }
+        return { firstDelta, done };
+      }),
+    );
+    const wallMs = performance.now() - started;
+    clearInterval(sampler);
+    const completed = results.filter((r) => r.done).length;
+    const chatTtfd = results.map((r) => r.firstDelta).filter((v) => !Number.isNaN(v));
+    const charged = accounting.calls.filter((c) => c.path.endsWith('/finalize') && c.status === 200).length;
+    const providerP50 = percentile(providerTtfd, 50);
+    const chatP50 = percentile(chatTtfd, 50);
+    const ratio = chatP50 / providerP50;
+    const rssPerStream = (rssPeak - rssBase) / Math.max(1, peakOpen);
+    const check = await connectMongo(urls.MONGO_URL, mongoDb);
+    const storedReplies = await check.collection('messages').countDocuments({ role: 'assistant', status: 'complete' });
+    await check.close();
+
+    const pass = (ok: boolean) => (ok ? 'pass' : 'short');
+    console.log('<!-- report -->');
+    console.log(`## chat
+
+${STREAMS} concurrent SSE streams of the local model (${TOKENS} tokens x ${DELAY_MS} ms) through one chat instance (child process) on the real MongoDB-compatible server and Redis, each with a reservation and a finalize at an in-process HTTP stand-in for accounting (the /internal contract, real service tokens). Side by side: the local provider's own time to first delta with ${STREAMS} concurrent in-process streams.
+
+| figure | value | target | result |
+|---|---|---|---|
+| streams completed / started | ${completed} / ${STREAMS} | all | ${pass(completed === STREAMS)} |
+| replies stored complete | ${storedReplies} (+21 warm-up and sequential) | one per stream | ${pass(storedReplies === STREAMS + 21)} |
+| finalize charges landed | ${charged} (+21 warm-up and sequential) | one per stream | ${pass(charged === STREAMS + 21)} |
+| time to first delta, provider alone (p50 / p95) | ${ms(providerP50)} / ${ms(percentile(providerTtfd, 95))} ms | | |
+| time to first delta through chat, one stream at a time (p50 of 20) | ${ms(percentile(sequentialTtfd, 50))} ms | | |
+| ratio through chat / provider, one at a time (p50) | ${(percentile(sequentialTtfd, 50) / providerP50).toFixed(2)}x | | |
+| time to first delta through chat, 500 at once (p50 / p95) | ${ms(chatP50)} / ${ms(percentile(chatTtfd, 95))} ms | | |
+| ratio through chat / provider, 500 at once (p50) | ${ratio.toFixed(2)}x | | |
+| MongoDB-compatible server alone: ${STREAMS} concurrent inserts | ${insertsPerSecond.toFixed(0)} inserts/s | | |
+| wall time for all streams | ${ms(wallMs)} ms | | |
+| chat RSS: baseline / at ${peakOpen} open streams | ${mb(rssBase)} / ${mb(rssPeak)} MB | | |
+| RSS per open stream | ${(rssPerStream / 1024).toFixed(1)} KB | | |
+
+The chat figures include the HTTP request, three MongoDB operations (session, history, user message; run concurrently with the reservation call) and the Redis stream lock before the first token, on a 2-core machine shared with the client and the stores. With 500 arriving at once, the first delta waits mostly on the MongoDB-compatible server (FerretDB here), whose own insert rate at this concurrency is in the table (each stream needs three writes and two reads); the one-at-a-time figure is chat's own overhead.`);
+    console.log('<!-- /report -->');
+    if (completed !== STREAMS) process.exitCode = 1;
+  } finally {
+    await stopAll();
+  }
+}
+
+await main();

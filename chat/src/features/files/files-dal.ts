@@ -1,0 +1,106 @@
+import mongoose, { type Connection, type Model, Schema, Types } from 'mongoose';
+
+export interface FileDoc {
+  _id: Types.ObjectId;
+  userId: string;
+  name: string;
+  contentType: string;
+  text: boolean;
+  size: number;
+  chunkCount: number;
+  createdAt: Date;
+}
+
+interface ChunkDoc {
+  fileId: Types.ObjectId;
+  n: number;
+  data: Buffer;
+}
+
+const fileSchema = new Schema<FileDoc>(
+  {
+    userId: { type: String, required: true },
+    name: { type: String, required: true },
+    contentType: { type: String, required: true },
+    text: { type: Boolean, required: true },
+    size: { type: Number, required: true },
+    chunkCount: { type: Number, required: true },
+  },
+  { timestamps: { createdAt: true, updatedAt: false }, versionKey: false },
+);
+fileSchema.index({ userId: 1, createdAt: -1 });
+
+const chunkSchema = new Schema<ChunkDoc>(
+  { fileId: { type: Schema.Types.ObjectId, required: true }, n: { type: Number, required: true }, data: { type: Buffer, required: true } },
+  { versionKey: false },
+);
+chunkSchema.index({ fileId: 1, n: 1 }, { unique: true });
+
+/** Chunk size: well under the 16 MB document limit, like GridFS's default. */
+export const CHUNK_BYTES = 255 * 1024;
+
+/** Files as chunked documents (GridFS's layout, written with plain inserts, which FerretDB handles well). */
+export class FilesDal {
+  readonly files: Model<FileDoc>;
+  readonly chunks: Model<ChunkDoc>;
+
+  constructor(connection: Connection) {
+    this.files = connection.model<FileDoc>('File', fileSchema, 'files');
+    this.chunks = connection.model<ChunkDoc>('FileChunk', chunkSchema, 'file_chunks');
+  }
+
+  /** Chunks first, the file document last: a file is visible only when all of it is stored. */
+  async store(input: Omit<FileDoc, '_id' | 'createdAt' | 'chunkCount' | 'size'>, data: Buffer): Promise<FileDoc> {
+    const fileId = new Types.ObjectId();
+    const chunks: ChunkDoc[] = [];
+    for (let offset = 0, n = 0; offset < data.length; offset += CHUNK_BYTES, n++) chunks.push({ fileId, n, data: data.subarray(offset, offset + CHUNK_BYTES) });
+    try {
+      await this.chunks.insertMany(chunks, { ordered: true });
+      const doc = await this.files.create({ _id: fileId, ...input, size: data.length, chunkCount: chunks.length });
+      return doc.toObject();
+    } catch (error) {
+      await this.chunks.deleteMany({ fileId }).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** the file document first, so a half-removed file is never listed */
+  async remove(id: Types.ObjectId): Promise<void> {
+    await this.files.deleteOne({ _id: id });
+    await this.chunks.deleteMany({ fileId: id });
+  }
+
+  async find(id: Types.ObjectId): Promise<FileDoc | null> {
+    return this.files.findById(id).lean<FileDoc>();
+  }
+
+  async list(userId: string, page: number, limit: number): Promise<{ items: FileDoc[]; total: number }> {
+    const [items, total] = await Promise.all([
+      this.files
+        .find({ userId })
+        .sort({ createdAt: -1, _id: -1 })
+        .skip((page - 1) * limit)
+        .limit(limit)
+        .lean<FileDoc[]>(),
+      this.files.countDocuments({ userId }),
+    ]);
+    return { items, total };
+  }
+
+  async countSince(userId: string, since: Date): Promise<number> {
+    return this.files.countDocuments({ userId, createdAt: { $gte: since } });
+  }
+
+  async read(file: FileDoc): Promise<Buffer> {
+    const chunks = await this.chunks.find({ fileId: file._id }).sort({ n: 1 }).lean<ChunkDoc[]>();
+    return Buffer.concat(chunks.map((c) => toBuffer(c.data)));
+  }
+}
+
+/** lean() returns BSON Binary for buffers */
+function toBuffer(value: unknown): Buffer {
+  if (Buffer.isBuffer(value)) return value;
+  if (value instanceof mongoose.mongo.Binary) return Buffer.from(value.buffer);
+  if (value instanceof Uint8Array) return Buffer.from(value);
+  throw new Error('unexpected chunk data');
+}

@@ -1,0 +1,146 @@
+import mongoose, { type Connection, type Model, Schema, Types } from 'mongoose';
+import { retryTransient } from '../../store-retry.ts';
+
+export type MessageRole = 'user' | 'assistant' | 'supervisor';
+export type MessageStatus = 'complete' | 'interrupted' | 'error';
+
+export interface SessionDoc {
+  _id: Types.ObjectId;
+  userId: string;
+  modelId: string;
+  title: string;
+  /** false until the first message names the session (a title given at creation counts) */
+  titled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface MessageDoc {
+  _id: Types.ObjectId;
+  sessionId: Types.ObjectId;
+  userId: string;
+  role: MessageRole;
+  content: string;
+  status: MessageStatus;
+  usage?: { inputTokens: number; outputTokens: number };
+  credits?: number;
+  /** true while the charge waits in the outbox */
+  chargePending?: boolean;
+  reservationId?: string;
+  modelId?: string;
+  /** supervisor messages: who wrote it */
+  authorId?: string;
+  fileIds?: string[];
+  createdAt: Date;
+}
+
+const sessionSchema = new Schema<SessionDoc>(
+  {
+    userId: { type: String, required: true },
+    modelId: { type: String, required: true },
+    title: { type: String, required: true },
+    titled: { type: Boolean, required: true },
+  },
+  { timestamps: true, versionKey: false },
+);
+sessionSchema.index({ userId: 1, createdAt: -1 });
+
+const messageSchema = new Schema<MessageDoc>(
+  {
+    sessionId: { type: Schema.Types.ObjectId, required: true },
+    userId: { type: String, required: true },
+    role: { type: String, required: true, enum: ['user', 'assistant', 'supervisor'] },
+    content: { type: String, default: '' },
+    status: { type: String, required: true, enum: ['complete', 'interrupted', 'error'] },
+    usage: { type: { inputTokens: Number, outputTokens: Number }, _id: false, required: false },
+    credits: Number,
+    chargePending: Boolean,
+    reservationId: String,
+    modelId: String,
+    authorId: String,
+    fileIds: { type: [String], default: undefined },
+  },
+  { timestamps: { createdAt: true, updatedAt: false }, versionKey: false },
+);
+messageSchema.index({ sessionId: 1, createdAt: 1 });
+
+export function toObjectId(id: string): Types.ObjectId | undefined {
+  return mongoose.isObjectIdOrHexString(id) && /^[0-9a-f]{24}$/i.test(id) ? new Types.ObjectId(id) : undefined;
+}
+
+/** Sessions and their messages. */
+export class SessionsDal {
+  readonly sessions: Model<SessionDoc>;
+  readonly messages: Model<MessageDoc>;
+
+  constructor(connection: Connection) {
+    this.sessions = connection.model<SessionDoc>('Session', sessionSchema, 'sessions');
+    this.messages = connection.model<MessageDoc>('Message', messageSchema, 'messages');
+  }
+
+  async createSession(input: { userId: string; modelId: string; title?: string }): Promise<SessionDoc> {
+    const doc = await this.sessions.create({
+      userId: input.userId,
+      modelId: input.modelId,
+      title: input.title ?? 'New chat',
+      titled: input.title !== undefined,
+    });
+    return doc.toObject();
+  }
+
+  async findSession(id: string): Promise<SessionDoc | null> {
+    const _id = toObjectId(id);
+    return _id ? this.sessions.findById(_id).lean<SessionDoc>() : null;
+  }
+
+  async listSessions(userId: string, page: number, limit: number): Promise<{ items: SessionDoc[]; total: number }> {
+    const [items, total] = await Promise.all([
+      this.sessions
+        .find({ userId })
+        .sort({ createdAt: -1, _id: -1 })
+        .skip((page - 1) * limit)
+        .limit(limit)
+        .lean<SessionDoc[]>(),
+      this.sessions.countDocuments({ userId }),
+    ]);
+    return { items, total };
+  }
+
+  async updateSession(id: Types.ObjectId, patch: Partial<Pick<SessionDoc, 'title' | 'titled' | 'modelId'>>): Promise<SessionDoc | null> {
+    await this.sessions.updateOne({ _id: id }, { $set: { ...patch, updatedAt: new Date() } });
+    return this.sessions.findById(id).lean<SessionDoc>();
+  }
+
+  /** names an untitled session after its first message (only once, even with concurrent writers) */
+  async titleFromFirstMessage(id: Types.ObjectId, title: string): Promise<void> {
+    await retryTransient(() => this.sessions.updateOne({ _id: id, titled: false }, { $set: { title, titled: true, updatedAt: new Date() } }));
+  }
+
+  async touch(id: Types.ObjectId): Promise<void> {
+    await retryTransient(() => this.sessions.updateOne({ _id: id }, { $set: { updatedAt: new Date() } }));
+  }
+
+  async deleteSession(id: Types.ObjectId): Promise<void> {
+    await this.messages.deleteMany({ sessionId: id });
+    await this.sessions.deleteOne({ _id: id });
+  }
+
+  async listMessages(sessionId: Types.ObjectId): Promise<MessageDoc[]> {
+    return this.messages.find({ sessionId }).sort({ createdAt: 1, _id: 1 }).lean<MessageDoc[]>();
+  }
+
+  /** inserts with a fixed _id, so a retried insert that had landed fails as a duplicate instead of storing twice */
+  async addMessage(message: Omit<MessageDoc, '_id' | 'createdAt'> & { _id?: Types.ObjectId }): Promise<MessageDoc> {
+    const withId = { ...message, _id: message._id ?? new Types.ObjectId() };
+    const doc = await retryTransient(() => this.messages.create(withId));
+    return doc.toObject();
+  }
+
+  async deleteMessage(id: Types.ObjectId): Promise<void> {
+    await retryTransient(() => this.messages.deleteOne({ _id: id }));
+  }
+
+  async settleCharge(reservationId: string, credits: number): Promise<void> {
+    await retryTransient(() => this.messages.updateMany({ reservationId, role: 'assistant' }, { $set: { credits, chargePending: false } }));
+  }
+}

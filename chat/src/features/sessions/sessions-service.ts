@@ -1,0 +1,94 @@
+import { type Actor, ApiError } from '@platform/shared-types';
+import type { Types } from 'mongoose';
+import type { ModelRegistry } from '../../models/model-registry.ts';
+import type { MessageDoc, SessionDoc, SessionsDal } from './sessions-dal.ts';
+import { toObjectId } from './sessions-dal.ts';
+
+export function sessionView(session: SessionDoc) {
+  return {
+    id: session._id.toHexString(),
+    userId: session.userId,
+    modelId: session.modelId,
+    title: session.title,
+    createdAt: session.createdAt.toISOString(),
+    updatedAt: session.updatedAt.toISOString(),
+  };
+}
+
+export function messageView(message: MessageDoc) {
+  return {
+    id: message._id.toHexString(),
+    sessionId: message.sessionId.toHexString(),
+    role: message.role,
+    content: message.content,
+    status: message.status,
+    usage: message.usage ? { inputTokens: message.usage.inputTokens, outputTokens: message.usage.outputTokens } : undefined,
+    credits: message.credits,
+    chargePending: message.chargePending || undefined,
+    modelId: message.modelId,
+    authorId: message.authorId,
+    fileIds: message.fileIds,
+    createdAt: message.createdAt.toISOString(),
+  };
+}
+
+/** A title from the first message: its first line, whitespace folded, at most 80 characters. */
+export function titleFrom(text: string): string {
+  const line = text.trim().split('\n')[0]?.replace(/\s+/g, ' ').trim() ?? '';
+  if (line.length === 0) return 'New chat';
+  return line.length > 80 ? `${line.slice(0, 79)}…` : line;
+}
+
+export class SessionsService {
+  readonly dal: SessionsDal;
+  readonly #models: ModelRegistry;
+  /** whether a stream is running on the session (any instance) */
+  readonly #isStreaming: (sessionId: string) => Promise<boolean>;
+
+  constructor(dal: SessionsDal, models: ModelRegistry, isStreaming: (sessionId: string) => Promise<boolean>) {
+    this.dal = dal;
+    this.#models = models;
+    this.#isStreaming = isStreaming;
+  }
+
+  async create(actor: Actor, input: { modelId: string; title?: string }): Promise<SessionDoc> {
+    this.#models.require(actor, input.modelId);
+    return this.dal.createSession({ userId: actor.userId, modelId: input.modelId, title: input.title });
+  }
+
+  /** the actor's own session; anyone else's is NOT_FOUND (no hint that it exists) */
+  async own(actor: Pick<Actor, 'userId'>, id: string): Promise<SessionDoc> {
+    const session = await this.dal.findSession(id);
+    if (!session || session.userId !== actor.userId) throw new ApiError('NOT_FOUND', 'No such session');
+    return session;
+  }
+
+  /** any user's session by id, for supervisors and services (authorization is the caller's job) */
+  async byId(id: string): Promise<SessionDoc> {
+    const session = await this.dal.findSession(id);
+    if (!session) throw new ApiError('NOT_FOUND', 'No such session');
+    return session;
+  }
+
+  async rename(actor: Actor, id: string, patch: { title?: string; modelId?: string }): Promise<SessionDoc> {
+    const session = await this.own(actor, id);
+    if (patch.modelId !== undefined) this.#models.require(actor, patch.modelId);
+    const update: Partial<Pick<SessionDoc, 'title' | 'titled' | 'modelId'>> = {};
+    if (patch.title !== undefined) Object.assign(update, { title: patch.title, titled: true });
+    if (patch.modelId !== undefined) update.modelId = patch.modelId;
+    return (await this.dal.updateSession(session._id, update)) as SessionDoc;
+  }
+
+  async remove(actor: Actor, id: string): Promise<void> {
+    const session = await this.own(actor, id);
+    if (await this.#isStreaming(id)) throw new ApiError('CONFLICT', 'A reply is streaming in this session; wait for it or stop it first');
+    await this.dal.deleteSession(session._id);
+  }
+
+  async withMessages(actor: Actor, id: string): Promise<{ session: SessionDoc; messages: MessageDoc[] }> {
+    const session = await this.own(actor, id);
+    return { session, messages: await this.dal.listMessages(session._id as Types.ObjectId) };
+  }
+}
+
+export { toObjectId };

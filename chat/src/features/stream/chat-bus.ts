@@ -1,0 +1,148 @@
+import type { Logger } from '@platform/shared-types';
+import type { Redis } from 'ioredis';
+
+/** One event of a session as observers see it; `streamId` and `seq` order the events of one stream. */
+export interface SessionEvent {
+  event: string;
+  data: unknown;
+  streamId?: string;
+  seq?: number;
+}
+
+/** Sent to every instance; the one holding the session's stream acts on it. */
+export interface InterruptCommand {
+  type: 'interrupt';
+  sessionId: string;
+  by: string;
+  byUserId: string;
+  reason: string;
+}
+
+type Handler = (message: string) => void;
+
+const RELEASE_IF_OWNER = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+const REFRESH_IF_OWNER = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+
+/**
+ * Chat's use of Redis across instances: per-session event channels with a short replay list (observers),
+ * per-user channels (the student's event stream), one control channel (interrupts), and a per-session lock so
+ * only one stream runs on a session at a time. Every key and channel starts with `prefix`.
+ */
+export class ChatBus {
+  readonly #redis: Redis;
+  readonly #subscriber: Redis;
+  readonly #prefix: string;
+  readonly #logger: Logger;
+  readonly #handlers = new Map<string, Set<Handler>>();
+  readonly #options: { lockTtlMs: number; replayMax: number; replayTtlSeconds: number };
+
+  constructor(redis: Redis, options: { prefix: string; logger: Logger; lockTtlMs: number; replayMax: number; replayTtlSeconds: number }) {
+    this.#redis = redis;
+    this.#subscriber = redis.duplicate();
+    this.#prefix = options.prefix;
+    this.#logger = options.logger;
+    this.#options = options;
+    this.#subscriber.on('message', (channel: string, message: string) => {
+      for (const handler of this.#handlers.get(channel) ?? []) {
+        try {
+          handler(message);
+        } catch (error) {
+          this.#logger.error({ err: error, channel }, 'bus handler failed');
+        }
+      }
+    });
+  }
+
+  key(...parts: string[]): string {
+    return `${this.#prefix}${parts.join(':')}`;
+  }
+
+  /** Subscribes (shared connection, reference counted); resolves once Redis confirmed, returns the unsubscriber. */
+  async subscribe(channel: string, handler: Handler): Promise<() => Promise<void>> {
+    let set = this.#handlers.get(channel);
+    if (!set) {
+      set = new Set();
+      this.#handlers.set(channel, set);
+    }
+    set.add(handler);
+    await this.#subscriber.subscribe(channel);
+    return async () => {
+      const current = this.#handlers.get(channel);
+      current?.delete(handler);
+      if (current && current.size === 0) {
+        this.#handlers.delete(channel);
+        await this.#subscriber.unsubscribe(channel).catch(() => undefined);
+      }
+    };
+  }
+
+  // ---- session events (observers) ----
+  sessionChannel(sessionId: string): string {
+    return this.key('session', sessionId);
+  }
+
+  /** forgets the previous stream's events, so a late observer replays only the current one */
+  async startReplay(sessionId: string): Promise<void> {
+    await this.#redis.del(this.key('replay', sessionId));
+  }
+
+  /** Publishes without waiting: one connection keeps the order, and a slow Redis must not stall the stream. */
+  publishSessionEvent(sessionId: string, event: SessionEvent, options: { replay: boolean }): void {
+    const payload = JSON.stringify(event);
+    const fail = (error: unknown) => this.#logger.warn({ err: error, sessionId }, 'publishing a session event failed');
+    if (options.replay) {
+      const list = this.key('replay', sessionId);
+      const pipeline = this.#redis.pipeline().rpush(list, payload).publish(this.sessionChannel(sessionId), payload);
+      if ((event.seq ?? 0) % 100 === 0 || event.event !== 'delta')
+        pipeline.ltrim(list, -this.#options.replayMax, -1).expire(list, this.#options.replayTtlSeconds);
+      pipeline.exec().catch(fail);
+    } else {
+      this.#redis.publish(this.sessionChannel(sessionId), payload).catch(fail);
+    }
+  }
+
+  async replay(sessionId: string): Promise<SessionEvent[]> {
+    const items = await this.#redis.lrange(this.key('replay', sessionId), 0, -1);
+    return items.map((item) => JSON.parse(item) as SessionEvent);
+  }
+
+  // ---- user events (the student's own event stream) ----
+  userChannel(userId: string): string {
+    return this.key('user', userId);
+  }
+
+  async publishUserEvent(userId: string, event: string, data: unknown): Promise<void> {
+    await this.#redis.publish(this.userChannel(userId), JSON.stringify({ event, data }));
+  }
+
+  // ---- control (interrupts reach the holding instance) ----
+  get controlChannel(): string {
+    return this.key('control');
+  }
+
+  async publishControl(command: InterruptCommand): Promise<void> {
+    await this.#redis.publish(this.controlChannel, JSON.stringify(command));
+  }
+
+  // ---- one stream per session ----
+  async acquireLock(sessionId: string, holder: string): Promise<boolean> {
+    return (await this.#redis.set(this.key('lock', sessionId), holder, 'PX', this.#options.lockTtlMs, 'NX')) === 'OK';
+  }
+
+  async refreshLock(sessionId: string, holder: string): Promise<void> {
+    await this.#redis.eval(REFRESH_IF_OWNER, 1, this.key('lock', sessionId), holder, String(this.#options.lockTtlMs));
+  }
+
+  async releaseLock(sessionId: string, holder: string): Promise<void> {
+    await this.#redis.eval(RELEASE_IF_OWNER, 1, this.key('lock', sessionId), holder);
+  }
+
+  async isLocked(sessionId: string): Promise<boolean> {
+    return (await this.#redis.exists(this.key('lock', sessionId))) === 1;
+  }
+
+  async close(): Promise<void> {
+    this.#handlers.clear();
+    await this.#subscriber.quit().catch(() => undefined);
+  }
+}

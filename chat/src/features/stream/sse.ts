@@ -1,0 +1,120 @@
+import type { Response } from 'express';
+
+/** Where a stream's events go: an SSE response, or a collector for the non-streaming APIs. */
+export interface StreamSink {
+  /** called once, after the reservation succeeded: from here on failures are events, not problems */
+  open(): void;
+  send(event: string, data: unknown): void;
+  heartbeat(): void;
+  end(): void;
+  /** `listener` runs if the client goes away before `end` */
+  onClose(listener: () => void): void;
+}
+
+export function openSse(res: Response): void {
+  res.status(200);
+  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-cache, no-transform');
+  res.setHeader('Connection', 'keep-alive');
+  res.setHeader('X-Accel-Buffering', 'no');
+  res.flushHeaders();
+  res.socket?.setNoDelay(true);
+}
+
+export function writeSse(res: Response, event: string, data: unknown): void {
+  if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+export function writeSseComment(res: Response, comment: string): void {
+  if (!res.writableEnded) res.write(`: ${comment}\n\n`);
+}
+
+export class SseSink implements StreamSink {
+  readonly #res: Response;
+  constructor(res: Response) {
+    this.#res = res;
+  }
+  open(): void {
+    openSse(this.#res);
+  }
+  send(event: string, data: unknown): void {
+    writeSse(this.#res, event, data);
+  }
+  heartbeat(): void {
+    writeSseComment(this.#res, 'heartbeat');
+  }
+  end(): void {
+    if (!this.#res.writableEnded) this.#res.end();
+  }
+  onClose(listener: () => void): void {
+    this.#res.on('close', () => {
+      if (!this.#res.writableFinished) listener();
+    });
+  }
+}
+
+/** Collects a whole reply (POST .../messages and the Flowise-compatible API without streaming). */
+export class CollectingSink implements StreamSink {
+  readonly events: Array<{ event: string; data: unknown }> = [];
+  #closeListeners: Array<() => void> = [];
+  open(): void {}
+  send(event: string, data: unknown): void {
+    this.events.push({ event, data });
+  }
+  heartbeat(): void {}
+  end(): void {
+    this.#closeListeners = [];
+  }
+  onClose(listener: () => void): void {
+    this.#closeListeners.push(listener);
+  }
+  /** the caller went away (its HTTP response closed early) */
+  close(): void {
+    for (const listener of this.#closeListeners) listener();
+  }
+  get text(): string {
+    return this.events
+      .filter((e) => e.event === 'delta')
+      .map((e) => (e.data as { text: string }).text)
+      .join('');
+  }
+  terminal(): { event: string; data: Record<string, unknown> } | undefined {
+    return this.events.find((e) => ['done', 'interrupted', 'error'].includes(e.event)) as { event: string; data: Record<string, unknown> } | undefined;
+  }
+}
+
+/**
+ * Flowise's own streaming format for the Flowise-compatible API: `data: {"event", "data"}` lines with start, token,
+ * metadata, error, abort and end, so existing Flowise clients keep parsing what they get.
+ */
+export class FlowiseSseSink extends SseSink {
+  readonly #res: Response;
+  constructor(res: Response) {
+    super(res);
+    this.#res = res;
+  }
+  #write(event: string, data: unknown): void {
+    if (!this.#res.writableEnded) this.#res.write(`data: ${JSON.stringify({ event, data })}\n\n`);
+  }
+  override send(event: string, data: unknown): void {
+    const payload = data as Record<string, unknown>;
+    if (event === 'session') {
+      this.#write('start', '');
+      this.#write('metadata', { chatId: payload.sessionId, sessionId: payload.sessionId, chatMessageId: payload.messageId });
+    } else if (event === 'delta') this.#write('token', payload.text);
+    else if (event === 'done') {
+      this.#write('usageMetadata', {
+        input_tokens: (payload.usage as { inputTokens: number }).inputTokens,
+        output_tokens: (payload.usage as { outputTokens: number }).outputTokens,
+        credits: payload.credits,
+      });
+      this.#write('end', '[DONE]');
+    } else if (event === 'interrupted') {
+      this.#write('abort', payload.reason);
+      this.#write('end', '[DONE]');
+    } else if (event === 'error') {
+      this.#write('error', payload.detail);
+      this.#write('end', '[DONE]');
+    }
+  }
+}

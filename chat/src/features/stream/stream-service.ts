@@ -1,0 +1,350 @@
+import { randomUUID } from 'node:crypto';
+import { type Actor, ApiError, creditsFor, type Logger, type ModelEntry } from '@platform/shared-types';
+import { Types } from 'mongoose';
+import { estimateTokens, type ModelRegistry, type ProviderName } from '../../models/model-registry.ts';
+import type { ChatTurn, Provider, Usage } from '../../providers/provider.ts';
+import { ProviderError } from '../../providers/provider.ts';
+import type { MessageDoc, MessageStatus, SessionsDal } from '../sessions/sessions-dal.ts';
+import { type SessionsService, titleFrom, toObjectId } from '../sessions/sessions-service.ts';
+import type { AccountingClient } from './accounting-client.ts';
+import type { Charge, ChargeOutbox, ChargeResult } from './charge-outbox.ts';
+import type { ChatBus, InterruptCommand } from './chat-bus.ts';
+import type { StreamSink } from './sse.ts';
+
+/** Text of the user's attached files for the prompt (owner-checked, capped). */
+export type AttachmentReader = (userId: string, fileIds: string[]) => Promise<string>;
+
+export interface StreamRequest {
+  actor: Actor;
+  /** the user's access token, forwarded to accounting for the reservation */
+  userToken: string | undefined;
+  sessionId: string;
+  message: string;
+  fileIds?: string[];
+  /** output limit for this reply (default: the model's default; at most the model's maximum) */
+  maxOutputTokens?: number;
+  sink: StreamSink;
+}
+
+type StopCause = { kind: 'client' } | { kind: 'interrupt'; by: string; byUserId: string; reason: string };
+
+interface ActiveStream {
+  streamId: string;
+  userId: string;
+  messageId: string;
+  stop(cause: StopCause): void;
+}
+
+/** Conversation turns for the prompt: newest history that fits the budget, alternating roles, starting with the user. */
+export function buildTurns(history: MessageDoc[], newMessage: string, budgetTokens: number): ChatTurn[] {
+  const newTokens = estimateTokens(newMessage);
+  if (newTokens > budgetTokens) throw new ApiError('VALIDATION_FAILED', "The message (with its attachments) does not fit the model's context");
+  const kept: ChatTurn[] = [];
+  let used = newTokens;
+  for (let i = history.length - 1; i >= 0; i--) {
+    const message = history[i] as MessageDoc;
+    if (message.role === 'supervisor' || message.content.length === 0) continue;
+    const cost = estimateTokens(message.content);
+    if (used + cost > budgetTokens) break;
+    used += cost;
+    kept.unshift({ role: message.role, content: message.content });
+  }
+  kept.push({ role: 'user', content: newMessage });
+  // providers such as Bedrock need strictly alternating turns that start with the user
+  const merged: ChatTurn[] = [];
+  for (const turn of kept) {
+    const last = merged.at(-1);
+    if (last && last.role === turn.role) last.content = `${last.content}\n\n${turn.content}`;
+    else merged.push({ ...turn });
+  }
+  while (merged.length > 0 && merged[0]?.role !== 'user') merged.shift();
+  return merged;
+}
+
+export interface StreamDeps {
+  config: { heartbeatMs: number };
+  logger: Logger;
+  models: ModelRegistry;
+  providers: Map<ProviderName, Provider>;
+  sessions: SessionsService;
+  dal: SessionsDal;
+  bus: ChatBus;
+  accounting: AccountingClient;
+  outbox: ChargeOutbox;
+  attachments: AttachmentReader;
+}
+
+/**
+ * Runs metered streams: reserve, stream the provider's reply to the sink and to observers (Redis), store the
+ * reply, charge exactly once (finalize on success, abort with what was produced otherwise; through the outbox when
+ * accounting is down). One stream per session across instances (Redis lock); interrupts reach the holder.
+ */
+export class StreamService {
+  readonly #deps: StreamDeps;
+  readonly #active = new Map<string, ActiveStream>();
+  readonly #instanceId = randomUUID();
+  readonly #running = new Set<Promise<void>>();
+  #unsubscribeControl: (() => Promise<void>) | undefined;
+
+  constructor(deps: StreamDeps) {
+    this.#deps = deps;
+  }
+
+  /** Listens for interrupts addressed to streams this instance holds. */
+  async start(): Promise<void> {
+    this.#unsubscribeControl = await this.#deps.bus.subscribe(this.#deps.bus.controlChannel, (message) => {
+      const command = JSON.parse(message) as InterruptCommand;
+      if (command.type === 'interrupt') this.#active.get(command.sessionId)?.stop({ kind: 'interrupt', ...command });
+    });
+  }
+
+  /** Stops taking interrupts, ends running streams and waits (bounded) until they stored and charged what they produced. */
+  async stop(graceMs = 5_000): Promise<void> {
+    await this.#unsubscribeControl?.();
+    for (const stream of this.#active.values()) stream.stop({ kind: 'client' });
+    const finished = Promise.allSettled(this.#running);
+    await Promise.race([finished, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
+  }
+
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  isStreaming(sessionId: string): Promise<boolean> {
+    return this.#deps.bus.isLocked(sessionId);
+  }
+
+  /** Asks whichever instance holds the session's stream to stop it. CONFLICT when nothing is streaming. */
+  async interrupt(sessionId: string, by: Actor, reason: string): Promise<void> {
+    if (!(await this.isStreaming(sessionId))) throw new ApiError('CONFLICT', 'No reply is streaming in this session');
+    await this.#deps.bus.publishControl({ type: 'interrupt', sessionId, by: by.username, byUserId: by.userId, reason });
+  }
+
+  /**
+   * Everything that can be refused (validation, CONFLICT, INSUFFICIENT_CREDITS) throws before `sink.open()`,
+   * leaving no assistant message and no user message behind. After `open`, the promise settles when the stream
+   * has ended with exactly one terminal event.
+   */
+  async run(request: StreamRequest): Promise<void> {
+    const { dal, bus } = this.#deps;
+    const { actor, sink } = request;
+    // a client that leaves while we reserve is noticed once the stream starts
+    const early = { closed: false };
+    sink.onClose(() => {
+      early.closed = true;
+    });
+    // the session and its history in one round trip (ownership is checked before anything is used)
+    const objectId = toObjectId(request.sessionId);
+    const [session, history] = await Promise.all([
+      this.#deps.sessions.own(actor, request.sessionId),
+      objectId ? dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
+    ]);
+    const model = this.#deps.models.require(actor, session.modelId);
+    const provider = this.#deps.providers.get(model.provider);
+    if (!provider) throw new ApiError('UPSTREAM_UNAVAILABLE', `No provider for ${model.provider} is configured`);
+
+    const sessionId = session._id.toHexString();
+    const streamId = randomUUID();
+    const holder = `${this.#instanceId}:${streamId}`;
+    const locked = await bus.acquireLock(sessionId, holder).catch((error: unknown) => {
+      throw new ApiError('UPSTREAM_UNAVAILABLE', 'The chat service cannot reach Redis', { cause: error });
+    });
+    if (!locked) throw new ApiError('CONFLICT', 'A reply is already streaming in this session');
+
+    let prepared: { turns: ChatTurn[]; inputTokens: number; maxOutputTokens: number; reservationId: string };
+    try {
+      const attachmentText = request.fileIds && request.fileIds.length > 0 ? await this.#deps.attachments(actor.userId, request.fileIds) : '';
+      if (request.maxOutputTokens !== undefined && request.maxOutputTokens > model.maxOutputTokens) {
+        throw new ApiError('VALIDATION_FAILED', `${model.id} writes at most ${model.maxOutputTokens} tokens per reply`);
+      }
+      const maxOutputTokens = request.maxOutputTokens ?? model.defaultMaxOutputTokens;
+      const turns = buildTurns(history, request.message + attachmentText, model.contextTokens - maxOutputTokens);
+      const inputTokens = turns.reduce((sum, turn) => sum + estimateTokens(turn.content), 0);
+      const reservationId = randomUUID();
+      const userMessageId = new Types.ObjectId();
+      // store the user message while reserving; undo whichever succeeded if the other failed
+      const [stored, reserved] = await Promise.allSettled([
+        dal.addMessage({
+          _id: userMessageId,
+          sessionId: session._id,
+          userId: actor.userId,
+          role: 'user',
+          content: request.message,
+          status: 'complete',
+          modelId: model.id,
+          fileIds: request.fileIds && request.fileIds.length > 0 ? request.fileIds : undefined,
+        }),
+        this.#reserve({ reservationId, sessionId, modelId: model.id, inputTokens: Math.min(inputTokens, 10_000_000), maxOutputTokens }, request.userToken),
+      ]);
+      if (reserved.status === 'rejected') {
+        if (stored.status === 'fulfilled') await dal.deleteMessage(userMessageId);
+        throw reserved.reason;
+      }
+      if (stored.status === 'rejected') {
+        await this.#deps.outbox.charge({ kind: 'abort', body: { reservationId, inputTokens: 0, outputTokens: 0 } }).catch(() => undefined);
+        throw stored.reason;
+      }
+      prepared = { turns, inputTokens, maxOutputTokens, reservationId };
+    } catch (error) {
+      await bus.releaseLock(sessionId, holder).catch(() => undefined);
+      throw error;
+    }
+    const titled = session.titled ? Promise.resolve() : dal.titleFromFirstMessage(session._id, titleFrom(request.message)).catch(() => undefined);
+    const running = this.#stream({ request, model, provider, sessionId, sessionObjectId: session._id, streamId, holder, early, titled, ...prepared });
+    this.#running.add(running);
+    try {
+      await running;
+    } finally {
+      this.#running.delete(running);
+    }
+  }
+
+  /** Reserve; a lost answer is retried once with the same reservation id (accounting is idempotent on it). */
+  async #reserve(body: Parameters<AccountingClient['initialize']>[0], userToken: string | undefined): Promise<void> {
+    try {
+      await this.#deps.accounting.initialize(body, userToken);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.code !== 'UPSTREAM_UNAVAILABLE') throw error;
+      await this.#deps.accounting.initialize(body, userToken);
+    }
+  }
+
+  async #stream(s: {
+    request: StreamRequest;
+    model: ModelEntry;
+    provider: Provider;
+    sessionId: string;
+    sessionObjectId: Types.ObjectId;
+    streamId: string;
+    holder: string;
+    early: { closed: boolean };
+    /** the title write, finished before the reply is stored */
+    titled: Promise<void>;
+    turns: ChatTurn[];
+    inputTokens: number;
+    maxOutputTokens: number;
+    reservationId: string;
+  }): Promise<void> {
+    const { dal, bus, logger } = this.#deps;
+    const { sink, actor } = s.request;
+    const messageId = new Types.ObjectId();
+    const controller = new AbortController();
+    const state: { cause?: StopCause } = {};
+    let seq = 0;
+    const emit = (event: string, data: unknown, toClient = true) => {
+      if (toClient) sink.send(event, data);
+      bus.publishSessionEvent(s.sessionId, { event, data, streamId: s.streamId, seq: seq++ }, { replay: true });
+    };
+    const stop = (stopCause: StopCause) => {
+      state.cause ??= stopCause;
+      controller.abort();
+    };
+    this.#active.set(s.sessionId, { streamId: s.streamId, userId: actor.userId, messageId: messageId.toHexString(), stop });
+    sink.onClose(() => stop({ kind: 'client' }));
+    if (s.early.closed) stop({ kind: 'client' });
+
+    await bus.startReplay(s.sessionId).catch(() => undefined);
+    sink.open();
+    emit('session', { sessionId: s.sessionId, messageId: messageId.toHexString(), reservationId: s.reservationId, modelId: s.model.id });
+    const heartbeat = setInterval(() => {
+      sink.heartbeat();
+      bus.refreshLock(s.sessionId, s.holder).catch(() => undefined);
+    }, this.#deps.config.heartbeatMs);
+
+    let text = '';
+    let reported: Usage | undefined;
+    let stopReason = 'end_turn';
+    let completed = false;
+    let failure: unknown;
+    try {
+      if (state.cause) throw new Error('stopped before the provider started');
+      for await (const event of s.provider.stream({
+        model: s.model,
+        turns: s.turns,
+        maxOutputTokens: s.maxOutputTokens,
+        sessionId: s.sessionId,
+        signal: controller.signal,
+      })) {
+        if (event.type === 'delta') {
+          text += event.text;
+          emit('delta', { text: event.text });
+        } else {
+          reported = event.usage;
+          stopReason = event.stopReason;
+        }
+      }
+      completed = true;
+    } catch (error) {
+      if (!state.cause) failure = error;
+    } finally {
+      clearInterval(heartbeat);
+    }
+
+    // what to store, charge and tell
+    const cause = state.cause;
+    // an upstream that failed before producing anything is not billed; anything produced (or stopped by the user) is
+    const failedEmpty = !completed && !cause && text.length === 0;
+    const produced: Usage = { inputTokens: failedEmpty ? 0 : s.inputTokens, outputTokens: estimateTokens(text) };
+    let status: MessageStatus;
+    let usage: Usage;
+    let chargeRequest: Charge;
+    if (completed) {
+      status = 'complete';
+      usage = reported ?? produced;
+      chargeRequest = { kind: 'finalize', body: { reservationId: s.reservationId, ...usage } };
+    } else {
+      status = cause ? 'interrupted' : 'error';
+      usage = produced;
+      chargeRequest = { kind: 'abort', body: { reservationId: s.reservationId, ...usage } };
+    }
+    const charge: ChargeResult = await this.#deps.outbox.attempt(chargeRequest);
+    // credits shown while a charge waits in the outbox: the price of the usage, capped by what was reserved
+    const credits = charge.pending
+      ? Math.min(creditsFor(s.model.prices, usage.inputTokens, usage.outputTokens), creditsFor(s.model.prices, s.inputTokens, s.maxOutputTokens))
+      : charge.credits;
+    try {
+      await s.titled;
+      await Promise.all([
+        dal.addMessage({
+          _id: messageId,
+          sessionId: s.sessionObjectId,
+          userId: actor.userId,
+          role: 'assistant',
+          content: text,
+          status,
+          usage,
+          credits,
+          chargePending: charge.pending || undefined,
+          reservationId: s.reservationId,
+          modelId: s.model.id,
+        }),
+        dal.touch(s.sessionObjectId),
+      ]);
+    } catch (error) {
+      logger.error({ err: error, sessionId: s.sessionId }, 'could not store the reply');
+    }
+    if (charge.pending) {
+      // after the message, so the retry that lands can settle its credits
+      await this.#deps.outbox.enqueue(chargeRequest).catch((error: unknown) => {
+        logger.error({ err: error, reservationId: s.reservationId }, "could not queue the charge; left to accounting's sweeper");
+      });
+    }
+
+    const id = messageId.toHexString();
+    if (completed) emit('done', { messageId: id, usage, credits, chargePending: charge.pending || undefined, stopReason });
+    else if (cause?.kind === 'interrupt') {
+      emit('interrupted', { messageId: id, by: cause.by, byUserId: cause.byUserId, reason: cause.reason, usage, credits });
+      await bus
+        .publishUserEvent(actor.userId, 'interrupted', { sessionId: s.sessionId, messageId: id, by: cause.by, reason: cause.reason })
+        .catch(() => undefined);
+    } else if (cause?.kind === 'client') emit('interrupted', { messageId: id, by: 'client', reason: 'client disconnected', usage, credits }, false);
+    else {
+      const detail = failure instanceof ProviderError ? failure.message : 'The model failed to answer';
+      if (!(failure instanceof ProviderError)) logger.error({ err: failure, sessionId: s.sessionId }, 'stream failed');
+      emit('error', { messageId: id, code: 'UPSTREAM_UNAVAILABLE', detail, usage, credits });
+    }
+    this.#active.delete(s.sessionId);
+    await bus.releaseLock(s.sessionId, s.holder).catch(() => undefined);
+    sink.end();
+  }
+}

@@ -1,0 +1,95 @@
+import { createKeyring, type Logger, ServiceClient } from '@platform/shared-types';
+import type { Config } from './config.ts';
+import { FilesDal } from './features/files/files-dal.ts';
+import { FilesService } from './features/files/files-service.ts';
+import { SessionsDal } from './features/sessions/sessions-dal.ts';
+import { SessionsService } from './features/sessions/sessions-service.ts';
+import { AccountingClient } from './features/stream/accounting-client.ts';
+import { ChargeOutbox } from './features/stream/charge-outbox.ts';
+import { ChatBus } from './features/stream/chat-bus.ts';
+import { StreamService } from './features/stream/stream-service.ts';
+import { SupervisionService } from './features/supervision/supervision-service.ts';
+import { ModelRegistry, type ProviderName } from './models/model-registry.ts';
+import { createProviders, type ProviderOverrides } from './providers/providers.ts';
+import type { Stores } from './stores.ts';
+
+/** The chat service's moving parts, wired once per process. */
+export interface ChatRuntime {
+  models: ModelRegistry;
+  sessions: SessionsService;
+  streams: StreamService;
+  supervision: SupervisionService;
+  files: FilesService;
+  bus: ChatBus;
+  outbox: ChargeOutbox;
+  /** starts the outbox retry loop */
+  startBackground(): void;
+  /** ends running streams (charging what they produced), stops the outbox and the bus */
+  stop(): Promise<void>;
+}
+
+export async function createRuntime(config: Config, logger: Logger, stores: Stores, overrides: ProviderOverrides = {}): Promise<ChatRuntime> {
+  const providers = createProviders(config, overrides);
+  const models = ModelRegistry.fromCatalog(new Set<ProviderName>(providers.keys()), config.MODELS_FILE);
+  const client = new ServiceClient({
+    caller: 'chat',
+    internalKeyring: createKeyring(config.INTERNAL_SECRET),
+    baseUrls: { accounting: config.ACCOUNTING_URL, monitoring: config.MONITORING_URL },
+    connections: 64,
+  });
+  const bus = new ChatBus(stores.redis, {
+    prefix: config.REDIS_PREFIX,
+    logger,
+    lockTtlMs: config.STREAM_LOCK_TTL_MS,
+    replayMax: config.REPLAY_MAX_EVENTS,
+    replayTtlSeconds: config.REPLAY_TTL_SECONDS,
+  });
+  const dal = new SessionsDal(stores.mongo);
+  const accounting = new AccountingClient(client);
+  const outbox = new ChargeOutbox(stores.mongo, accounting, {
+    logger,
+    pollMs: config.OUTBOX_POLL_MS,
+    backoffMinMs: config.OUTBOX_BACKOFF_MIN_MS,
+    backoffMaxMs: config.OUTBOX_BACKOFF_MAX_MS,
+    onSettled: (reservationId, credits) => dal.settleCharge(reservationId, credits),
+  });
+  const files = new FilesService(new FilesDal(stores.mongo), {
+    maxBytes: config.FILE_MAX_BYTES,
+    uploadsPerDay: config.FILE_UPLOADS_PER_DAY,
+    promptMaxChars: config.FILE_PROMPT_MAX_CHARS,
+    maxFilesPerMessage: config.MAX_FILES_PER_MESSAGE,
+  });
+  let streams: StreamService | undefined;
+  const sessions = new SessionsService(dal, models, (sessionId) => (streams as StreamService).isStreaming(sessionId));
+  streams = new StreamService({
+    config: { heartbeatMs: config.HEARTBEAT_MS },
+    logger,
+    models,
+    providers,
+    sessions,
+    dal,
+    bus,
+    accounting,
+    outbox,
+    attachments: (userId, fileIds) => files.attachmentText(userId, fileIds),
+  });
+  await streams.start();
+  const supervision = new SupervisionService({ sessions, dal, streams, bus, client });
+  const running = streams;
+  return {
+    models,
+    sessions,
+    streams: running,
+    supervision,
+    files,
+    bus,
+    outbox,
+    startBackground: () => outbox.start(),
+    async stop() {
+      await running.stop();
+      await outbox.stop();
+      await bus.close();
+      await client.close();
+    },
+  };
+}

@@ -1,0 +1,223 @@
+/**
+ * Small REAL HTTP servers that speak accounting's and monitoring's /internal contracts (shared-types
+ * internal-api.ts), so chat's service calls go over the wire with real tokens. They verify the service token
+ * (and the user token where the contract needs it) and record every call for assertions.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  abortReservationBody,
+  bearerToken,
+  creditsFor,
+  finalizeReservationBody,
+  initializeReservationBody,
+  loadModelCatalog,
+  relationshipCheckQuery,
+  SERVICE_TOKEN_HEADER,
+  verifyAccessToken,
+  verifyServiceToken,
+} from '@platform/shared-types';
+import type { TestAuth } from '@platform/shared-types/testing';
+
+export interface RecordedCall {
+  path: string;
+  body: Record<string, unknown>;
+  status: number;
+  userId?: string;
+}
+
+interface Reservation {
+  reservationId: string;
+  userId: string;
+  modelId: string;
+  reserved: number;
+  charged: number;
+  status: 'open' | 'finalized' | 'aborted';
+  maxCharge: number;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const isProblem = status >= 400;
+  res.writeHead(status, { 'content-type': isProblem ? 'application/problem+json' : 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function problemBody(status: number, code: string, detail: string) {
+  return { type: 'about:blank', title: code, status, code, detail, requestId: randomUUID() };
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>) : {};
+}
+
+async function listenOn(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+export class AccountingStandIn {
+  readonly calls: RecordedCall[] = [];
+  readonly balances = new Map<string, number>();
+  readonly reservations = new Map<string, Reservation>();
+  /** while true, finalize and abort answer 503 (accounting "down" for charges) */
+  chargesDown = false;
+  /** while true, initialize answers 503 */
+  reservationsDown = false;
+  /** credits every unknown user starts with */
+  defaultBalance = 1_000_000;
+  url = '';
+  readonly #server: Server;
+  readonly #prices: Map<string, { inputPer1k: number; outputPer1k: number }>;
+
+  constructor(auth: TestAuth, modelsFile?: string) {
+    this.#prices = new Map(loadModelCatalog(modelsFile).map((m) => [m.id, m.prices]));
+    this.#server = createServer((req, res) => {
+      this.#handle(auth, req, res).catch((error: unknown) => send(res, 500, problemBody(500, 'INTERNAL', String(error))));
+    });
+  }
+
+  async start(): Promise<this> {
+    this.url = await listenOn(this.#server);
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  balance(userId: string): number {
+    return this.balances.get(userId) ?? this.defaultBalance;
+  }
+
+  /** successful charges (finalize or abort answered 200) of one reservation */
+  chargesOf(reservationId: string): RecordedCall[] {
+    return this.calls.filter((c) => c.body.reservationId === reservationId && c.status === 200 && c.path !== '/internal/streaming-sessions/initialize');
+  }
+
+  async #handle(auth: TestAuth, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const token = req.headers[SERVICE_TOKEN_HEADER];
+    try {
+      verifyServiceToken(auth.internalKeyring, String(token), 'accounting');
+    } catch {
+      return send(res, 401, problemBody(401, 'UNAUTHENTICATED', 'service token'));
+    }
+    const body = await readJson(req);
+    const record = (status: number, userId?: string) => this.calls.push({ path, body, status, userId });
+    if (path === '/internal/streaming-sessions/initialize') {
+      if (this.reservationsDown) {
+        record(503);
+        return send(res, 503, problemBody(503, 'UPSTREAM_UNAVAILABLE', 'down'));
+      }
+      const bearer = bearerToken(req.headers.authorization);
+      let userId: string;
+      try {
+        userId = verifyAccessToken(auth.accessKeyring, String(bearer)).sub;
+      } catch {
+        record(401);
+        return send(res, 401, problemBody(401, 'UNAUTHENTICATED', 'user token'));
+      }
+      const input = initializeReservationBody.parse(body);
+      const existing = this.reservations.get(input.reservationId);
+      if (existing) {
+        record(200, userId);
+        return send(res, 200, this.#view(existing));
+      }
+      const prices = this.#prices.get(input.modelId);
+      if (!prices) return send(res, 404, problemBody(404, 'NOT_FOUND', 'model'));
+      const reserved = creditsFor(prices, input.inputTokens, input.maxOutputTokens);
+      if (this.balance(userId) < reserved) {
+        record(402, userId);
+        return send(res, 402, problemBody(402, 'INSUFFICIENT_CREDITS', `needs ${reserved}`));
+      }
+      this.balances.set(userId, this.balance(userId) - reserved);
+      const reservation: Reservation = {
+        reservationId: input.reservationId,
+        userId,
+        modelId: input.modelId,
+        reserved,
+        charged: 0,
+        status: 'open',
+        maxCharge: reserved,
+      };
+      this.reservations.set(input.reservationId, reservation);
+      record(200, userId);
+      return send(res, 200, this.#view(reservation));
+    }
+    if (path === '/internal/streaming-sessions/finalize' || path === '/internal/streaming-sessions/abort') {
+      if (this.chargesDown) {
+        record(503);
+        return send(res, 503, problemBody(503, 'UPSTREAM_UNAVAILABLE', 'down'));
+      }
+      const input = path.endsWith('finalize') ? finalizeReservationBody.parse(body) : abortReservationBody.parse(body);
+      const reservation = this.reservations.get(input.reservationId);
+      if (!reservation) {
+        record(404);
+        return send(res, 404, problemBody(404, 'NOT_FOUND', 'reservation'));
+      }
+      if (reservation.status === 'open') {
+        const prices = this.#prices.get(reservation.modelId) as { inputPer1k: number; outputPer1k: number };
+        const charge = Math.min(reservation.maxCharge, creditsFor(prices, input.inputTokens ?? 0, input.outputTokens));
+        reservation.charged = charge;
+        reservation.status = path.endsWith('finalize') ? 'finalized' : 'aborted';
+        this.balances.set(reservation.userId, this.balance(reservation.userId) + reservation.reserved - charge);
+      }
+      record(200, reservation.userId);
+      return send(res, 200, this.#view(reservation));
+    }
+    send(res, 404, problemBody(404, 'NOT_FOUND', path));
+  }
+
+  #view(r: Reservation) {
+    return {
+      reservationId: r.reservationId,
+      userId: r.userId,
+      status: r.status,
+      reservedCredits: r.reserved,
+      chargedCredits: r.charged,
+      releasedCredits: r.status === 'open' ? 0 : r.reserved - r.charged,
+      availableCredits: this.balance(r.userId),
+      expiresAt: new Date(Date.now() + 600_000).toISOString(),
+    };
+  }
+}
+
+export class MonitoringStandIn {
+  readonly calls: Array<{ supervisorId: string; studentId: string; hadUserToken: boolean }> = [];
+  readonly #pairs = new Set<string>();
+  url = '';
+  readonly #server: Server;
+
+  constructor(auth: TestAuth) {
+    this.#server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      try {
+        verifyServiceToken(auth.internalKeyring, String(req.headers[SERVICE_TOKEN_HEADER]), 'monitoring');
+      } catch {
+        return send(res, 401, problemBody(401, 'UNAUTHENTICATED', 'service token'));
+      }
+      if (url.pathname !== '/internal/relationships/check') return send(res, 404, problemBody(404, 'NOT_FOUND', url.pathname));
+      const query = relationshipCheckQuery.parse(Object.fromEntries(url.searchParams));
+      this.calls.push({ ...query, hadUserToken: bearerToken(req.headers.authorization) !== undefined });
+      send(res, 200, { supervises: this.#pairs.has(`${query.supervisorId}>${query.studentId}`) });
+    });
+  }
+
+  supervise(supervisorId: string, studentId: string): void {
+    this.#pairs.add(`${supervisorId}>${studentId}`);
+  }
+
+  async start(): Promise<this> {
+    this.url = await listenOn(this.#server);
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
