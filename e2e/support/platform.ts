@@ -83,12 +83,19 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
 
   // Services need each other's URLs; start them with port 0 first to learn the ports, then restart in place
   // so every part knows every other one. Restarting on a known port is what `restart` relies on anyway.
-  for (const name of SERVICE_ORDER) await launch(name);
-  for (const name of SERVICE_ORDER) {
-    await parts.get(name)?.stop();
-    await launch(name);
+  try {
+    for (const name of SERVICE_ORDER) await launch(name);
+    for (const name of SERVICE_ORDER) {
+      await parts.get(name)?.stop();
+      await launch(name);
+    }
+    await launch('gateway');
+  } catch (error) {
+    // never leave parts of a half-started platform running
+    await Promise.all([...parts.values()].map((part) => part.stop()));
+    const tails = Object.entries(logs).map(([name, lines]) => `${name}: ${lines.slice(-5).join(' | ')}`);
+    throw new Error(`platform did not start: ${(error as Error).message}\n${tails.join('\n')}`);
   }
-  await launch('gateway');
 
   return {
     gatewayUrl: urls.gateway,
