@@ -17,6 +17,12 @@ export interface RunningPart {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+// Children die with their launcher, even when it exits abruptly (a failed test run, mocha's --exit).
+const liveChildren = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+
 /**
  * Spawns `node src/main.ts` in the part's folder. Output lines go to `onLine`; the JSON log line with
  * msg "listening" gives the URL (so port 0 works).
@@ -33,8 +39,10 @@ export function launchPart(
     resolveUrl = resolve;
     rejectUrl = reject;
   });
+  liveChildren.add(child);
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
+      liveChildren.delete(child);
       rejectUrl(new Error(`${name} exited (${code}) before listening`));
       resolve(code);
     });
