@@ -11,7 +11,13 @@ import { toProfile, toPublicUser } from '../users/users-dal.ts';
 const idParams = z.strictObject({ id: z.string().regex(/^[0-9a-f]{24}$/, 'must be a user id') });
 const listQuery = z.strictObject({
   // control characters (NUL and friends) never belong in a search and upset the store's regex engine
-  search: z.string().trim().min(1).max(100).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters').optional(),
+  search: z
+    .string()
+    .trim()
+    .min(1)
+    .max(100)
+    .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters')
+    .optional(),
   role: roleSchema.optional(),
   status: statusSchema.optional(),
   page: z.coerce.number().int().min(1).max(10_000).default(1),
