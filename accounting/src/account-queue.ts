@@ -1,0 +1,66 @@
+/** What one queued call came to: its value, or the error to reject it with. */
+export type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
+
+interface Pending<C, R> {
+  call: C;
+  resolve: (value: R) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Runs the balance changes of one account one batch at a time within this process: calls that arrive while a
+ * batch of that account is in flight wait here (FIFO) and go together as the next batch.
+ *
+ * Why: every balance change locks the account row in PostgreSQL. Many calls for one hot account queued on that
+ * row lock are slow: each waiter holds a pool connection and a snapshot, and each hand-over of the lock costs a
+ * lock wait, a wake-up and a recheck in the server. Here they wait for free, and a batch pays one round trip,
+ * one lock hand-over and one commit for all its calls. Correctness still rests on the row lock in the database
+ * (other processes and the sweeper are not queued here).
+ */
+export class AccountBatcher<C, R> {
+  readonly #queues = new Map<string, Pending<C, R>[]>();
+  readonly #run: (calls: C[]) => Promise<Outcome<R>[]>;
+  readonly #maxBatch: number;
+
+  /** `run` answers each call in order; a rejection of `run` rejects every call of that batch. */
+  constructor(run: (calls: C[]) => Promise<Outcome<R>[]>, maxBatch = 32) {
+    this.#run = run;
+    this.#maxBatch = maxBatch;
+  }
+
+  submit(key: string, call: C): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const queue = this.#queues.get(key);
+      if (queue) {
+        queue.push({ call, resolve, reject });
+        return;
+      }
+      this.#queues.set(key, [{ call, resolve, reject }]);
+      void this.#drain(key);
+    });
+  }
+
+  /** Keys with calls queued or in flight (for tests). */
+  get size(): number {
+    return this.#queues.size;
+  }
+
+  async #drain(key: string): Promise<void> {
+    const queue = this.#queues.get(key) as Pending<C, R>[];
+    while (queue.length > 0) {
+      const batch = queue.splice(0, this.#maxBatch);
+      try {
+        const outcomes = await this.#run(batch.map((pending) => pending.call));
+        batch.forEach((pending, i) => {
+          const outcome = outcomes[i];
+          if (!outcome) pending.reject(new Error('batch answered fewer calls than it was given'));
+          else if (outcome.ok) pending.resolve(outcome.value);
+          else pending.reject(outcome.error);
+        });
+      } catch (error) {
+        for (const pending of batch) pending.reject(error);
+      }
+    }
+    this.#queues.delete(key);
+  }
+}
