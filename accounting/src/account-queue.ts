@@ -18,25 +18,33 @@ interface Pending<C, R> {
  * (other processes and the sweeper are not queued here).
  */
 export class AccountBatcher<C, R> {
-  readonly #queues = new Map<string, Pending<C, R>[]>();
+  readonly #queues = new Map<string, { pending: Pending<C, R>[]; running: number }>();
   readonly #run: (calls: C[]) => Promise<Outcome<R>[]>;
   readonly #maxBatch: number;
+  readonly #maxInFlight: number;
 
-  /** `run` answers each call in order; a rejection of `run` rejects every call of that batch. */
-  constructor(run: (calls: C[]) => Promise<Outcome<R>[]>, maxBatch = 32) {
+  /**
+   * `run` answers each call in order; a rejection of `run` rejects every call of that batch. Up to `maxInFlight`
+   * batches of one key run at once: with two, the next batch already waits at the server while one runs.
+   */
+  constructor(run: (calls: C[]) => Promise<Outcome<R>[]>, options: { maxBatch?: number; maxInFlight?: number } = {}) {
     this.#run = run;
-    this.#maxBatch = maxBatch;
+    this.#maxBatch = options.maxBatch ?? 32;
+    this.#maxInFlight = options.maxInFlight ?? 2;
   }
 
   submit(key: string, call: C): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      const queue = this.#queues.get(key);
-      if (queue) {
-        queue.push({ call, resolve, reject });
-        return;
+      let queue = this.#queues.get(key);
+      if (!queue) {
+        queue = { pending: [], running: 0 };
+        this.#queues.set(key, queue);
       }
-      this.#queues.set(key, [{ call, resolve, reject }]);
-      void this.#drain(key);
+      queue.pending.push({ call, resolve, reject });
+      if (queue.running < this.#maxInFlight) {
+        queue.running++;
+        void this.#drain(key, queue);
+      }
     });
   }
 
@@ -45,10 +53,9 @@ export class AccountBatcher<C, R> {
     return this.#queues.size;
   }
 
-  async #drain(key: string): Promise<void> {
-    const queue = this.#queues.get(key) as Pending<C, R>[];
-    while (queue.length > 0) {
-      const batch = queue.splice(0, this.#maxBatch);
+  async #drain(key: string, queue: { pending: Pending<C, R>[]; running: number }): Promise<void> {
+    while (queue.pending.length > 0) {
+      const batch = queue.pending.splice(0, this.#maxBatch);
       try {
         const outcomes = await this.#run(batch.map((pending) => pending.call));
         batch.forEach((pending, i) => {
@@ -61,6 +68,7 @@ export class AccountBatcher<C, R> {
         for (const pending of batch) pending.reject(error);
       }
     }
-    this.#queues.delete(key);
+    queue.running--;
+    if (queue.running === 0) this.#queues.delete(key);
   }
 }

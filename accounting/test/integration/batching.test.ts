@@ -4,7 +4,7 @@ import { testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import * as dal from '../../src/features/credits/credits-dal.ts';
 import { assertInvariant } from '../../src/features/credits/invariant.ts';
-import { finalizeStream, initializeStream } from '../../src/features/reservations/reservations-service.ts';
+import { finalizeStream, initializeStream, runCalls } from '../../src/features/reservations/reservations-service.ts';
 import { type Harness, startAccounting } from '../helpers.ts';
 
 // claude-3-7-sonnet: 3/1k input, 15/1k output -> 1000 + 1000 tokens reserve 18 credits
@@ -33,11 +33,13 @@ describe('accounting batched reserve/settle of one account (real PostgreSQL)', (
     const ids = Array.from({ length: 8 }, () => randomUUID());
     const opened = await Promise.all(ids.map((id) => initializeStream(h.db, user, stream(id), 600)));
     expect(opened.map((r) => r.status)).to.deep.equal(Array(8).fill('open'));
-    expect(opened.map((r) => r.availableCredits)).to.deep.equal(ids.map((_, i) => 1000 - 18 * (i + 1)));
-    // the first call went alone, the other seven in one transaction: one transaction timestamp
-    const rows = await h.db('reservations').whereIn('id', ids).select('id', 'created_at');
-    const times = new Set(rows.filter((row) => row.id !== ids[0]).map((row) => new Date(row.created_at).getTime()));
-    expect(times.size).to.equal(1);
+    // concurrent calls may apply in any order, each one seeing the balance the one before left
+    expect(opened.map((r) => r.availableCredits).sort((a, b) => b - a)).to.deep.equal(ids.map((_, i) => 1000 - 18 * (i + 1)));
+    // the first two went alone (two batches in flight), the six that waited in one transaction: one timestamp
+    const rows = await h.db('reservations').whereIn('id', ids).select('created_at');
+    const perTimestamp = new Map<number, number>();
+    for (const row of rows) perTimestamp.set(new Date(row.created_at).getTime(), (perTimestamp.get(new Date(row.created_at).getTime()) ?? 0) + 1);
+    expect([...perTimestamp.values()].sort()).to.deep.equal([1, 1, 6]);
 
     // settles in a batch, one of them twice: the repeat answers the settled reservation (idempotent)
     const settles = await Promise.all(
@@ -49,25 +51,37 @@ describe('accounting batched reserve/settle of one account (real PostgreSQL)', (
     const { availableCredits: _now, ...repeat } = settles[8] as (typeof settles)[number];
     const { availableCredits: _then, ...first } = settles[3] as (typeof settles)[number];
     expect(repeat).to.deep.equal(first); // the repeat answers the settled reservation (with today's balance)
-    expect(settles[7]?.availableCredits).to.equal(1000 - 8 * 5);
+    expect(await h.db('accounts').where({ user_id: user.userId }).first()).to.include({ available: String(1000 - 8 * 5), reserved: '0' });
     expect(await h.db('usage').whereIn('reservation_id', ids)).to.have.length(8);
     await assertInvariant(h.db, user.userId);
   });
 
   it('runs a batch with a refused call one by one: the refused call gets its error and leaves nothing, the others apply', async () => {
     const user = await userWith(40); // two reservations of 18 fit, a third does not
-    const results = await Promise.allSettled([
-      initializeStream(h.db, user, stream(), 600), // alone
-      initializeStream(h.db, user, stream(), 600), // these three form one batch, which fails as a whole
-      initializeStream(h.db, user, stream(), 600),
-      initializeStream(h.db, user, { ...stream(), modelId: 'local-dev', maxOutputTokens: 1 }, 600),
-    ]);
-    expect(results.map((r) => r.status)).to.deep.equal(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
-    const refused = (results[2] as PromiseRejectedResult).reason;
+    const reserve = (input = stream()) => ({ op: 'reserve' as const, actor: user, input: { ...input, ttlSeconds: 600 } });
+    const calls = [reserve(), reserve(), reserve(), reserve({ ...stream(), modelId: 'local-dev', maxOutputTokens: 1 })];
+    const outcomes = await runCalls(h.db, calls);
+    expect(outcomes.map((o) => o.ok)).to.deep.equal([true, true, false, true]);
+    const refused = (outcomes[2] as { error: ApiError }).error;
     expect(refused).to.be.instanceOf(ApiError);
     expect(refused).to.include({ code: 'INSUFFICIENT_CREDITS' });
     expect(refused.extensions).to.deep.equal({ availableCredits: 4 });
     expect(await h.db('reservations').where({ user_id: user.userId })).to.have.length(3);
+    expect(await h.db('reservations').where({ id: calls[2]?.input.reservationId })).to.have.length(0);
+    await assertInvariant(h.db, user.userId);
+  });
+
+  it('refuses exactly what does not fit when concurrent calls of one account come in batches', async () => {
+    const user = await userWith(40);
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 3 }, () => initializeStream(h.db, user, stream(), 600)),
+      initializeStream(h.db, user, { ...stream(), modelId: 'local-dev', maxOutputTokens: 1 }, 600),
+    ]);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused).to.have.length(1); // whatever the order: two of 18 and the one of 2 fit, the third 18 does not
+    expect(refused[0]?.reason).to.include({ code: 'INSUFFICIENT_CREDITS' });
+    expect(results[3]).to.include({ status: 'fulfilled' });
+    expect(await h.db('accounts').where({ user_id: user.userId }).first()).to.include({ available: '2', reserved: '38' });
     await assertInvariant(h.db, user.userId);
   });
 

@@ -53,7 +53,7 @@ async function outcomeOf(work: () => Promise<dal.Settled>): Promise<Outcome<dal.
  * One call alone; several in one `acc_batch` transaction. When the batch fails (one call is refused, e.g. short of
  * credits, or a deadlock) nothing of it applied, and each call runs on its own to get its own answer.
  */
-async function runCalls(db: Knex, calls: dal.MoneyCall[]): Promise<Outcome<dal.Settled>[]> {
+export async function runCalls(db: Knex, calls: dal.MoneyCall[]): Promise<Outcome<dal.Settled>[]> {
   if (calls.length > 1) {
     try {
       return (await dal.batch(db, calls)).map((value) => ({ ok: true, value }));
