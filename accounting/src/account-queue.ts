@@ -8,8 +8,9 @@ interface Pending<C, R> {
 }
 
 /**
- * Runs the balance changes of one account one batch at a time within this process: calls that arrive while a
- * batch of that account is in flight wait here (FIFO) and go together as the next batch.
+ * Runs the balance changes of one account in batches within this process: up to `maxInFlight` batches of an
+ * account at once; calls that arrive meanwhile wait here (in arrival order) and go together as the next batch.
+ * Concurrent calls may apply in any order (as without batching); calls one caller makes one after another keep it.
  *
  * Why: every balance change locks the account row in PostgreSQL. Many calls for one hot account queued on that
  * row lock are slow: each waiter holds a pool connection and a snapshot, and each hand-over of the lock costs a
