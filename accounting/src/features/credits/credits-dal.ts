@@ -1,5 +1,5 @@
 import type { Actor } from '@platform/shared-types';
-import { type Db, iso, num } from '../../db.ts';
+import { type Db, iso, num, preparedRows } from '../../db.ts';
 
 /** Data access for the money functions of migrations/003 and the read side of credits. */
 
@@ -81,38 +81,70 @@ export interface ReservationRow {
 /** A reservation with the user's available credits right after the change. */
 export type Settled = ReservationRow & { available_after: string };
 
-export async function reserve(
-  db: Db,
-  actor: Actor,
-  input: { reservationId: string; sessionId: string; modelId: string; inputTokens: number; maxOutputTokens: number; ttlSeconds: number },
-): Promise<Settled> {
-  const { rows } = await db.raw('SELECT (r.reservation).*, r.available_after FROM acc_reserve(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) r', [
-    input.reservationId,
-    actor.userId,
-    actor.username,
-    actor.email,
-    actor.role,
-    input.sessionId,
-    input.modelId,
-    input.inputTokens,
-    input.maxOutputTokens,
-    input.ttlSeconds,
-  ]);
-  return rows[0];
+export interface ReserveInput {
+  reservationId: string;
+  sessionId: string;
+  modelId: string;
+  inputTokens: number;
+  maxOutputTokens: number;
+  ttlSeconds: number;
 }
 
-export async function settle(
-  db: Db,
-  input: { reservationId: string; status: 'finalized' | 'aborted' | 'expired'; inputTokens?: number; outputTokens: number; expectUserId?: string },
-): Promise<Settled> {
-  const { rows } = await db.raw('SELECT (r.reservation).*, r.available_after FROM acc_settle(?, ?, ?, ?, ?) r', [
+export interface SettleInput {
+  reservationId: string;
+  status: 'finalized' | 'aborted' | 'expired';
+  inputTokens?: number;
+  outputTokens: number;
+  expectUserId?: string;
+}
+
+export async function reserve(db: Db, actor: Actor, input: ReserveInput): Promise<Settled> {
+  const rows = await preparedRows<Settled>(
+    db,
+    'acc_reserve',
+    'SELECT (r.reservation).*, r.available_after FROM acc_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) r',
+    [
+      input.reservationId,
+      actor.userId,
+      actor.username,
+      actor.email,
+      actor.role,
+      input.sessionId,
+      input.modelId,
+      input.inputTokens,
+      input.maxOutputTokens,
+      input.ttlSeconds,
+    ],
+  );
+  return rows[0] as Settled;
+}
+
+export async function settle(db: Db, input: SettleInput): Promise<Settled> {
+  const rows = await preparedRows<Settled>(db, 'acc_settle', 'SELECT (r.reservation).*, r.available_after FROM acc_settle($1, $2, $3, $4, $5) r', [
     input.reservationId,
     input.status,
     input.inputTokens ?? null,
     input.outputTokens,
     input.expectUserId ?? null,
   ]);
-  return rows[0];
+  return rows[0] as Settled;
+}
+
+/** A reserve or settle call, as `batch` takes them. */
+export type MoneyCall = { op: 'reserve'; actor: Actor; input: ReserveInput } | { op: 'settle'; input: SettleInput };
+
+/**
+ * Runs several calls in order in one transaction through `acc_batch` (migrations/004): all apply, or none
+ * (the error of the first call that failed is thrown). Answers are JSON: amounts as numbers, times as strings.
+ */
+export async function batch(db: Db, calls: MoneyCall[]): Promise<Settled[]> {
+  const json = calls.map((call) =>
+    call.op === 'reserve'
+      ? { op: 'reserve', ...call.input, userId: call.actor.userId, username: call.actor.username, email: call.actor.email, role: call.actor.role }
+      : { op: 'settle', ...call.input },
+  );
+  const rows = await preparedRows<{ result: Settled }>(db, 'acc_batch', 'SELECT r AS result FROM acc_batch($1) r', [JSON.stringify(json)]);
+  return rows.map((row) => row.result);
 }
 
 export async function findReservation(db: Db, reservationId: string): Promise<ReservationRow | undefined> {
