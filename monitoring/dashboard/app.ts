@@ -387,7 +387,8 @@ function handleStreamEvent(event: string, raw: string): void {
       logEvent(`Interrupted${data.reason ? `: ${String(data.reason)}` : ''}`);
       break;
     case 'feedback':
-      logEvent(`Feedback: ${String(data.message ?? '')}`);
+      // chat's feedback event: {sessionId, messageId, from: {userId, username, role}, content, createdAt}
+      logEvent(`Feedback: ${String(data.content ?? '')}`);
       break;
     case 'error':
       setWatchState('ended with an error');
