@@ -1,9 +1,10 @@
 // The supervisor dashboard in a real browser (headless Debian Chromium) against the real platform: every part
 // a separate process, the page loaded from the public gateway as a user would (issue 7's browser test, flow 5).
+import { createKeyring, signAccessToken } from '@platform/shared-types';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, newDashboardPage, screenshot, signInThroughForm } from '../../monitoring/test/support/browser.ts';
-import { waitFor } from '../../monitoring/test/support/fake-services.ts';
+import { waitFor } from '../../monitoring/test/support/wait.ts';
 import { api, createUser, type Session, type SseEvent, sse } from '../support/client.ts';
 import { assertLedgerInvariant } from '../support/ledger.ts';
 import { type Platform, startPlatform } from '../support/platform.ts';
@@ -102,9 +103,10 @@ describe('supervisor dashboard in headless Chromium through the gateway', functi
       .locator('#watch-state')
       .getByText(/^(live|streaming)$/)
       .waitFor();
-    await page.waitForFunction(() => (document.getElementById('transcript')?.textContent?.length ?? 0) > 0);
-    const seenSoFar = ((await transcript.textContent()) ?? '').length;
-    await page.waitForFunction((length) => (document.getElementById('transcript')?.textContent?.length ?? 0) > length, seenSoFar);
+    const shownLength = async () => ((await transcript.textContent()) ?? '').length;
+    await waitFor(async () => (await shownLength()) > 0, 'the transcript to show text', 15_000);
+    const seenSoFar = await shownLength();
+    await waitFor(async () => (await shownLength()) > seenSoFar, 'the transcript to keep growing', 15_000);
     expect(
       stream.events.some((e) => ['done', 'interrupted', 'error'].includes(e.event)),
       'stream still live',
@@ -150,5 +152,39 @@ describe('supervisor dashboard in headless Chromium through the gateway', functi
     await row.getByText('none').waitFor();
     expect(await row.textContent()).to.contain(String(settled.body.available));
     expect(pageErrors).to.deep.equal([]);
+  });
+
+  it("renews the supervisor's expired access token through the gateway's refresh route and carries on", async () => {
+    // the signed-in page from above gets an access token that expired (same secret, exp in the past)
+    const expired = signAccessToken(
+      createKeyring(platform.secrets.JWT_ACCESS_SECRET),
+      { sub: supervisor.userId, username: supervisor.username, email: supervisor.email, role: 'supervisor' },
+      { ttlSeconds: -60 },
+    );
+    const stored = await page.evaluate((token) => {
+      const session = JSON.parse(sessionStorage.getItem('monitoring.session') ?? 'null') as { accessToken: string; refreshToken: string } | null;
+      if (!session) return null;
+      sessionStorage.setItem('monitoring.session', JSON.stringify({ ...session, accessToken: token }));
+      return session;
+    }, expired);
+    expect(stored, 'the dashboard keeps its session in sessionStorage').to.not.equal(null);
+    pageErrors.length = 0;
+
+    const refreshed = page.waitForResponse((response) => response.url().endsWith('/api/auth/refresh'));
+    await page.reload();
+    expect((await refreshed).status()).to.equal(200);
+    await page.locator(`tr[data-student-id="${student.userId}"]`).getByRole('rowheader', { name: student.username }).waitFor();
+    expect(await page.locator('#login-view').isVisible(), 'still signed in').to.equal(false);
+    const renewed = await page.evaluate(
+      () => JSON.parse(sessionStorage.getItem('monitoring.session') ?? '{}') as { accessToken?: string; refreshToken?: string },
+    );
+    expect(renewed.accessToken).to.be.a('string').and.not.equal(expired);
+    expect(renewed.refreshToken).to.be.a('string').and.not.equal(stored?.refreshToken);
+    // the renewed token works through the gateway
+    const me = await api(gw, 'GET', '/api/supervised-students', { token: renewed.accessToken });
+    expect(me.status).to.equal(200);
+    await screenshot(page, OUTPUT_DIR, 'dashboard-e2e-renewed.png');
+    // only the expected 401 of the expired token reached the console
+    expect(pageErrors.filter((error) => !error.includes('401'))).to.deep.equal([]);
   });
 });
