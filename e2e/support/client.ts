@@ -41,11 +41,14 @@ export interface SseEvent {
   data: Record<string, unknown>;
 }
 
-/** Opens an SSE response and yields parsed events until the stream ends or `signal` aborts. */
+/**
+ * Opens an SSE response and yields parsed events until the stream ends or `signal` aborts.
+ * `onComment` sees comment lines (e.g. chat's `: ready` once a listener is subscribed).
+ */
 export async function* sse(
   base: string,
   path: string,
-  options: { token?: string; method?: string; body?: unknown; signal?: AbortSignal } = {},
+  options: { token?: string; method?: string; body?: unknown; signal?: AbortSignal; onComment?: (comment: string) => void } = {},
 ): AsyncGenerator<SseEvent> {
   const headers: Record<string, string> = { accept: 'text/event-stream' };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
@@ -58,7 +61,7 @@ export async function* sse(
   });
   if (!response.ok || !response.body) throw new SseRefused(response.status, await response.text());
   const queue: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => queue.push(event) });
+  const parser = createParser({ onEvent: (event) => queue.push(event), onComment: options.onComment });
   const decoder = new TextDecoder();
   try {
     for await (const chunk of response.body) {

@@ -381,13 +381,16 @@ function handleStreamEvent(event: string, raw: string): void {
     case 'done':
       setWatchState(`done (${String(data.credits ?? '?')} credits)`);
       logEvent('Stream finished');
+      void loadStudents(true); // the list would show the session live until the next auto-refresh
       break;
     case 'interrupted':
       setWatchState('interrupted');
       logEvent(`Interrupted${data.reason ? `: ${String(data.reason)}` : ''}`);
+      void loadStudents(true);
       break;
     case 'feedback':
-      logEvent(`Feedback: ${String(data.message ?? '')}`);
+      // chat's feedback event: {sessionId, messageId, from: {userId, username, role}, content, createdAt}
+      logEvent(`Feedback: ${String(data.content ?? '')}`);
       break;
     case 'error':
       setWatchState('ended with an error');

@@ -1,14 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
 import { testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, newDashboardPage, screenshot, signInThroughForm } from '../support/browser.ts';
 import { waitFor } from '../support/fake-services.ts';
 import { startFrontServer } from '../support/front-server.ts';
 import { startTestMonitoring, type TestMonitoring } from '../support/monitoring.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT_DIR = new URL('../../test-output/', import.meta.url);
 
 describe('dashboard in headless Chromium (monitoring + same-origin test front)', function () {
@@ -17,7 +15,7 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
   let front: Awaited<ReturnType<typeof startFrontServer>>;
   let browser: Browser;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
   const admin = testActor('admin', { username: 'root' });
   const supervisor = testActor('supervisor', { username: 'grace' });
   const student = testActor('enduser', { username: 'linus' });
@@ -30,7 +28,6 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
 
   before(async function () {
     this.timeout(15 * 60_000); // a fresh machine installs Chromium first
-    if (!existsSync(CHROMIUM)) execFileSync('bash', [new URL('../../scripts/ensure-chromium.sh', import.meta.url).pathname], { stdio: 'inherit' });
     m = await startTestMonitoring();
     for (const actor of [admin, supervisor, student, student2]) m.fakeAuth.add(actor);
     for (const st of [student, student2]) {
@@ -49,24 +46,8 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
     m.chat.open(sessionId, student.userId);
     m.chat.emit(sessionId, 'session', { sessionId, messageId: 'msg-1', reservationId: randomUUID() });
     front = await startFrontServer({ auth: m.auth, monitoringUrl: m.url, fakeAuth: m.fakeAuth, accounting: m.accounting, chat: m.chat, passwords });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--headless',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(message.text());
-    });
+    browser = await launchChromium();
+    ({ page, pageErrors } = await newDashboardPage(browser));
   });
   after(async () => {
     await browser?.close();
@@ -74,18 +55,12 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
     await m?.stop();
   });
 
-  async function signIn(identity: string, password: string): Promise<void> {
-    await page.goto(`${front.url}/monitoring/`);
-    await page.getByLabel('Email or username').fill(identity);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  }
+  const signIn = (identity: string, password: string) => signInThroughForm(page, front.url, identity, password);
 
   it('a supervisor signs in, sees students, watches a live stream, sends feedback, allocates credits and interrupts', async () => {
     await signIn(supervisor.email, 'wrong-password');
     await page.getByText('Wrong email or password').waitFor();
-    mkdirSync(OUTPUT_DIR, { recursive: true });
-    await page.screenshot({ path: new URL('dashboard-login.png', OUTPUT_DIR).pathname });
+    await screenshot(page, OUTPUT_DIR, 'dashboard-login.png');
     await page.getByLabel('Password').fill('supervisor-password');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByText(`Welcome, ${supervisor.username}.`).waitFor();
@@ -127,7 +102,7 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
     expect(front.interrupts).to.deep.equal([{ sessionId, reason: 'Off-topic', by: supervisor.userId }]);
     await waitFor(() => m.chat.openObservers === 0 && m.service.monitoring.relay.openCount === 0, 'the relay to close after the terminal event');
 
-    await page.screenshot({ path: new URL('dashboard-supervisor.png', OUTPUT_DIR).pathname, fullPage: true });
+    await screenshot(page, OUTPUT_DIR, 'dashboard-supervisor.png');
     expect(await page.locator('#admin-view').isVisible()).to.equal(false);
     expect(pageErrors.filter((e) => !e.includes('401'))).to.deep.equal([]);
   });
@@ -152,7 +127,7 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
     await page.getByLabel(`Role of ${student2.username}`).selectOption('supervisor');
     await page.getByText(`Updated ${student2.username}.`).waitFor();
     expect(m.fakeAuth.users.get(student2.userId)?.role).to.equal('supervisor');
-    await page.screenshot({ path: new URL('dashboard-admin.png', OUTPUT_DIR).pathname, fullPage: true });
+    await screenshot(page, OUTPUT_DIR, 'dashboard-admin.png');
     expect(pageErrors.filter((e) => !e.includes('401'))).to.deep.equal([]);
   });
 });

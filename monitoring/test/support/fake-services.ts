@@ -163,11 +163,4 @@ export type FakeAuth = Awaited<ReturnType<typeof startFakeAuth>>;
 export type FakeAccounting = Awaited<ReturnType<typeof startFakeAccounting>>;
 export type FakeChat = Awaited<ReturnType<typeof startFakeChat>>;
 
-/** Bounded poll for a condition (no sleeps as synchronisation). */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export { waitFor } from './wait.ts';

@@ -93,7 +93,7 @@ export async function startFrontServer(options: {
         return sendJson(res, 202, { interrupted: true });
       }
       feedback.push({ sessionId, message: body.message, by: actor.userId });
-      chat.emit(sessionId, 'feedback', { message: body.message, from: actor.username });
+      chat.emit(sessionId, 'feedback', { sessionId, content: body.message, from: { userId: actor.userId, username: actor.username, role: actor.role } });
       return sendJson(res, 201, { delivered: true });
     }
     if (req.method === 'GET' && path === '/api/admin/users' && actor.role === 'admin') {
