@@ -44,6 +44,18 @@ describe('accounting credits (real PostgreSQL)', () => {
   const initialize = (user: Parameters<typeof h.auth.token>[0], body: Record<string, unknown>) =>
     h.api.internal('POST', '/internal/streaming-sessions/initialize', body, { token: h.auth.token(user) });
 
+  it('deduct: a reason up to 128 characters is stored, a longer one or one with NUL is a 400 (fuzzer finding)', async () => {
+    const user = await newUser();
+    await allocate(user.userId, 50);
+    const long = await h.api.json(await h.api.as(admin, 'POST', '/api/credits/deduct', { userId: user.userId, credits: 1, reason: '0'.repeat(129) }));
+    expect(long.status).to.equal(400);
+    const nul = await h.api.json(await h.api.as(admin, 'POST', '/api/credits/deduct', { userId: user.userId, credits: 1, reason: 'a\u0000b' }));
+    expect(nul.status).to.equal(400);
+    const fits = await h.api.json(await h.api.as(admin, 'POST', '/api/credits/deduct', { userId: user.userId, credits: 1, reason: '0'.repeat(128) }));
+    expect(fits.status, JSON.stringify(fits.body)).to.equal(200);
+    expect((await balance(user)).available).to.equal(49);
+  });
+
   it('creates accounts just in time and allocates with a ledger entry and a new balance', async () => {
     const user = await newUser();
     const first = await allocate(user.userId, 500, { notes: 'welcome' });

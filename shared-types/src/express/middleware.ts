@@ -120,6 +120,14 @@ export function isStoreUnavailable(error: unknown): boolean {
   return false;
 }
 
+// PostgreSQL: value too long, NUL byte, untranslatable character
+const REJECTED_VALUE_CODES = new Set(['22001', '22021', '22P05']);
+
+export function isStoreRejectedValue(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && REJECTED_VALUE_CODES.has(code);
+}
+
 /** Maps every error to problem+json. Unknown errors are logged and answered as INTERNAL, never with a stack. */
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, next) => {
@@ -137,6 +145,9 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       body = problem('PAYLOAD_TOO_LARGE', 'Request body is too large', requestId);
     } else if (error?.type === 'entity.parse.failed' || error?.type === 'charset.unsupported' || error?.type === 'encoding.unsupported') {
       body = problem('VALIDATION_FAILED', 'Request body is not valid JSON', requestId);
+    } else if (isStoreRejectedValue(error)) {
+      // defence in depth: a value the schema let through but the store refuses is still the client's input
+      body = problem('VALIDATION_FAILED', 'A value is too long or contains characters that cannot be stored', requestId);
     } else if (isStoreUnavailable(error)) {
       logger.warn({ err: { name: error?.name, message: error?.message } }, 'store unavailable');
       body = problem('UPSTREAM_UNAVAILABLE', 'A backing store is unavailable; try again shortly', requestId, { status: 503 });

@@ -44,7 +44,22 @@ interface Operation {
   spec: RouteSpec<Schema, Schema, Schema>;
 }
 
+/** NUL never belongs in our API's text, and stores refuse or mangle it: reject it in any key or string. */
+function findNul(value: unknown, path: string[], depth = 0): string[] | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (value === null || typeof value !== 'object' || depth > 32) return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    if (key.includes('\u0000')) return [...path, key];
+    const found = findNul(inner, [...path, key], depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 function parsePart(schema: z.ZodType, value: unknown, part: string): unknown {
+  const nul = findNul(value, [part]);
+  if (nul)
+    throw new ApiError('VALIDATION_FAILED', `Invalid request ${part}`, { errors: [{ path: nul.join('.'), message: 'must not contain NUL characters' }] });
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const errors = result.error.issues.map((issue) => ({ path: [part, ...issue.path.map(String)].join('.'), message: issue.message }));

@@ -68,7 +68,7 @@ describe('ServiceClient against a real service app', () => {
   });
 
   it('validates service route bodies strictly (unknown fields and wrong types are 400)', async () => {
-    for (const body of [{ n: 1, extra: true }, { n: '1' }, { n: { $gt: 0 } }]) {
+    for (const body of [{ n: 1, extra: true }, { n: '1' }, { n: { $gt: 0 } }, { n: 1, 'x\u0000': 'y' }]) {
       const error = await client.call('accounting', '/internal/echo', { body }).catch((e: unknown) => e);
       expect((error as ApiError).code).to.equal('VALIDATION_FAILED');
     }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { isStoreUnavailable } from '../../src/express/middleware.ts';
+import { isStoreRejectedValue, isStoreUnavailable } from '../../src/express/middleware.ts';
 
 describe('store unavailability', () => {
   it('recognises driver errors of MongoDB, PostgreSQL and Redis, also as causes', () => {
@@ -13,5 +13,12 @@ describe('store unavailability', () => {
   it('leaves other errors alone', () => {
     expect(isStoreUnavailable(new TypeError('undefined is not a function'))).to.equal(false);
     expect(isStoreUnavailable(Object.assign(new Error('dup'), { code: 11000 }))).to.equal(false);
+  });
+});
+
+describe('values a store refuses', () => {
+  it('are the client input: too long, NUL, untranslatable', () => {
+    for (const code of ['22001', '22021', '22P05']) expect(isStoreRejectedValue(Object.assign(new Error('pg'), { code }))).to.equal(true);
+    expect(isStoreRejectedValue(Object.assign(new Error('pg'), { code: '23505' }))).to.equal(false);
   });
 });

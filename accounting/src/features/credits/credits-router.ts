@@ -26,7 +26,7 @@ const balanceSchema = z.object({
   allocations: z.array(allocationSchema.pick({ id: true, credits: true, remaining: true, expiresAt: true, notes: true, createdAt: true })),
 });
 const allocateBody = z.object({ userId, credits, expiryDays: z.number().int().min(1).max(3650).optional(), notes: z.string().max(500).optional() }).strict();
-const deductBody = z.object({ userId, credits, reason: z.string().max(200).optional() }).strict();
+const deductBody = z.object({ userId, credits, reason: z.string().max(128).optional() }).strict();
 const calculateBody = z.object({ modelId, inputTokens: tokens, outputTokens: tokens }).strict();
 
 function keyOf(req: Request): string | undefined {
