@@ -6,9 +6,15 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DATA="$ROOT/.data"
-PG_PORT="${PG_PORT:-55432}"
-REDIS_PORT="${REDIS_PORT:-56379}"
-MONGO_PORT="${MONGO_PORT:-57017}"
+# Ports: the environment wins; else the ones this checkout's stores used before (.data/ports.env);
+# else the defaults. A default port taken by someone else's server moves to the next free one.
+ENV_PG_PORT="${PG_PORT:-}"; ENV_REDIS_PORT="${REDIS_PORT:-}"; ENV_MONGO_PORT="${MONGO_PORT:-}"
+PORTS_FILE="$DATA/ports.env"
+# shellcheck disable=SC1090
+[ -f "$PORTS_FILE" ] && . "$PORTS_FILE"
+PG_PORT="${ENV_PG_PORT:-${PG_PORT:-55432}}"
+REDIS_PORT="${ENV_REDIS_PORT:-${REDIS_PORT:-56379}}"
+MONGO_PORT="${ENV_MONGO_PORT:-${MONGO_PORT:-57017}}"
 mkdir -p "$DATA"
 bash "$ROOT/scripts/secrets.sh"
 set -a; . "$DATA/secrets.env"; set +a
@@ -20,7 +26,12 @@ wait_for() { # name, seconds, command...
   for _ in $(seq 1 $((secs * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
   log "$name did not answer within ${secs}s"; return 1
 }
+alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+next_free_port() { local port="$1"; while port_open "$port"; do port=$((port + 1)); done; echo "$port"; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# our own cluster's postmaster is running (never someone else's server on the same port)
+alive_pg() { [ -s "$1/postmaster.pid" ] && kill -0 "$(head -1 "$1/postmaster.pid")" 2>/dev/null; }
 
 pg_bin() {
   for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done
@@ -31,7 +42,8 @@ start_postgres() {
   [ -n "${PG_URL:-}" ] && { log "postgres: using configured PG_URL"; return; }
   local bin dir="$DATA/postgres" run="$DATA/postgres-run"
   bin="$(pg_bin)"
-  if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+  if ! alive_pg "$dir"; then
+    if port_open "$PG_PORT"; then PG_PORT="$(next_free_port "$PG_PORT")"; log "postgres: port taken by another server, using $PG_PORT"; fi
     mkdir -p "$run"
     if [ ! -s "$dir/PG_VERSION" ]; then
       log "postgres: initdb in $dir"
@@ -66,7 +78,8 @@ start_redis() {
       sudo DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >/dev/null
     fi
   fi
-  if port_open "$REDIS_PORT"; then log "redis: reusing server on $REDIS_PORT"; else
+  if alive "$DATA/redis.pid"; then log "redis: reusing server on $REDIS_PORT"; else
+    if port_open "$REDIS_PORT"; then REDIS_PORT="$(next_free_port "$REDIS_PORT")"; log "redis: port taken by another server, using $REDIS_PORT"; fi
     mkdir -p "$DATA/redis"
     log "redis: starting on $REDIS_PORT"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" --daemonize yes \
@@ -87,7 +100,8 @@ start_mongo() {
     mkdir -p "$ROOT/.tools"
     (cd "$src" && go build -o "$bin" .) && echo "$stamp" > "$bin.stamp"
   fi
-  if port_open "$MONGO_PORT"; then log "mongo: reusing server on $MONGO_PORT"; else
+  if alive "$DATA/ferretdb.pid"; then log "mongo: reusing server on $MONGO_PORT"; else
+    if port_open "$MONGO_PORT"; then MONGO_PORT="$(next_free_port "$MONGO_PORT")"; log "mongo: port taken by another server, using $MONGO_PORT"; fi
     log "mongo: starting FerretDB on $MONGO_PORT"
     nohup "$bin" -listen "127.0.0.1:$MONGO_PORT" -dir "$DATA/ferretdb" >"$DATA/ferretdb.log" 2>&1 &
     echo $! > "$DATA/ferretdb.pid"
@@ -96,6 +110,7 @@ start_mongo() {
 }
 
 write_env() {
+  printf 'PG_PORT=%s\nREDIS_PORT=%s\nMONGO_PORT=%s\n' "$PG_PORT" "$REDIS_PORT" "$MONGO_PORT" > "$PORTS_FILE"
   {
     echo "PG_URL=${PG_URL:-postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT}"
     echo "REDIS_URL=${REDIS_URL:-redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT}"
@@ -107,14 +122,15 @@ write_env() {
 stop_all() {
   local bin; bin="$(pg_bin)"
   if [ -s "$DATA/postgres/postmaster.pid" ]; then as_pg "$bin/pg_ctl" -D "$DATA/postgres" -m fast -w stop >/dev/null || true; fi
-  if port_open "$REDIS_PORT"; then redis-cli -p "$REDIS_PORT" -a "$REDIS_PASSWORD" --no-auth-warning shutdown nosave >/dev/null 2>&1 || true; fi
+  if alive "$DATA/redis.pid"; then kill "$(cat "$DATA/redis.pid")" 2>/dev/null || true; fi
   if [ -s "$DATA/ferretdb.pid" ]; then kill "$(cat "$DATA/ferretdb.pid")" 2>/dev/null || true; rm -f "$DATA/ferretdb.pid"; fi
   log "stopped"
 }
 
 case "${1:-start}" in
-  start) start_redis & r=$!; start_mongo & m=$!; start_postgres; wait $r; wait $m; write_env; log "ready ($DATA/services.env)";;
+  # one after the other: each may move its port, which write_env then records
+  start) start_redis; start_mongo; start_postgres; write_env; log "ready ($DATA/services.env)";;
   stop) stop_all;;
-  status) port_open "$PG_PORT" && echo "postgres up"; port_open "$REDIS_PORT" && echo "redis up"; port_open "$MONGO_PORT" && echo "mongo up"; true;;
+  status) alive_pg "$DATA/postgres" && echo "postgres up"; alive "$DATA/redis.pid" && echo "redis up"; alive "$DATA/ferretdb.pid" && echo "mongo up"; true;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2;;
 esac
