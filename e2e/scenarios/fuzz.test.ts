@@ -65,6 +65,15 @@ describe('fuzzing the public API with schemathesis', function () {
     // the failures and errors sections, then the summary
     const start = output.search(/^=+ (FAILURES|ERRORS) =+$/m);
     process.stdout.write((start >= 0 ? output.slice(start) : output.split('\n').slice(-40).join('\n')).slice(0, 20_000));
+    // the server side of any failure: every error line the parts logged during the run
+    const errors = (['gateway', 'auth', 'accounting', 'chat', 'monitoring'] as const).flatMap((name) =>
+      platform
+        .logs(name)
+        .filter((line) => /"level":(50|60)/.test(line))
+        .map((line) => `${name}: ${line}`),
+    );
+    writeFileSync(join(ROOT, 'e2e', 'test-output', 'fuzz-server-errors.log'), errors.join('\n'));
+    if (errors.length > 0) process.stdout.write(`\nserver errors logged during the run:\n${errors.slice(0, 20).join('\n').slice(0, 8000)}\n`);
     expect(run.status, 'schemathesis found failures (see output above)').to.equal(0);
   });
 });

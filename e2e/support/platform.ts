@@ -73,7 +73,7 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     const part = launchPart(name, envFor(name), (from, line) => {
       const list = logs[from];
       list.push(line);
-      if (list.length > 2000) list.shift();
+      if (list.length > 20_000) list.shift();
     });
     parts.set(name, part);
     const url = await part.url;
