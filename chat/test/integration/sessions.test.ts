@@ -62,6 +62,19 @@ describe('chat models and sessions (real MongoDB-compatible server and Redis)', 
     );
   });
 
+  it('a rename racing a delete answers 200 or 404, never 500 (fuzzer finding)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const id = await createSession(platform, alice);
+      const renames = Array.from({ length: 10 }, (_, i) =>
+        fetch(url(`/api/chat/sessions/${id}`), { method: 'PATCH', headers: platform.json(alice), body: JSON.stringify({ title: `t${i}` }) }),
+      );
+      const removal = fetch(url(`/api/chat/sessions/${id}`), { method: 'DELETE', headers: platform.headers(alice) });
+      const statuses = (await Promise.all([...renames, removal])).map((response) => response.status);
+      for (const status of statuses.slice(0, -1)) expect([200, 404]).to.include(status);
+      expect(statuses.at(-1)).to.equal(204);
+    }
+  });
+
   it('lists own sessions newest first with paging; renames; deletes; another user gets NOT_FOUND', async () => {
     const carol = testActor('enduser');
     const ids: string[] = [];

@@ -107,7 +107,7 @@ export class SessionsDal {
   }
 
   async updateSession(id: Types.ObjectId, patch: Partial<Pick<SessionDoc, 'title' | 'titled' | 'modelId'>>): Promise<SessionDoc | null> {
-    await this.sessions.updateOne({ _id: id }, { $set: { ...patch, updatedAt: new Date() } });
+    await retryTransient(() => this.sessions.updateOne({ _id: id }, { $set: { ...patch, updatedAt: new Date() } }));
     return this.sessions.findById(id).lean<SessionDoc>();
   }
 

@@ -76,7 +76,10 @@ export class SessionsService {
     const update: Partial<Pick<SessionDoc, 'title' | 'titled' | 'modelId'>> = {};
     if (patch.title !== undefined) Object.assign(update, { title: patch.title, titled: true });
     if (patch.modelId !== undefined) update.modelId = patch.modelId;
-    return (await this.dal.updateSession(session._id, update)) as SessionDoc;
+    const updated = await this.dal.updateSession(session._id, update);
+    // deleted between the ownership check and the update (a concurrent DELETE)
+    if (!updated) throw new ApiError('NOT_FOUND', 'No such session');
+    return updated;
   }
 
   async remove(actor: Actor, id: string): Promise<void> {
