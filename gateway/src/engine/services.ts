@@ -91,7 +91,8 @@ export function sendUpstream(
   });
   return {
     response,
-    abort: () => request.destroy(),
+    // request is unset only when node:http refused the options synchronously (the promise rejected then)
+    abort: () => request?.destroy(),
   };
 }
 
