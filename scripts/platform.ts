@@ -1,6 +1,7 @@
 // Starts the platform's parts as separate processes (as `make up` does) and reports where each listens.
 // Used by scripts/up.ts (fixed DESIGN ports) and the e2e suites (port 0, fresh databases, kill/restart).
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
@@ -23,8 +24,14 @@ process.once('exit', () => {
   for (const child of liveChildren) child.kill('SIGKILL');
 });
 
+/** The node flags (`--...` words) of a part's `npm start` script, so parts launched here run as `npm start` runs them. */
+export function startFlags(name: PartName): string[] {
+  const manifest = JSON.parse(readFileSync(join(ROOT, name, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
+  return (manifest.scripts?.start ?? '').split(/\s+/).filter((word) => word.startsWith('--'));
+}
+
 /**
- * Spawns `node src/main.ts` in the part's folder. Output lines go to `onLine`; the JSON log line with
+ * Spawns `node [start flags] src/main.ts` in the part's folder (flags from its package.json start script). Output lines go to `onLine`; the JSON log line with
  * msg "listening" gives the URL (so port 0 works).
  */
 export function launchPart(
@@ -32,7 +39,11 @@ export function launchPart(
   env: Record<string, string | undefined>,
   onLine: (name: PartName, line: string, stream: 'out' | 'err') => void,
 ): RunningPart {
-  const child = spawn(process.execPath, ['src/main.ts'], { cwd: join(ROOT, name), env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...startFlags(name), 'src/main.ts'], {
+    cwd: join(ROOT, name),
+    env: env as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let resolveUrl: (url: string) => void = () => {};
   let rejectUrl: (error: Error) => void = () => {};
   const url = new Promise<string>((resolve, reject) => {

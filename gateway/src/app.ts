@@ -41,10 +41,15 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
 
   async function runGate(ex: Exchange, stage: Extract<PipelineStage, { kind: 'gate' }>): Promise<void> {
     const members = stage.members.filter((m) => m.when(ex));
-    for (const member of members) await member.policy.prepare?.(ex);
+    // only a policy that reads the body has a prepare step: no await (and no microtask turn) for the others
+    for (const member of members) if (member.policy.prepare) await member.policy.prepare(ex);
     const perMember: GateCheck[][] = members.map((m) => m.policy.collect(ex));
-    const all = perMember.flat();
+    const all = perMember.length === 1 ? (perMember[0] as GateCheck[]) : perMember.flat();
     const result = await deps.gate.decide(all);
+    if (members.length === 1) {
+      (members[0] as (typeof members)[number]).policy.apply(ex, result, all);
+      return;
+    }
     let offset = 0;
     for (const [index, member] of members.entries()) {
       const checks = perMember[index] as GateCheck[];
@@ -57,7 +62,10 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
   async function runPipeline(ex: Exchange, stages: PipelineStage[]): Promise<void> {
     for (const stage of stages) {
       if (stage.kind === 'gate') await runGate(ex, stage);
-      else if (stage.when(ex)) await stage.policy.run(ex);
+      else if (stage.when(ex)) {
+        const pending = stage.policy.run(ex);
+        if (pending) await pending; // synchronous steps (verify-token, identity-headers) cost no microtask turn
+      }
       if (ex.answered) return;
     }
     throw new ApiError('INTERNAL', 'Pipeline ended without an answer');

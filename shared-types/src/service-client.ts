@@ -1,9 +1,17 @@
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import type { ServiceName } from './claims.ts';
 import { ApiError, isErrorCode } from './errors.ts';
 import { REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER } from './headers.ts';
 import { currentRequestId } from './logger.ts';
 import { type Keyring, signServiceToken } from './tokens.ts';
+
+type Undici = typeof import('undici');
+let undici: Promise<Undici> | undefined;
+/** undici loads on the first call: a process that never calls another service (the gateway) never pays its memory */
+const loadUndici = (): Promise<Undici> => {
+  undici ??= import('undici');
+  return undici;
+};
 
 export interface ServiceCallOptions {
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -30,13 +38,14 @@ export class ServiceClient {
   readonly #caller: ServiceName;
   readonly #keyring: Keyring;
   readonly #baseUrls: Partial<Record<ServiceName, string>>;
-  readonly #agent: Agent;
+  readonly #connections: number;
+  #agent: Agent | undefined;
 
   constructor(options: { caller: ServiceName; internalKeyring: Keyring; baseUrls: Partial<Record<ServiceName, string>>; connections?: number }) {
     this.#caller = options.caller;
     this.#keyring = options.internalKeyring;
     this.#baseUrls = options.baseUrls;
-    this.#agent = new Agent({ connections: options.connections ?? 32, keepAliveTimeout: 10_000 });
+    this.#connections = options.connections ?? 32;
   }
 
   async call<T = unknown>(callee: ServiceName, path: string, options: ServiceCallOptions = {}): Promise<ServiceResponse<T>> {
@@ -57,7 +66,9 @@ export class ServiceClient {
       payload = JSON.stringify(options.body);
       headers['content-type'] = 'application/json';
     }
-    let response: Awaited<ReturnType<typeof request>>;
+    const { Agent, request } = await loadUndici();
+    this.#agent ??= new Agent({ connections: this.#connections, keepAliveTimeout: 10_000 });
+    let response: Awaited<ReturnType<Undici['request']>>;
     try {
       response = await request(url, {
         method: options.method ?? (payload === undefined ? 'GET' : 'POST'),
@@ -89,6 +100,6 @@ export class ServiceClient {
   }
 
   async close(): Promise<void> {
-    await this.#agent.close();
+    await this.#agent?.close();
   }
 }

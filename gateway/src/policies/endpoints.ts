@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { StepPolicy } from '../engine/exchange.ts';
 import type { Metrics } from '../engine/metrics.ts';
-import type { ServiceRuntime } from '../engine/services.ts';
+import { type ServiceRuntime, sendUpstream } from '../engine/services.ts';
 
 /** Terminal policies the gateway answers itself: /health, /metrics, /api/docs. */
 export const endpointAction = z.object({ timeoutMs: z.coerce.number().int().min(1).default(2_000) }).strict();
@@ -15,21 +15,23 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 async function fetchFrom(service: ServiceRuntime, path: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
-  const response = await service.pool.request({
-    path,
-    method: 'GET',
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await response.body.text();
-  let body: unknown;
+  const call = sendUpstream(service, { path, method: 'GET', headers: { accept: 'application/json' }, headersTimeoutMs: timeoutMs });
+  // the whole exchange (headers and body) within timeoutMs
+  const timer = setTimeout(call.abort, timeoutMs);
   try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
+    const response = await call.response;
+    const chunks: Buffer[] = [];
+    for await (const chunk of response) chunks.push(chunk as Buffer);
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      body = undefined;
+    }
+    return { status: response.statusCode ?? 502, body };
+  } finally {
+    clearTimeout(timer);
   }
-  return { status: response.statusCode, body };
 }
 
 /** Every service's /ready, and the gateway's own Redis. 200 only when all are ready. */

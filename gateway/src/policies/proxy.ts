@@ -1,12 +1,10 @@
-import { EventEmitter } from 'node:events';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { ApiError, type Logger } from '@platform/shared-types';
-import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { StepPolicy } from '../engine/exchange.ts';
 import { clientResponseHeaders, SECURITY_HEADERS } from '../engine/headers.ts';
-import type { ServiceRuntime } from '../engine/services.ts';
+import { type ServiceRuntime, sendUpstream } from '../engine/services.ts';
 import { parseSize } from './body.ts';
 
 export const proxyAction = z
@@ -54,10 +52,21 @@ function errorCode(error: unknown): string {
 /** Upstream trouble as the client should see it: cannot connect 503, no answer in time 504, anything else 502. */
 export function upstreamProblem(service: string, error: unknown): { error: ApiError; kind: string } {
   const code = errorCode(error);
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+  if (code === 'UPSTREAM_HEADERS_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
     return { kind: 'timeout', error: new ApiError('UPSTREAM_UNAVAILABLE', `${service} did not answer in time`, { extensions: { timeout: true } }) };
   }
-  if (['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'].includes(code)) {
+  if (
+    [
+      'ECONNREFUSED',
+      'UPSTREAM_CONNECT_TIMEOUT',
+      'UND_ERR_CONNECT_TIMEOUT',
+      'ENOTFOUND',
+      'EHOSTUNREACH',
+      'EAI_AGAIN',
+      'UND_ERR_CLOSED',
+      'UND_ERR_DESTROYED',
+    ].includes(code)
+  ) {
     return { kind: 'connect', error: new ApiError('UPSTREAM_UNAVAILABLE', `${service} is unavailable`) };
   }
   return { kind: 'protocol', error: new ApiError('UPSTREAM_UNAVAILABLE', `${service} failed to answer`, { status: 502 }) };
@@ -92,26 +101,23 @@ export function proxyPolicy(
         body = req.pipe(limitBody(action.bodyLimit));
         req.once('error', (error) => (body as Transform).destroy(error));
       }
-      // undici takes an EventEmitter as its abort signal: cheaper per request than an AbortController
-      const signal = new EventEmitter();
+      const call = sendUpstream(service, {
+        path: ex.path + ex.query,
+        method: ex.method,
+        headers: ex.upstreamHeaders,
+        body,
+        headersTimeoutMs: action.headersTimeoutMs ?? service.config.headersTimeoutMs,
+      });
       let left = false;
       const abortOnLeave = () => {
         if (res.writableFinished) return;
         left = true;
-        signal.emit('abort');
+        call.abort();
       };
       res.once('close', abortOnLeave);
-      let upstream: Dispatcher.ResponseData;
+      let upstream: IncomingMessage;
       try {
-        upstream = await service.pool.request({
-          path: ex.path + ex.query,
-          method: ex.method as Dispatcher.HttpMethod,
-          headers: ex.upstreamHeaders,
-          body,
-          signal,
-          headersTimeout: action.headersTimeoutMs ?? service.config.headersTimeoutMs,
-          bodyTimeout: 0,
-        });
+        upstream = await call.response;
       } catch (error) {
         res.off('close', abortOnLeave);
         if (error instanceof BodyTooLarge || (error as { cause?: unknown }).cause instanceof BodyTooLarge) {
@@ -129,12 +135,12 @@ export function proxyPolicy(
       const headers = clientResponseHeaders(upstream.headers);
       for (const name in ex.responseHeaders) headers[name] = ex.responseHeaders[name] as string;
       for (const name in SECURITY_HEADERS) if (headers[name] === undefined) headers[name] = SECURITY_HEADERS[name] as string;
-      res.writeHead(upstream.statusCode, headers);
+      res.writeHead(upstream.statusCode ?? 502, headers);
       ex.answered = true;
       // event streams: send the headers now, the first event may take a while
       const type = headers['content-type'];
       if (typeof type === 'string' && type.startsWith('text/event-stream')) res.flushHeaders();
-      await relay(upstream.body, res, () => {
+      await relay(upstream, res, () => {
         if (!left) {
           deps.onUpstreamError?.(service.name, 'stream');
           deps.logger.warn({ service: service.name }, 'response stream broke');
@@ -147,17 +153,21 @@ export function proxyPolicy(
 
 /**
  * Copies the upstream body to the client chunk by chunk with backpressure (lighter than stream.pipeline
- * for the many small responses). A client that leaves destroys the upstream body, which aborts the request.
+ * for the many small responses). A client that leaves destroys the upstream body, which closes the upstream
+ * connection; an upstream body that ends early (error, or closed before its end) breaks the client response.
  */
-function relay(body: Dispatcher.ResponseData['body'], res: ServerResponse, onBroken: () => void): Promise<void> {
+function relay(body: IncomingMessage, res: ServerResponse, onBroken: () => void): Promise<void> {
   return new Promise((resolve) => {
     let done = false;
     const finish = () => {
       if (done) return;
       done = true;
       body.off('data', onData);
+      body.off('error', onError);
+      body.off('close', onError);
       res.off('drain', onDrain);
       res.off('close', onClose);
+      body.on('error', () => undefined); // late socket errors of a body nobody reads any more
       resolve();
     };
     const onData = (chunk: Buffer) => {
@@ -168,16 +178,19 @@ function relay(body: Dispatcher.ResponseData['body'], res: ServerResponse, onBro
       if (!res.writableFinished) body.destroy();
       finish();
     };
+    const onError = () => {
+      if (done) return;
+      onBroken();
+      res.destroy();
+      finish();
+    };
     body.on('data', onData);
     body.once('end', () => {
       res.end();
       finish();
     });
-    body.once('error', () => {
-      onBroken();
-      res.destroy();
-      finish();
-    });
+    body.once('error', onError);
+    body.once('close', onError); // 'close' before 'end': the upstream connection broke mid-body
     res.on('drain', onDrain);
     res.once('close', onClose);
   });

@@ -110,8 +110,7 @@ export function rateLimitPolicy(rule: RateLimitRule, deps: RateLimitDeps): GateP
 /** RateLimit-* headers describe the tightest rule seen so far in this request. */
 function mergeHeaders(ex: Exchange, decisions: RuleDecision[]): void {
   const previous = ex.responseHeaders['ratelimit-remaining'];
-  const candidates = [...decisions];
-  const pick = headline(candidates);
+  const pick = headline(decisions);
   if (!pick) return;
   if (previous !== undefined && pick.allowed && Number(previous) <= pick.remaining) return;
   ex.responseHeaders['ratelimit-limit'] = String(pick.limit);

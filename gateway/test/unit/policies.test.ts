@@ -2,6 +2,7 @@ import { createTestAuth, testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import type { GateCheck } from '../../src/engine/exchange.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../../src/engine/headers.ts';
+import { UpstreamTimeout } from '../../src/engine/services.ts';
 import { mergeOpenApi } from '../../src/policies/endpoints.ts';
 import { upstreamProblem } from '../../src/policies/proxy.ts';
 import { MemoryLimiter } from '../../src/policies/redis-gate.ts';
@@ -90,6 +91,12 @@ describe('unit: upstream errors and docs', () => {
     expect(timeout.kind).to.equal('timeout');
     expect(timeout.error.extensions?.timeout).to.equal(true);
     expect(upstreamProblem('chat', Object.assign(new Error('x'), { code: 'UND_ERR_SOCKET' })).error.status).to.equal(502);
+    // the node:http client's own timeouts (src/engine/services.ts)
+    expect(upstreamProblem('chat', new UpstreamTimeout('UPSTREAM_CONNECT_TIMEOUT', 'x')).error.status).to.equal(503);
+    const headers = upstreamProblem('chat', new UpstreamTimeout('UPSTREAM_HEADERS_TIMEOUT', 'x'));
+    expect(headers.kind).to.equal('timeout');
+    expect(headers.error.extensions?.timeout).to.equal(true);
+    expect(upstreamProblem('chat', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })).error.status).to.equal(502);
   });
 
   it('merges OpenAPI documents, drops /internal, and names the missing ones', () => {
