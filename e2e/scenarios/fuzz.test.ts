@@ -30,6 +30,9 @@ describe('fuzzing the public API with schemathesis', function () {
 
   it('finds no 5xx and no schema violation', async () => {
     const admin = await createUser(platform, 'admin');
+    // schemathesis keeps its cache in its working directory: the git-ignored output folder
+    const outputDir = join(ROOT, 'e2e', 'test-output');
+    mkdirSync(outputDir, { recursive: true });
     const examples = process.env.FUZZ_EXAMPLES ?? '8';
     const run = spawnSync(
       join(ROOT, '.tools', 'py-interop', 'bin', 'schemathesis'),
@@ -57,10 +60,9 @@ describe('fuzzing the public API with schemathesis', function () {
         // logout-all and change-password would end the admin's own session midway
         '/api/auth/(logout|logout-all|change-password)$',
       ],
-      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 64 * 1024 * 1024 },
+      { cwd: outputDir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 64 * 1024 * 1024 },
     );
     const output = `${run.stdout}\n${run.stderr}`;
-    mkdirSync(join(ROOT, 'e2e', 'test-output'), { recursive: true });
     writeFileSync(join(ROOT, 'e2e', 'test-output', 'schemathesis.log'), output);
     // the failures and errors sections, then the summary
     const start = output.search(/^=+ (FAILURES|ERRORS) =+$/m);
