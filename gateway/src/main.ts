@@ -1,6 +1,6 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createKeyring, createLogger, type Logger, loadConfig } from '@platform/shared-types';
+import { createKeyring, createLogger, loadConfig } from '@platform/shared-types';
+// the server helpers without the express kit: the gateway has no express routes
+import { listen, onShutdown } from '@platform/shared-types/server';
 import { Redis } from 'ioredis';
 import { createGatewayHandler } from './app.ts';
 import { type Config, configSchema, substitutionEnv } from './config.ts';
@@ -77,7 +77,7 @@ export async function start(config: Config) {
   }
   const handler = createGatewayHandler({ logger, metrics, gate, runtime: current });
   const { http } = current().config;
-  const server = await listen(handler, http.port, http.host);
+  const server = await listen(handler, http.port, http.host, { requestTimeoutMs: 0 });
   const onHangup = () => {
     logger.info('SIGHUP: reloading gateway config');
     loader.schedule();
@@ -109,52 +109,6 @@ export async function start(config: Config) {
 }
 
 export type RunningGateway = Awaited<ReturnType<typeof start>>;
-
-/**
- * node:http directly (the express kit would load express for nothing: the gateway has no express routes).
- * close() stops accepting, ends idle keep-alive sockets, and cuts what is still open after the grace period.
- */
-async function listen(handler: Parameters<typeof createServer>[1], port: number, host: string) {
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const bound = (server.address() as AddressInfo).port;
-  return {
-    port: bound,
-    url: `http://${host}:${bound}`,
-    close: (graceMs: number) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-        timer.unref();
-        server.close(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-        server.closeIdleConnections();
-      }),
-  };
-}
-
-/** Stops once on SIGTERM/SIGINT, then exits; a second signal exits at once. */
-function onShutdown(logger: Logger, stop: () => Promise<void>): void {
-  let stopping = false;
-  const handle = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', handle);
-  process.once('SIGINT', handle);
-}
 
 if (import.meta.main) {
   const config = loadConfig(configSchema);

@@ -12,8 +12,9 @@ export interface RunningServer {
 }
 
 /** Listens (port 0 picks a free port, for tests) and returns the bound address. */
-export async function listen(handler: RequestListener, port: number, host = '127.0.0.1'): Promise<RunningServer> {
-  const server = createServer(handler);
+export async function listen(handler: RequestListener, port: number, host = '127.0.0.1', options: { requestTimeoutMs?: number } = {}): Promise<RunningServer> {
+  // requestTimeout 0 suits a proxy whose request bodies may stream for long (the gateway); services keep Node's default
+  const server = createServer(options.requestTimeoutMs === undefined ? {} : { requestTimeout: options.requestTimeoutMs }, handler);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
