@@ -116,7 +116,12 @@ export async function createUser(platform: Platform, role: 'admin' | 'supervisor
     env: { ...platform.env, MONGO_DB: platform.env.AUTH_MONGO_DB ?? '' },
     stdio: 'pipe',
   });
-  return login(platform, user);
+  const session = await login(platform, user);
+  // the user's first request creates their accounting account just in time (accounting otherwise learns of
+  // new users from the events stream, a few milliseconds later: allocating before that is a 404)
+  const balance = await api(platform.gatewayUrl, 'GET', '/api/credits/balance', { token: session.accessToken });
+  if (balance.status !== 200) throw new Error(`first balance read failed ${balance.status}: ${JSON.stringify(balance.body)}`);
+  return session;
 }
 
 export async function login(platform: Platform, user: { email: string; password: string; username: string }): Promise<Session> {
