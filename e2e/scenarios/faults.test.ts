@@ -4,7 +4,6 @@ import { api, createUser, type Session, type SseEvent, sse } from '../support/cl
 import { assertLedgerInvariant } from '../support/ledger.ts';
 import { type Platform, startPlatform } from '../support/platform.ts';
 import { type PrivateStore, privateMongo, privateRedis } from '../support/private-stores.ts';
-import { waitFor } from './flows.test.ts';
 
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -99,7 +98,8 @@ describe('faults', function () {
     const user = await student(10);
     await redis.stop();
     const during = await api(gw, 'GET', '/api/auth/me', { token: user.accessToken });
-    expect(during.status).to.be.below(600);
+    // fail-open by default: the request still goes through (or the service says it is unavailable), never a 500
+    expect([200, 503]).to.include(during.status);
     await redis.start();
     await until(
       async () => ((await api(gw, 'GET', '/api/credits/balance', { token: user.accessToken })).status === 200 ? true : undefined),
@@ -133,7 +133,6 @@ describe('faults', function () {
     }, 'the sweeper releases the reservation');
     expect(balance.available).to.be.at.most(5000);
     expect(balance.available).to.be.at.least(0);
-    await waitFor(() => true, 'settled');
     await assertLedgerInvariant(platform, user.userId);
   });
 });
