@@ -1,11 +1,16 @@
 // `make up`: starts the local stores (unless URLs are configured), then every part as its own process on
-// the DESIGN ports, with prefixed output. Ctrl-C (or SIGTERM) stops every child, and the stores it started.
+// the DESIGN ports (or GATEWAY_PORT, AUTH_PORT, ACCOUNTING_PORT, CHAT_PORT, MONITORING_PORT), with prefixed
+// output. Ctrl-C (or SIGTERM) stops every child, and the stores it started.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchPart, type PartName, ROOT, type RunningPart } from './platform.ts';
 
 const servicesScript = join(ROOT, 'scripts', 'services.sh');
+const DEFAULT_PORTS: Record<PartName, number> = { auth: 3000, accounting: 3001, chat: 3002, monitoring: 3003, gateway: 8080 };
+const COLORS: Record<PartName, number> = { auth: 36, accounting: 33, chat: 35, monitoring: 32, gateway: 34 };
+// where each part finds the others: derived from the ports unless set
+const URL_VARIABLES: Partial<Record<PartName, string>> = { auth: 'AUTH_URL', accounting: 'ACCOUNTING_URL', chat: 'CHAT_URL', monitoring: 'MONITORING_URL' };
 
 function readEnvFile(file: string): Record<string, string> {
   const env: Record<string, string> = {};
@@ -16,6 +21,24 @@ function readEnvFile(file: string): Record<string, string> {
   return env;
 }
 
+/** `<PART>_PORT` from the environment (a fixed port: the parts must know each other's), else the DESIGN port. */
+function partPorts(env: NodeJS.ProcessEnv): Record<PartName, number> {
+  const ports = { ...DEFAULT_PORTS };
+  for (const name of Object.keys(ports) as PartName[]) {
+    const variable = `${name.toUpperCase()}_PORT`;
+    const value = env[variable];
+    if (value === undefined || value === '') continue;
+    const port = Number(value);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      process.stderr.write(`make up: ${variable}=${value} is not a port (1-65535)\n`);
+      process.exit(2);
+    }
+    ports[name] = port;
+  }
+  return ports;
+}
+
+const ports = partPorts(process.env);
 const storesWereUp = execFileSync('bash', [servicesScript, 'status'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).length === 3;
 execFileSync('bash', [servicesScript, 'start'], { stdio: 'inherit' });
 const env: Record<string, string> = {
@@ -24,21 +47,17 @@ const env: Record<string, string> = {
   ...readEnvFile(join(ROOT, '.data', 'services.env')),
   NODE_ENV: process.env.NODE_ENV ?? 'development',
   MAIL_DIR: process.env.MAIL_DIR ?? join(ROOT, '.data', 'mail'),
+  PUBLIC_URL: process.env.PUBLIC_URL ?? `http://127.0.0.1:${ports.gateway}`,
 };
+for (const [name, variable] of Object.entries(URL_VARIABLES) as [PartName, string][]) env[variable] = process.env[variable] ?? `http://127.0.0.1:${ports[name]}`;
 
-const ports: Record<PartName, number> = { auth: 3000, accounting: 3001, chat: 3002, monitoring: 3003, gateway: 8080 };
-const colors: Record<PartName, number> = { auth: 36, accounting: 33, chat: 35, monitoring: 32, gateway: 34 };
 const parts: RunningPart[] = [];
 let stopping = false;
 
 for (const name of Object.keys(ports) as PartName[]) {
-  const part = launchPart(
-    name,
-    { ...env, PORT: env[`${name.toUpperCase()}_PORT`] ?? String(ports[name]), HOST: env.HOST ?? '127.0.0.1' },
-    (from, line, stream) => {
-      (stream === 'err' ? process.stderr : process.stdout).write(`\x1b[${colors[from]}m${from.padEnd(10)}\x1b[0m ${line}\n`);
-    },
-  );
+  const part = launchPart(name, { ...env, PORT: String(ports[name]), HOST: env.HOST ?? '127.0.0.1' }, (from, line, stream) => {
+    (stream === 'err' ? process.stderr : process.stdout).write(`\x1b[${COLORS[from]}m${from.padEnd(10)}\x1b[0m ${line}\n`);
+  });
   part.url.catch(() => {});
   void part.exited.then((code) => {
     process.stdout.write(`${name} exited (${code})\n`);
@@ -46,7 +65,7 @@ for (const name of Object.keys(ports) as PartName[]) {
   });
   parts.push(part);
 }
-process.stdout.write('platform starting: gateway on http://127.0.0.1:8080 (Ctrl-C stops everything)\n');
+process.stdout.write(`platform starting: gateway on http://127.0.0.1:${ports.gateway} (Ctrl-C stops everything)\n`);
 
 async function stop(code: number) {
   if (stopping) return;

@@ -1,0 +1,140 @@
+// `make up` as a newcomer runs it, in a scratch copy of this checkout with its own ports and .data/: started,
+// stopped with Ctrl-C and started again (issue 19: the second start used to die), after `make stop-services`,
+// the entry points that start stores when they are down, a PostgreSQL the user configures, and the README's
+// quickstart lines run as written.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectPostgres, dropPostgresDatabase, pgUrlFor } from '@platform/shared-types/stores';
+import { storeUrls, uniqueDbName } from '@platform/shared-types/testing';
+import { expect } from 'chai';
+import { ROOT } from '../../scripts/platform.ts';
+import { freePort } from '../support/private-stores.ts';
+import { cleanEnv, fencedBlock, portOpen, processesUnder, runMake, type ScratchCheckout, scratchCheckout, startMake, tail } from '../support/scratch-checkout.ts';
+
+const PARTS = ['GATEWAY', 'AUTH', 'ACCOUNTING', 'CHAT', 'MONITORING'] as const;
+const STORES = ['PG', 'REDIS', 'MONGO'] as const;
+
+describe('make up in a fresh checkout', function () {
+  this.timeout(240_000);
+  let checkout: ScratchCheckout;
+  const ports: Record<string, number> = {};
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    checkout = scratchCheckout();
+    for (const name of [...PARTS, ...STORES]) ports[name] = await freePort();
+    env = cleanEnv(Object.fromEntries(Object.entries(ports).map(([name, port]) => [`${name}_PORT`, String(port)])));
+  });
+  after(async () => {
+    if (!checkout) return;
+    await runMake(checkout.root, ['stop-services'], env, 60_000).catch(() => undefined);
+    checkout.remove();
+  });
+
+  const gateway = () => `http://127.0.0.1:${ports.GATEWAY}`;
+
+  /** `make up`, /health 200 within a bound, then Ctrl-C; afterwards nothing of it listens or runs. */
+  async function upHealthyInterrupt(extraEnv: Record<string, string> = {}, whileUp: () => Promise<void> = async () => {}): Promise<void> {
+    const up = startMake(checkout.root, ['up'], { ...env, ...extraEnv });
+    try {
+      const deadline = Date.now() + 120_000;
+      let status = 0;
+      while (status !== 200) {
+        if (up.child.exitCode !== null || up.child.signalCode !== null) throw new Error(`make up exited (${up.child.exitCode ?? up.child.signalCode}):\n${tail(up.output())}`);
+        if (Date.now() > deadline) throw new Error(`/health did not answer 200 within 120 s (last ${status}):\n${tail(up.output())}`);
+        status = await fetch(`${gateway()}/health`).then(
+          (response) => response.status,
+          () => 0,
+        );
+        if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      await whileUp();
+    } finally {
+      const run = await up.interrupt();
+      expect(run.output, 'the platform stops on Ctrl-C').to.not.match(/exited \([1-9]/);
+    }
+    await expectNothingLeft();
+  }
+
+  async function expectNothingLeft(): Promise<void> {
+    for (const name of PARTS) expect(await portOpen(ports[name] as number), `${name} port free after Ctrl-C`).to.equal(false);
+    expect(processesUnder(checkout.root), 'no process of the checkout left').to.deep.equal([]);
+  }
+
+  it('starts, stops on Ctrl-C, starts again, and starts again after make stop-services', async () => {
+    await upHealthyInterrupt();
+    await upHealthyInterrupt();
+    const stop = await runMake(checkout.root, ['stop-services'], env);
+    expect(stop.code, stop.output).to.equal(0);
+    await upHealthyInterrupt();
+  });
+
+  it('make create-user and a test suite start the stores when they are down', async () => {
+    const stop = await runMake(checkout.root, ['stop-services'], env);
+    expect(stop.code, stop.output).to.equal(0);
+    for (const name of STORES) expect(await portOpen(ports[name] as number), `${name} down`).to.equal(false);
+    const created = await runMake(checkout.root, ['create-user', 'EMAIL=first.admin@example.test', 'USERNAME=firstadmin', 'PASSWORD=Correct-Horse-Battery-9', 'ROLE=admin'], env);
+    expect(created.code, created.output).to.equal(0);
+    expect(created.output).to.match(/created admin firstadmin <first\.admin@example\.test>/);
+
+    expect((await runMake(checkout.root, ['stop-services'], env)).code).to.equal(0);
+    const suite = await runMake(checkout.root, ['suites', 'SUITES=shared-types'], env, 180_000);
+    expect(suite.code, tail(suite.output)).to.equal(0);
+    expect(suite.output).to.match(/reaches PostgreSQL, Redis and MongoDB at the URLs it resolves/);
+    expect(suite.output).to.match(/\n[1-9]\d* passed, 0 failed\n/);
+  });
+
+  it('uses a PostgreSQL the user configures with PG_URL and starts no private one', async () => {
+    expect((await runMake(checkout.root, ['stop-services'], env)).code).to.equal(0);
+    const userPgUrl = storeUrls().PG_URL;
+    const databases = { ACCOUNTING_PG_DB: uniqueDbName('makeup_acc'), MONITORING_PG_DB: uniqueDbName('makeup_mon') };
+    try {
+      await upHealthyInterrupt({ PG_URL: userPgUrl, ...databases }, async () => {
+        expect(await portOpen(ports.PG as number), 'no private PostgreSQL').to.equal(false);
+        const servicesEnv = readFileSync(join(checkout.root, '.data', 'services.env'), 'utf8');
+        expect(servicesEnv, 'the configured URL is not written as a dev store').to.not.include(userPgUrl);
+        expect(servicesEnv).to.not.match(/PG_URL/);
+        for (const database of Object.values(databases)) {
+          const db = connectPostgres(pgUrlFor(userPgUrl, database), { pool: { min: 0, max: 1 } });
+          try {
+            const tables = await db('information_schema.tables').where({ table_schema: 'public' }).count<{ count: string }[]>({ count: '*' });
+            expect(Number(tables[0]?.count), `${database} migrated on the user's server`).to.be.greaterThan(0);
+          } finally {
+            await db.destroy();
+          }
+        }
+      });
+    } finally {
+      for (const database of Object.values(databases)) await dropPostgresDatabase(userPgUrl, database).catch(() => undefined);
+    }
+  });
+
+  it("runs the README's quickstart lines as written against make up", async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const lines = fencedBlock(readme, 'bash quickstart');
+    expect(lines).to.include('http://127.0.0.1:8080');
+    // the same lines, pointed at this copy's gateway instead of the shipped port
+    const script = `set -euo pipefail\n${lines.replaceAll('http://127.0.0.1:8080', gateway())}`;
+    await upHealthyInterrupt({}, async () => {
+      const run = await runBash(checkout.root, script, env);
+      expect(run.code, tail(run.output, 80)).to.equal(0);
+      expect(run.output).to.match(/event: delta/);
+      expect(run.output).to.match(/event: done/);
+    });
+  });
+});
+
+async function runBash(cwd: string, script: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['-c', script], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once('close', (code) => resolve({ code, output }));
+  });
+}
