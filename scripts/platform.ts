@@ -32,17 +32,21 @@ export function startFlags(name: PartName): string[] {
 
 /**
  * Spawns `node [start flags] src/main.ts` in the part's folder (flags from its package.json start script). Output lines go to `onLine`; the JSON log line with
- * msg "listening" gives the URL (so port 0 works).
+ * msg "listening" gives the URL (so port 0 works). `ownProcessGroup`: the terminal's Ctrl-C reaches only the
+ * launcher, which then stops the part with one signal (a part that gets SIGINT from the terminal and SIGTERM
+ * from the launcher takes the second as "exit now" and skips its clean shutdown).
  */
 export function launchPart(
   name: PartName,
   env: Record<string, string | undefined>,
   onLine: (name: PartName, line: string, stream: 'out' | 'err') => void,
+  options: { ownProcessGroup?: boolean } = {},
 ): RunningPart {
   const child = spawn(process.execPath, [...startFlags(name), 'src/main.ts'], {
     cwd: join(ROOT, name),
     env: env as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownProcessGroup ?? false,
   });
   let resolveUrl: (url: string) => void = () => {};
   let rejectUrl: (error: Error) => void = () => {};

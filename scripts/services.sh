@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Local backing services for tests and `make up`: PostgreSQL, Redis and a MongoDB-compatible
 # server (FerretDB embedded in scripts/ferretdb), each private under .data/, on its own port.
-# A store whose URL is already configured (PG_URL, REDIS_URL, MONGO_URL) is not started.
-# Usage: services.sh start|stop|status. `start` writes .data/services.env with the URLs.
+# A store whose URL the user configured (PG_URL, REDIS_URL, MONGO_URL) is not started, and its URL is never
+# written: `start` records only the URLs of the stores it runs, as DEV_PG_URL, DEV_REDIS_URL, DEV_MONGO_URL in
+# .data/services.env. scripts/env.sh exports those and copies each into PG_URL (...) when unset, so a PG_URL
+# equal to DEV_PG_URL is that copy, not the user's (issue 19).
+# Usage: services.sh start | stop [postgres|redis|mongo]... | status
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DATA="$ROOT/.data"
@@ -26,6 +29,8 @@ wait_for() { # name, seconds, command...
   for _ in $(seq 1 $((secs * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
   log "$name did not answer within ${secs}s"; return 1
 }
+# the user set this store's URL (not merely env.sh's copy of our dev URL)
+configured() { local name="$1" dev="DEV_$1"; [ -n "${!name:-}" ] && [ "${!name}" != "${!dev:-}" ]; }
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 next_free_port() { local port="$1"; while port_open "$port"; do port=$((port + 1)); done; echo "$port"; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -39,7 +44,7 @@ pg_bin() {
 }
 
 start_postgres() {
-  [ -n "${PG_URL:-}" ] && { log "postgres: using configured PG_URL"; return; }
+  configured PG_URL && { log "postgres: using the configured PG_URL, not starting one"; return; }
   local bin dir="$DATA/postgres" run="$DATA/postgres-run"
   bin="$(pg_bin)"
   if ! alive_pg "$dir"; then
@@ -68,7 +73,7 @@ start_postgres() {
 }
 
 start_redis() {
-  [ -n "${REDIS_URL:-}" ] && { log "redis: using configured REDIS_URL"; return; }
+  configured REDIS_URL && { log "redis: using the configured REDIS_URL, not starting one"; return; }
   if ! command -v redis-server >/dev/null; then
     log "redis: installing Debian's redis-server"
     if [ "$(id -u)" = 0 ]; then
@@ -90,7 +95,7 @@ start_redis() {
 }
 
 start_mongo() {
-  [ -n "${MONGO_URL:-}" ] && { log "mongo: using configured MONGO_URL"; return; }
+  configured MONGO_URL && { log "mongo: using the configured MONGO_URL, not starting one"; return; }
   local bin="$ROOT/.tools/ferretdb-local"
   local src="$ROOT/scripts/ferretdb"
   # rebuild when our Go sources change (cached by a hash of them)
@@ -111,26 +116,44 @@ start_mongo() {
 
 write_env() {
   printf 'PG_PORT=%s\nREDIS_PORT=%s\nMONGO_PORT=%s\n' "$PG_PORT" "$REDIS_PORT" "$MONGO_PORT" > "$PORTS_FILE"
+  local file="$DATA/services.env"
   {
-    echo "PG_URL=${PG_URL:-postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT}"
-    echo "REDIS_URL=${REDIS_URL:-redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT}"
-    echo "MONGO_URL=${MONGO_URL:-mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true}"
-  } > "$DATA/services.env"
-  chmod 600 "$DATA/services.env"
+    echo "# written by scripts/services.sh start: this checkout's own stores (never a URL you configured)"
+    configured PG_URL || echo "DEV_PG_URL=postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT"
+    configured REDIS_URL || echo "DEV_REDIS_URL=redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT"
+    configured MONGO_URL || echo "DEV_MONGO_URL=mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"
+  } > "$file.tmp"
+  chmod 600 "$file.tmp"
+  mv "$file.tmp" "$file"
 }
 
-stop_all() {
-  local bin; bin="$(pg_bin)"
-  if [ -s "$DATA/postgres/postmaster.pid" ]; then as_pg "$bin/pg_ctl" -D "$DATA/postgres" -m fast -w stop >/dev/null || true; fi
-  if alive "$DATA/redis.pid"; then kill "$(cat "$DATA/redis.pid")" 2>/dev/null || true; fi
-  if [ -s "$DATA/ferretdb.pid" ]; then kill "$(cat "$DATA/ferretdb.pid")" 2>/dev/null || true; rm -f "$DATA/ferretdb.pid"; fi
-  log "stopped"
+# kill the process of a pid file and wait (bounded) until it is gone, so its port is free when we return
+stop_pid() {
+  local file="$1"
+  if alive "$file"; then
+    local pid; pid="$(cat "$file")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { log "$file: pid $pid still running after 10s, killing it"; kill -9 "$pid" 2>/dev/null || true; }
+  fi
+  rm -f "$file"
+}
+
+stop_store() {
+  case "$1" in
+    postgres) if [ -s "$DATA/postgres/postmaster.pid" ]; then as_pg "$(pg_bin)/pg_ctl" -D "$DATA/postgres" -m fast -w stop >/dev/null || true; fi;;
+    redis) stop_pid "$DATA/redis.pid";;
+    mongo) stop_pid "$DATA/ferretdb.pid";;
+    *) echo "unknown store $1 (postgres, redis, mongo)" >&2; return 2;;
+  esac
 }
 
 case "${1:-start}" in
   # one after the other: each may move its port, which write_env then records
   start) start_redis; start_mongo; start_postgres; write_env; log "ready ($DATA/services.env)";;
-  stop) stop_all;;
+  # stop [postgres|redis|mongo]...: the named stores, or all three
+  stop) shift; stores=("$@"); [ ${#stores[@]} -gt 0 ] || stores=(postgres redis mongo)
+    for store in "${stores[@]}"; do stop_store "$store"; done; log "stopped: ${stores[*]}";;
   status) alive_pg "$DATA/postgres" && echo "postgres up"; alive "$DATA/redis.pid" && echo "redis up"; alive "$DATA/ferretdb.pid" && echo "mongo up"; true;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2;;
+  *) echo "usage: $0 start | stop [postgres|redis|mongo]... | status" >&2; exit 2;;
 esac

@@ -1,9 +1,10 @@
-// `make up`: starts the local stores (unless URLs are configured), then every part as its own process on
-// the DESIGN ports (or GATEWAY_PORT, AUTH_PORT, ACCOUNTING_PORT, CHAT_PORT, MONITORING_PORT), with prefixed
-// output. Ctrl-C (or SIGTERM) stops every child, and the stores it started.
+// `make up`: starts the local stores (those whose URL the user did not configure), then every part as its own
+// process on the DESIGN ports (or GATEWAY_PORT, AUTH_PORT, ACCOUNTING_PORT, CHAT_PORT, MONITORING_PORT), with
+// prefixed output. Ctrl-C (or SIGTERM, SIGHUP) stops every child, and the stores it started.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readDevStoreUrls, resolveStoreUrls, STORE_URL_NAMES } from '../shared-types/src/testing/dev-stores.ts';
 import { launchPart, type PartName, ROOT, type RunningPart } from './platform.ts';
 
 const servicesScript = join(ROOT, 'scripts', 'services.sh');
@@ -11,6 +12,14 @@ const DEFAULT_PORTS: Record<PartName, number> = { auth: 3000, accounting: 3001, 
 const COLORS: Record<PartName, number> = { auth: 36, accounting: 33, chat: 35, monitoring: 32, gateway: 34 };
 // where each part finds the others: derived from the ports unless set
 const URL_VARIABLES: Partial<Record<PartName, string>> = { auth: 'AUTH_URL', accounting: 'ACCOUNTING_URL', chat: 'CHAT_URL', monitoring: 'MONITORING_URL' };
+// a part's own database name: e.g. ACCOUNTING_PG_DB becomes accounting's PG_DB (useful on a shared server)
+const DATABASE_VARIABLES: Partial<Record<PartName, [string, string]>> = {
+  auth: ['AUTH_MONGO_DB', 'MONGO_DB'],
+  chat: ['CHAT_MONGO_DB', 'MONGO_DB'],
+  accounting: ['ACCOUNTING_PG_DB', 'PG_DB'],
+  monitoring: ['MONITORING_PG_DB', 'PG_DB'],
+};
+const STORE_OF_URL = { PG_URL: 'postgres', REDIS_URL: 'redis', MONGO_URL: 'mongo' } as const;
 
 function readEnvFile(file: string): Record<string, string> {
   const env: Record<string, string> = {};
@@ -38,26 +47,54 @@ function partPorts(env: NodeJS.ProcessEnv): Record<PartName, number> {
   return ports;
 }
 
+/** The local stores that answer now (`services.sh status`). */
+function storesUp(): Set<string> {
+  const lines = execFileSync('bash', [servicesScript, 'status'], { encoding: 'utf8' }).trim().split('\n');
+  return new Set(lines.filter(Boolean).map((line) => line.split(' ')[0] as string));
+}
+
 const ports = partPorts(process.env);
-const storesWereUp = execFileSync('bash', [servicesScript, 'status'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).length === 3;
+const upBefore = storesUp();
 execFileSync('bash', [servicesScript, 'start'], { stdio: 'inherit' });
+// read after the start: the URLs of the stores it runs now (a port may have moved)
+const devUrls = readDevStoreUrls(ROOT);
+const stores = resolveStoreUrls(process.env, devUrls);
+if (stores.missing.length > 0) {
+  process.stderr.write(`make up: no URL for ${stores.missing.join(', ')}\n`);
+  process.exit(1);
+}
+// ours to stop on Ctrl-C: the dev stores this run started (not the ones already up, not the user's)
+const startedHere = STORE_URL_NAMES.filter((name) => devUrls[name] && !upBefore.has(STORE_OF_URL[name])).map((name) => STORE_OF_URL[name]);
 const env: Record<string, string> = {
   ...(process.env as Record<string, string>),
   ...readEnvFile(join(ROOT, '.data', 'secrets.env')),
-  ...readEnvFile(join(ROOT, '.data', 'services.env')),
+  ...stores.urls,
   NODE_ENV: process.env.NODE_ENV ?? 'development',
   MAIL_DIR: process.env.MAIL_DIR ?? join(ROOT, '.data', 'mail'),
   PUBLIC_URL: process.env.PUBLIC_URL ?? `http://127.0.0.1:${ports.gateway}`,
 };
-for (const [name, variable] of Object.entries(URL_VARIABLES) as [PartName, string][]) env[variable] = process.env[variable] ?? `http://127.0.0.1:${ports[name]}`;
+for (const [name, variable] of Object.entries(URL_VARIABLES) as [PartName, string][])
+  env[variable] = process.env[variable] ?? `http://127.0.0.1:${ports[name]}`;
+
+function partEnv(name: PartName): Record<string, string> {
+  const own: Record<string, string> = { PORT: String(ports[name]), HOST: env.HOST ?? '127.0.0.1' };
+  const database = DATABASE_VARIABLES[name];
+  if (database && env[database[0]]) own[database[1]] = env[database[0]] as string;
+  return { ...env, ...own };
+}
 
 const parts: RunningPart[] = [];
 let stopping = false;
 
 for (const name of Object.keys(ports) as PartName[]) {
-  const part = launchPart(name, { ...env, PORT: String(ports[name]), HOST: env.HOST ?? '127.0.0.1' }, (from, line, stream) => {
-    (stream === 'err' ? process.stderr : process.stdout).write(`\x1b[${COLORS[from]}m${from.padEnd(10)}\x1b[0m ${line}\n`);
-  });
+  const part = launchPart(
+    name,
+    partEnv(name),
+    (from, line, stream) => {
+      (stream === 'err' ? process.stderr : process.stdout).write(`\x1b[${COLORS[from]}m${from.padEnd(10)}\x1b[0m ${line}\n`);
+    },
+    { ownProcessGroup: true },
+  );
   part.url.catch(() => {});
   void part.exited.then((code) => {
     process.stdout.write(`${name} exited (${code})\n`);
@@ -65,14 +102,16 @@ for (const name of Object.keys(ports) as PartName[]) {
   });
   parts.push(part);
 }
-process.stdout.write(`platform starting: gateway on http://127.0.0.1:${ports.gateway} (Ctrl-C stops everything)\n`);
+const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
+process.stdout.write(
+  `platform starting: gateway on ${gatewayUrl}, dashboard ${gatewayUrl}/monitoring/, dev mail in ${env.MAIL_DIR} (Ctrl-C stops everything)\n`,
+);
 
 async function stop(code: number) {
   if (stopping) return;
   stopping = true;
   await Promise.all(parts.map((part) => part.stop()));
-  if (!storesWereUp) execFileSync('bash', [servicesScript, 'stop'], { stdio: 'inherit' });
+  if (startedHere.length > 0) execFileSync('bash', [servicesScript, 'stop', ...startedHere], { stdio: 'inherit' });
   process.exit(code);
 }
-process.on('SIGINT', () => void stop(0));
-process.on('SIGTERM', () => void stop(0));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0));

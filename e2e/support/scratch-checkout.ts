@@ -178,7 +178,8 @@ export function processesUnder(root: string): { pid: number; command: string }[]
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cwd = readlinkSync(`/proc/${entry}/cwd`);
-      if (cwd === root || cwd.startsWith(`${root}/`)) found.push({ pid: Number(entry), command: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim() });
+      if (cwd === root || cwd.startsWith(`${root}/`))
+        found.push({ pid: Number(entry), command: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim() });
     } catch {
       // gone, or not ours to read
     }

@@ -1,11 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Actor, ServiceName } from '../claims.ts';
 import { SERVICE_TOKEN_HEADER } from '../headers.ts';
 import { signIdentityHeaders } from '../identity-signature.ts';
 import { connectPostgres, dropPostgresDatabase, ensurePostgresDatabase, type Migration, migrateDownAll, migrateLatest, pgUrlFor } from '../stores/index.ts';
 import { createKeyring, type Keyring, signAccessToken, signServiceToken } from '../tokens.ts';
+import { readDevStoreUrls, resolveStoreUrls, type StoreUrls } from './dev-stores.ts';
 
 /** Fresh random secrets for one test run (never reused, never committed). */
 export function testSecrets() {
@@ -65,24 +66,14 @@ export function repoRoot(from = process.cwd()): string {
 }
 
 /**
- * URLs of the backing stores for tests: from the environment, else from .data/services.env that
- * `scripts/services.sh start` writes. Throws with a hint when neither exists.
+ * URLs of the backing stores for tests: the ones the user configured (PG_URL, REDIS_URL, MONGO_URL), else this
+ * checkout's dev stores that `scripts/services.sh start` records in .data/services.env (see dev-stores.ts).
+ * Throws with a hint when a store has neither.
  */
-export function storeUrls(): { PG_URL: string; REDIS_URL: string; MONGO_URL: string } {
-  const file = join(repoRoot(), '.data', 'services.env');
-  const fromFile: Record<string, string> = {};
-  if (existsSync(file)) {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const match = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-      if (match) fromFile[match[1] as string] = match[2] as string;
-    }
-  }
-  const pick = (name: string) => {
-    const value = process.env[name] ?? fromFile[name];
-    if (!value) throw new Error(`${name} is not set: run 'make services' first`);
-    return value;
-  };
-  return { PG_URL: pick('PG_URL'), REDIS_URL: pick('REDIS_URL'), MONGO_URL: pick('MONGO_URL') };
+export function storeUrls(): StoreUrls {
+  const { urls, missing } = resolveStoreUrls(process.env, readDevStoreUrls(repoRoot()));
+  if (missing.length > 0) throw new Error(`${missing.join(', ')} not set and no dev store recorded: run 'make services' first`);
+  return urls as StoreUrls;
 }
 
 /** A database name unique to this test run, so parallel runs never share state. */
@@ -207,3 +198,5 @@ export function itMigratesUpAndDown(options: { service: string; migrations: Migr
     }
   });
 }
+
+export { configuredStoreUrl, readDevStoreUrls, resolveStoreUrls, STORE_URL_NAMES, type StoreUrlName, type StoreUrls } from './dev-stores.ts';
