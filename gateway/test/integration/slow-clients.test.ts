@@ -236,12 +236,18 @@ describe('gateway: connection caps', () => {
 
   it('refuses connections from one address beyond its cap with 429, while another address is served', async () => {
     await hold(3, '127.0.0.1');
-    const refused = await rawExchange(port, ordinary, { methods: ['GET'], expected: Number.POSITIVE_INFINITY, localAddress: '127.0.0.1' });
-    expect(refused.responses[0]?.status, refused.data).to.equal(429);
-    expect(refused.responses[0]?.headers['content-type']).to.equal('application/problem+json');
-    expect(refused.responses[0]?.headers.connection).to.equal('close');
-    expect(JSON.parse(refused.responses[0]?.body ?? '{}').code).to.equal('RATE_LIMITED');
-    expect(refused.closedByServer).to.equal(true);
+    // three more from the same address, at once: each refused and closed, none of their requests read
+    const refusals = await Promise.all(
+      [1, 2, 3].map(() => rawExchange(port, ordinary, { methods: ['GET'], expected: Number.POSITIVE_INFINITY, localAddress: '127.0.0.1' })),
+    );
+    for (const refused of refusals) {
+      expect(refused.responses[0]?.status, refused.data).to.equal(429);
+      expect(refused.responses[0]?.headers['content-type']).to.equal('application/problem+json');
+      expect(refused.responses[0]?.headers.connection).to.equal('close');
+      expect(JSON.parse(refused.responses[0]?.body ?? '{}').code).to.equal('RATE_LIMITED');
+      expect(refused.closedByServer).to.equal(true);
+    }
+    expect(upstream.seen.filter((s) => s.url === '/api/open/served')).to.have.length(0);
 
     const served = await rawExchange(port, ordinary, { methods: ['GET'], expected: 1, localAddress: '127.0.0.2' });
     expect(served.responses[0]?.status, served.data).to.equal(200);
