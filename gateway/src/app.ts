@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, type Logger, PROBLEM_CONTENT_TYPE, problem, problemFromError, REQUEST_ID_PATTERN, requestContext } from '@platform/shared-types';
 import { matchRoute, type PipelineStage, type Runtime } from './engine/compile.ts';
+import { keepAnswerOpen, watchBody } from './engine/edge.ts';
 import type { Exchange, GateCheck } from './engine/exchange.ts';
+import { requestFraming } from './engine/framing.ts';
 import { SECURITY_HEADERS, upstreamRequestHeaders } from './engine/headers.ts';
 import type { Metrics } from './engine/metrics.ts';
 import { parseTarget } from './engine/paths.ts';
@@ -84,7 +86,19 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
     );
   }
 
+  /** connections whose framing was refused: what node parsed after that request is never served */
+  const refused = new WeakSet<object>();
+
+  /** Ambiguous framing: 400 and close, before any policy or service sees a byte of it (DESIGN section 10). */
+  function refuseFraming(ex: Exchange, reason: string): void {
+    refused.add(ex.req.socket);
+    ex.responseHeaders.connection = 'close';
+    send(ex, new ApiError('VALIDATION_FAILED', `Refused request framing: ${reason}`));
+  }
+
   return function handle(req: IncomingMessage, res: ServerResponse): void {
+    if (refused.has(req.socket)) return; // pipelined behind a refused request: the connection is closing
+    const framing = requestFraming(req.rawHeaders);
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
     const ex: Exchange = {
@@ -102,8 +116,15 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
       responseHeaders: { 'x-request-id': requestId },
       onClose: [],
       answered: false,
+      bodyFraming: framing.ok ? framing.framing : { kind: 'none' },
     };
     res.once('close', () => finish(ex));
+    if (!framing.ok) {
+      refuseFraming(ex, framing.reason);
+      return;
+    }
+    if (framing.framing.kind !== 'none') watchBody(req, res, deps.runtime().config.http.bodyIdleTimeoutMs);
+    else if (req.socket.timeout) keepAnswerOpen(res); // an idle timer a pipelined request before this one armed
     requestContext.run({ requestId }, () => {
       void (async () => {
         try {

@@ -21,6 +21,11 @@ export const configSchema = secretsSchema.extend({
   RATE_LIMIT_PREFIX: z.string().min(1).optional(),
   CORS_ORIGINS: z.string().optional(),
   GATEWAY_TRUST_PROXY: z.enum(['true', 'false']).optional(),
+  GATEWAY_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
+  GATEWAY_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
+  GATEWAY_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
+  GATEWAY_MAX_CONNECTIONS: z.coerce.number().int().positive().optional(),
+  GATEWAY_MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().positive().optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -6,6 +6,7 @@ import { createGatewayHandler } from './app.ts';
 import { type Config, configSchema, substitutionEnv } from './config.ts';
 import { compile, type Runtime } from './engine/compile.ts';
 import { ConfigLoader } from './engine/config-loader.ts';
+import { applyTimeouts, guardServer, serverOptions } from './engine/edge.ts';
 import { createMetrics } from './engine/metrics.ts';
 import { ServicePools } from './engine/services.ts';
 import { createGate, defineGateCommands } from './policies/redis-gate.ts';
@@ -30,6 +31,7 @@ export async function start(config: Config) {
   );
   redis.on('error', () => undefined); // state changes are logged by the gate; ioredis keeps reconnecting
   let runtime: Runtime | undefined;
+  let onHttpChange: ((next: Runtime['config']['http']) => void) | undefined;
   const current = (): Runtime => runtime as Runtime;
   const gate = createGate({
     redis,
@@ -58,6 +60,7 @@ export async function start(config: Config) {
         logger.warn('http.port and http.host take effect on restart only');
       }
       runtime = next;
+      onHttpChange?.(next.config.http);
       pools.retain(next.services.values());
       redis.options.commandTimeout = next.config.redis.commandTimeoutMs;
     },
@@ -77,7 +80,9 @@ export async function start(config: Config) {
   }
   const handler = createGatewayHandler({ logger, metrics, gate, runtime: current });
   const { http } = current().config;
-  const server = await listen(handler, http.port, http.host, { requestTimeoutMs: 0 });
+  const server = await listen(handler, http.port, http.host, { serverOptions: serverOptions(http) });
+  const connections = guardServer(server.server, () => current().config.http, logger);
+  onHttpChange = (next) => applyTimeouts(server.server, next);
   const onHangup = () => {
     logger.info('SIGHUP: reloading gateway config');
     loader.schedule();
@@ -98,6 +103,8 @@ export async function start(config: Config) {
     configStatus: () => loader.status,
     reload: () => loader.reload(),
     metrics,
+    /** client connections open now (tests and ops) */
+    openConnections: connections.open,
     async stop() {
       process.off('SIGHUP', onHangup);
       await loader.close();

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AccessClaims, Actor } from '@platform/shared-types';
+import type { BodyFraming } from './framing.ts';
 
 /** One request on its way through a pipeline. Policies read and extend it. */
 export interface Exchange {
@@ -22,6 +23,8 @@ export interface Exchange {
   actor?: Actor;
   /** headers to send upstream; the engine prefills them without hop-by-hop and client identity headers */
   upstreamHeaders: Record<string, string | string[]>;
+  /** how the client delimited the body (checked at entry; the proxy frames what it forwards from it) */
+  bodyFraming: BodyFraming;
   /** a request body a policy had to read (the rate limiter's body field); the proxy sends it instead of the stream */
   bufferedBody?: Buffer;
   /** headers every response of this request carries (CORS, RateLimit-*) */

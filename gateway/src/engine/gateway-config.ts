@@ -91,6 +91,16 @@ export const gatewayConfigSchema = z
         host: z.string().default('127.0.0.1'),
         /** trust X-Forwarded-For/-Proto from the client (only behind another proxy) */
         trustProxy: booleanish.default(false),
+        /** the whole request head (line and headers) must arrive within this, from its first byte or the connection's start */
+        headersTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(15_000),
+        /** a request body that sends nothing for this long is cut off (the connection closes) */
+        bodyIdleTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+        /** an idle kept-alive client connection closes after this */
+        keepAliveTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(30_000),
+        /** client connections open at once; past it new ones get 503 and are closed */
+        maxConnections: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+        /** client connections open at once from one address (behind trustProxy: the proxy's); past it 429 and closed */
+        maxConnectionsPerClient: z.coerce.number().int().min(1).max(1_000_000).default(256),
       })
       .strict(),
     redis: z

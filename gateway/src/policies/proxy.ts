@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { ApiError, type Logger } from '@platform/shared-types';
 import { z } from 'zod';
-import type { StepPolicy } from '../engine/exchange.ts';
+import type { Exchange, StepPolicy } from '../engine/exchange.ts';
 import { clientResponseHeaders, SECURITY_HEADERS } from '../engine/headers.ts';
 import { type ServiceRuntime, sendUpstream } from '../engine/services.ts';
 import { parseSize } from './body.ts';
@@ -42,6 +42,33 @@ function limitBody(limit: number): Transform {
       else callback(null, chunk);
     },
   });
+}
+
+/**
+ * The body to forward and its framing, set by the gateway itself whatever the method (DESIGN section 10):
+ * node's client adds no framing to a body piped into a GET/HEAD/DELETE/OPTIONS, so the service would read
+ * those bytes as the next request on the kept-alive socket. A read body goes with its length, a streamed one
+ * with the length the client declared (node's parser delivered exactly that many bytes) or chunked; no body,
+ * no framing headers.
+ */
+function forwardedBody(ex: Exchange, bodyLimit: number): Buffer | Transform | undefined {
+  const { req, upstreamHeaders: headers } = ex;
+  const framing = ex.bodyFraming;
+  delete headers['content-length'];
+  delete headers['transfer-encoding'];
+  if (framing.kind === 'length' && framing.length > bodyLimit) throw new ApiError('PAYLOAD_TOO_LARGE', `Body larger than ${bodyLimit} bytes`);
+  if (ex.bufferedBody !== undefined) {
+    if (ex.bufferedBody.length > bodyLimit) throw new ApiError('PAYLOAD_TOO_LARGE', `Body larger than ${bodyLimit} bytes`);
+    if (framing.kind === 'none' && ex.bufferedBody.length === 0) return undefined;
+    headers['content-length'] = String(ex.bufferedBody.length);
+    return ex.bufferedBody;
+  }
+  if (framing.kind === 'none') return undefined;
+  if (framing.kind === 'length') headers['content-length'] = String(framing.length);
+  else headers['transfer-encoding'] = 'chunked';
+  const body = req.pipe(limitBody(bodyLimit));
+  req.once('error', (error) => body.destroy(error));
+  return body;
 }
 
 function errorCode(error: unknown): string {
@@ -85,22 +112,12 @@ export function proxyPolicy(
   return {
     kind: 'step',
     async run(ex) {
-      const { req, res } = ex;
+      const { res } = ex;
       if (res.closed) {
         ex.answered = true; // the client left while the policies ran
         return;
       }
-      const declared = Number(req.headers['content-length']);
-      if (Number.isFinite(declared) && declared > action.bodyLimit) throw new ApiError('PAYLOAD_TOO_LARGE', `Body larger than ${action.bodyLimit} bytes`);
-      let body: Buffer | Transform | undefined;
-      if (ex.bufferedBody !== undefined) {
-        if (ex.bufferedBody.length > action.bodyLimit) throw new ApiError('PAYLOAD_TOO_LARGE', `Body larger than ${action.bodyLimit} bytes`);
-        body = ex.bufferedBody;
-        ex.upstreamHeaders['content-length'] = String(ex.bufferedBody.length);
-      } else if ((Number.isFinite(declared) && declared > 0) || req.headers['transfer-encoding'] !== undefined) {
-        body = req.pipe(limitBody(action.bodyLimit));
-        req.once('error', (error) => (body as Transform).destroy(error));
-      }
+      const body = forwardedBody(ex, action.bodyLimit);
       const call = sendUpstream(service, {
         path: ex.path + ex.query,
         method: ex.method,

@@ -6,11 +6,14 @@ export function testYaml(options: {
   debounceMs?: number;
   extraEndpoints?: string;
   extraPipelines?: string;
+  /** more lines of the http section (deadlines, connection caps), each indented by two spaces */
+  http?: string;
 }): string {
   return `
 http:
   port: \${PORT}
   host: 127.0.0.1
+${options.http ?? ''}
 redis:
   failMode: ${options.failMode ?? 'open'}
   keyPrefix: "${options.prefix}"

@@ -32,6 +32,7 @@ function exchange(headers: Record<string, string> = {}, method = 'GET'): Exchang
     responseHeaders: {},
     onClose: [],
     answered: false,
+    bodyFraming: { kind: 'none' },
   };
 }
 

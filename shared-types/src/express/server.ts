@@ -1,4 +1,4 @@
-import type { RequestListener } from 'node:http';
+import type { RequestListener, ServerOptions } from 'node:http';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.ts';
@@ -12,10 +12,19 @@ export interface RunningServer {
 }
 
 /** Listens (port 0 picks a free port, for tests) and returns the bound address. */
-export async function listen(handler: RequestListener, port: number, host = '127.0.0.1', options: { requestTimeoutMs?: number } = {}): Promise<RunningServer> {
-  // requestTimeout 0 suits a proxy whose request bodies may stream for long (the gateway); services keep Node's default
-  const server = createServer(options.requestTimeoutMs === undefined ? {} : { requestTimeout: options.requestTimeoutMs }, handler);
-  server.keepAliveTimeout = 65_000;
+export async function listen(
+  handler: RequestListener,
+  port: number,
+  host = '127.0.0.1',
+  options: { requestTimeoutMs?: number; serverOptions?: ServerOptions } = {},
+): Promise<RunningServer> {
+  // requestTimeout 0 suits a proxy whose request bodies may stream for long; services keep Node's default.
+  // serverOptions (the gateway's edge rules) are taken as given, keep-alive timeout included
+  const server = createServer(
+    { ...(options.requestTimeoutMs === undefined ? {} : { requestTimeout: options.requestTimeoutMs }), ...options.serverOptions },
+    handler,
+  );
+  if (options.serverOptions?.keepAliveTimeout === undefined) server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
