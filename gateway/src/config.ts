@@ -9,6 +9,9 @@ export const configSchema = secretsSchema.extend({
   NODE_ENV: nodeEnvSchema,
   PORT: portSchema(8080),
   HOST: z.string().default('127.0.0.1'),
+  /** the private ops listener (Prometheus /metrics); never published (DESIGN 7). 0 picks a free port (tests) */
+  OPS_PORT: portSchema(9464),
+  OPS_HOST: z.string().default('127.0.0.1'),
   LOG_LEVEL: z.string().optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
   AUTH_URL: z.url().default('http://127.0.0.1:3000'),

@@ -8,6 +8,7 @@ import { compile, type Runtime } from './engine/compile.ts';
 import { ConfigLoader } from './engine/config-loader.ts';
 import { createMetrics } from './engine/metrics.ts';
 import { ServicePools } from './engine/services.ts';
+import { createOpsHandler } from './ops.ts';
 import { createGate, defineGateCommands } from './policies/redis-gate.ts';
 import { TokenCache } from './policies/verify-token.ts';
 
@@ -78,15 +79,25 @@ export async function start(config: Config) {
   const handler = createGatewayHandler({ logger, metrics, gate, runtime: current });
   const { http } = current().config;
   const server = await listen(handler, http.port, http.host, { requestTimeoutMs: 0 });
+  // metrics only on the private ops port (DESIGN 7); the public port answers 404 for /metrics
+  const ops = await listen(createOpsHandler(metrics), config.OPS_PORT, config.OPS_HOST).catch(async (error: unknown) => {
+    await server.close(0);
+    await loader.close();
+    await pools.close();
+    redis.disconnect();
+    throw error;
+  });
   const onHangup = () => {
     logger.info('SIGHUP: reloading gateway config');
     loader.schedule();
   };
   process.on('SIGHUP', onHangup);
-  logger.info({ url: server.url, config: config.GATEWAY_CONFIG }, 'listening');
+  logger.info({ url: server.url, opsUrl: ops.url, config: config.GATEWAY_CONFIG }, 'listening');
   return {
     url: server.url,
     port: server.port,
+    /** the private ops listener: GET /metrics */
+    opsUrl: ops.url,
     stores: {
       redis,
       ready: async () => ({ redis: redis.status === 'ready' }),
@@ -102,6 +113,7 @@ export async function start(config: Config) {
       process.off('SIGHUP', onHangup);
       await loader.close();
       await server.close(2_000);
+      await ops.close(0);
       await pools.close();
       redis.disconnect();
     },
