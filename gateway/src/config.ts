@@ -4,6 +4,8 @@ import { z } from 'zod';
 
 export const DEFAULT_GATEWAY_CONFIG = fileURLToPath(new URL('../config/gateway.config.yml', import.meta.url));
 
+const positiveInteger = z.string().regex(/^[1-9][0-9]*$/, 'must be a positive integer').optional();
+
 /** Process environment of the gateway. Routing, policies and limits live in the YAML file GATEWAY_CONFIG names. */
 export const configSchema = secretsSchema.extend({
   NODE_ENV: nodeEnvSchema,
@@ -24,6 +26,14 @@ export const configSchema = secretsSchema.extend({
   RATE_LIMIT_PREFIX: z.string().min(1).optional(),
   CORS_ORIGINS: z.string().optional(),
   GATEWAY_TRUST_PROXY: z.enum(['true', 'false']).optional(),
+  // upstream pools and per-user caps of long-lived answers (DESIGN 10)
+  GATEWAY_CHAT_CONNECTIONS: positiveInteger,
+  GATEWAY_CHAT_LONG_LIVED_CONNECTIONS: positiveInteger,
+  RATE_LIMIT_STREAM_STARTS_PER_MINUTE: positiveInteger,
+  RATE_LIMIT_STREAMS_AT_ONCE: positiveInteger,
+  RATE_LIMIT_EVENT_STREAMS_AT_ONCE: positiveInteger,
+  RATE_LIMIT_DOWNLOADS_AT_ONCE: positiveInteger,
+  RATE_LIMIT_OBSERVE_STREAMS_AT_ONCE: positiveInteger,
 });
 
 export type Config = z.infer<typeof configSchema>;
