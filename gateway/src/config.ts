@@ -4,7 +4,10 @@ import { z } from 'zod';
 
 export const DEFAULT_GATEWAY_CONFIG = fileURLToPath(new URL('../config/gateway.config.yml', import.meta.url));
 
-const positiveInteger = z.string().regex(/^[1-9][0-9]*$/, 'must be a positive integer').optional();
+const positiveInteger = z
+  .string()
+  .regex(/^[1-9][0-9]*$/, 'must be a positive integer')
+  .optional();
 
 /** Process environment of the gateway. Routing, policies and limits live in the YAML file GATEWAY_CONFIG names. */
 export const configSchema = secretsSchema.extend({

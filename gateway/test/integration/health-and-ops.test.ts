@@ -1,8 +1,8 @@
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expectProblem } from '@platform/shared-types/testing';
 import { expect } from 'chai';
-import { writeFileSync } from 'node:fs';
 import { runPrefix, startGateway, type TestGateway, waitFor } from '../support/harness.ts';
 import { testYaml } from '../support/test-config.ts';
 

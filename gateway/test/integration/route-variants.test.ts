@@ -82,7 +82,9 @@ describe('gateway: case and separator variants of limited routes', () => {
     const before = upstream.seen.length;
     for (const route of LIMITED_ROUTES) {
       for (const target of refusedVariants(route.path, route.literal)) {
-        for (const headers of [{ authorization: `Bearer ${token}`, 'content-type': 'application/json' }, { 'content-type': 'application/json' }]) {
+        for (const headers of [{ authorization: `Bearer ${token}`, 'content-type': 'application/json' }, { 'content-type': 'application/json' }] as Array<
+          Record<string, string>
+        >) {
           const answer = await rawTarget(gw.url, route.method, target, headers, route.method === 'POST' ? '{"email":"a@example.test"}' : '');
           expect(answer.status, `${route.method} ${target}`).to.be.oneOf([400, 404]);
           expect(answer.text, target).to.match(/content-type: application\/problem\+json/i);
@@ -112,7 +114,15 @@ describe('gateway: case and separator variants of limited routes', () => {
     const body = JSON.stringify({ email: 'slash@example.test', password: 'x' });
     const json = { 'content-type': 'application/json' };
     const statuses: number[] = [];
-    for (const target of ['/api/auth/login', '/api/auth/login/', '/api/auth/log%69n', '/api/auth/login/', '/api/auth/login', '/api/auth/login/', '/api/auth/login']) {
+    for (const target of [
+      '/api/auth/login',
+      '/api/auth/login/',
+      '/api/auth/log%69n',
+      '/api/auth/login/',
+      '/api/auth/login',
+      '/api/auth/login/',
+      '/api/auth/login',
+    ]) {
       statuses.push((await rawTarget(gw.url, 'POST', target, json, body)).status);
     }
     expect(statuses).to.deep.equal([200, 200, 200, 200, 200, 429, 429]);
@@ -128,7 +138,11 @@ describe('gateway: case and separator variants of limited routes', () => {
     });
     const clients = [0, 1].map(() => {
       const controller = new AbortController();
-      const pending = fetch(`${gw.url}/api/chat/sessions/held/stream`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+      const pending = fetch(`${gw.url}/api/chat/sessions/held/stream`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        signal: controller.signal,
+      });
       return { controller, pending };
     });
     for (const client of clients) expect((await client.pending).status).to.equal(200);

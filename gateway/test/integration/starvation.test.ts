@@ -116,7 +116,9 @@ describe('gateway: long-lived answers cannot starve ordinary requests', () => {
     await waitFor(() => open.length === 4, 'the 4 streams at the upstream');
     // 4 streams held open: more than the 2 sockets of the ordinary pool
     const during = await ordinaryLatency(gw.url, other);
-    expect(during, `ordinary call ${during.toFixed(1)} ms with the streams open vs ${baseline.toFixed(1)} ms before`).to.be.below(Math.max(10 * baseline, baseline + 250));
+    expect(during, `ordinary call ${during.toFixed(1)} ms with the streams open vs ${baseline.toFixed(1)} ms before`).to.be.below(
+      Math.max(10 * baseline, baseline + 250),
+    );
   });
 
   it('caps slow downloads and observe relays per user the same way; the quota route stays ordinary', async () => {
@@ -135,7 +137,9 @@ describe('gateway: long-lived answers cannot starve ordinary requests', () => {
     const quota = await timedCall(gw.url, '/api/chat/files/quota', token);
     expect(quota.status).to.equal(200);
     const during = await ordinaryLatency(gw.url, other);
-    expect(during, `ordinary call ${during.toFixed(1)} ms with 8 slow answers open vs ${baseline.toFixed(1)} ms before`).to.be.below(Math.max(10 * baseline, baseline + 250));
+    expect(during, `ordinary call ${during.toFixed(1)} ms with 8 slow answers open vs ${baseline.toFixed(1)} ms before`).to.be.below(
+      Math.max(10 * baseline, baseline + 250),
+    );
     // the caps are per user: another user still gets a download
     const otherDownload = await hold(gw.url, 'GET', '/api/chat/files/f1', other);
     held.push(otherDownload);
