@@ -9,6 +9,7 @@ import { ConfigLoader } from './engine/config-loader.ts';
 import { applyTimeouts, guardServer, serverOptions } from './engine/edge.ts';
 import { createMetrics } from './engine/metrics.ts';
 import { ServicePools } from './engine/services.ts';
+import { createOpsHandler } from './ops.ts';
 import { createGate, defineGateCommands } from './policies/redis-gate.ts';
 import { TokenCache } from './policies/verify-token.ts';
 
@@ -83,15 +84,25 @@ export async function start(config: Config) {
   const server = await listen(handler, http.port, http.host, { serverOptions: serverOptions(http) });
   const connections = guardServer(server.server, () => current().config.http, logger);
   onHttpChange = (next) => applyTimeouts(server.server, next);
+  // metrics only on the private ops port (DESIGN 7); the public port answers 404 for /metrics
+  const ops = await listen(createOpsHandler(metrics), config.OPS_PORT, config.OPS_HOST).catch(async (error: unknown) => {
+    await server.close(0);
+    await loader.close();
+    await pools.close();
+    redis.disconnect();
+    throw error;
+  });
   const onHangup = () => {
     logger.info('SIGHUP: reloading gateway config');
     loader.schedule();
   };
   process.on('SIGHUP', onHangup);
-  logger.info({ url: server.url, config: config.GATEWAY_CONFIG }, 'listening');
+  logger.info({ url: server.url, opsUrl: ops.url, config: config.GATEWAY_CONFIG }, 'listening');
   return {
     url: server.url,
     port: server.port,
+    /** the private ops listener: GET /metrics */
+    opsUrl: ops.url,
     stores: {
       redis,
       ready: async () => ({ redis: redis.status === 'ready' }),
@@ -109,6 +120,7 @@ export async function start(config: Config) {
       process.off('SIGHUP', onHangup);
       await loader.close();
       await server.close(2_000);
+      await ops.close(0);
       await pools.close();
       redis.disconnect();
     },

@@ -191,7 +191,7 @@ describe('gateway: routing, identity headers, proxying', () => {
   });
 
   it('exposes Prometheus metrics by route and status', async () => {
-    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    const text = await (await fetch(`${gw.gateway.opsUrl}/metrics`)).text();
     expect(text).to.match(/gateway_requests_total\{route="api",method="GET",status="200"\} \d+/);
     expect(text).to.include('gateway_request_duration_seconds_bucket');
     expect(text).to.match(/gateway_upstream_errors_total\{service="down",kind="connect"\} \d+/);

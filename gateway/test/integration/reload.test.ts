@@ -77,7 +77,7 @@ describe('gateway: config hot reload', () => {
       expect(gw.gateway.configStatus().hash).to.equal(good);
       expect(await status('/api/gen/20')).to.equal(200);
     }
-    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    const metrics = await (await fetch(`${gw.gateway.opsUrl}/metrics`)).text();
     expect(metrics).to.match(/gateway_config_reloads_total\{result="invalid"\} [1-9]/);
   });
 

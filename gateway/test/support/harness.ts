@@ -87,6 +87,7 @@ export async function startGateway(options: {
       ...options.env,
       NODE_ENV: 'test',
       PORT: '0',
+      OPS_PORT: '0',
       REDIS_URL: options.redisUrl ?? storeUrls().REDIS_URL,
       AUTH_URL: options.upstreamUrl,
       ACCOUNTING_URL: options.upstreamUrl,
