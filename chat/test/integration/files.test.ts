@@ -82,6 +82,15 @@ describe('files: upload, type allowlist by content, quota, owner-only access, at
     const quota = (await (await fetch(url('/api/chat/files/quota'), { headers: platform.headers(user) })).json()) as { used: number };
     expect(quota.used).to.be.at.most(3);
     expect(statuses.filter((s) => s === 201)).to.have.length(quota.used);
+    // exactly the quota's number succeed: refusing them all would also "not pass the quota"
+    expect(
+      statuses.filter((s) => s === 201),
+      statuses.join(','),
+    ).to.have.length(3);
+    expect(
+      statuses.filter((s) => s === 429),
+      statuses.join(','),
+    ).to.have.length(3);
   });
 
   it('adds attached text files to the prompt within the size cap; refuses binary or foreign files', async () => {

@@ -26,7 +26,7 @@ describe('authorization matrix (real stores)', () => {
     });
     expect(created.status).to.equal(201);
     m.chat.open(sessionId, student.userId);
-    m.chat.emit(sessionId, 'done', { messageId: 'm', usage: {}, credits: 1 }); // ended: each observe answers and closes
+    m.chat.emit(sessionId, 'done', { messageId: 'm', usage: { inputTokens: 1, outputTokens: 1 }, credits: 1 }); // ended: each observe answers and closes
   });
   after(async () => {
     await m?.stop();

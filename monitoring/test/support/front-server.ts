@@ -89,12 +89,28 @@ export async function startFrontServer(options: {
       if (!chat.sessions.has(sessionId)) return sendProblem(res, 404, 'NOT_FOUND', 'No such session');
       if (sessionRoute[2] === 'interrupt') {
         interrupts.push({ sessionId, reason: body.reason, by: actor.userId });
-        chat.emit(sessionId, 'interrupted', { by: actor.userId, reason: body.reason ?? null, usage: { inputTokens: 12, outputTokens: 5 }, credits: 1 });
-        return sendJson(res, 202, { interrupted: true });
+        // as chat: the interrupter by username and id, a default reason, answered 202 {status: 'interrupting'}
+        chat.emit(sessionId, 'interrupted', {
+          messageId: randomUUID(),
+          by: actor.username,
+          byUserId: actor.userId,
+          reason: body.reason ?? `Stopped by ${actor.role}`,
+          usage: { inputTokens: 12, outputTokens: 5 },
+          credits: 1,
+        });
+        return sendJson(res, 202, { status: 'interrupting' });
       }
       feedback.push({ sessionId, message: body.message, by: actor.userId });
-      chat.emit(sessionId, 'feedback', { sessionId, content: body.message, from: { userId: actor.userId, username: actor.username, role: actor.role } });
-      return sendJson(res, 201, { delivered: true });
+      const messageId = randomUUID();
+      const createdAt = new Date().toISOString();
+      chat.emit(sessionId, 'feedback', {
+        sessionId,
+        messageId,
+        content: body.message,
+        createdAt,
+        from: { userId: actor.userId, username: actor.username, role: actor.role },
+      });
+      return sendJson(res, 201, { messageId, sessionId, createdAt });
     }
     if (req.method === 'GET' && path === '/api/admin/users' && actor.role === 'admin') {
       const users = [...fakeAuth.users.values()].filter((u) => !url.searchParams.get('role') || u.role === url.searchParams.get('role'));
