@@ -27,7 +27,7 @@ export const configSchema = secretsSchema.extend({
   USER_EVENTS_BLOCK_MS: positiveInt(5_000),
   /** entries another consumer has left unacknowledged this long are claimed (it probably died) */
   USER_EVENTS_CLAIM_IDLE_MS: z.coerce.number().int().min(0).default(60_000),
-  /** open reservations older than this are expired by the sweeper and their credits released */
+  /** an open reservation not renewed for this long is expired by the sweeper (its holder stopped) and its hold released */
   RESERVATION_TTL_SECONDS: positiveInt(600),
   /** how often the sweeper expires reservations and allocations */
   SWEEP_INTERVAL_MS: positiveInt(30_000),
