@@ -230,6 +230,7 @@ describe('money over time and failure (issue 14)', function () {
       api(gw, 'PUT', '/api/models/prices/local-dev', { token: admin.accessToken, body: { inputPer1k, outputPer1k } });
     // accounting's price differs from the static catalog (1 / 2) before the stream starts
     expect((await setPrice(30, 50)).status).to.equal(200);
+    let accountingDown = false;
     try {
       const user = await student(50_000);
       const stream = await startStream(user);
@@ -238,6 +239,7 @@ describe('money over time and failure (issue 14)', function () {
       expect((await setPrice(110, 130)).status).to.equal(200);
       // accounting is briefly unreachable when the stream ends, so the charge waits in chat's outbox
       await platform.kill('accounting', 'SIGKILL');
+      accountingDown = true;
       await stream.done;
       const done = stream.events.at(-1);
       expect(done?.event).to.equal('done');
@@ -248,6 +250,7 @@ describe('money over time and failure (issue 14)', function () {
       expect(done?.data.credits, 'a number chat priced itself').to.equal(undefined);
       expect((await storedReply(user, stream.sessionId))?.credits).to.equal(undefined);
       await platform.restart('accounting');
+      accountingDown = false;
       const row = await until(async () => {
         const found = await reservation(stream.reservationId);
         return found.status === 'finalized' ? found : undefined;
@@ -260,7 +263,8 @@ describe('money over time and failure (issue 14)', function () {
       expect(reply.credits).to.equal(expected);
       await assertLedgerInvariant(platform, user.userId);
     } finally {
-      expect((await setPrice(1, 2)).status).to.equal(200);
+      if (accountingDown) await platform.restart('accounting');
+      await until(async () => (await setPrice(1, 2)).status === 200, 'the catalog price is back');
     }
   });
 
