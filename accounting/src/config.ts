@@ -15,6 +15,8 @@ export const configSchema = secretsSchema.extend({
     .default('accounting'),
   PG_POOL_MAX: positiveInt(10),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+  /** auth answers who a user is that accounting has not heard of yet (GET /internal/users) */
+  AUTH_URL: z.url().default('http://127.0.0.1:3000'),
   /** monitoring answers supervisor-student relationship checks */
   MONITORING_URL: z.url().default('http://127.0.0.1:3003'),
   /** model catalog that seeds prices (same file chat reads) */
