@@ -106,7 +106,19 @@ describe('user events and just-in-time accounts (issue 14)', function () {
     expect(await entriesOf(userId, 'user.registered')).to.have.length(1);
   });
 
-  it('allocation right after an admin creates a user: 201, never 404', async () => {
+  it('allocation right after an admin creates a user: 201, never 404, even before the event reaches accounting', async () => {
+    // while Redis is down the user.registered event waits in auth's outbox: accounting cannot have heard of the user
+    await redis.stop();
+    try {
+      const user = uniqueUser('early');
+      const created = await api<{ user: { id: string } }>(gw, 'POST', '/api/admin/users', { token: admin.accessToken, body: { ...user, role: 'enduser' } });
+      expect(created.status, JSON.stringify(created.body)).to.equal(201);
+      expect(await accountingDb('accounts').where({ user_id: created.body.user.id }).first()).to.equal(undefined);
+      const allocated = await api(gw, 'POST', '/api/credits/allocate', { token: admin.accessToken, body: { userId: created.body.user.id, credits: 10 } });
+      expect(allocated.status, JSON.stringify(allocated.body)).to.equal(201);
+    } finally {
+      await redis.start();
+    }
     for (let i = 0; i < 5; i++) {
       const user = uniqueUser('fresh');
       const created = await api<{ user: { id: string } }>(gw, 'POST', '/api/admin/users', { token: admin.accessToken, body: { ...user, role: 'enduser' } });

@@ -24,7 +24,9 @@ const outboxSchema = new Schema<OutboxDoc>(
 outboxSchema.index({ createdAt: 1 });
 
 function outboxModel(connection: Connection): Model<OutboxDoc> {
-  return (connection.models.UserEventOutbox as Model<OutboxDoc> | undefined) ?? connection.model<OutboxDoc>('UserEventOutbox', outboxSchema, 'user_event_outbox');
+  return (
+    (connection.models.UserEventOutbox as Model<OutboxDoc> | undefined) ?? connection.model<OutboxDoc>('UserEventOutbox', outboxSchema, 'user_event_outbox')
+  );
 }
 
 /**
