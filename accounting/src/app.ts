@@ -7,6 +7,7 @@ import { ensureAccount } from './features/accounts/accounts-dal.ts';
 import { authUserLookup, type UserLookup } from './features/accounts/accounts-service.ts';
 import { creditsRouter } from './features/credits/credits-router.ts';
 import { pricesRouter } from './features/prices/prices-router.ts';
+import { reconcileRouter } from './features/reconcile/reconcile-router.ts';
 import { reservationsRouter } from './features/reservations/reservations-router.ts';
 import { usageRouter } from './features/usage/usage-router.ts';
 import { monitoringSupervisorCheck, type SupervisorCheck } from './relationships.ts';
@@ -45,7 +46,7 @@ export function buildApp(deps: AppDeps): Express {
     internalKeyring,
     accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
     ready: deps.stores.ready,
-    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx)],
+    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx), reconcileRouter(ctx)],
     before: [['/api', accountsJustInTime(deps.stores)]],
   });
 }
