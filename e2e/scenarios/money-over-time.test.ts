@@ -93,6 +93,15 @@ describe('money over time and failure (issue 14)', function () {
     await new Promise((resolve) => openai?.server.close(resolve));
   });
 
+  // after every scenario (each stages a fault): reservations, usage and the ledger reconcile with no difference
+  afterEach(async () => {
+    const reconciled = await until(async () => {
+      const response = await api<{ differences: unknown[] }>(gw, 'GET', '/api/credits/reconcile', { token: admin.accessToken });
+      return response.status === 200 ? response.body : undefined;
+    }, 'accounting answers the reconciliation');
+    expect(reconciled.differences).to.deep.equal([]);
+  });
+
   async function student(credits: number): Promise<Session> {
     const user = await createUser(platform, 'enduser', 'money');
     const allocated = await api(gw, 'POST', '/api/credits/allocate', { token: admin.accessToken, body: { userId: user.userId, credits } });
