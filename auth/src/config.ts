@@ -25,6 +25,8 @@ export const configSchema = secretsSchema.extend({
   /** where links in mails point (the web client) */
   PUBLIC_URL: z.string().default('http://127.0.0.1:8080'),
   USER_EVENTS_STREAM: z.string().min(1).default('events:users'),
+  /** how often events the request path could not append to the stream (Redis down) are relayed from the outbox */
+  USER_EVENTS_RELAY_MS: z.coerce.number().int().min(10).default(1_000),
   /** prefix of auth's own Redis keys (login failure counters) */
   REDIS_KEY_PREFIX: z.string().default('auth:'),
   ACCESS_TOKEN_TTL_SECONDS: seconds(15 * 60),

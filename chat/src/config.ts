@@ -38,6 +38,11 @@ export const configSchema = secretsSchema.extend({
   /** events kept per session for observers that join late */
   REPLAY_MAX_EVENTS: int(2_000, 10),
   REPLAY_TTL_SECONDS: int(3_600, 1),
+  /**
+   * how often a running stream renews its reservation and checkpoints what it produced (for the outbox to charge
+   * if this process dies); at most a quarter of the TTL accounting answers with
+   */
+  RESERVATION_RENEW_MS: int(60_000, 50),
   /** outbox of charges accounting did not take yet: poll period and backoff bounds */
   OUTBOX_POLL_MS: int(1_000, 10),
   OUTBOX_BACKOFF_MIN_MS: int(500, 1),

@@ -62,7 +62,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   let streams: StreamService | undefined;
   const sessions = new SessionsService(dal, models, (sessionId) => (streams as StreamService).isStreaming(sessionId));
   streams = new StreamService({
-    config: { heartbeatMs: config.HEARTBEAT_MS },
+    config: { heartbeatMs: config.HEARTBEAT_MS, renewMs: config.RESERVATION_RENEW_MS },
     logger,
     models,
     providers,

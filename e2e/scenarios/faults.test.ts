@@ -99,11 +99,21 @@ describe('faults', function () {
     const terminal = stream.events.at(-1);
     expect(terminal?.event).to.equal('done');
     await platform.restart('accounting');
-    const charged = Number(terminal?.data.credits);
     const balance = await until(async () => {
       const response = await api<{ available: number; reserved: number }>(gw, 'GET', '/api/credits/balance', { token: user.accessToken });
       return response.status === 200 && response.body.reserved === 0 ? response.body : undefined;
     }, 'the outbox lands the finalize');
+    // while the charge waited, chat showed no number of its own (accounting prices); the landed one is stored on the reply
+    const charged = await until(async () => {
+      const found = await api<{ messages: Array<{ role: string; credits?: number; chargePending?: boolean }> }>(
+        gw,
+        'GET',
+        `/api/chat/sessions/${stream.sessionId}`,
+        { token: user.accessToken },
+      );
+      const reply = found.body.messages.find((m) => m.role === 'assistant');
+      return reply && !reply.chargePending ? reply.credits : undefined;
+    }, 'the reply shows the landed charge');
     expect(balance.available).to.equal(5000 - charged);
     await assertLedgerInvariant(platform, user.userId);
   });

@@ -67,7 +67,15 @@ export function streamRouter(deps: {
         tags,
         params: idParams,
         body: messageBody,
-        response: z.object({ messageId: z.string(), content: z.string(), status: z.string(), usage: z.unknown(), credits: z.number() }),
+        response: z.object({
+          messageId: z.string(),
+          content: z.string(),
+          status: z.string(),
+          usage: z.unknown(),
+          // absent while the charge waits for accounting (chargePending); accounting is the one source of the number
+          credits: z.number().optional(),
+          chargePending: z.boolean().optional(),
+        }),
         errors: ['NOT_FOUND', 'FORBIDDEN', 'CONFLICT', 'INSUFFICIENT_CREDITS', 'UPSTREAM_UNAVAILABLE'],
       },
       async ({ actor, params, body, req, res }) => {
@@ -194,7 +202,7 @@ export function streamRouter(deps: {
 /** The reply of a non-streaming call, or the stream's error as a problem. */
 export function collectedReply(sink: CollectingSink) {
   const terminal = sink.terminal();
-  const data = (terminal?.data ?? {}) as { messageId?: string; usage?: unknown; credits?: number; detail?: string };
+  const data = (terminal?.data ?? {}) as { messageId?: string; usage?: unknown; credits?: number; chargePending?: boolean; detail?: string };
   if (!terminal || terminal.event === 'error') {
     throw new ApiError('UPSTREAM_UNAVAILABLE', data.detail ?? 'The model failed to answer', {
       status: 502,
@@ -206,6 +214,7 @@ export function collectedReply(sink: CollectingSink) {
     content: sink.text,
     status: terminal.event === 'done' ? 'complete' : 'interrupted',
     usage: data.usage,
-    credits: data.credits ?? 0,
+    credits: data.credits,
+    chargePending: data.chargePending,
   };
 }
