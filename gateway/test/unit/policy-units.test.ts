@@ -63,13 +63,14 @@ describe('unit: policies', () => {
     const ex = exchange({ 'x-forwarded-for': '6.6.6.6', host: 'gw.example' });
     ex.actor = actor;
     ex.upstreamHeaders = { 'x-user-id': 'smuggled-by-a-policy' };
-    identityHeadersPolicy({ internalSecret: auth.secrets.INTERNAL_SECRET, trustProxy: () => false }).run(ex);
-    expect(verifyIdentityHeaders(auth.secrets.INTERNAL_SECRET, ex.upstreamHeaders as Record<string, string>)).to.deep.equal(actor);
+    identityHeadersPolicy({ internalSecret: auth.secrets.INTERNAL_SECRET, trustProxy: () => false, target: () => 'chat' }).run(ex);
+    const binding = { method: ex.method, path: ex.path, service: 'chat' };
+    expect(verifyIdentityHeaders(auth.secrets.INTERNAL_SECRET, ex.upstreamHeaders as Record<string, string>, binding)).to.deep.equal(actor);
     expect(ex.upstreamHeaders['x-request-id']).to.equal('req-unit-0001');
     expect(ex.upstreamHeaders['x-forwarded-for']).not.to.include('6.6.6.6');
     expect(ex.upstreamHeaders['x-forwarded-host']).to.equal('gw.example');
     const trusted = exchange({ 'x-forwarded-for': '6.6.6.6' });
-    identityHeadersPolicy({ internalSecret: auth.secrets.INTERNAL_SECRET, trustProxy: () => true }).run(trusted);
+    identityHeadersPolicy({ internalSecret: auth.secrets.INTERNAL_SECRET, trustProxy: () => true, target: () => 'chat' }).run(trusted);
     expect(trusted.upstreamHeaders['x-forwarded-for']).to.match(/^6\.6\.6\.6, /);
     expect(trusted.upstreamHeaders).not.to.have.property('x-user-id');
   });

@@ -3,9 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Actor, ServiceName } from '../claims.ts';
 import { SERVICE_TOKEN_HEADER } from '../headers.ts';
-import { signIdentityHeaders } from '../identity-signature.ts';
+import { type IdentityBinding, signIdentityHeaders } from '../identity-signature.ts';
 import { connectPostgres, dropPostgresDatabase, ensurePostgresDatabase, type Migration, migrateDownAll, migrateLatest, pgUrlFor } from '../stores/index.ts';
 import { createKeyring, type Keyring, signAccessToken, signServiceToken } from '../tokens.ts';
+import { installGatewaySigner, presignIdentityHeaders } from './gateway-signer.ts';
+
+export { installGatewaySigner, presignIdentityHeaders } from './gateway-signer.ts';
 
 /** Fresh random secrets for one test run (never reused, never committed). */
 export function testSecrets() {
@@ -20,8 +23,11 @@ export interface TestAuth {
   internalKeyring: Keyring;
   /** a valid access token for the actor */
   token(actor: Actor, options?: { ttlSeconds?: number }): string;
-  /** the signed identity headers the gateway would inject for the actor */
-  identityHeaders(actor: Actor, requestId?: string): Record<string, string>;
+  /**
+   * The identity headers the gateway would inject for the actor. With `binding`, signed for that request; without,
+   * presigned: `fetch` signs them for the request it sends (see gateway-signer.ts), other clients must bind.
+   */
+  identityHeaders(actor: Actor, requestId?: string, binding?: IdentityBinding): Record<string, string>;
   /** a service token from `iss` to `aud` */
   serviceHeaders(iss: ServiceName, aud: ServiceName): Record<string, string>;
 }
@@ -30,6 +36,7 @@ export function createTestAuth(secrets = testSecrets()): TestAuth {
   const accessKeyring = createKeyring(secrets.JWT_ACCESS_SECRET);
   const refreshKeyring = createKeyring(secrets.JWT_REFRESH_SECRET);
   const internalKeyring = createKeyring(secrets.INTERNAL_SECRET);
+  installGatewaySigner(secrets.INTERNAL_SECRET);
   return {
     secrets,
     accessKeyring,
@@ -41,7 +48,8 @@ export function createTestAuth(secrets = testSecrets()): TestAuth {
         { sub: actor.userId, username: actor.username, email: actor.email, role: actor.role },
         { jti: actor.jti, ttlSeconds: options.ttlSeconds },
       ),
-    identityHeaders: (actor, requestId = `test-${randomUUID()}`) => signIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId),
+    identityHeaders: (actor, requestId = `test-${randomUUID()}`, binding) =>
+      binding ? signIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId, binding) : presignIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId),
     serviceHeaders: (iss, aud) => ({ [SERVICE_TOKEN_HEADER]: signServiceToken(internalKeyring, iss, aud) }),
   };
 }
