@@ -17,7 +17,13 @@ export function revocationPolicy(deps: { failMode: () => 'open' | 'closed' }): G
       if (!ex.claims) return [];
       return [
         { kind: 'revoked-jti', key: revocationKeys.jti(ex.claims.jti), jti: ex.claims.jti },
-        { kind: 'revoked-before', key: revocationKeys.before(ex.claims.sub), userId: ex.claims.sub, iat: ex.claims.iat, iatMs: ex.claims.iatMs },
+        {
+          kind: 'revoked-before',
+          key: revocationKeys.before(ex.claims.sub),
+          userId: ex.claims.sub,
+          iat: ex.claims.iat,
+          ...(ex.claims.iatMs === undefined ? {} : { iatMs: ex.claims.iatMs }),
+        },
       ];
     },
     apply(_ex, result, checks) {

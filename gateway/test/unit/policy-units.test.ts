@@ -96,9 +96,11 @@ describe('unit: policies', () => {
     ex.claims = { sub: 'u1', username: 'u', email: 'u@x', role: 'enduser', type: 'access', jti: 'j1', iat: 100, exp: 200 };
     const checks = policy.collect(ex);
     expect(checks).to.deep.equal([
-      { kind: 'revoked-jti', key: 'revoked:jti:j1' },
-      { kind: 'revoked-before', key: 'revoked:before:u1', iat: 100 },
+      { kind: 'revoked-jti', key: 'revoked:jti:j1', jti: 'j1' },
+      { kind: 'revoked-before', key: 'revoked:before:u1', userId: 'u1', iat: 100 },
     ]);
+    ex.claims = { ...ex.claims, iatMs: 100_250 };
+    expect(policy.collect(ex)[1]).to.deep.equal({ kind: 'revoked-before', key: 'revoked:before:u1', userId: 'u1', iat: 100, iatMs: 100_250 });
     const revoked: GateResult = { revoked: true, source: 'redis', decisions: [undefined, undefined] };
     expect(catchError(() => policy.apply(ex, revoked, checks)).code).to.equal('TOKEN_REVOKED');
   });
