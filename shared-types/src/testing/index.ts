@@ -8,7 +8,7 @@ import { connectPostgres, dropPostgresDatabase, ensurePostgresDatabase, type Mig
 import { createKeyring, type Keyring, signAccessToken, signServiceToken } from '../tokens.ts';
 import { installGatewaySigner, presignIdentityHeaders } from './gateway-signer.ts';
 
-export { installGatewaySigner, presignIdentityHeaders } from './gateway-signer.ts';
+export { installGatewaySigner, presignIdentityHeaders, withGatewaySigner } from './gateway-signer.ts';
 
 /** Fresh random secrets for one test run (never reused, never committed). */
 export function testSecrets() {
@@ -48,8 +48,11 @@ export function createTestAuth(secrets = testSecrets()): TestAuth {
         { sub: actor.userId, username: actor.username, email: actor.email, role: actor.role },
         { jti: actor.jti, ttlSeconds: options.ttlSeconds },
       ),
-    identityHeaders: (actor, requestId = `test-${randomUUID()}`, binding) =>
-      binding ? signIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId, binding) : presignIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId),
+    identityHeaders: (actor, requestId = `test-${randomUUID()}`, binding) => {
+      if (binding) return signIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId, binding);
+      installGatewaySigner(secrets.INTERNAL_SECRET); // again: a test may have swapped fetch since (nock.restore)
+      return presignIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId);
+    },
     serviceHeaders: (iss, aud) => ({ [SERVICE_TOKEN_HEADER]: signServiceToken(internalKeyring, iss, aud) }),
   };
 }
