@@ -29,13 +29,18 @@ export function revocationWriter(redis: Redis, accessTtlSeconds: number) {
       }
       await batch.exec();
     },
-    /** `revoked:before:<userId>` = now in ms; kept as long as any access token issued before can live */
+    /**
+     * `revoked:before:<userId>` = now in ms; kept as long as any access token issued before can live. Resolves
+     * only once the clock has passed that millisecond, so a token issued after this returns (the fresh pair of a
+     * password change) is strictly after it and lives.
+     */
     async revokeBefore(userId: string): Promise<number> {
       const atMs = Date.now();
       const batch = redis.multi();
       batch.set(revocationKeys.before(userId), String(atMs), 'PX', windowMs);
       append(batch, encodeRevocation({ kind: 'before', userId, atMs, untilMs: atMs + windowMs }), atMs);
       await batch.exec();
+      while (Date.now() <= atMs) await new Promise((resolve) => setTimeout(resolve, 1));
       return atMs;
     },
   };
