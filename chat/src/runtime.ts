@@ -1,4 +1,12 @@
-import { createKeyring, type Logger, ServiceClient } from '@platform/shared-types';
+import {
+  ACCESS_TOKEN_TTL_SECONDS,
+  CLOCK_TOLERANCE_SECONDS,
+  createKeyring,
+  followRevocations,
+  type Logger,
+  type RevocationMirror,
+  ServiceClient,
+} from '@platform/shared-types';
 import type { Config } from './config.ts';
 import { FilesDal } from './features/files/files-dal.ts';
 import { FilesService } from './features/files/files-service.ts';
@@ -22,6 +30,8 @@ export interface ChatRuntime {
   files: FilesService;
   bus: ChatBus;
   outbox: ChargeOutbox;
+  /** this instance's copy of recent revocations: ends event streams whose token is revoked */
+  revocations: RevocationMirror;
   /** starts the outbox retry loop */
   startBackground(): void;
   /** ends running streams (charging what they produced), stops the outbox and the bus */
@@ -76,6 +86,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   await streams.start();
   const supervision = new SupervisionService({ sessions, dal, streams, bus, client });
   const running = streams;
+  const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
   return {
     models,
     sessions,
@@ -84,8 +95,10 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     files,
     bus,
     outbox,
+    revocations: revocations.mirror,
     startBackground: () => outbox.start(),
     async stop() {
+      revocations.close();
       await running.stop();
       await outbox.stop();
       await bus.close();
