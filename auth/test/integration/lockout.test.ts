@@ -18,8 +18,7 @@ describe('login lockout per account and client address, with an account-wide lim
     await t.stop();
   });
 
-  const loginFrom = (address: string, body: Record<string, string>) =>
-    t.call('POST', '/api/auth/login', { body, headers: { 'x-forwarded-for': address } });
+  const loginFrom = (address: string, body: Record<string, string>) => t.call('POST', '/api/auth/login', { body, headers: { 'x-forwarded-for': address } });
 
   async function failFrom(address: string, email: string, times: number) {
     for (let i = 0; i < times; i++) await expectProblem(await loginFrom(address, { email, password: `wrong guess ${i}` }), 401, 'INVALID_CREDENTIALS');
@@ -81,11 +80,7 @@ describe('login lockout per account and client address, with an account-wide lim
     const owner = await t.signupVerified();
     // each attempt claims to come from the owner's address; the entry the gateway wrote is the attacker's
     for (let i = 0; i < 5; i++) {
-      await expectProblem(
-        await loginFrom(`198.51.100.4, 203.0.113.9`, { email: owner.email, password: `wrong guess ${i}` }),
-        401,
-        'INVALID_CREDENTIALS',
-      );
+      await expectProblem(await loginFrom(`198.51.100.4, 203.0.113.9`, { email: owner.email, password: `wrong guess ${i}` }), 401, 'INVALID_CREDENTIALS');
     }
     await expectProblem(await loginFrom('203.0.113.9', { email: owner.email, password: owner.password }), 423, 'ACCOUNT_LOCKED');
     expect((await loginFrom('198.51.100.4', { email: owner.email, password: owner.password })).status).to.equal(200);

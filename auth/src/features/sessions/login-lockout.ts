@@ -5,7 +5,12 @@ import type { Config } from '../../config.ts';
 
 type LockoutConfig = Pick<
   Config,
-  'REDIS_KEY_PREFIX' | 'LOGIN_MAX_FAILURES' | 'LOGIN_FAILURE_WINDOW_SECONDS' | 'LOGIN_LOCK_SECONDS' | 'LOGIN_ACCOUNT_MAX_FAILURES' | 'LOGIN_ACCOUNT_WINDOW_SECONDS'
+  | 'REDIS_KEY_PREFIX'
+  | 'LOGIN_MAX_FAILURES'
+  | 'LOGIN_FAILURE_WINDOW_SECONDS'
+  | 'LOGIN_LOCK_SECONDS'
+  | 'LOGIN_ACCOUNT_MAX_FAILURES'
+  | 'LOGIN_ACCOUNT_WINDOW_SECONDS'
 >;
 
 /** Expands an IPv6 address to its eight 16-bit groups. */
