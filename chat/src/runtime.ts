@@ -2,6 +2,7 @@ import { createKeyring, type Logger, ServiceClient } from '@platform/shared-type
 import type { Config } from './config.ts';
 import { FilesDal } from './features/files/files-dal.ts';
 import { FilesService } from './features/files/files-service.ts';
+import { UploadGuard } from './features/files/upload-guard.ts';
 import { SessionsDal } from './features/sessions/sessions-dal.ts';
 import { SessionsService } from './features/sessions/sessions-service.ts';
 import { AccountingClient } from './features/stream/accounting-client.ts';
@@ -53,9 +54,19 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     backoffMaxMs: config.OUTBOX_BACKOFF_MAX_MS,
     onSettled: (reservationId, credits) => dal.settleCharge(reservationId, credits),
   });
-  const files = new FilesService(new FilesDal(stores.mongo), {
+  const uploadGuard = new UploadGuard(stores.redis, {
+    prefix: config.REDIS_PREFIX,
+    maxConcurrent: config.FILE_MAX_CONCURRENT_UPLOADS,
+    uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
+    maxRefused: config.FILE_REFUSED_MAX,
+    refusedWindowSeconds: config.FILE_REFUSED_WINDOW_SECONDS,
+  });
+  const files = new FilesService(new FilesDal(stores.mongo), uploadGuard, {
     maxBytes: config.FILE_MAX_BYTES,
     uploadsPerDay: config.FILE_UPLOADS_PER_DAY,
+    bytesPerDay: config.FILE_BYTES_PER_DAY,
+    uploadIdleMs: config.FILE_UPLOAD_IDLE_MS,
+    uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
     promptMaxChars: config.FILE_PROMPT_MAX_CHARS,
     maxFilesPerMessage: config.MAX_FILES_PER_MESSAGE,
   });

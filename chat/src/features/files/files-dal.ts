@@ -49,19 +49,29 @@ export class FilesDal {
     this.chunks = connection.model<ChunkDoc>('FileChunk', chunkSchema, 'file_chunks');
   }
 
+  /** A new file id, for chunks written before the file document exists. */
+  newFileId(): Types.ObjectId {
+    return new Types.ObjectId();
+  }
+
+  /** One chunk of a file being received; the file stays invisible until `finish` writes its document. */
+  async writeChunk(fileId: Types.ObjectId, n: number, data: Buffer): Promise<void> {
+    await this.chunks.create({ fileId, n, data });
+  }
+
   /** Chunks first, the file document last: a file is visible only when all of it is stored. */
-  async store(input: Omit<FileDoc, '_id' | 'createdAt' | 'chunkCount' | 'size'>, data: Buffer): Promise<FileDoc> {
-    const fileId = new Types.ObjectId();
-    const chunks: ChunkDoc[] = [];
-    for (let offset = 0, n = 0; offset < data.length; offset += CHUNK_BYTES, n++) chunks.push({ fileId, n, data: data.subarray(offset, offset + CHUNK_BYTES) });
-    try {
-      await this.chunks.insertMany(chunks, { ordered: true });
-      const doc = await this.files.create({ _id: fileId, ...input, size: data.length, chunkCount: chunks.length });
-      return doc.toObject();
-    } catch (error) {
-      await this.chunks.deleteMany({ fileId }).catch(() => undefined);
-      throw error;
-    }
+  async finish(fileId: Types.ObjectId, input: Omit<FileDoc, '_id' | 'createdAt'>): Promise<FileDoc> {
+    const doc = await this.files.create({ _id: fileId, ...input });
+    return doc.toObject();
+  }
+
+  /** Removes what an upload that failed or was refused had written. */
+  async discardChunks(fileId: Types.ObjectId): Promise<void> {
+    await this.chunks.deleteMany({ fileId });
+  }
+
+  async chunkCount(fileId: Types.ObjectId): Promise<number> {
+    return this.chunks.countDocuments({ fileId });
   }
 
   /** the file document first, so a half-removed file is never listed */
@@ -87,8 +97,10 @@ export class FilesDal {
     return { items, total };
   }
 
-  async countSince(userId: string, since: Date): Promise<number> {
-    return this.files.countDocuments({ userId, createdAt: { $gte: since } });
+  /** Files stored since `since` and their total size (one user has at most a day's quota of them). */
+  async usageSince(userId: string, since: Date): Promise<{ count: number; bytes: number }> {
+    const docs = await this.files.find({ userId, createdAt: { $gte: since } }, { size: 1 }).lean<Array<Pick<FileDoc, 'size'>>>();
+    return { count: docs.length, bytes: docs.reduce((sum, doc) => sum + doc.size, 0) };
   }
 
   async read(file: FileDoc): Promise<Buffer> {
