@@ -54,9 +54,12 @@ export class FilesDal {
     return new Types.ObjectId();
   }
 
-  /** One chunk of a file being received; the file stays invisible until `finish` writes its document. */
+  /**
+   * One chunk of a file being received; the file stays invisible until `finish` writes its document. Written
+   * with the driver (no mongoose document and cast copy per chunk); the bytes are serialised before it settles.
+   */
   async writeChunk(fileId: Types.ObjectId, n: number, data: Buffer): Promise<void> {
-    await this.chunks.create({ fileId, n, data });
+    await this.chunks.collection.insertOne({ fileId, n, data: new mongoose.mongo.Binary(data) });
   }
 
   /** Chunks first, the file document last: a file is visible only when all of it is stored. */

@@ -36,9 +36,10 @@ export interface Received {
 }
 
 /**
- * Streams the one file part of a multipart body to `writeChunk` in CHUNK_BYTES pieces, holding at most one
- * chunk in memory. Settles only after the last write has ended, so a caller that discards on failure removes
- * everything (no write lands after the discard).
+ * Streams the one file part of a multipart body to `writeChunk` in CHUNK_BYTES pieces, holding one chunk
+ * buffer per upload (reused: `writeChunk` must be done with the bytes when its promise settles). Settles only
+ * after the last write has ended, so a caller that discards on failure removes everything (no write lands
+ * after the discard).
  */
 export function receiveUpload(req: Request, writeChunk: (n: number, data: Buffer) => Promise<void>, limits: ReceiveLimits): Promise<Received> {
   let parser: busboy.Busboy;
@@ -75,26 +76,29 @@ export function receiveUpload(req: Request, writeChunk: (n: number, data: Buffer
 
     async function consume(stream: Readable, name: string): Promise<Received | undefined> {
       const sniffer = new TypeSniffer();
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
+      // one chunk-sized buffer per upload, filled and written again and again (no copy per piece)
+      const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+      let filled = 0;
       let n = 0;
       let size = 0;
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
+      for await (const piece of stream as AsyncIterable<Buffer>) {
         if (failure !== undefined) return undefined;
-        sniffer.feed(chunk);
-        size += chunk.length;
+        sniffer.feed(piece);
+        size += piece.length;
         if (sniffer.refused) throw refusal('UNSUPPORTED_MEDIA_TYPE', NOT_ALLOWED_TYPE);
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        while (pendingBytes >= CHUNK_BYTES) {
-          const joined = Buffer.concat(pending);
-          await writeChunk(n++, joined.subarray(0, CHUNK_BYTES));
-          pending = [joined.subarray(CHUNK_BYTES)];
-          pendingBytes = joined.length - CHUNK_BYTES;
+        for (let offset = 0; offset < piece.length; ) {
+          const copied = piece.copy(chunk, filled, offset);
+          filled += copied;
+          offset += copied;
+          if (filled === CHUNK_BYTES) {
+            await writeChunk(n++, chunk);
+            filled = 0;
+            if (failure !== undefined) return undefined;
+          }
         }
       }
       if (failure !== undefined) return undefined;
-      if (pendingBytes > 0) await writeChunk(n++, Buffer.concat(pending));
+      if (filled > 0) await writeChunk(n++, chunk.subarray(0, filled));
       return { name, size, chunkCount: n, type: sniffer.result(name) };
     }
 
