@@ -56,6 +56,8 @@ export const configSchema = secretsSchema.extend({
   /** refused uploads (too large, wrong type, over quota, too many at once) per user and window before all are refused */
   FILE_REFUSED_MAX: int(30, 1),
   FILE_REFUSED_WINDOW_SECONDS: int(600, 1),
+  /** how often chunks of uploads cut by a crash are looked for and removed */
+  FILE_SWEEP_INTERVAL_MS: int(10 * 60_000, 100),
   FILE_PROMPT_MAX_CHARS: int(20_000, 0),
   MAX_FILES_PER_MESSAGE: int(5, 0),
 });

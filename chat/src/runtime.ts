@@ -87,6 +87,18 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   await streams.start();
   const supervision = new SupervisionService({ sessions, dal, streams, bus, client });
   const running = streams;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> | undefined;
+  // chunks of uploads cut by a crash of their instance (FerretDB has no TTL indexes)
+  const sweepUploads = () => {
+    sweeping ??= files
+      .sweepUnfinished()
+      .then((removed) => removed > 0 && logger.info({ removed }, 'removed unfinished uploads'))
+      .catch((error: unknown) => logger.warn({ err: error }, 'upload sweep failed'))
+      .finally(() => {
+        sweeping = undefined;
+      });
+  };
   return {
     models,
     sessions,
@@ -95,8 +107,14 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     files,
     bus,
     outbox,
-    startBackground: () => outbox.start(),
+    startBackground: () => {
+      outbox.start();
+      sweepTimer = setInterval(sweepUploads, config.FILE_SWEEP_INTERVAL_MS);
+      sweepTimer.unref();
+    },
     async stop() {
+      clearInterval(sweepTimer);
+      await sweeping;
       await running.stop();
       await outbox.stop();
       await bus.close();

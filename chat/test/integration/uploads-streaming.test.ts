@@ -3,7 +3,9 @@ import { connect, type Socket } from 'node:net';
 import type { Actor } from '@platform/shared-types';
 import { storeUrls, testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
+import { Types } from 'mongoose';
 import { launchPart, type RunningPart } from '../../../scripts/platform.ts';
+import { FilesDal } from '../../src/features/files/files-dal.ts';
 import { FAST, type Platform, startPlatform, waitFor } from '../support/harness.ts';
 
 const BOUNDARY = 'upload-test-boundary-7c1f';
@@ -203,6 +205,31 @@ describe('uploads stream to storage: admission before the body, bounded memory, 
     expect(answer.body.detail).to.match(/stalled/);
     await waitFor(async () => (await orphanChunks()) === 0 && (await slotsInUse(user)) === 0, 'stalled upload discarded');
     expect(await quotaOf(user)).to.include({ used: 0, bytesUsed: 0 });
+  });
+
+  it('chunks of an upload cut by a crash (no file document) are swept once the upload timeout has passed; finished files stay', async () => {
+    const db = mongo();
+    if (!db) throw new Error('no store');
+    const dal = new FilesDal(db);
+    // what an instance that died mid-upload leaves: chunks of a file id from an hour ago, no file document
+    const crashed = Types.ObjectId.createFromTime(Math.floor(Date.now() / 1000) - 3600);
+    await dal.writeChunk(crashed, 0, Buffer.alloc(1000, 'x'));
+    await dal.writeChunk(crashed, 1, Buffer.alloc(1000, 'y'));
+    // one still running (begun just now) must not be touched
+    const running = dal.newFileId();
+    await dal.writeChunk(running, 0, Buffer.alloc(1000, 'z'));
+    const user = testActor('enduser');
+    const kept = multipart('kept.txt', 300_000);
+    const upload = new RawUpload(chatUrl(), platform.headers(user), { contentLength: kept.length });
+    await upload.send(kept);
+    const { file } = (await upload.answer).body as { file: { id: string } };
+
+    expect(await platform.instances[0]?.stores.runtime.files.sweepUnfinished()).to.equal(1);
+    expect(await dal.chunkCount(crashed)).to.equal(0);
+    expect(await dal.chunkCount(running)).to.equal(1);
+    const download = await fetch(`${chatUrl()}/api/chat/files/${file.id}`, { headers: platform.headers(user) });
+    expect((await download.arrayBuffer()).byteLength).to.equal(300_000);
+    await dal.discardChunks(running);
   });
 
   it('counts refused uploads: past the limit every upload is refused (429) before its body is read', async () => {

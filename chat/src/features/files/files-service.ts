@@ -140,6 +140,11 @@ export class FilesService {
     });
   }
 
+  /** Removes what uploads cut by a crash left behind (any upload older than the upload timeout is over). */
+  sweepUnfinished(): Promise<number> {
+    return this.#dal.sweepUnfinished(new Date(Date.now() - this.#options.uploadTimeoutMs - 60_000));
+  }
+
   /** the owner's file; anyone else's is NOT_FOUND */
   async own(userId: string, id: string): Promise<FileDoc> {
     const _id = toObjectId(id);
