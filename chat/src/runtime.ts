@@ -10,6 +10,7 @@ import {
 import type { Config } from './config.ts';
 import { FilesDal } from './features/files/files-dal.ts';
 import { FilesService } from './features/files/files-service.ts';
+import { UploadGuard } from './features/files/upload-guard.ts';
 import { SessionsDal } from './features/sessions/sessions-dal.ts';
 import { SessionsService } from './features/sessions/sessions-service.ts';
 import { AccountingClient } from './features/stream/accounting-client.ts';
@@ -63,9 +64,19 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     backoffMaxMs: config.OUTBOX_BACKOFF_MAX_MS,
     onSettled: (reservationId, credits) => dal.settleCharge(reservationId, credits),
   });
-  const files = new FilesService(new FilesDal(stores.mongo), {
+  const uploadGuard = new UploadGuard(stores.redis, {
+    prefix: config.REDIS_PREFIX,
+    maxConcurrent: config.FILE_MAX_CONCURRENT_UPLOADS,
+    uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
+    maxRefused: config.FILE_REFUSED_MAX,
+    refusedWindowSeconds: config.FILE_REFUSED_WINDOW_SECONDS,
+  });
+  const files = new FilesService(new FilesDal(stores.mongo), uploadGuard, {
     maxBytes: config.FILE_MAX_BYTES,
     uploadsPerDay: config.FILE_UPLOADS_PER_DAY,
+    bytesPerDay: config.FILE_BYTES_PER_DAY,
+    uploadIdleMs: config.FILE_UPLOAD_IDLE_MS,
+    uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
     promptMaxChars: config.FILE_PROMPT_MAX_CHARS,
     maxFilesPerMessage: config.MAX_FILES_PER_MESSAGE,
   });
@@ -87,6 +98,18 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   const supervision = new SupervisionService({ sessions, dal, streams, bus, client });
   const running = streams;
   const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> | undefined;
+  // chunks of uploads cut by a crash of their instance (FerretDB has no TTL indexes)
+  const sweepUploads = () => {
+    sweeping ??= files
+      .sweepUnfinished()
+      .then((removed) => removed > 0 && logger.info({ removed }, 'removed unfinished uploads'))
+      .catch((error: unknown) => logger.warn({ err: error }, 'upload sweep failed'))
+      .finally(() => {
+        sweeping = undefined;
+      });
+  };
   return {
     models,
     sessions,
@@ -96,9 +119,15 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     bus,
     outbox,
     revocations: revocations.mirror,
-    startBackground: () => outbox.start(),
+    startBackground: () => {
+      outbox.start();
+      sweepTimer = setInterval(sweepUploads, config.FILE_SWEEP_INTERVAL_MS);
+      sweepTimer.unref();
+    },
     async stop() {
       revocations.close();
+      clearInterval(sweepTimer);
+      await sweeping;
       await running.stop();
       await outbox.stop();
       await bus.close();
