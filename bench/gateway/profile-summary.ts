@@ -34,7 +34,8 @@ function moduleOf(url: string, name: string): string {
   return ours ? (ours[1] as string) : url;
 }
 
-const label = (node: ProfileNode) => `${node.callFrame.functionName || '(anonymous)'} ${moduleOf(node.callFrame.url, node.callFrame.functionName)}:${node.callFrame.lineNumber + 1}`;
+const label = (node: ProfileNode) =>
+  `${node.callFrame.functionName || '(anonymous)'} ${moduleOf(node.callFrame.url, node.callFrame.functionName)}:${node.callFrame.lineNumber + 1}`;
 
 const selfByFunction = new Map<string, number>();
 const selfByModule = new Map<string, number>();
@@ -66,7 +67,8 @@ walk(profile.nodes[0]?.id as number, new Set());
 const pct = (hits: number) => `${((100 * hits) / Math.max(1, totalHits)).toFixed(1).padStart(5)}%`;
 const print = (title: string, map: Map<string, number>, n: number) => {
   process.stdout.write(`\n## ${title}\n`);
-  for (const [name, hits] of [...map].sort((a, b) => b[1] - a[1]).slice(0, n)) process.stdout.write(`${pct(hits)} ${(hits * usPerHit / 1000).toFixed(0).padStart(7)} ms  ${name}\n`);
+  for (const [name, hits] of [...map].sort((a, b) => b[1] - a[1]).slice(0, n))
+    process.stdout.write(`${pct(hits)} ${((hits * usPerHit) / 1000).toFixed(0).padStart(7)} ms  ${name}\n`);
 };
 process.stdout.write(`${file}: ${totalHits} samples, ${(usPerHit).toFixed(0)} us each, ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s\n`);
 print('self time by module', selfByModule, 30);

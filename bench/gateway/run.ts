@@ -187,7 +187,7 @@ pipelines:
 }
 
 const children: ChildProcess[] = [];
-const dir = mkdtempSync(join(tmpdir(), 'gateway-bench-'));
+const tmp = mkdtempSync(join(tmpdir(), 'gateway-bench-'));
 try {
   const secret = randomBytes(32).toString('hex');
   const upstreamPort = await freePort();
@@ -195,47 +195,56 @@ try {
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   children.push(spawn(process.execPath, ['-e', UPSTREAM], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: 'ignore' }));
-  writeFileSync(join(dir, 'gateway.config.yml'), CONFIG);
-  // load the gateway's modules once with its flags, as any earlier start would: a warm compile cache
-  // (src/compile-cache.mjs) is the steady state, not the first start on a fresh machine
-  spawnSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', "await import('./src/main.ts')"], { cwd: join(root, 'gateway'), stdio: 'ignore' });
-  const gateway = spawn(process.execPath, [...NODE_FLAGS, 'src/main.ts'], {
-    cwd: join(root, 'gateway'),
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', // access log on, as in production (written to /dev/null here)
-      PORT: String(gatewayPort),
-      OPS_PORT: '0', // the private metrics listener: any free port
-      REDIS_URL: process.env.REDIS_URL ?? storeUrls().REDIS_URL,
-      AUTH_URL: upstreamUrl,
-      GATEWAY_CONFIG: join(dir, 'gateway.config.yml'),
-      RATE_LIMIT_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
-      JWT_ACCESS_SECRET: secret,
-      JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
-      INTERNAL_SECRET: randomBytes(32).toString('hex'),
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.push(gateway);
-  gateway.once('exit', (code) => {
-    process.stderr.write(`gateway exited (${code})\n`);
-    process.exit(1);
-  });
+  writeFileSync(join(tmp, 'gateway.config.yml'), CONFIG);
+  const startGateway = (dir: string, port: number) => {
+    // load the gateway's modules once with its flags, as any earlier start would: a warm compile cache
+    // (src/compile-cache.mjs) is the steady state, not the first start on a fresh machine
+    spawnSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', "await import('./src/main.ts')"], { cwd: dir, stdio: 'ignore' });
+    const child = spawn(process.execPath, [...NODE_FLAGS, 'src/main.ts'], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', // access log on, as in production (written to /dev/null here)
+        PORT: String(port),
+        OPS_PORT: '0', // the private metrics listener: any free port
+        REDIS_URL: process.env.REDIS_URL ?? storeUrls().REDIS_URL,
+        AUTH_URL: upstreamUrl,
+        GATEWAY_CONFIG: join(tmp, 'gateway.config.yml'),
+        RATE_LIMIT_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
+        JWT_ACCESS_SECRET: secret,
+        JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
+        INTERNAL_SECRET: randomBytes(32).toString('hex'),
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(child);
+    child.once('exit', (code) => {
+      process.stderr.write(`gateway (${dir}) exited (${code})\n`);
+      process.exit(1);
+    });
+    return child;
+  };
+  const gateway = startGateway(join(root, 'gateway'), gatewayPort);
+  // BENCH_BASELINE_DIR: another checkout's gateway folder (e.g. an earlier commit), measured on the full route in the same rounds
+  const baselineDir = process.env.BENCH_BASELINE_DIR;
+  const baselinePort = await freePort();
+  const baselineUrl = `http://127.0.0.1:${baselinePort}`;
+  const baseline = baselineDir ? startGateway(baselineDir, baselinePort) : undefined;
   const withExpressGateway = process.env.BENCH_EXPRESS_GATEWAY !== '0';
   const egPort = await freePort();
   const egUrl = `http://127.0.0.1:${egPort}`;
   let eg: ChildProcess | undefined;
   if (withExpressGateway) {
     ensureExpressGateway();
-    writeExpressGatewayConfig(join(dir, 'eg'), egPort, upstreamUrl);
+    writeExpressGatewayConfig(join(tmp, 'eg'), egPort, upstreamUrl);
     eg = spawn(process.execPath, [join(EG_FILES, 'server.cjs')], {
       env: {
         ...process.env,
         NODE_ENV: 'production',
         LOG_LEVEL: 'error',
         EG_DIR,
-        EG_CONFIG: join(dir, 'eg'),
+        EG_CONFIG: join(tmp, 'eg'),
         EG_IOREDIS: join(EG_DIR, 'node_modules', 'ioredis'),
         REDIS_URL: process.env.REDIS_URL ?? storeUrls().REDIS_URL,
         RATE_LIMIT_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
@@ -248,6 +257,7 @@ try {
   await waitUntilUp(`${upstreamUrl}/`);
   await waitUntilUp(`${gatewayUrl}/bench/proxy`);
   if (withExpressGateway) await waitUntilUp(`${egUrl}/bench/full`);
+  if (baseline) await waitUntilUp(`${baselineUrl}/bench/proxy`);
   const token = signAccessToken(
     createKeyring(secret),
     { sub: 'bench-user-0001', username: 'bench', email: 'bench@example.test', role: 'enduser' },
@@ -265,6 +275,7 @@ try {
     [`${gatewayUrl}/bench/proxy`, {}],
     [`${gatewayUrl}/bench/full`, auth],
     ...(withExpressGateway ? ([[`${egUrl}/bench/full`, auth]] as const) : []),
+    ...(baseline ? ([[`${baselineUrl}/bench/full`, auth]] as const) : []),
   ] as const)
     await load(url, headers, 2);
 
@@ -276,7 +287,9 @@ try {
   const runFull = async () => fullRuns.push(await load(`${gatewayUrl}/bench/full`, auth, SECONDS, gateway.pid));
   const egRuns: Figures[] = [];
   const runEg = async () => egRuns.push(await load(`${egUrl}/bench/full`, auth, SECONDS, eg?.pid));
-  const cases = withExpressGateway ? [runProxy, runFull, runEg] : [runProxy, runFull];
+  const baselineRuns: Figures[] = [];
+  const runBaseline = async () => baselineRuns.push(await load(`${baselineUrl}/bench/full`, auth, SECONDS, baseline?.pid));
+  const cases = [runProxy, runFull, ...(withExpressGateway ? [runEg] : []), ...(baseline ? [runBaseline] : [])];
   for (let round = 0; round < ROUNDS; round++) {
     // rotate (and reverse every other round) which case goes first, so none always runs on the warmer (or busier) part of a round
     const order = cases.map((_, i) => cases[(i + round) % cases.length] as () => Promise<number>);
@@ -309,7 +322,15 @@ try {
     row('gateway, proxy-only route', proxy, proxyRuns),
     row('gateway, full policy route', full, fullRuns),
     ...(withExpressGateway ? [row('Express Gateway 1.16, equivalent full policy (plugin)', medianOf(egRuns), egRuns)] : []),
+    ...(baseline ? [row(`baseline gateway (${baselineDir}), full policy route`, medianOf(baselineRuns), baselineRuns)] : []),
     '',
+    ...(baseline
+      ? [
+          `- full policy, this gateway / baseline: req/s ${median(fullRuns.map((f, i) => f.rps / (baselineRuns[i] as Figures).rps)).toFixed(2)}, CPU per request ${median(
+            fullRuns.map((f, i) => f.cpuUs / (baselineRuns[i] as Figures).cpuUs),
+          ).toFixed(2)} (medians of the rounds; baseline RSS after the run ${memoryMb(baseline.pid as number).toFixed(0)} MB)`,
+        ]
+      : []),
     ...(withExpressGateway
       ? [
           `- ours full policy / Express Gateway full policy req/s: ${median(fullRuns.map((f, i) => f.rps / (egRuns[i] as Figures).rps)).toFixed(2)}, median of the rounds (${list(
@@ -334,5 +355,5 @@ try {
     child.removeAllListeners('exit');
     child.kill('SIGTERM');
   }
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true });
 }
