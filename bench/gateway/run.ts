@@ -196,11 +196,11 @@ try {
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   children.push(spawn(process.execPath, ['-e', UPSTREAM], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: 'ignore' }));
   writeFileSync(join(tmp, 'gateway.config.yml'), CONFIG);
-  const startGateway = (dir: string, port: number) => {
+  const startGateway = (dir: string, port: number, flags = NODE_FLAGS) => {
     // load the gateway's modules once with its flags, as any earlier start would: a warm compile cache
     // (src/compile-cache.mjs) is the steady state, not the first start on a fresh machine
-    spawnSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', "await import('./src/main.ts')"], { cwd: dir, stdio: 'ignore' });
-    const child = spawn(process.execPath, [...NODE_FLAGS, 'src/main.ts'], {
+    spawnSync(process.execPath, [...flags, '--input-type=module', '-e', "await import('./src/main.ts')"], { cwd: dir, stdio: 'ignore' });
+    const child = spawn(process.execPath, [...flags, 'src/main.ts'], {
       cwd: dir,
       env: {
         ...process.env,
@@ -226,11 +226,13 @@ try {
     return child;
   };
   const gateway = startGateway(join(root, 'gateway'), gatewayPort);
-  // BENCH_BASELINE_DIR: another checkout's gateway folder (e.g. an earlier commit), measured on the full route in the same rounds
-  const baselineDir = process.env.BENCH_BASELINE_DIR;
+  // BENCH_BASELINE_DIR: another checkout's gateway folder (e.g. an earlier commit), and/or BENCH_BASELINE_NODE_FLAGS: other
+  // start flags, measured on the full route in the same rounds
+  const baselineFlags = process.env.BENCH_BASELINE_NODE_FLAGS?.split(' ').filter(Boolean);
+  const baselineDir = process.env.BENCH_BASELINE_DIR ?? (baselineFlags ? join(root, 'gateway') : undefined);
   const baselinePort = await freePort();
   const baselineUrl = `http://127.0.0.1:${baselinePort}`;
-  const baseline = baselineDir ? startGateway(baselineDir, baselinePort) : undefined;
+  const baseline = baselineDir ? startGateway(baselineDir, baselinePort, baselineFlags) : undefined;
   const withExpressGateway = process.env.BENCH_EXPRESS_GATEWAY !== '0';
   const egPort = await freePort();
   const egUrl = `http://127.0.0.1:${egPort}`;
@@ -322,7 +324,7 @@ try {
     row('gateway, proxy-only route', proxy, proxyRuns),
     row('gateway, full policy route', full, fullRuns),
     ...(withExpressGateway ? [row('Express Gateway 1.16, equivalent full policy (plugin)', medianOf(egRuns), egRuns)] : []),
-    ...(baseline ? [row(`baseline gateway (${baselineDir}), full policy route`, medianOf(baselineRuns), baselineRuns)] : []),
+    ...(baseline ? [row(`baseline gateway (${baselineDir}${baselineFlags ? `, flags: ${baselineFlags.join(' ') || 'none'}` : ''}), full policy route`, medianOf(baselineRuns), baselineRuns)] : []),
     '',
     ...(baseline
       ? [
