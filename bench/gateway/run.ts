@@ -324,7 +324,15 @@ try {
     row('gateway, proxy-only route', proxy, proxyRuns),
     row('gateway, full policy route', full, fullRuns),
     ...(withExpressGateway ? [row('Express Gateway 1.16, equivalent full policy (plugin)', medianOf(egRuns), egRuns)] : []),
-    ...(baseline ? [row(`baseline gateway (${baselineDir}${baselineFlags ? `, flags: ${baselineFlags.join(' ') || 'none'}` : ''}), full policy route`, medianOf(baselineRuns), baselineRuns)] : []),
+    ...(baseline
+      ? [
+          row(
+            `baseline gateway (${baselineDir}${baselineFlags ? `, flags: ${baselineFlags.join(' ') || 'none'}` : ''}), full policy route`,
+            medianOf(baselineRuns),
+            baselineRuns,
+          ),
+        ]
+      : []),
     '',
     ...(baseline
       ? [
