@@ -9,7 +9,10 @@ export const IDENTITY_SIGNATURE_MAX_AGE_SECONDS = 60;
 type HeaderBag = Record<string, string | string[] | undefined>;
 
 function canonical(timestamp: number, actor: Actor, requestId: string): string {
-  return ['v1', String(timestamp), actor.userId, actor.username, actor.email, actor.role, actor.jti ?? '', requestId].join('\n');
+  const fields = ['v1', String(timestamp), actor.userId, actor.username, actor.email, actor.role, actor.jti ?? '', requestId];
+  // appended only when present, so signatures of ordinary requests keep their form
+  if (actor.apiKeyId) fields.push(`akid:${actor.apiKeyId}`);
+  return fields.join('\n');
 }
 
 function mac(secret: string, payload: string): string {
@@ -18,7 +21,7 @@ function mac(secret: string, payload: string): string {
 
 /** The headers the gateway injects for a verified actor (DESIGN section 3). */
 export function signIdentityHeaders(secret: string, actor: Actor, requestId: string, timestamp = Math.floor(Date.now() / 1000)): Record<string, string> {
-  return {
+  const headers: Record<string, string> = {
     [IDENTITY_HEADERS.userId]: actor.userId,
     [IDENTITY_HEADERS.username]: actor.username,
     [IDENTITY_HEADERS.email]: actor.email,
@@ -27,6 +30,8 @@ export function signIdentityHeaders(secret: string, actor: Actor, requestId: str
     [IDENTITY_HEADERS.requestId]: requestId,
     [IDENTITY_HEADERS.signature]: `t=${timestamp},v1=${mac(secret, canonical(timestamp, actor, requestId))}`,
   };
+  if (actor.apiKeyId) headers[IDENTITY_HEADERS.apiKeyId] = actor.apiKeyId;
+  return headers;
 }
 
 function single(headers: HeaderBag, name: string): string | undefined {
@@ -51,6 +56,8 @@ export function verifyIdentityHeaders(secret: string, headers: HeaderBag, nowSec
   };
   const jti = single(headers, IDENTITY_HEADERS.jti);
   if (jti) actor.jti = jti;
+  const apiKeyId = single(headers, IDENTITY_HEADERS.apiKeyId);
+  if (apiKeyId) actor.apiKeyId = apiKeyId;
   const requestId = single(headers, IDENTITY_HEADERS.requestId) ?? '';
   const expected = Buffer.from(mac(secret, canonical(timestamp, actor, requestId)), 'hex');
   const given = Buffer.from(match[2] as string, 'hex');

@@ -49,7 +49,11 @@ function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-export function signAccessToken(keyring: Keyring, identity: IdentityInput, options: { jti?: string; ttlSeconds?: number } = {}): string {
+export function signAccessToken(
+  keyring: Keyring,
+  identity: IdentityInput,
+  options: { jti?: string; ttlSeconds?: number; apiKeyId?: string } = {},
+): string {
   const payload = {
     sub: identity.sub,
     username: identity.username,
@@ -57,6 +61,8 @@ export function signAccessToken(keyring: Keyring, identity: IdentityInput, optio
     role: identity.role,
     type: 'access',
     jti: options.jti ?? randomUUID(),
+    // DESIGN 2: tokens the gateway mints for an API-key request say so
+    ...(options.apiKeyId ? { amr: ['api_key'], akid: options.apiKeyId } : {}),
   };
   return jwt.sign(payload, keyring.current.key, {
     algorithm: ALGORITHM,
