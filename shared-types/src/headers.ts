@@ -31,7 +31,12 @@ export const IDENTITY_CLAIM_HEADERS: readonly string[] = [
 
 export function isStrippedHeader(name: string): boolean {
   const lower = name.toLowerCase();
-  return STRIPPED_HEADER_PREFIXES.some((prefix) => lower.startsWith(prefix)) || lower === IDENTITY_HEADERS.username || lower === IDENTITY_HEADERS.jti || lower === IDENTITY_HEADERS.apiKeyId;
+  return (
+    STRIPPED_HEADER_PREFIXES.some((prefix) => lower.startsWith(prefix)) ||
+    lower === IDENTITY_HEADERS.username ||
+    lower === IDENTITY_HEADERS.jti ||
+    lower === IDENTITY_HEADERS.apiKeyId
+  );
 }
 
 /** A client-supplied request id is kept only when it is well formed. */

@@ -49,11 +49,7 @@ function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-export function signAccessToken(
-  keyring: Keyring,
-  identity: IdentityInput,
-  options: { jti?: string; ttlSeconds?: number; apiKeyId?: string } = {},
-): string {
+export function signAccessToken(keyring: Keyring, identity: IdentityInput, options: { jti?: string; ttlSeconds?: number; apiKeyId?: string } = {}): string {
   const payload = {
     sub: identity.sub,
     username: identity.username,

@@ -12,7 +12,8 @@ import type { GateCheck, GateResult, RuleDecision } from '../engine/exchange.ts'
  * command's client overhead for all of them); the script decides them one after the other, each exactly
  * as if it were alone. ARGV: group count, then per group its check count and each check's arguments;
  * KEYS: every check's key in the same order.
- * Reply per group: {'ok'|'limited', {allowed, remaining, resetMs, retryAfterMs} per check} or {'revoked'}.
+ * Reply per group: {'ok'|'limited', {allowed, remaining, resetMs, retryAfterMs} per check, changed API-key entry or
+ * false} or {'revoked'} (a revoked token, or an API key whose entry is gone: deleted, expired, user disabled).
  */
 export const GATE_SCRIPT = `
 local t = redis.call('TIME')
@@ -28,6 +29,7 @@ for g = 1, groups do
   local writes = {}
   local allowed = true
   local revoked = false
+  local changed = false
   for i = 1, n do
     k = k + 1
     local key = KEYS[k]
@@ -41,6 +43,12 @@ for g = 1, groups do
       a = a + 2
       local before = tonumber(redis.call('GET', key))
       if before and iat < before then revoked = true end
+      out[i] = {1, 0, 0, 0}
+    elseif kind == 'k' then
+      local expected = ARGV[a + 1]
+      a = a + 2
+      local entry = redis.call('GET', key)
+      if not entry then revoked = true elseif entry ~= expected then changed = entry end
       out[i] = {1, 0, 0, 0}
     elseif kind == 'w' then
       local limit = tonumber(ARGV[a + 1])
@@ -89,9 +97,9 @@ for g = 1, groups do
           redis.call('PEXPIRE', w[2], w[4])
         end
       end
-      replies[g] = {'ok', out}
+      replies[g] = {'ok', out, changed}
     else
-      replies[g] = {'limited', out}
+      replies[g] = {'limited', out, changed}
     end
   end
 end
@@ -103,7 +111,7 @@ const MAX_BATCH = 128;
 
 export const RELEASE_SCRIPT = `redis.call('ZREM', KEYS[1], ARGV[1]) return 1`;
 
-type GroupReply = [string, Array<[number, number, number, number]>?];
+type GroupReply = [string, Array<[number, number, number, number]>?, (string | null)?];
 type GateRedis = Redis & {
   gate(keyCount: number, ...args: string[]): Promise<GroupReply[]>;
   gateRelease(key: string, id: string): Promise<number>;
@@ -209,6 +217,7 @@ export function createGate(deps: { redis: GateRedis; logger: Logger; failMode: (
     return {
       revoked: false,
       source: 'redis',
+      ...(typeof reply[2] === 'string' ? { apiKeyEntry: reply[2] } : {}),
       decisions: checks.map((check, index) => {
         if (check.kind !== 'window' && check.kind !== 'concurrency') return undefined;
         const [ok, remaining, resetMs, retryAfterMs] = rows[index] ?? [0, 0, 0, 0];
@@ -241,6 +250,7 @@ export function createGate(deps: { redis: GateRedis; logger: Logger; failMode: (
         keys.push(check.key);
         if (check.kind === 'revoked-jti') args.push('j');
         else if (check.kind === 'revoked-before') args.push('b', String(check.iat));
+        else if (check.kind === 'api-key') args.push('k', check.expected);
         else if (check.kind === 'window') args.push('w', String(check.limit), String(check.periodMs));
         else args.push('c', String(check.limit), String(check.leaseMs), check.leaseId);
       }

@@ -180,7 +180,14 @@ export class StreamService {
         }),
         this.#reserve(
           // the API key's credit limit applies to what is reserved through it (DESIGN 5b)
-          { reservationId, sessionId, modelId: model.id, inputTokens: reservedInputTokens, maxOutputTokens, ...(actor.apiKeyId ? { apiKeyId: actor.apiKeyId } : {}) },
+          {
+            reservationId,
+            sessionId,
+            modelId: model.id,
+            inputTokens: reservedInputTokens,
+            maxOutputTokens,
+            ...(actor.apiKeyId ? { apiKeyId: actor.apiKeyId } : {}),
+          },
           request.userToken,
         ),
       ]);
