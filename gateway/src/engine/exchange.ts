@@ -39,8 +39,8 @@ export interface Exchange {
 
 /** Checks a gate policy needs answered by Redis (or the in-memory fallback), all in one round trip. */
 export type GateCheck =
-  | { kind: 'revoked-jti'; key: string }
-  | { kind: 'revoked-before'; key: string; iat: number }
+  | { kind: 'revoked-jti'; key: string; jti: string }
+  | { kind: 'revoked-before'; key: string; userId: string; iat: number; iatMs?: number }
   /** the API key's entry must still exist (else the request is refused like a revoked token); `expected` is the entry as resolved */
   | { kind: 'api-key'; key: string; expected: string }
   | { kind: 'window'; key: string; rule: string; limit: number; periodMs: number }
@@ -61,6 +61,8 @@ export interface GateResult {
   decisions: Array<RuleDecision | undefined>;
   /** the API key's entry as Redis holds it now, when it differs from the one the request was resolved with (a role change) */
   apiKeyEntry?: string;
+  /** Redis is down and this instance has no loaded copy of the revocations: nobody can vouch for a token */
+  revocationUnknown?: true;
 }
 
 export type StepPolicy = { kind: 'step'; run(ex: Exchange): void | Promise<void> };

@@ -6,8 +6,10 @@ import { type ApiKeyResolver, invalidApiKey } from './api-keys.ts';
 export const revocationAction = z.object({}).strict();
 
 /**
- * DESIGN section 5: `revoked:jti:<jti>` and `revoked:before:<userId>` (tokens with iat < value are dead).
- * A gate policy: its checks ride in the same Redis script call as the rate-limit rules next to it.
+ * DESIGN section 5: `revoked:jti:<jti>` and `revoked:before:<userId>` (tokens issued at or before the value, in
+ * ms, are dead). A gate policy: its checks ride in the same Redis script call as the rate-limit rules next to it.
+ * With Redis down the gate answers from this instance's copy of the recent revocations; without a loaded copy
+ * the token is refused (no fail-open for revocation, whatever the rate-limit fail mode).
  */
 export function revocationPolicy(deps: { failMode: () => 'open' | 'closed'; apiKeys?: ApiKeyResolver }): GatePolicy {
   return {
@@ -17,8 +19,14 @@ export function revocationPolicy(deps: { failMode: () => 'open' | 'closed'; apiK
       if (ex.apiKey) return [{ kind: 'api-key', key: apiKeyRedisKeys.entry(ex.apiKey.hash), expected: ex.apiKey.entry }];
       if (!ex.claims) return [];
       return [
-        { kind: 'revoked-jti', key: revocationKeys.jti(ex.claims.jti) },
-        { kind: 'revoked-before', key: revocationKeys.before(ex.claims.sub), iat: ex.claims.iat },
+        { kind: 'revoked-jti', key: revocationKeys.jti(ex.claims.jti), jti: ex.claims.jti },
+        {
+          kind: 'revoked-before',
+          key: revocationKeys.before(ex.claims.sub),
+          userId: ex.claims.sub,
+          iat: ex.claims.iat,
+          ...(ex.claims.iatMs === undefined ? {} : { iatMs: ex.claims.iatMs }),
+        },
       ];
     },
     apply(ex, result, checks) {
@@ -35,6 +43,7 @@ export function revocationPolicy(deps: { failMode: () => 'open' | 'closed'; apiK
         return;
       }
       if (result.revoked) throw new ApiError('TOKEN_REVOKED', 'Token has been revoked');
+      if (result.revocationUnknown) throw new ApiError('UPSTREAM_UNAVAILABLE', 'Revocation store unavailable', { headers: { 'retry-after': '2' } });
       if (result.source === 'unavailable' && deps.failMode() === 'closed') {
         throw new ApiError('UPSTREAM_UNAVAILABLE', 'Revocation store unavailable');
       }
