@@ -8,6 +8,7 @@ import { requestFraming } from './engine/framing.ts';
 import { SECURITY_HEADERS, upstreamRequestHeaders } from './engine/headers.ts';
 import type { Metrics } from './engine/metrics.ts';
 import { parseTarget } from './engine/paths.ts';
+import { isOpenAiPath, openAiError } from './policies/openai-errors.ts';
 import type { Gate } from './policies/redis-gate.ts';
 
 /**
@@ -36,8 +37,14 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
       logger.error({ err: error }, 'gateway failure');
       body = problem('INTERNAL', 'Unexpected gateway error', ex.requestId);
     }
-    res.writeHead(body.status, { ...SECURITY_HEADERS, ...ex.responseHeaders, ...headers, 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' });
-    res.end(JSON.stringify(body));
+    if (isOpenAiPath(ex.path)) {
+      // DESIGN 6: OpenAI's SDKs parse their own error shape on /v1
+      res.writeHead(body.status, { ...SECURITY_HEADERS, ...ex.responseHeaders, ...headers, 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(openAiError(body)));
+    } else {
+      res.writeHead(body.status, { ...SECURITY_HEADERS, ...ex.responseHeaders, ...headers, 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' });
+      res.end(JSON.stringify(body));
+    }
     ex.answered = true;
   }
 

@@ -1,3 +1,4 @@
+export * from './api-keys.ts';
 export * from './authz.ts';
 export * from './claims.ts';
 export * from './config.ts';

@@ -178,7 +178,18 @@ export class StreamService {
           modelId: model.id,
           fileIds: request.fileIds && request.fileIds.length > 0 ? request.fileIds : undefined,
         }),
-        this.#reserve({ reservationId, sessionId, modelId: model.id, inputTokens: reservedInputTokens, maxOutputTokens }, request.userToken),
+        this.#reserve(
+          // the API key's credit limit applies to what is reserved through it (DESIGN 5b)
+          {
+            reservationId,
+            sessionId,
+            modelId: model.id,
+            inputTokens: reservedInputTokens,
+            maxOutputTokens,
+            ...(actor.apiKeyId ? { apiKeyId: actor.apiKeyId } : {}),
+          },
+          request.userToken,
+        ),
       ]);
       if (reserved.status === 'rejected') {
         if (stored.status === 'fulfilled') await dal.deleteMessage(userMessageId);
