@@ -2,6 +2,7 @@ import { testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import nock from 'nock';
 import { fetch, type Platform, startPlatform } from '../support/harness.ts';
+import { interceptThirdParties } from '../support/third-parties.ts';
 
 const OPENAI = 'http://openai.test';
 interface Answer {
@@ -14,6 +15,7 @@ interface Answer {
 const sse = (...items: unknown[]) => items.map((item) => `data: ${typeof item === 'string' ? item : JSON.stringify(item)}\n\n`).join('');
 
 describe('OpenAI-compatible routes in chat (/v1)', () => {
+  interceptThirdParties();
   let platform: Platform;
   const url = (path: string) => `${platform.instances[0]?.url}${path}`;
   const user = testActor('enduser');
@@ -25,11 +27,7 @@ describe('OpenAI-compatible routes in chat (/v1)', () => {
   before(async () => {
     platform = await startPlatform({ env: { OPENAI_BASE_URL: OPENAI, OPENAI_API_KEY: 'sk-test' } });
   });
-  afterEach(() => {
-    nock.cleanAll();
-  });
   after(async () => {
-    nock.restore();
     await platform.stop();
   });
 
