@@ -7,7 +7,7 @@ import type { Migration } from '@platform/shared-types/stores';
  * limit with the key's row locked (so two reservations through one key cannot both pass), then reserves with
  * acc_reserve unchanged, in the same transaction.
  */
-const UP = `
+export const API_KEY_LIMITS_UP = `
 CREATE TABLE api_keys (
   id text PRIMARY KEY,
   user_id text NOT NULL,
@@ -62,7 +62,7 @@ END $$;
 export const apiKeyLimits006: Migration = {
   name: '006-api-key-limits',
   async up(db) {
-    await db.raw(UP);
+    await db.raw(API_KEY_LIMITS_UP);
   },
   async down(db) {
     await db.raw('DROP FUNCTION IF EXISTS acc_reserve_key(uuid, text, text, text, text, text, text, integer, integer, integer, text)');
