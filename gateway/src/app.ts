@@ -3,7 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ApiError,
   batchedLines,
+  isOpenAiPath,
   type Logger,
+  openAiErrorFromProblem,
   PROBLEM_CONTENT_TYPE,
   problem,
   problemFromError,
@@ -51,8 +53,11 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
       logger.error({ err: error }, 'gateway failure');
       body = problem('INTERNAL', 'Unexpected gateway error', ex.requestId);
     }
-    res.writeHead(body.status, { ...SECURITY_HEADERS, ...ex.responseHeaders, ...headers, 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' });
-    res.end(JSON.stringify(body));
+    // refusals on the OpenAI-compatible routes (401, 429...) in OpenAI's shape, which its SDKs parse (DESIGN 6)
+    const openAi = isOpenAiPath(ex.path);
+    const contentType = openAi ? 'application/json' : PROBLEM_CONTENT_TYPE;
+    res.writeHead(body.status, { ...SECURITY_HEADERS, ...ex.responseHeaders, ...headers, 'content-type': contentType, 'cache-control': 'no-store' });
+    res.end(JSON.stringify(openAi ? openAiErrorFromProblem(body) : body));
     ex.answered = true;
   }
 
