@@ -162,7 +162,11 @@ describe('two of everything: two instances of every service, two gateways', func
       while (reading) {
         await Promise.all(
           reads.map(async ([path, token]) => {
-            const response = await api(gw, 'GET', path, { token }).catch((error: Error) => ({ status: 0, body: error.message }));
+            // a dropped connection is reported with its cause (which side closed, and how)
+            const response = await api(gw, 'GET', path, { token }).catch((error: Error & { cause?: { code?: string } }) => ({
+              status: 0,
+              body: `${error.message}: ${String(error.cause)} (${error.cause?.code ?? 'no code'})`,
+            }));
             sent += 1;
             if (response.status !== 200) failures.push(`${gw} GET ${path}: ${response.status} ${JSON.stringify(response.body)}`);
           }),
