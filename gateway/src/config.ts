@@ -23,6 +23,11 @@ export const configSchema = secretsSchema.extend({
   ACCOUNTING_URL: z.url().default('http://127.0.0.1:3001'),
   CHAT_URL: z.url().default('http://127.0.0.1:3002'),
   MONITORING_URL: z.url().default('http://127.0.0.1:3003'),
+  // several instances of a service, comma separated (the gateway balances over them); default: the one *_URL
+  AUTH_URLS: z.string().min(1).optional(),
+  ACCOUNTING_URLS: z.string().min(1).optional(),
+  CHAT_URLS: z.string().min(1).optional(),
+  MONITORING_URLS: z.string().min(1).optional(),
   GATEWAY_CONFIG: z.string().min(1).default(DEFAULT_GATEWAY_CONFIG),
   // read by the shipped routing file through ${VAR:-default}; listed here so they are documented and checked
   RATE_LIMIT_FAIL_MODE: z.enum(['open', 'closed']).optional(),
@@ -53,5 +58,6 @@ export function substitutionEnv(config: Config, env: Record<string, string | und
     if (name.includes('SECRET')) continue; // secrets never go into the routing file
     if (value !== undefined) out[name] = String(value);
   }
+  for (const service of ['AUTH', 'ACCOUNTING', 'CHAT', 'MONITORING'] as const) out[`${service}_URLS`] = config[`${service}_URLS`] ?? config[`${service}_URL`];
   return out;
 }

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import type { Actor } from './claims.ts';
 import { ApiError } from './errors.ts';
 import { IDENTITY_HEADERS } from './headers.ts';
@@ -37,8 +37,12 @@ function canonical(timestamp: number, actor: Actor, requestId: string, binding: 
   return ['v2', String(timestamp), binding.method.toUpperCase(), binding.path, binding.service, ...identityValuesList(actor, requestId)].join('\n');
 }
 
+/** the secret as a KeyObject, made once: an HMAC keyed by a string imports the key again on every call */
+let lastKey: { secret: string; key: KeyObject } | undefined;
+
 function mac(secret: string, payload: string): string {
-  return createHmac('sha256', secret).update(payload).digest('hex');
+  if (lastKey?.secret !== secret) lastKey = { secret, key: createSecretKey(Buffer.from(secret, 'utf8')) };
+  return createHmac('sha256', lastKey.key).update(payload).digest('hex');
 }
 
 /** The identity headers without a signature. */

@@ -79,7 +79,7 @@ export const POLICIES: Record<string, PolicyDefinition> = {
     rateLimitPolicy(action, {
       gate: deps.gate,
       keyPrefix: () => config.redis.keyPrefix,
-      onDecision: (rule, decision, source) => deps.metrics.rateLimit.inc({ rule, decision, source }),
+      onDecision: (rule, decision, source) => deps.metrics.rateLimit.inc(rule, decision, source),
     }),
   ),
   'identity-headers': define(identityHeadersAction, (_action, { deps, config, pipeline }) =>

@@ -56,19 +56,44 @@ const apiEndpointSchema = z
   })
   .strict();
 
+/** `urls: [a, b]` or `urls: "a,b"` (what `${CHAT_URLS}` substitutes to): the instances of one service */
+const instanceUrls = z
+  .union([z.string(), z.array(z.string()).min(1)])
+  .transform((value) => (Array.isArray(value) ? value : value.split(',')).map((url) => url.trim()).filter((url) => url !== ''))
+  .pipe(
+    z
+      .array(z.url())
+      .min(1, 'lists no URL')
+      .max(64)
+      .refine(
+        (urls) => !urls.every((url) => URL.canParse(url)) || new Set(urls.map((url) => new URL(url).origin)).size === urls.length,
+        'lists an instance twice',
+      ),
+  );
+
 const serviceEndpointSchema = z
   .object({
-    url: z.url(),
+    /** one instance (kept from Express Gateway's single-URL form) */
+    url: z.url().optional(),
+    /** several instances: the gateway balances over them (least outstanding requests) */
+    urls: instanceUrls.optional(),
     readyPath: z.string().startsWith('/').default('/ready'),
     openapiPath: z.string().startsWith('/').default('/openapi.json'),
-    /** sockets of the ordinary pool */
+    /** sockets of the ordinary pool, per instance */
     connections: z.coerce.number().int().min(1).max(1024).default(64),
-    /** sockets of the long-lived pool (proxy `pool: long-lived`: event streams, relays, downloads, model runs) */
+    /** sockets of the long-lived pool (proxy `pool: long-lived`: event streams, relays, downloads, model runs), per instance */
     longLivedConnections: z.coerce.number().int().min(1).max(16_384).default(1024),
     connectTimeoutMs: z.coerce.number().int().min(1).default(2_000),
     headersTimeoutMs: z.coerce.number().int().min(1).default(30_000),
+    /** each instance's readyPath is probed this often; a failing instance takes no requests until it answers again (0: no probes) */
+    healthCheckIntervalMs: z.coerce.number().int().min(0).max(600_000).default(2_000),
+    healthCheckTimeoutMs: z.coerce.number().int().min(1).max(60_000).default(1_000),
   })
-  .strict();
+  .strict()
+  .superRefine((endpoint, ctx) => {
+    if ((endpoint.url === undefined) === (endpoint.urls === undefined)) ctx.addIssue({ code: 'custom', message: 'give either url or urls', path: ['url'] });
+  })
+  .transform(({ url, urls, ...rest }) => ({ ...rest, urls: urls ?? [url as string] }));
 
 const stepSchema = z
   .object({

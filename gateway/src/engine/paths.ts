@@ -13,29 +13,30 @@ export function parseTarget(url: string): ParsedTarget {
   const queryAt = url.indexOf('?');
   const path = queryAt === -1 ? url : url.slice(0, queryAt);
   const query = queryAt === -1 ? '' : url.slice(queryAt);
-  const internal = looksInternal(path);
-  if (!path.startsWith('/')) return { ok: false, reason: 'request target must be a path', internal };
-  if (url.includes('#')) return { ok: false, reason: 'fragment (#) in request target', internal };
-  if (path.includes('\\')) return { ok: false, reason: 'backslash in path', internal };
-  if (FORBIDDEN_ESCAPES.test(path)) return { ok: false, reason: 'encoded separator or dot in path', internal };
+  // whether a refused target aimed at /internal: worked out only on refusal (the decoding loop is not free)
+  const refuse = (reason: string): ParsedTarget => ({ ok: false, reason, internal: looksInternal(path) });
+  if (!path.startsWith('/')) return refuse('request target must be a path');
+  if (url.includes('#')) return refuse('fragment (#) in request target');
+  if (path.includes('\\')) return refuse('backslash in path');
+  if (FORBIDDEN_ESCAPES.test(path)) return refuse('encoded separator or dot in path');
   let decoded: string;
   try {
-    decoded = decodeURIComponent(path);
+    decoded = path.includes('%') ? decodeURIComponent(path) : path;
   } catch {
-    return { ok: false, reason: 'malformed percent-encoding', internal };
+    return refuse('malformed percent-encoding');
   }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we refuse
-  if (/[\u0000-\u001f\u007f]/.test(decoded)) return { ok: false, reason: 'control character in path', internal };
+  if (/[\u0000-\u001f\u007f]/.test(decoded)) return refuse('control character in path');
   // raw or encoded (%23, %3b): a service may read either as a separator
-  if (decoded.includes('#')) return { ok: false, reason: 'fragment (#) in path', internal };
-  if (decoded.includes(';')) return { ok: false, reason: 'path parameter (;) in path', internal };
+  if (decoded.includes('#')) return refuse('fragment (#) in path');
+  if (decoded.includes(';')) return refuse('path parameter (;) in path');
   const segments = decoded.split('/').slice(1);
   const trailingSlash = segments.length > 1 && segments[segments.length - 1] === '';
   const inner = trailingSlash ? segments.slice(0, -1) : segments;
   if (inner.length > 1 || inner[0] !== '') {
     for (const segment of inner) {
-      if (segment === '') return { ok: false, reason: 'empty path segment', internal };
-      if (segment === '.' || segment === '..') return { ok: false, reason: 'dot segment in path', internal };
+      if (segment === '') return refuse('empty path segment');
+      if (segment === '.' || segment === '..') return refuse('dot segment in path');
     }
   }
   const matchPath = trailingSlash ? `/${inner.join('/')}` : decoded;

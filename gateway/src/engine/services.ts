@@ -15,16 +15,106 @@ type RequestFunction = typeof httpRequest;
  */
 export type UpstreamPool = 'ordinary' | 'long-lived';
 
+/** What the last look at an instance found: its readyPath answered 200, answered otherwise, or not at all. */
+export type InstanceState = 'ready' | 'unavailable' | 'unreachable' | 'unknown';
+
+const EJECT_MIN_MS = 1_000;
+const EJECT_MAX_MS = 30_000;
+
+/**
+ * One instance of a service (one URL of its `urls`): its two socket pools, the requests it has in flight
+ * (least-outstanding balancing) and whether it takes requests. An instance that refuses a connection is
+ * ejected for 1 s, doubling to 30 s while it keeps refusing; one whose health check fails is ejected until a
+ * check passes. Either way a passing health check brings it back at once.
+ */
+export class ServiceInstance {
+  readonly origin: string;
+  readonly hostname: string;
+  readonly port: number;
+  readonly send: RequestFunction;
+  /** the ordinary pool */
+  readonly agent: Agent;
+  readonly longLivedAgent: Agent;
+  outstanding = 0;
+  state: InstanceState = 'unknown';
+  /** takes no requests before this (performance.now() ms); Infinity: until a health check passes */
+  ejectedUntil = 0;
+  #refusals = 0;
+  lastProbeAt = Number.NEGATIVE_INFINITY;
+  probing = false;
+
+  constructor(origin: string, agent: Agent, longLivedAgent: Agent) {
+    const url = new URL(origin);
+    const secure = url.protocol === 'https:';
+    this.origin = url.origin;
+    this.hostname = url.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(url.port) || (secure ? 443 : 80);
+    this.send = secure ? process.getBuiltinModule('node:https').request : httpRequest;
+    this.agent = agent;
+    this.longLivedAgent = longLivedAgent;
+  }
+
+  available(now = performance.now()): boolean {
+    return now >= this.ejectedUntil;
+  }
+
+  /** the instance refused a connection (or did not accept one in time) */
+  refused(): void {
+    // refusals of requests already under way when it was ejected do not lengthen the back-off
+    if (!this.available()) return;
+    const backoff = Math.min(EJECT_MIN_MS * 2 ** this.#refusals, EJECT_MAX_MS);
+    this.#refusals += 1;
+    this.state = 'unreachable';
+    this.ejectedUntil = Math.max(this.ejectedUntil, performance.now() + backoff);
+  }
+
+  /** a health check's finding: a failing instance stays out until a check passes (or, with no periodic checks, for a back-off) */
+  checked(state: InstanceState, periodicChecks: boolean): void {
+    if (state === 'ready') {
+      this.state = state;
+      this.#refusals = 0;
+      this.ejectedUntil = 0;
+    } else if (periodicChecks) {
+      this.state = state;
+      this.ejectedUntil = Number.POSITIVE_INFINITY;
+    } else {
+      this.refused();
+      this.state = state;
+    }
+  }
+}
+
 export interface ServiceRuntime {
   name: string;
-  url: string;
   config: ServiceEndpointConfig;
-  /** the ordinary pool */
-  agent: Agent;
-  longLivedAgent: Agent;
-  send: RequestFunction;
-  hostname: string;
-  port: number;
+  instances: ServiceInstance[];
+  /** the instance for the next request: the available one with the fewest in flight (ties in turn) */
+  pick(exclude?: ServiceInstance): ServiceInstance | undefined;
+}
+
+function createRuntime(name: string, config: ServiceEndpointConfig, instances: ServiceInstance[]): ServiceRuntime {
+  let turn = 0;
+  return {
+    name,
+    config,
+    instances,
+    pick(exclude) {
+      if (instances.length === 1) return exclude === instances[0] ? undefined : instances[0];
+      const now = performance.now();
+      let best: ServiceInstance | undefined;
+      let fallback: ServiceInstance | undefined;
+      turn = (turn + 1) % instances.length;
+      for (let i = 0; i < instances.length; i++) {
+        const instance = instances[(turn + i) % instances.length] as ServiceInstance;
+        if (instance === exclude) continue;
+        if (instance.available(now)) {
+          if (!best || instance.outstanding < best.outstanding) best = instance;
+        } else if (!fallback || instance.ejectedUntil < fallback.ejectedUntil) fallback = instance;
+      }
+      // every instance ejected: still try the one due back first rather than refuse outright
+      return best ?? fallback;
+    },
+  };
 }
 
 /** Upstream failures the proxy maps to problems: cannot connect in time, no response headers in time. */
@@ -44,29 +134,83 @@ export interface UpstreamCall {
 }
 
 /**
- * Sends one request to a service: connect timeout (new sockets only), header timeout, and no idle cut-off
- * afterwards (event streams may stay quiet). The body is a buffer or a stream (its errors abort the request).
+ * When a failed request may go again to another instance of the service:
+ * - `none`: never (a streamed body was read, or a long-lived answer);
+ * - `refused`: the connection was refused or not accepted in time, so nothing was sent (buffered bodies);
+ * - `idempotent`: also when a kept-alive connection broke before any response (GET/HEAD/OPTIONS without a body).
  */
-export function sendUpstream(
-  service: ServiceRuntime,
-  options: { path: string; method: string; headers: OutgoingHttpHeaders; body?: Buffer | Readable; headersTimeoutMs: number; pool?: UpstreamPool },
-): UpstreamCall {
-  const agent = options.pool === 'long-lived' ? service.longLivedAgent : service.agent;
-  let request!: ClientRequest;
+export type RetryMode = 'none' | 'refused' | 'idempotent';
+
+const REFUSALS = new Set(['ECONNREFUSED', 'UPSTREAM_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+const BROKEN = new Set(['ECONNRESET', 'EPIPE']);
+
+interface Attempt {
+  request?: ClientRequest;
+  response: Promise<IncomingMessage>;
+}
+
+export interface UpstreamOptions {
+  path: string;
+  method: string;
+  headers: OutgoingHttpHeaders;
+  body?: Buffer | Readable;
+  headersTimeoutMs: number;
+  pool?: UpstreamPool;
+  retry?: RetryMode;
+  /** send to this instance (health probes); otherwise the service picks one */
+  instance?: ServiceInstance;
+}
+
+/**
+ * Sends one request to a service instance: connect timeout (new sockets only), header timeout, and no idle
+ * cut-off afterwards (event streams may stay quiet). The body is a buffer or a stream (its errors abort the
+ * request). A refused connection ejects the instance; the request goes once to another when `retry` allows.
+ */
+export function sendUpstream(service: ServiceRuntime, options: UpstreamOptions): UpstreamCall {
+  const first = options.instance ?? service.pick();
+  if (!first) return { response: Promise.reject(new UpstreamTimeout('UPSTREAM_CONNECT_TIMEOUT', `${service.name} has no instance`)), abort: () => undefined };
+  let current = attempt(service, first, options);
+  const retry = options.retry ?? 'none';
+  const response =
+    retry === 'none' || options.instance
+      ? current.response
+      : current.response.catch((error: Error & { code?: string; reusedSocket?: boolean }) => {
+          const code = error.code ?? '';
+          const again = REFUSALS.has(code) || (retry === 'idempotent' && BROKEN.has(code));
+          const other = again ? service.pick(first) : undefined;
+          if (!other) throw error;
+          current = attempt(service, other, options);
+          return current.response;
+        });
+  // request is unset only when node:http refused the options synchronously (the promise rejected then)
+  return { response, abort: () => current.request?.destroy() };
+}
+
+function attempt(service: ServiceRuntime, instance: ServiceInstance, options: UpstreamOptions): Attempt {
+  const agent = options.pool === 'long-lived' ? instance.longLivedAgent : instance.agent;
+  const out: Attempt = { response: undefined as unknown as Promise<IncomingMessage> };
   let settled = false;
   let connectTimer: NodeJS.Timeout | undefined;
   let headersTimer: NodeJS.Timeout | undefined;
-  const response = new Promise<IncomingMessage>((resolve, reject) => {
-    const fail = (error: Error) => {
+  let inFlight = false;
+  const release = () => {
+    if (!inFlight) return;
+    inFlight = false;
+    instance.outstanding -= 1;
+  };
+  out.response = new Promise<IncomingMessage>((resolve, reject) => {
+    const fail = (error: Error & { code?: string }) => {
       if (settled) return;
       settled = true;
+      release();
       clearTimeout(connectTimer);
       clearTimeout(headersTimer);
+      if (REFUSALS.has(error.code ?? '')) instance.refused();
       reject(error);
       request.destroy();
     };
-    request = service.send(
-      { agent, host: service.hostname, port: service.port, path: options.path, method: options.method, headers: options.headers },
+    const request = instance.send(
+      { agent, host: instance.hostname, port: instance.port, path: options.path, method: options.method, headers: options.headers },
       (res) => {
         if (settled) {
           res.destroy();
@@ -78,6 +222,10 @@ export function sendUpstream(
         resolve(res);
       },
     );
+    out.request = request;
+    inFlight = true;
+    instance.outstanding += 1;
+    request.once('close', release);
     request.on('error', fail); // also after the response: socket errors then end the response body (see relay)
     request.once('socket', (socket) => {
       if (!socket.connecting) return; // a kept-alive socket: already connected
@@ -99,74 +247,124 @@ export function sendUpstream(
       body.pipe(request);
     }
   });
-  return {
-    response,
-    // request is unset only when node:http refused the options synchronously (the promise rejected then)
-    abort: () => request?.destroy(),
-  };
+  return out;
+}
+
+/** GETs an instance's readyPath (the whole answer within timeoutMs) and says what it found. */
+export async function checkInstance(service: ServiceRuntime, instance: ServiceInstance, timeoutMs: number): Promise<InstanceState> {
+  const call = sendUpstream(service, {
+    path: service.config.readyPath,
+    method: 'GET',
+    headers: { accept: 'application/json' },
+    headersTimeoutMs: timeoutMs,
+    instance,
+  });
+  const timer = setTimeout(call.abort, timeoutMs);
+  try {
+    const response = await call.response;
+    response.resume();
+    await new Promise<void>((resolve) => response.once('close', resolve));
+    return response.statusCode === 200 && response.complete ? 'ready' : 'unavailable';
+  } catch (error) {
+    // a refusal is unreachable; an answer that did not come in time is unavailable
+    return REFUSALS.has((error as { code?: string }).code ?? '') || BROKEN.has((error as { code?: string }).code ?? '') ? 'unreachable' : 'unavailable';
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
- * Two keep-alive agents per service endpoint: the ordinary pool (`connections`) and the long-lived pool
- * (`longLivedConnections`). Reloads reuse an agent whose settings did not change, and close the idle sockets
- * of agents no config refers to any more (in-flight requests finish).
+ * Instances of every service endpoint, each with two keep-alive agents: the ordinary pool (`connections`)
+ * and the long-lived pool (`longLivedConnections`). Reloads reuse an instance whose settings did not change
+ * (its health state and sockets too), and close the idle sockets of instances no config refers to any more
+ * (in-flight requests finish). A ticker runs each service's health checks.
  */
 export class ServicePools {
-  readonly #agents = new Map<string, Agent>();
+  readonly #instances = new Map<string, ServiceInstance>();
+  #active: ServiceRuntime[] = [];
+  #ticker: NodeJS.Timeout | undefined;
 
-  #agent(origin: string, pool: UpstreamPool, maxSockets: number): Agent {
-    const key = JSON.stringify([origin, pool, maxSockets]);
-    let agent = this.#agents.get(key);
-    if (!agent) {
-      const AgentClass = origin.startsWith('https:') ? process.getBuiltinModule('node:https').Agent : Agent;
-      agent = new AgentClass({
-        keepAlive: true,
-        maxSockets,
-        maxFreeSockets: maxSockets,
-        scheduling: 'lifo',
-        // idle kept-alive sockets close after 30 s, or earlier when the service's Keep-Alive header says so;
-        // sockets in use only get a 'timeout' event nobody acts on (no idle cut-off on event streams)
-        timeout: 30_000,
-      });
-      this.#agents.set(key, agent);
+  #agent(origin: string, maxSockets: number): Agent {
+    const AgentClass = origin.startsWith('https:') ? process.getBuiltinModule('node:https').Agent : Agent;
+    return new AgentClass({
+      keepAlive: true,
+      maxSockets,
+      maxFreeSockets: maxSockets,
+      scheduling: 'lifo',
+      // idle kept-alive sockets close after 30 s, or earlier when the service's Keep-Alive header says so;
+      // sockets in use only get a 'timeout' event nobody acts on (no idle cut-off on event streams)
+      timeout: 30_000,
+    });
+  }
+
+  #instance(url: string, config: ServiceEndpointConfig): ServiceInstance {
+    const origin = new URL(url).origin;
+    const key = JSON.stringify([origin, config.connections, config.longLivedConnections]);
+    let instance = this.#instances.get(key);
+    if (!instance) {
+      instance = new ServiceInstance(origin, this.#agent(origin, config.connections), this.#agent(origin, config.longLivedConnections));
+      this.#instances.set(key, instance);
     }
-    return agent;
+    return instance;
   }
 
   resolve(services: Record<string, ServiceEndpointConfig>): Map<string, ServiceRuntime> {
     const out = new Map<string, ServiceRuntime>();
     for (const [name, config] of Object.entries(services)) {
-      const url = new URL(config.url);
-      const secure = url.protocol === 'https:';
-      out.set(name, {
+      out.set(
         name,
-        url: url.origin,
-        config,
-        agent: this.#agent(url.origin, 'ordinary', config.connections),
-        longLivedAgent: this.#agent(url.origin, 'long-lived', config.longLivedConnections),
-        send: secure ? process.getBuiltinModule('node:https').request : httpRequest,
-        hostname: url.hostname.replace(/^\[|\]$/g, ''),
-        port: Number(url.port) || (secure ? 443 : 80),
-      });
+        createRuntime(
+          name,
+          config,
+          config.urls.map((url) => this.#instance(url, config)),
+        ),
+      );
     }
     return out;
   }
 
-  /** Closes the idle sockets of the agents the given runtimes do not use. */
+  /** Makes `inUse` the services health-checked, and closes the idle sockets of the instances they do not use. */
   retain(inUse: Iterable<ServiceRuntime>): void {
-    const keep = new Set<Agent>([...inUse].flatMap((s) => [s.agent, s.longLivedAgent]));
-    for (const [key, agent] of this.#agents) {
-      if (keep.has(agent)) continue;
-      this.#agents.delete(key);
-      // sockets still serving a request close when it is done instead of going back to the pool
-      agent.keepSocketAlive = () => false;
-      for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+    this.#active = [...inUse];
+    const keep = new Set(this.#active.flatMap((s) => s.instances));
+    for (const [key, instance] of this.#instances) {
+      if (keep.has(instance)) continue;
+      this.#instances.delete(key);
+      for (const agent of [instance.agent, instance.longLivedAgent]) {
+        // sockets still serving a request close when it is done instead of going back to the pool
+        agent.keepSocketAlive = () => false;
+        for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+      }
+    }
+    this.#ticker ??= setInterval(() => this.#checkDue(), 250).unref();
+  }
+
+  #checkDue(): void {
+    const now = performance.now();
+    for (const service of this.#active) {
+      const { healthCheckIntervalMs: every, healthCheckTimeoutMs: timeoutMs } = service.config;
+      if (every === 0) continue;
+      for (const instance of service.instances) {
+        if (instance.probing || now - instance.lastProbeAt < every) continue;
+        instance.probing = true;
+        instance.lastProbeAt = now;
+        void checkInstance(service, instance, timeoutMs).then((state) => {
+          instance.probing = false;
+          instance.checked(state, true);
+        });
+      }
     }
   }
 
   async close(): Promise<void> {
-    const agents = [...this.#agents.values()];
-    this.#agents.clear();
-    for (const agent of agents) agent.destroy();
+    clearInterval(this.#ticker);
+    this.#ticker = undefined;
+    this.#active = [];
+    const instances = [...this.#instances.values()];
+    this.#instances.clear();
+    for (const instance of instances) {
+      instance.agent.destroy();
+      instance.longLivedAgent.destroy();
+    }
   }
 }

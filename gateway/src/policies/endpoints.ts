@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { StepPolicy } from '../engine/exchange.ts';
-import { type ServiceRuntime, sendUpstream } from '../engine/services.ts';
+import { checkInstance, type ServiceRuntime, sendUpstream } from '../engine/services.ts';
 
 /**
  * Terminal policies the gateway answers itself: /health, /api/docs (metrics live on the ops listener, see
@@ -61,31 +61,51 @@ async function fetchFrom(service: ServiceRuntime, path: string, timeoutMs: numbe
   }
 }
 
-/** Every service's /ready, and the gateway's own Redis. 200 only when all are ready. */
+export interface InstanceHealth {
+  url: string;
+  state: string;
+  /** takes no requests now (refused a connection or failed its health check) */
+  ejected: boolean;
+  outstanding: number;
+}
+
+/**
+ * Every instance's readyPath, and the gateway's own Redis. A service is ready when one of its instances is
+ * (the gateway balances over the ready ones); `instances` shows each one. 200 only when every part is ready.
+ */
 export function healthPolicy(action: EndpointAction, deps: { services: () => Map<string, ServiceRuntime>; redis: Redis }): StepPolicy {
   const probeServices = sharedResult(action.cacheMs, async () => {
     const entries = await Promise.all(
       [...deps.services().values()].map(async (service) => {
-        try {
-          const { status } = await fetchFrom(service, service.config.readyPath, action.timeoutMs);
-          return [service.name, status === 200 ? 'ready' : 'unavailable'] as const;
-        } catch {
-          return [service.name, 'unreachable'] as const;
-        }
+        const instances = await Promise.all(
+          service.instances.map(async (instance): Promise<InstanceHealth> => {
+            const state = await checkInstance(service, instance, action.timeoutMs);
+            instance.checked(state, service.config.healthCheckIntervalMs > 0);
+            return { url: instance.origin, state, ejected: !instance.available(), outstanding: instance.outstanding };
+          }),
+        );
+        return [service.name, instances] as const;
       }),
     );
-    return Object.fromEntries(entries) as Record<string, string>;
+    const parts: Record<string, string> = {};
+    const instances: Record<string, InstanceHealth[]> = {};
+    for (const [name, list] of entries) {
+      instances[name] = list;
+      parts[name] = list.some((i) => i.state === 'ready') ? 'ready' : list.some((i) => i.state === 'unavailable') ? 'unavailable' : 'unreachable';
+    }
+    return { parts, instances };
   });
   return {
     kind: 'step',
     async run(ex) {
+      const probed = await probeServices();
       const parts: Record<string, string> = {
         gateway: 'ready',
         redis: deps.redis.status === 'ready' ? 'ready' : 'unavailable', // local state: always current
-        ...(await probeServices()),
+        ...probed.parts,
       };
       const ok = Object.values(parts).every((state) => state === 'ready');
-      sendJson(ex.res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', parts }, ex.responseHeaders);
+      sendJson(ex.res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', parts, instances: probed.instances }, ex.responseHeaders);
       ex.answered = true;
     },
   };

@@ -4,7 +4,7 @@ import { ApiError, type Logger } from '@platform/shared-types';
 import { z } from 'zod';
 import type { Exchange, StepPolicy } from '../engine/exchange.ts';
 import { clientResponseHeaders, SECURITY_HEADERS } from '../engine/headers.ts';
-import { type ServiceRuntime, sendUpstream } from '../engine/services.ts';
+import { type RetryMode, type ServiceRuntime, sendUpstream } from '../engine/services.ts';
 import { parseSize } from './body.ts';
 
 export const proxyAction = z
@@ -73,6 +73,18 @@ function forwardedBody(ex: Exchange, bodyLimit: number): Buffer | Transform | un
   return body;
 }
 
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Whether a failed request may go once to another instance: never a long-lived answer (a stream) nor a body
+ * already streamed out; a buffered body (or none) when the connection was refused, as nothing was sent;
+ * a GET/HEAD/OPTIONS without a body also when its kept-alive connection broke before any answer.
+ */
+function retryMode(method: string, body: Buffer | Transform | undefined, pool: ProxyAction['pool']): RetryMode {
+  if (pool === 'long-lived' || body instanceof Transform) return 'none';
+  return body === undefined && IDEMPOTENT.has(method) ? 'idempotent' : 'refused';
+}
+
 function errorCode(error: unknown): string {
   const e = error as { code?: string; cause?: { code?: string } };
   return e?.code ?? e?.cause?.code ?? 'UNKNOWN';
@@ -127,6 +139,7 @@ export function proxyPolicy(
         body,
         headersTimeoutMs: action.headersTimeoutMs ?? service.config.headersTimeoutMs,
         pool: action.pool,
+        retry: retryMode(ex.method, body, action.pool),
       });
       let left = false;
       const abortOnLeave = () => {

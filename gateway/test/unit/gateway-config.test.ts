@@ -44,6 +44,21 @@ describe('unit: gateway config', () => {
     expect(Object.values(parsed.config.apiEndpoints).flatMap((e) => e.paths)).not.to.include('/metrics');
   });
 
+  it('reads one url or several urls per service endpoint (a list or a comma-separated string) and refuses both, neither, or a repeat', () => {
+    const text = (endpoint: string) => `http:\n  port: 0\napiEndpoints: {}\nserviceEndpoints:\n  chat:\n${endpoint}\npolicies: [proxy]\npipelines: {}\n`;
+    const urlsOf = (endpoint: string, env: Record<string, string> = {}) => {
+      const parsed = parseGatewayConfig(text(endpoint), env);
+      return parsed.ok ? parsed.config.serviceEndpoints.chat?.urls : parsed.issues.join('\n');
+    };
+    expect(urlsOf('    url: http://a:1')).to.deep.equal(['http://a:1']);
+    expect(urlsOf('    urls: [http://a:1, http://b:2]')).to.deep.equal(['http://a:1', 'http://b:2']);
+    expect(urlsOf('    urls: ${CHAT_URLS}', { CHAT_URLS: 'http://a:1, http://b:2,' })).to.deep.equal(['http://a:1', 'http://b:2']);
+    expect(urlsOf('    urls: "http://a:1,http://a:1/"')).to.include('lists an instance twice');
+    expect(urlsOf('    urls: "http://a:1,nope"')).to.include('serviceEndpoints.chat.urls');
+    expect(urlsOf('    url: http://a:1\n    urls: [http://b:2]')).to.include('give either url or urls');
+    expect(urlsOf('    readyPath: /ready')).to.include('give either url or urls');
+  });
+
   it('refuses schema violations with their paths', () => {
     const parsed = parseGatewayConfig('http: {port: 99999}\napiEndpoints: {}\nserviceEndpoints: {a: {url: nope}}\npolicies: []\npipelines: {}\n', {});
     expect(parsed.ok).to.equal(false);

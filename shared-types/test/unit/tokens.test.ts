@@ -179,6 +179,28 @@ describe('identity signature', () => {
     rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers, binding), 'UNAUTHENTICATED');
   });
 
+  it('signs with the secret given on each call (the cached key follows a change of secret)', () => {
+    const other = testSecrets().INTERNAL_SECRET;
+    for (const secret of [secrets.INTERNAL_SECRET, other, secrets.INTERNAL_SECRET]) {
+      const headers = signIdentityHeaders(secret, actor, 'req-12345678', binding, 1_800_000_000);
+      const payload = [
+        'v2',
+        '1800000000',
+        'GET',
+        binding.path,
+        binding.service,
+        actor.userId,
+        actor.username,
+        actor.email,
+        actor.role,
+        actor.jti ?? '',
+        'req-12345678',
+      ];
+      const expected = createHmac('sha256', secret).update(payload.join('\n')).digest('hex');
+      expect(headers['x-identity-signature']).to.equal(`t=1800000000,v2=${expected}`);
+    }
+  });
+
   it('rejects a stale signature (over 60 s)', () => {
     const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678', binding, now() - 61);
     rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers, binding), 'UNAUTHENTICATED');
