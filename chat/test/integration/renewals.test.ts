@@ -2,7 +2,7 @@
 // (issue 14): the stand-in sweeps every reservation nobody renewed within its TTL, as accounting's sweeper does.
 import { testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
-import { createSession, fetch, type Platform, startPlatform, streamMessage } from '../support/harness.ts';
+import { createSession, fetch, type Platform, type SseEvent, startPlatform, streamMessage } from '../support/harness.ts';
 
 const TTL_SECONDS = 1;
 
@@ -28,7 +28,7 @@ describe('reservation renewals of a long stream (real stores, accounting stand-i
     expect(stream.terminal()?.event).to.equal('done');
     expect(lasted, 'the stream outlived three TTLs').to.be.greaterThan(3 * TTL_SECONDS * 1_000);
 
-    const { reservationId } = stream.events[0]?.data as { reservationId: string };
+    const { reservationId } = (stream.events[0] as SseEvent).data as { reservationId: string };
     const reservation = platform.accounting.reservations.get(reservationId);
     expect(reservation?.expiredAt, 'a renewed reservation is never swept').to.equal(undefined);
     const renewals = platform.accounting.calls.filter((c) => c.path === '/internal/streaming-sessions/renew' && c.body.reservationId === reservationId);

@@ -3,7 +3,7 @@
 import { internalRepliesResponse, type StoredReply } from '@platform/shared-types';
 import { expectProblem, testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
-import { createSession, fetch, type Platform, startPlatform, streamMessage } from '../support/harness.ts';
+import { createSession, fetch, type Platform, type SseEvent, startPlatform, streamMessage } from '../support/harness.ts';
 
 describe('stored replies for reconciliation (real stores, accounting stand-in over HTTP)', () => {
   let platform: Platform;
@@ -21,7 +21,7 @@ describe('stored replies for reconciliation (real stores, accounting stand-in ov
     const sessionId = await createSession(platform, user);
     const stream = await streamMessage(platform, user, sessionId, 'hello there');
     await stream.waitForEnd();
-    const { reservationId, messageId } = stream.events[0]?.data as { reservationId: string; messageId: string };
+    const { reservationId, messageId } = (stream.events[0] as SseEvent).data as { reservationId: string; messageId: string };
     return { sessionId, reservationId, messageId, done: stream.terminal()?.data as { usage: StoredReply['usage']; credits: number } };
   };
 
