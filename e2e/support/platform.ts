@@ -1,13 +1,26 @@
 // Starts a private copy of the whole platform for one e2e run: every part a separate process (as `make up`),
 // port 0, fresh databases and a private Redis database-independent namespace (unique events stream), its own
 // mail folder. Parts can be killed and restarted (faults) on the same port.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { dropPostgresDatabase } from '@platform/shared-types/stores';
 import { storeUrls, testSecrets, uniqueDbName } from '@platform/shared-types/testing';
 import mongoose from 'mongoose';
 import { launchPart, type PartName, type RunningPart } from '../../scripts/platform.ts';
+
+/** One difference `make reconcile` reports (accounting's reconcile-service). */
+export interface ReconcileDifference {
+  kind: 'ledger' | 'reservation' | 'reply';
+  userId: string;
+  reservationId?: string;
+  messageId?: string;
+  problem: string;
+}
+
+const ACCOUNTING_DIR = new URL('../../accounting/', import.meta.url).pathname;
 
 export interface Platform {
   gatewayUrl: string;
@@ -22,6 +35,13 @@ export interface Platform {
   /** the newest mail to `to` of `kind`, as auth writes it to MAIL_DIR */
   mailFor(to: string, kind: string): { to: string; subject: string; text: string; meta: { kind: string; token: string } } | undefined;
   logs(name: PartName): string[];
+  /** this run's private databases */
+  databases: { auth: string; chat: string; accounting: string; monitoring: string };
+  /** `make reconcile` over this run: chat's stored replies against accounting's reservations, usage and ledger */
+  reconcile(): Promise<ReconcileDifference[]>;
+  /** reconciles until nothing differs (charges in flight land) or the bound passes; the last differences */
+  reconcileSettled(timeoutMs?: number): Promise<ReconcileDifference[]>;
+  /** reconciles what the whole run did (fails on any difference), then stops every part and drops the databases */
   stop(): Promise<void>;
 }
 
@@ -98,12 +118,36 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     throw new Error(`platform did not start: ${(error as Error).message}\n${tails.join('\n')}`);
   }
 
+  async function reconcile(): Promise<ReconcileDifference[]> {
+    const env = { ...base, PG_DB: db.accounting, CHAT_URL: urls.chat };
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['src/cli/reconcile.ts', '--json'], { cwd: ACCOUNTING_DIR, env });
+      return (JSON.parse(stdout) as { differences: ReconcileDifference[] }).differences;
+    } catch (error) {
+      const failed = error as { code?: number; stdout?: string; stderr?: string };
+      // exit 1: differences found (printed as JSON); anything else: the reconciliation itself failed
+      if (failed.code === 1 && failed.stdout) return (JSON.parse(failed.stdout) as { differences: ReconcileDifference[] }).differences;
+      throw new Error(`make reconcile failed (${failed.code}): ${failed.stderr ?? String(error)}`);
+    }
+  }
+  async function reconcileSettled(timeoutMs = 30_000): Promise<ReconcileDifference[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const differences = await reconcile();
+      if (differences.length === 0 || Date.now() > deadline) return differences;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
   return {
     gatewayUrl: urls.gateway,
     urls,
     secrets,
     env: base,
     mailDir,
+    databases: db,
+    reconcile,
+    reconcileSettled,
     async kill(name, signal = 'SIGTERM') {
       await parts.get(name)?.stop(signal);
     },
@@ -122,6 +166,11 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     },
     logs: (name) => logs[name],
     async stop() {
+      // every suite's traffic, faults included, must reconcile before its throwaway databases go
+      const unreconciled = await reconcileSettled().then(
+        (differences) => (differences.length === 0 ? undefined : JSON.stringify(differences, null, 1)),
+        (error: unknown) => (error as Error).message,
+      );
       await Promise.all([...parts.values()].map((part) => part.stop()));
       await Promise.allSettled([
         dropPostgresDatabase(stores.PG_URL, db.accounting),
@@ -129,6 +178,7 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
         dropMongo(stores.MONGO_URL, db.auth),
         dropMongo(stores.MONGO_URL, db.chat),
       ]);
+      if (unreconciled) throw new Error(`reconciliation after this platform's run found differences: ${unreconciled}`);
     },
   };
 }
