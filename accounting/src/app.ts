@@ -9,6 +9,7 @@ import { apiKeysRouter } from './features/api-keys/api-keys-router.ts';
 import { authApiKeyLookup } from './features/api-keys/api-keys-service.ts';
 import { creditsRouter } from './features/credits/credits-router.ts';
 import { pricesRouter } from './features/prices/prices-router.ts';
+import { chatStoredReplies, type StoredReplies } from './features/reconcile/chat-replies.ts';
 import { reconcileRouter } from './features/reconcile/reconcile-router.ts';
 import { reservationsRouter } from './features/reservations/reservations-router.ts';
 import { usageRouter } from './features/usage/usage-router.ts';
@@ -23,6 +24,8 @@ export interface AppDeps {
   isSupervisorOf?: SupervisorCheck;
   /** user lookup for accounts not known yet; defaults to auth over a service-to-service call */
   lookupUser?: UserLookup;
+  /** chat's stored replies for reconciliation; defaults to chat over a service-to-service call */
+  storedReplies?: StoredReplies;
 }
 
 /** Accounts are created just in time from the verified identity of a user's request (no call to auth). */
@@ -37,10 +40,15 @@ function accountsJustInTime(stores: Stores): RequestHandler {
 export function buildApp(deps: AppDeps): Express {
   const { config } = deps;
   const internalKeyring = createKeyring(config.INTERNAL_SECRET);
-  const client = new ServiceClient({ caller: 'accounting', internalKeyring, baseUrls: { monitoring: config.MONITORING_URL, auth: config.AUTH_URL } });
+  const client = new ServiceClient({
+    caller: 'accounting',
+    internalKeyring,
+    baseUrls: { monitoring: config.MONITORING_URL, auth: config.AUTH_URL, chat: config.CHAT_URL },
+  });
   const isSupervisorOf = deps.isSupervisorOf ?? monitoringSupervisorCheck(client);
   const lookupUser = deps.lookupUser ?? authUserLookup(client);
-  const ctx: AccountingContext = { db: deps.stores.db, config, isSupervisorOf, lookupUser, lookupApiKey: authApiKeyLookup(client) };
+  const storedReplies = deps.storedReplies ?? chatStoredReplies(client);
+  const ctx: AccountingContext = { db: deps.stores.db, config, isSupervisorOf, lookupUser, lookupApiKey: authApiKeyLookup(client), storedReplies };
   return createServiceApp({
     name: 'accounting',
     logger: deps.logger,

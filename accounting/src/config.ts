@@ -17,6 +17,8 @@ export const configSchema = secretsSchema.extend({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
   /** auth answers who a user is that accounting has not heard of yet (GET /internal/users) */
   AUTH_URL: z.url().default('http://127.0.0.1:3000'),
+  /** chat lists the replies it stored, for reconciliation (GET /internal/replies) */
+  CHAT_URL: z.url().default('http://127.0.0.1:3002'),
   /** monitoring answers supervisor-student relationship checks */
   MONITORING_URL: z.url().default('http://127.0.0.1:3003'),
   /** model catalog that seeds prices (same file chat reads) */

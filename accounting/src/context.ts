@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import type { Config } from './config.ts';
 import { ensureKnownAccount, type UserLookup } from './features/accounts/accounts-service.ts';
 import type { ApiKeyLookup } from './features/api-keys/api-keys-service.ts';
+import type { StoredReplies } from './features/reconcile/chat-replies.ts';
 import type { SupervisorCheck } from './relationships.ts';
 
 /** What the routers need. */
@@ -15,6 +16,8 @@ export interface AccountingContext {
   lookupUser: UserLookup;
   /** auth's record of an API key accounting has not seen yet (owner, credit limit) */
   lookupApiKey: ApiKeyLookup;
+  /** chat's stored replies, for reconciliation */
+  storedReplies: StoredReplies;
 }
 
 /**

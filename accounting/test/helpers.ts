@@ -1,9 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Actor, type Keyring, type PublicUser, relationshipCheckQuery, SERVICE_TOKEN_HEADER, verifyServiceToken } from '@platform/shared-types';
+import {
+  type Actor,
+  internalRepliesQuery,
+  internalRepliesResponse,
+  type Keyring,
+  type PublicUser,
+  relationshipCheckQuery,
+  SERVICE_TOKEN_HEADER,
+  type StoredReply,
+  verifyServiceToken,
+} from '@platform/shared-types';
 import { listen, type RunningServer } from '@platform/shared-types/express';
 import { connectRedis, dropPostgresDatabase } from '@platform/shared-types/stores';
-import { createTestAuth, storeUrls, type TestAuth, uniqueDbName } from '@platform/shared-types/testing';
+import { createTestAuth, storeUrls, type TestAuth, testActor, uniqueDbName } from '@platform/shared-types/testing';
+import { expect } from 'chai';
 import { type Config, configSchema } from '../src/config.ts';
 import { start } from '../src/main.ts';
 
@@ -67,6 +78,43 @@ export async function startAuthStub(keyring: () => Keyring) {
   return { url: server.url, users, calls, close: () => server.close(100) };
 }
 
+/**
+ * A small real HTTP server speaking chat's GET /internal/replies contract (internal-api.ts): service token for
+ * audience `chat` from accounting only, the [from, to) window and paging by `after`, answers parsed with the
+ * contract's schema. Tests declare the replies chat "stored".
+ */
+export async function startChatStub(keyring: () => Keyring, pageSize?: number) {
+  const replies: StoredReply[] = [];
+  const calls: Array<{ query: Record<string, string>; caller: string }> = [];
+  const server: RunningServer = await listen((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://stub');
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    let caller: string;
+    try {
+      caller = verifyServiceToken(keyring(), String(req.headers[SERVICE_TOKEN_HEADER] ?? ''), 'chat').iss;
+    } catch {
+      return send(401, { code: 'UNAUTHENTICATED', detail: 'service token required', status: 401 });
+    }
+    if (caller !== 'accounting') return send(403, { code: 'FORBIDDEN', detail: 'accounting only', status: 403 });
+    if (req.method !== 'GET' || url.pathname !== '/internal/replies') return send(404, { code: 'NOT_FOUND', detail: 'no route', status: 404 });
+    const parsed = internalRepliesQuery.safeParse(Object.fromEntries(url.searchParams));
+    if (!parsed.success) return send(400, { code: 'VALIDATION_FAILED', detail: 'bad query', status: 400 });
+    calls.push({ query: Object.fromEntries(url.searchParams), caller });
+    const { from, to, after, limit } = parsed.data;
+    const inWindow = replies
+      .filter((reply) => reply.createdAt >= new Date(from).toISOString() && reply.createdAt < new Date(to).toISOString())
+      .filter((reply) => after === undefined || reply.messageId > after)
+      .sort((a, b) => a.messageId.localeCompare(b.messageId));
+    const page = inWindow.slice(0, Math.min(limit, pageSize ?? limit));
+    const more = inWindow.length > page.length;
+    send(200, internalRepliesResponse.parse({ replies: page, next: more ? page.at(-1)?.messageId : undefined }));
+  }, 0);
+  return { url: server.url, replies, calls, close: () => server.close(100) };
+}
+
 /** The real accounting service on a fresh database, a private events stream, and a monitoring stub. */
 export async function startAccounting(overrides: Partial<Record<keyof Config, string>> = {}) {
   const auth = createTestAuth();
@@ -76,6 +124,8 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
   const monitoring = await startMonitoringStub(auth);
   // auth knows only the users a test declares (accounting asks it about users it has not heard of)
   const authStub = await startAuthStub(() => auth.internalKeyring);
+  // chat "stored" only the replies a test declares (reconciliation pairs them with reservations); small pages
+  const chatStub = await startChatStub(() => auth.internalKeyring, 2);
   const config = configSchema.parse({
     ...auth.secrets,
     NODE_ENV: 'test',
@@ -85,6 +135,7 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
     REDIS_URL: urls.REDIS_URL,
     MONITORING_URL: monitoring.url,
     AUTH_URL: authStub.url,
+    CHAT_URL: chatStub.url,
     USER_EVENTS_BLOCK_MS: '200',
     ...overrides,
     USER_EVENTS_STREAM: stream,
@@ -126,11 +177,13 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
     stream,
     monitoring,
     authStub,
+    chatStub,
     api,
     async stop() {
       await service.stop();
       await monitoring.close();
       await authStub.close();
+      await chatStub.close();
       const cleanup = await connectRedis(urls.REDIS_URL);
       await cleanup.del(stream);
       await cleanup.quit();
@@ -140,6 +193,54 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
 }
 
 export type Harness = Awaited<ReturnType<typeof startAccounting>>;
+
+/** Starts accounting before the enclosing describe's tests and stops it after them; read the harness inside tests. */
+export function accountingPerSuite(overrides: Partial<Record<keyof Config, string>> = {}): () => Harness {
+  let harness: Harness | undefined;
+  before(async () => {
+    harness = await startAccounting(overrides);
+  });
+  after(async () => {
+    await harness?.stop();
+  });
+  return () => {
+    if (!harness) throw new Error('accounting is not started yet (read the harness inside a test or hook)');
+    return harness;
+  };
+}
+
+/** A user accounting knows (from its first request) holding `credits` an admin allocated. */
+export async function fundedUser(h: Harness, credits: number): Promise<Actor> {
+  const user = testActor('enduser');
+  expect((await h.api.as(user, 'GET', '/api/credits/balance')).status).to.equal(200);
+  const allocated = await h.api.as(testActor('admin'), 'POST', '/api/credits/allocate', { userId: user.userId, credits });
+  expect(allocated.status, await allocated.clone().text()).to.equal(201);
+  return user;
+}
+
+type Answer = Record<string, unknown> & { chargedCredits: number; shortfallCredits: number; status: string };
+
+/** Calls one /internal/streaming-sessions route as chat does (with the user's bearer token when given). */
+export async function reservationCall(h: Harness, path: 'initialize' | 'renew' | 'finalize' | 'abort', body: Record<string, unknown>, user?: Actor) {
+  return h.api.json<Answer>(await h.api.internal('POST', `/internal/streaming-sessions/${path}`, body, { token: user ? h.auth.token(user) : undefined }));
+}
+
+/** One metered stream as chat runs it: reserve with the user's token, then finalize or abort with the usage. */
+export async function meteredStream(
+  h: Harness,
+  user: Actor,
+  stream: { modelId?: string; inputTokens?: number; maxOutputTokens?: number; settle?: 'finalize' | 'abort'; outputTokens: number; usedInputTokens?: number },
+): Promise<{ reservationId: string; settled: Answer }> {
+  const reservationId = randomUUID();
+  const inputTokens = stream.inputTokens ?? 100;
+  const body = { reservationId, sessionId: 's', modelId: stream.modelId ?? 'local-dev', inputTokens, maxOutputTokens: stream.maxOutputTokens ?? 500 };
+  const reserved = await reservationCall(h, 'initialize', body, user);
+  expect(reserved.status, JSON.stringify(reserved.body)).to.equal(200);
+  const usage = { reservationId, inputTokens: stream.usedInputTokens ?? inputTokens, outputTokens: stream.outputTokens };
+  const settled = await reservationCall(h, stream.settle ?? 'finalize', usage);
+  expect(settled.status, JSON.stringify(settled.body)).to.equal(200);
+  return { reservationId, settled: settled.body };
+}
 
 /** Waits (bounded) until `condition` holds. */
 export async function eventually<T>(condition: () => Promise<T | undefined | false>, timeoutMs = 5_000): Promise<T> {

@@ -6,6 +6,7 @@ import { filesRouter } from './features/files/files-router.ts';
 import { predictRouter } from './features/flowise/predict-router.ts';
 import { openAiRouter } from './features/openai/openai-router.ts';
 import { OpenAiService } from './features/openai/openai-service.ts';
+import { repliesRouter } from './features/sessions/replies-router.ts';
 import { sessionsRouter } from './features/sessions/sessions-router.ts';
 import { streamRouter } from './features/stream/stream-router.ts';
 import type { ChatRuntime } from './runtime.ts';
@@ -25,6 +26,7 @@ export function buildApp(deps: AppDeps): Express {
   const accessKeyring = createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS);
   const routers = [
     sessionsRouter({ sessions: runtime.sessions, models: runtime.models }),
+    repliesRouter({ sessions: runtime.sessions }),
     streamRouter({
       streams: runtime.streams,
       sessions: runtime.sessions,

@@ -51,6 +51,11 @@ describe('faults', function () {
     await mongo?.destroy();
   });
 
+  // after each fault: chat's stored replies, accounting's reservations, usage and ledger agree (charges in flight are waited for, bounded)
+  afterEach(async () => {
+    expect(await platform.reconcileSettled(30_000)).to.deep.equal([]);
+  });
+
   async function student(credits: number): Promise<Session> {
     const user = await createUser(platform, 'enduser', 'fault');
     const allocated = await api(gw, 'POST', '/api/credits/allocate', { token: admin.accessToken, body: { userId: user.userId, credits } });

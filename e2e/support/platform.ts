@@ -1,14 +1,27 @@
 // Starts a private copy of the whole platform for one e2e run: every part a separate process (as `make up`),
 // port 0, fresh databases and a private Redis database-independent namespace (unique events stream), its own
 // mail folder. Parts can be killed and restarted (faults) on the same port.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { dropPostgresDatabase } from '@platform/shared-types/stores';
 import { storeUrls, testSecrets, uniqueDbName } from '@platform/shared-types/testing';
 import mongoose from 'mongoose';
 import { launchPart, type PartName, type RunningPart } from '../../scripts/platform.ts';
+
+/** One difference `make reconcile` reports (accounting's reconcile-service). */
+export interface ReconcileDifference {
+  kind: 'ledger' | 'reservation' | 'reply';
+  userId: string;
+  reservationId?: string;
+  messageId?: string;
+  problem: string;
+}
+
+const ACCOUNTING_DIR = new URL('../../accounting/', import.meta.url).pathname;
 
 export interface Platform {
   gatewayUrl: string;
@@ -23,6 +36,13 @@ export interface Platform {
   /** the newest mail to `to` of `kind`, as auth writes it to MAIL_DIR */
   mailFor(to: string, kind: string): { to: string; subject: string; text: string; meta: { kind: string; token: string } } | undefined;
   logs(name: PartName): string[];
+  /** this run's private databases */
+  databases: { auth: string; chat: string; accounting: string; monitoring: string };
+  /** `make reconcile` over this run: chat's stored replies against accounting's reservations, usage and ledger */
+  reconcile(): Promise<ReconcileDifference[]>;
+  /** reconciles until nothing differs (charges in flight land) or the bound passes; the last differences */
+  reconcileSettled(timeoutMs?: number): Promise<ReconcileDifference[]>;
+  /** reconciles what the whole run did (fails on any difference), then stops every part and drops the databases */
   stop(): Promise<void>;
   /** every instance's URL (services: in the order the gateways list them; gateway: every gateway) */
   instanceUrls: Record<PartName, string[]>;
@@ -92,12 +112,18 @@ export async function startPlatform(extraEnv: Record<string, string> = {}, shape
     throw new Error(`platform did not start: ${(error as Error).message}\n${tails.join('\n')}`);
   }
 
+  const reconcile = () => reconcileRun(base, db.accounting, urls.chat);
+  const reconcileSettled = (timeoutMs?: number) => reconcileUntilSettled(reconcile, timeoutMs);
+
   return {
     gatewayUrl: urls.gateway,
     urls,
     secrets,
     env: base,
     mailDir,
+    databases: db,
+    reconcile,
+    reconcileSettled,
     async kill(name, signal = 'SIGTERM') {
       await parts.get(name)?.stop(signal);
     },
@@ -126,10 +152,45 @@ export async function startPlatform(extraEnv: Record<string, string> = {}, shape
       await parts.get(name)?.stop(signal);
     },
     async stop() {
+      // every suite's traffic, faults included, must reconcile before its throwaway databases go
+      const unreconciled = await unreconciledOf(reconcileSettled);
       await Promise.all([...parts.values()].map((part) => part.stop()));
       await dropDatabases(stores, db);
+      if (unreconciled) throw new Error(`reconciliation after this platform's run found differences: ${unreconciled}`);
     },
   };
+}
+
+/** `make reconcile` over one run: chat's stored replies against accounting's reservations, usage and ledger. */
+async function reconcileRun(base: Record<string, string>, accountingDb: string, chatUrl: string): Promise<ReconcileDifference[]> {
+  const env = { ...base, PG_DB: accountingDb, CHAT_URL: chatUrl };
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, ['src/cli/reconcile.ts', '--json'], { cwd: ACCOUNTING_DIR, env });
+    return (JSON.parse(stdout) as { differences: ReconcileDifference[] }).differences;
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    // exit 1: differences found (printed as JSON); anything else: the reconciliation itself failed
+    if (failed.code === 1 && failed.stdout) return (JSON.parse(failed.stdout) as { differences: ReconcileDifference[] }).differences;
+    throw new Error(`make reconcile failed (${failed.code}): ${failed.stderr ?? String(error)}`);
+  }
+}
+
+/** Reconciles until nothing differs (charges in flight land) or the bound passes; the last differences. */
+async function reconcileUntilSettled(reconcile: () => Promise<ReconcileDifference[]>, timeoutMs = 30_000): Promise<ReconcileDifference[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const differences = await reconcile();
+    if (differences.length === 0 || Date.now() > deadline) return differences;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** Reconciles what the whole run did: undefined when nothing differs, else what differs (or why it could not run). */
+async function unreconciledOf(reconcileSettled: () => Promise<ReconcileDifference[]>): Promise<string | undefined> {
+  return reconcileSettled().then(
+    (differences) => (differences.length === 0 ? undefined : JSON.stringify(differences, null, 1)),
+    (error: unknown) => (error as Error).message,
+  );
 }
 
 async function dropDatabases(stores: { PG_URL: string; MONGO_URL: string }, db: Record<'auth' | 'chat' | 'accounting' | 'monitoring', string>): Promise<void> {
@@ -196,7 +257,12 @@ async function startScaledPlatform(extraEnv: Record<string, string>, instances: 
     throw new Error(`platform did not start: ${(error as Error).message}\n${tails.join('\n')}`);
   }
   const first = Object.fromEntries(Object.entries(instanceUrls).map(([name, list]) => [name, list[0]])) as Record<PartName, string>;
+  const reconcile = () => reconcileRun(base, db.accounting, first.chat);
+  const reconcileSettled = (timeoutMs?: number) => reconcileUntilSettled(reconcile, timeoutMs);
   return {
+    databases: db,
+    reconcile,
+    reconcileSettled,
     gatewayUrl: first.gateway,
     urls: first,
     instanceUrls,
@@ -221,8 +287,10 @@ async function startScaledPlatform(extraEnv: Record<string, string>, instances: 
     mailFor: (to, kind) => newestMail(mailDir, to, kind),
     logs: (name) => logs[name],
     async stop() {
+      const unreconciled = await unreconciledOf(reconcileSettled);
       await Promise.all([...running.values()].map((part) => part.stop()));
       await dropDatabases(stores, db);
+      if (unreconciled) throw new Error(`reconciliation after this platform's run found differences: ${unreconciled}`);
     },
   };
 }

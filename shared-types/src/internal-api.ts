@@ -107,6 +107,37 @@ export const internalActiveResponse = z.object({ sessions: z.array(activeReserva
  */
 export const observeQuery = z.object({ userId: id });
 
+/**
+ * GET /internal/replies?from=&to=&after=&limit= (accounting's reconciliation): the assistant replies chat stored in
+ * [from, to) that were metered (carry a reservation id), oldest first, paged by `after` (the last messageId seen).
+ * Replies of deleted sessions are kept as billing receipts (`deleted`, no text) so a charge never loses its reply.
+ */
+export const internalRepliesQuery = z.object({
+  from: z.iso.datetime({ offset: true }),
+  to: z.iso.datetime({ offset: true }),
+  after: z
+    .string()
+    .regex(/^[0-9a-f]{24}$/)
+    .optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(500),
+});
+export const storedReply = z.object({
+  messageId: z.string(),
+  reservationId: z.string(),
+  userId: id,
+  sessionId: z.string(),
+  modelId: z.string().optional(),
+  status: z.enum(['complete', 'interrupted', 'error']),
+  usage: z.object({ inputTokens: tokens, outputTokens: tokens }).optional(),
+  /** the credits accounting answered; absent while the charge waits in chat's outbox (`chargePending`) */
+  credits: z.number().int().optional(),
+  chargePending: z.boolean().optional(),
+  deleted: z.boolean().optional(),
+  createdAt: z.string(),
+});
+export type StoredReply = z.infer<typeof storedReply>;
+export const internalRepliesResponse = z.object({ replies: z.array(storedReply), next: z.string().optional() });
+
 /** Splits a comma-separated id list from a query string (deduplicated, bounded). */
 export function parseIdList(value: string, max = 200): string[] {
   const ids = [

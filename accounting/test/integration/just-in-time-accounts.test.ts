@@ -3,17 +3,14 @@
 import { testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import { assertInvariant } from '../../src/features/credits/invariant.ts';
-import { type Harness, startAccounting } from '../helpers.ts';
+import { accountingPerSuite, type Harness } from '../helpers.ts';
 
 describe('accounting creates accounts just in time from auth (real PostgreSQL, auth over HTTP)', () => {
+  const harness = accountingPerSuite();
   let h: Harness;
   const admin = testActor('admin');
-
-  before(async () => {
-    h = await startAccounting();
-  });
-  after(async () => {
-    await h.stop();
+  before(() => {
+    h = harness();
   });
 
   it('allocating to a user accounting never heard of: asks auth with a service token, creates the account, 201', async () => {

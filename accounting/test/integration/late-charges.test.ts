@@ -3,35 +3,29 @@ import { randomUUID } from 'node:crypto';
 import { testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import { assertInvariant } from '../../src/features/credits/invariant.ts';
-import { eventually, type Harness, startAccounting } from '../helpers.ts';
+import { accountingPerSuite, eventually, fundedUser, type Harness, reservationCall } from '../helpers.ts';
 
 describe('accounting renewals and late charges (real PostgreSQL)', () => {
+  // a short TTL and a fast background sweeper: a reservation nobody renews is expired within a few seconds
+  const harness = accountingPerSuite({ RESERVATION_TTL_SECONDS: '2', SWEEP_INTERVAL_MS: '100' });
   let h: Harness;
   const admin = testActor('admin');
   const touched = new Set<string>();
 
-  before(async () => {
-    // a short TTL and a fast background sweeper: a reservation nobody renews is expired within a few seconds
-    h = await startAccounting({ RESERVATION_TTL_SECONDS: '2', SWEEP_INTERVAL_MS: '100' });
-  });
-  after(async () => {
-    await h.stop();
+  before(() => {
+    h = harness();
   });
   afterEach(async () => {
     for (const userId of touched) await assertInvariant(h.db, userId);
   });
 
   async function userWith(credits: number) {
-    const user = testActor('enduser');
-    expect((await h.api.as(user, 'GET', '/api/credits/balance')).status).to.equal(200);
+    const user = await fundedUser(h, credits);
     touched.add(user.userId);
-    const res = await h.api.as(admin, 'POST', '/api/credits/allocate', { userId: user.userId, credits });
-    expect(res.status).to.equal(201);
     return user;
   }
-  const call = async (path: string, body: Record<string, unknown>, token?: string) =>
-    h.api.json<Record<string, unknown>>(await h.api.internal('POST', `/internal/streaming-sessions/${path}`, body, { token }));
-  const reserve = (user: ReturnType<typeof testActor>, body: Record<string, unknown>) => call('initialize', body, h.auth.token(user));
+  const call = (path: 'renew' | 'finalize' | 'abort', body: Record<string, unknown>) => reservationCall(h, path, body);
+  const reserve = (user: ReturnType<typeof testActor>, body: Record<string, unknown>) => reservationCall(h, 'initialize', body, user);
   const row = (id: string) => h.db('reservations').where({ id }).first();
 
   it('a renewed reservation outlives several TTLs while one nobody renews is expired by the background sweeper', async () => {

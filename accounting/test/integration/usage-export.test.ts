@@ -1,40 +1,22 @@
 // Usage export (issue 14): CSV per UTC day, user and model, admin (everyone or one user) or own.
-import { randomUUID } from 'node:crypto';
 import { testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
-import { type Harness, startAccounting } from '../helpers.ts';
+import { accountingPerSuite, fundedUser, type Harness, meteredStream } from '../helpers.ts';
 
 describe('accounting usage export as CSV (real PostgreSQL)', () => {
+  const harness = accountingPerSuite();
   let h: Harness;
   const admin = testActor('admin');
-
-  before(async () => {
-    h = await startAccounting();
-  });
-  after(async () => {
-    await h.stop();
+  before(() => {
+    h = harness();
   });
 
-  async function streamed(user: ReturnType<typeof testActor>, modelId: string, inputTokens: number, outputTokens: number) {
-    const reservationId = randomUUID();
-    const init = await h.api.internal(
-      'POST',
-      '/internal/streaming-sessions/initialize',
-      { reservationId, sessionId: 's', modelId, inputTokens, maxOutputTokens: 1000 },
-      { token: h.auth.token(user) },
-    );
-    expect(init.status).to.equal(200);
-    const fin = await h.api.internal('POST', '/internal/streaming-sessions/finalize', { reservationId, inputTokens, outputTokens });
-    return (await h.api.json<{ chargedCredits: number; shortfallCredits: number }>(fin)).body;
-  }
+  const streamed = async (user: ReturnType<typeof testActor>, modelId: string, inputTokens: number, outputTokens: number) =>
+    (await meteredStream(h, user, { modelId, inputTokens, maxOutputTokens: 1000, outputTokens })).settled;
 
   it('exports tokens and credits (with any shortfall) per day, user and model; own only for a user, everyone for an admin', async () => {
-    const alice = testActor('enduser');
-    const bob = testActor('enduser');
-    for (const user of [alice, bob]) {
-      expect((await h.api.as(user, 'GET', '/api/credits/balance')).status).to.equal(200);
-      expect((await h.api.as(admin, 'POST', '/api/credits/allocate', { userId: user.userId, credits: 100 })).status).to.equal(201);
-    }
+    const alice = await fundedUser(h, 100);
+    const bob = await fundedUser(h, 100);
     await streamed(alice, 'local-dev', 1000, 1000); // 1 + 2
     await streamed(alice, 'local-dev', 2000, 500); // 2 + 1
     await streamed(alice, 'claude-3-7-sonnet', 1000, 1000); // 3 + 15

@@ -67,14 +67,69 @@ describe('stand-ins answer what the real accounting and monitoring answer', () =
     expect(settled.chargedCredits + settled.releasedCredits).to.equal(settled.reservedCredits);
   });
 
-  it('has the expired status: an expired reservation charges nothing and settles no more', async () => {
+  it('has the expired status: the sweep charges nothing and releases the hold; a later finalize still charges the usage from the balance, once (as late-charges.test.ts pins)', async () => {
     const reservationId = randomUUID();
     const before = accounting.balance(owner.userId);
     const opened = await reservation(await initialize(reservationId));
     accounting.expire(reservationId);
     expect(accounting.balance(owner.userId)).to.equal(before);
     const late = await reservation(await call('finalize', { reservationId, inputTokens: 10, outputTokens: 20 }));
-    expect(late).to.include({ status: 'expired', chargedCredits: 0, releasedCredits: opened.reservedCredits, availableCredits: before });
+    // 10 input tokens at 1/1k and 20 output at 2/1k, each rounded up
+    expect(late).to.include({ status: 'finalized', chargedCredits: 2, releasedCredits: 0, shortfallCredits: 0, availableCredits: before - 2 });
+    expect(opened.reservedCredits).to.equal(2);
+    expect(await reservation(await call('finalize', { reservationId, inputTokens: 10, outputTokens: 20 }))).to.deep.equal(late);
+  });
+
+  it('charges usage beyond the hold from the balance up to what is left and records the rest as shortfall', async () => {
+    const poor = testActor('enduser');
+    accounting.balances.set(poor.userId, 3);
+    const reservationId = randomUUID();
+    const opened = await reservation(await initialize(reservationId, poor));
+    expect(opened).to.include({ reservedCredits: 2, availableCredits: 1, ttlSeconds: 600 });
+    expect(opened.prices).to.deep.equal({ inputPer1k: 1, outputPer1k: 2 });
+    const settled = await reservation(await call('finalize', { reservationId, inputTokens: 10, outputTokens: 10_000 }));
+    // a cost of 1 + 20: the hold of 2 and the 1 left are charged, 18 is shortfall
+    expect(settled).to.include({ status: 'finalized', chargedCredits: 3, shortfallCredits: 18, availableCredits: 0 });
+  });
+
+  it('renews an open reservation past its TTL (a settled one is answered as is); one nobody renews is swept; 404 unknown, 403 another user', async () => {
+    const standIn = await new AccountingStandIn(auth).start();
+    standIn.ttlSeconds = 1;
+    const renewCall = (reservationId: string, actor?: typeof owner) =>
+      fetch(`${standIn.url}/internal/streaming-sessions/renew`, {
+        method: 'POST',
+        headers: {
+          ...auth.serviceHeaders('chat', 'accounting'),
+          'content-type': 'application/json',
+          ...(actor ? { authorization: `Bearer ${auth.token(actor)}` } : {}),
+        },
+        body: JSON.stringify({ reservationId }),
+      });
+    const open = (reservationId: string) =>
+      fetch(`${standIn.url}/internal/streaming-sessions/initialize`, {
+        method: 'POST',
+        headers: { ...auth.serviceHeaders('chat', 'accounting'), 'content-type': 'application/json', authorization: `Bearer ${auth.token(owner)}` },
+        body: JSON.stringify({ reservationId, sessionId: 's', modelId: 'local-dev', inputTokens: 10, maxOutputTokens: 100 }),
+      });
+    try {
+      const renewed = randomUUID();
+      const abandoned = randomUUID();
+      expect((await reservation(await open(renewed))).ttlSeconds).to.equal(1);
+      await reservation(await open(abandoned));
+      const startedAt = Date.now();
+      while (Date.now() - startedAt < 2_500) {
+        expect((await reservation(await renewCall(renewed))).status).to.equal('open');
+        await new Promise((resolve) => setTimeout(resolve, 200)); // this "stream"'s renew interval, well below the TTL
+      }
+      expect(standIn.reservations.get(abandoned)?.status).to.equal('expired');
+      expect(standIn.reservations.get(renewed)?.renewals).to.be.greaterThan(5);
+      await expectProblem(await renewCall(renewed, other), 403, 'FORBIDDEN');
+      await expectProblem(await renewCall(randomUUID()), 404, 'NOT_FOUND');
+      expect((await reservation(await renewCall(abandoned))).status).to.equal('expired');
+      expect(standIn.reservations.get(abandoned)?.renewals).to.equal(0);
+    } finally {
+      await standIn.stop();
+    }
   });
 
   it('answers the relationship check in the contract’s shape, 400 for a bad query', async () => {

@@ -4,8 +4,10 @@
  * (and the user token where the contract needs it) and record every call for assertions. They answer what the
  * real services answer (accounting/test/integration/credits.test.ts pins those answers): 400 VALIDATION_FAILED
  * for a body the contract refuses, 409 for a reservation id another user or stream holds, 403 for settling
- * another user's reservation with a user token, `expired` once the sweeper would have expired it; and every
- * answer is parsed with the contract's response schema before it is sent, so a stand-in cannot drift from it.
+ * another user's reservation with a user token, `expired` once the sweeper would have expired it (a reservation
+ * nobody renewed within `ttlSeconds`, swept at every call), renewals, and charges taken after an expiry or beyond
+ * the hold from the balance with the rest recorded as shortfall; and every answer is parsed with the contract's
+ * response schema before it is sent, so a stand-in cannot drift from it.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -20,6 +22,7 @@ import {
   loadModelCatalog,
   relationshipCheckQuery,
   relationshipCheckResponse,
+  renewReservationBody,
   reservationResponse,
   SERVICE_TOKEN_HEADER,
   verifyAccessToken,
@@ -42,13 +45,13 @@ interface Reservation {
   reserved: number;
   charged: number;
   status: z.infer<typeof reservationResponse>['status'];
-  maxCharge: number;
+  shortfall: number;
   sessionId: string;
   expiresAt: Date;
+  /** set when the sweeper expired it (a later charge still lands, from the balance) */
+  expiredAt?: Date;
+  renewals: number;
 }
-
-/** accounting's reservation TTL default (RESERVATION_TTL_SECONDS) */
-const RESERVATION_TTL_MS = 600_000;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const isProblem = status >= 400;
@@ -93,6 +96,8 @@ export class AccountingStandIn {
   reservationsDown = false;
   /** credits every unknown user starts with */
   defaultBalance = 1_000_000;
+  /** how long a reservation lives without a renewal (accounting's RESERVATION_TTL_SECONDS, default 600) */
+  ttlSeconds = 600;
   url = '';
   readonly #server: Server;
   readonly #prices: Map<string, { inputPer1k: number; outputPer1k: number }>;
@@ -124,18 +129,25 @@ export class AccountingStandIn {
     return this.balances.get(userId) ?? this.defaultBalance;
   }
 
-  /** What accounting's sweeper does to a reservation left open past its TTL: expire it, charge nothing. */
+  /** What accounting's sweeper does to a reservation left open past its TTL: expire it, release the hold, charge nothing. */
   expire(reservationId: string): void {
     const reservation = this.reservations.get(reservationId);
     if (reservation?.status !== 'open') return;
     reservation.status = 'expired';
+    reservation.expiredAt = new Date();
     reservation.expiresAt = new Date(Date.now() - 1);
     this.balances.set(reservation.userId, this.balance(reservation.userId) + reservation.reserved);
   }
 
+  /** the sweeper's pass: every open reservation nobody renewed within the TTL */
+  #sweep(): void {
+    for (const reservation of this.reservations.values())
+      if (reservation.status === 'open' && reservation.expiresAt < new Date()) this.expire(reservation.reservationId);
+  }
+
   /** successful charges (finalize or abort answered 200) of one reservation */
   chargesOf(reservationId: string): RecordedCall[] {
-    return this.calls.filter((c) => c.body.reservationId === reservationId && c.status === 200 && c.path !== '/internal/streaming-sessions/initialize');
+    return this.calls.filter((c) => c.body.reservationId === reservationId && c.status === 200 && /\/(finalize|abort)$/.test(c.path));
   }
 
   async #handle(auth: TestAuth, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -148,6 +160,7 @@ export class AccountingStandIn {
     }
     const body = await readJson(req);
     const record = (status: number, userId?: string) => this.calls.push({ path, body, status, userId });
+    this.#sweep();
     if (path === '/internal/streaming-sessions/initialize') {
       if (this.reservationsDown) {
         record(503);
@@ -185,13 +198,33 @@ export class AccountingStandIn {
         modelId: input.modelId,
         reserved,
         charged: 0,
+        shortfall: 0,
         status: 'open',
-        maxCharge: reserved,
         sessionId: input.sessionId,
-        expiresAt: new Date(Date.now() + RESERVATION_TTL_MS),
+        expiresAt: new Date(Date.now() + this.ttlSeconds * 1_000),
+        renewals: 0,
       };
       this.reservations.set(input.reservationId, reservation);
       record(200, userId);
+      return send(res, 200, this.#view(reservation));
+    }
+    if (path === '/internal/streaming-sessions/renew') {
+      const input = parseBody(renewReservationBody, body);
+      const reservation = this.reservations.get(input.reservationId);
+      if (!reservation) {
+        record(404);
+        return send(res, 404, problemBody(404, 'NOT_FOUND', 'reservation'));
+      }
+      if (this.#otherUser(auth, req, reservation)) {
+        record(403);
+        return send(res, 403, problemBody(403, 'FORBIDDEN', 'reservation belongs to another user'));
+      }
+      // a settled (or expired) reservation is answered as it is
+      if (reservation.status === 'open') {
+        reservation.expiresAt = new Date(Math.max(reservation.expiresAt.getTime(), Date.now() + this.ttlSeconds * 1_000));
+        reservation.renewals++;
+      }
+      record(200, reservation.userId);
       return send(res, 200, this.#view(reservation));
     }
     if (path === '/internal/streaming-sessions/finalize' || path === '/internal/streaming-sessions/abort') {
@@ -205,26 +238,13 @@ export class AccountingStandIn {
         record(404);
         return send(res, 404, problemBody(404, 'NOT_FOUND', 'reservation'));
       }
-      // a user token names the owner the caller expects (settling works without one, after it expired)
-      const bearer = bearerToken(req.headers.authorization);
-      if (bearer) {
-        let caller: string | undefined;
-        try {
-          caller = verifyAccessToken(auth.accessKeyring, bearer).sub;
-        } catch {
-          caller = undefined;
-        }
-        if (caller !== undefined && caller !== reservation.userId) {
-          record(403, caller);
-          return send(res, 403, problemBody(403, 'FORBIDDEN', 'reservation belongs to another user'));
-        }
+      const other = this.#otherUser(auth, req, reservation);
+      if (other) {
+        record(403, other);
+        return send(res, 403, problemBody(403, 'FORBIDDEN', 'reservation belongs to another user'));
       }
-      if (reservation.status === 'open') {
-        const prices = this.#prices.get(reservation.modelId) as { inputPer1k: number; outputPer1k: number };
-        const charge = Math.min(reservation.maxCharge, creditsFor(prices, input.inputTokens ?? 0, input.outputTokens));
-        reservation.charged = charge;
-        reservation.status = path.endsWith('finalize') ? 'finalized' : 'aborted';
-        this.balances.set(reservation.userId, this.balance(reservation.userId) + reservation.reserved - charge);
+      if (reservation.status === 'open' || reservation.status === 'expired') {
+        this.#settle(reservation, path.endsWith('finalize') ? 'finalized' : 'aborted', input.inputTokens ?? 0, input.outputTokens);
       }
       record(200, reservation.userId);
       return send(res, 200, this.#view(reservation));
@@ -232,16 +252,47 @@ export class AccountingStandIn {
     send(res, 404, problemBody(404, 'NOT_FOUND', path));
   }
 
+  /** A user token names the owner the caller expects (settling works without one, after it expired): the other user's id, if it names another. */
+  #otherUser(auth: TestAuth, req: IncomingMessage, reservation: Reservation): string | undefined {
+    const bearer = bearerToken(req.headers.authorization);
+    if (!bearer) return undefined;
+    let caller: string | undefined;
+    try {
+      caller = verifyAccessToken(auth.accessKeyring, bearer).sub;
+    } catch {
+      return undefined;
+    }
+    return caller !== reservation.userId ? caller : undefined;
+  }
+
+  /** The cost at the reservation's prices: the hold pays first (an open one), the rest comes from the balance up to what is left; what is not there is shortfall. */
+  #settle(reservation: Reservation, status: 'finalized' | 'aborted', inputTokens: number, outputTokens: number): void {
+    const prices = this.#prices.get(reservation.modelId) as { inputPer1k: number; outputPer1k: number };
+    const cost = creditsFor(prices, inputTokens, outputTokens);
+    const hold = reservation.status === 'open' ? reservation.reserved : 0;
+    const fromHold = Math.min(hold, cost);
+    const fromBalance = Math.min(cost - fromHold, this.balance(reservation.userId) + hold - fromHold);
+    reservation.charged = fromHold + fromBalance;
+    reservation.shortfall = cost - reservation.charged;
+    reservation.status = status;
+    this.balances.set(reservation.userId, this.balance(reservation.userId) + hold - reservation.charged);
+  }
+
   #view(r: Reservation) {
+    const fromHold = Math.min(r.charged, r.reserved);
     return reservationResponse.parse({
       reservationId: r.reservationId,
       userId: r.userId,
       status: r.status,
       reservedCredits: r.reserved,
       chargedCredits: r.charged,
-      releasedCredits: r.status === 'open' ? 0 : r.reserved - r.charged,
+      // nothing came back from a hold the sweeper had released already
+      releasedCredits: r.status === 'open' || (r.expiredAt && r.status !== 'expired') ? 0 : r.reserved - fromHold,
       availableCredits: this.balance(r.userId),
       expiresAt: r.expiresAt.toISOString(),
+      prices: this.#prices.get(r.modelId),
+      shortfallCredits: r.shortfall,
+      ttlSeconds: this.ttlSeconds,
     });
   }
 }

@@ -12,7 +12,8 @@ export function reconcileRouter(ctx: AccountingContext): ApiRouter {
     {
       method: 'get',
       path: '/api/credits/reconcile',
-      summary: 'Differences between reservations, usage and the ledger for reservations made in [from, to) (admin; default: the last day)',
+      summary:
+        "Differences between chat's stored replies, reservations, usage and the ledger for reservations made in [from, to) (admin; default: the last day)",
       tags: ['credits'],
       access: 'user',
       query: z.object({ from: instant.optional(), to: instant.optional() }).strict(),
@@ -20,17 +21,23 @@ export function reconcileRouter(ctx: AccountingContext): ApiRouter {
         from: z.string(),
         to: z.string(),
         differences: z.array(
-          z.object({ kind: z.enum(['ledger', 'reservation']), userId: z.string(), reservationId: z.string().optional(), problem: z.string() }),
+          z.object({
+            kind: z.enum(['ledger', 'reservation', 'reply']),
+            userId: z.string(),
+            reservationId: z.string().optional(),
+            messageId: z.string().optional(),
+            problem: z.string(),
+          }),
         ),
       }),
-      errors: ['FORBIDDEN'],
+      errors: ['FORBIDDEN', 'UPSTREAM_UNAVAILABLE'],
     },
     async ({ actor, query }) => {
       if (actor.role !== 'admin') throw new ApiError('FORBIDDEN', 'Only admins reconcile');
       const to = query.to ?? new Date();
       const from = query.from ?? new Date(to.getTime() - DAY_MS);
       if (from >= to) throw new ApiError('VALIDATION_FAILED', 'from must be before to', { errors: [{ path: 'query.from', message: 'bad range' }] });
-      return { from: from.toISOString(), to: to.toISOString(), differences: await reconcile(ctx.db, from, to) };
+      return { from: from.toISOString(), to: to.toISOString(), differences: await reconcile(ctx.db, from, to, { replies: ctx.storedReplies }) };
     },
   );
 }

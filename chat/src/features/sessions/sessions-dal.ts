@@ -31,6 +31,8 @@ export interface MessageDoc {
   /** supervisor messages: who wrote it */
   authorId?: string;
   fileIds?: string[];
+  /** a metered reply of a deleted session, kept without its text as a billing receipt (reconciliation) */
+  deletedAt?: Date;
   createdAt: Date;
 }
 
@@ -59,10 +61,12 @@ const messageSchema = new Schema<MessageDoc>(
     modelId: String,
     authorId: String,
     fileIds: { type: [String], default: undefined },
+    deletedAt: Date,
   },
   { timestamps: { createdAt: true, updatedAt: false }, versionKey: false },
 );
 messageSchema.index({ sessionId: 1, createdAt: 1 });
+messageSchema.index({ role: 1, createdAt: 1 });
 
 export function toObjectId(id: string): Types.ObjectId | undefined {
   return mongoose.isObjectIdOrHexString(id) && /^[0-9a-f]{24}$/i.test(id) ? new Types.ObjectId(id) : undefined;
@@ -120,9 +124,26 @@ export class SessionsDal {
     await retryTransient(() => this.sessions.updateOne({ _id: id }, { $set: { updatedAt: new Date() } }));
   }
 
+  /**
+   * Deletes a session and its messages, except that a metered reply stays as a billing receipt without its text:
+   * its charge is in accounting's ledger, and reconciliation pairs every charge with a reply.
+   */
   async deleteSession(id: Types.ObjectId): Promise<void> {
-    await this.messages.deleteMany({ sessionId: id });
+    const metered = { sessionId: id, role: 'assistant' as const, reservationId: { $exists: true } };
+    await this.messages.updateMany(metered, { $set: { content: '', deletedAt: new Date() } });
+    await this.messages.deleteMany({ sessionId: id, $or: [{ role: { $ne: 'assistant' } }, { reservationId: { $exists: false } }] });
     await this.sessions.deleteOne({ _id: id });
+  }
+
+  /** Metered assistant replies stored in [from, to), oldest id first, after the id `after` (paging). */
+  async meteredReplies(window: { from: Date; to: Date; after?: Types.ObjectId; limit: number }): Promise<MessageDoc[]> {
+    const filter: Record<string, unknown> = {
+      role: 'assistant',
+      reservationId: { $exists: true },
+      createdAt: { $gte: window.from, $lt: window.to },
+      ...(window.after ? { _id: { $gt: window.after } } : {}),
+    };
+    return this.messages.find(filter).sort({ _id: 1 }).limit(window.limit).lean<MessageDoc[]>();
   }
 
   async listMessages(sessionId: Types.ObjectId): Promise<MessageDoc[]> {

@@ -1,4 +1,4 @@
-import { type Actor, ApiError } from '@platform/shared-types';
+import { type Actor, ApiError, type StoredReply } from '@platform/shared-types';
 import type { Types } from 'mongoose';
 import type { ModelRegistry } from '../../models/model-registry.ts';
 import type { MessageDoc, SessionDoc, SessionsDal } from './sessions-dal.ts';
@@ -28,6 +28,22 @@ export function messageView(message: MessageDoc) {
     modelId: message.modelId,
     authorId: message.authorId,
     fileIds: message.fileIds,
+    createdAt: message.createdAt.toISOString(),
+  };
+}
+
+export function storedReplyView(message: MessageDoc): StoredReply {
+  return {
+    messageId: message._id.toHexString(),
+    reservationId: message.reservationId ?? '',
+    userId: message.userId,
+    sessionId: message.sessionId.toHexString(),
+    modelId: message.modelId,
+    status: message.status,
+    usage: message.usage ? { inputTokens: message.usage.inputTokens, outputTokens: message.usage.outputTokens } : undefined,
+    credits: message.credits,
+    chargePending: message.chargePending || undefined,
+    deleted: message.deletedAt ? true : undefined,
     createdAt: message.createdAt.toISOString(),
   };
 }
@@ -86,6 +102,14 @@ export class SessionsService {
     const session = await this.own(actor, id);
     if (await this.#isStreaming(id)) throw new ApiError('CONFLICT', 'A reply is streaming in this session; wait for it or stop it first');
     await this.dal.deleteSession(session._id);
+  }
+
+  /** One page of the metered replies stored in [from, to) (for accounting's reconciliation); `next` when more follow. */
+  async meteredReplies(window: { from: Date; to: Date; after?: string; limit: number }): Promise<{ replies: StoredReply[]; next?: string }> {
+    const after = window.after === undefined ? undefined : toObjectId(window.after);
+    const found = await this.dal.meteredReplies({ from: window.from, to: window.to, after, limit: window.limit });
+    const replies = found.map(storedReplyView);
+    return { replies, next: found.length === window.limit ? replies.at(-1)?.messageId : undefined };
   }
 
   async withMessages(actor: Actor, id: string): Promise<{ session: SessionDoc; messages: MessageDoc[] }> {
