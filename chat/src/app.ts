@@ -2,6 +2,7 @@ import { createKeyring, type Logger } from '@platform/shared-types';
 import { createServiceApp } from '@platform/shared-types/express';
 import type { Express } from 'express';
 import type { Config } from './config.ts';
+import { catalogRouter } from './features/catalog/catalog-router.ts';
 import { filesRouter } from './features/files/files-router.ts';
 import { predictRouter } from './features/flowise/predict-router.ts';
 import { sessionsRouter } from './features/sessions/sessions-router.ts';
@@ -21,6 +22,7 @@ export function buildApp(deps: AppDeps): Express {
   const { config, runtime } = deps;
   const shared = { maxMessageChars: config.MAX_MESSAGE_CHARS, heartbeatMs: config.HEARTBEAT_MS };
   const routers = [
+    catalogRouter({ catalog: runtime.catalog }),
     sessionsRouter({ sessions: runtime.sessions, models: runtime.models }),
     streamRouter({ streams: runtime.streams, sessions: runtime.sessions, supervision: runtime.supervision, bus: runtime.bus, ...shared }),
     filesRouter({ files: runtime.files }),
