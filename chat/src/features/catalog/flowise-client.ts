@@ -25,14 +25,14 @@ export class FlowiseClient {
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (error) {
-      throw new ApiError('UPSTREAM_UNAVAILABLE', 'Flowise is unreachable', { cause: error });
+      throw new ApiError('UPSTREAM_UNAVAILABLE', 'Flowise is unreachable', { status: 502, cause: error });
     }
     if (!response.ok) {
       await response.body?.cancel();
-      throw new ApiError('UPSTREAM_UNAVAILABLE', `Flowise answered ${response.status} to the chatflow list`);
+      throw new ApiError('UPSTREAM_UNAVAILABLE', `Flowise answered ${response.status} to the chatflow list`, { status: 502 });
     }
     const parsed = z.array(remoteChatflow).safeParse(await response.json().catch(() => undefined));
-    if (!parsed.success) throw new ApiError('UPSTREAM_UNAVAILABLE', 'Flowise answered a chatflow list of another shape');
+    if (!parsed.success) throw new ApiError('UPSTREAM_UNAVAILABLE', 'Flowise answered a chatflow list of another shape', { status: 502 });
     return parsed.data.map((c) => ({ id: c.id, name: c.name || c.id, deployed: c.deployed === true }));
   }
 }
