@@ -103,8 +103,9 @@ async function main() {
 
   try {
     const actors = Array.from({ length: STREAMS }, () => testActor('enduser'));
-    const headers = (actor: (typeof actors)[number]) => ({
-      ...auth.identityHeaders(actor),
+    // the identity signature is bound to the request (DESIGN section 3): signed per call, as the gateway does
+    const headers = (actor: (typeof actors)[number], path: string) => ({
+      ...auth.identityHeaders(actor, undefined, { method: 'POST', path, service: 'chat' }),
       authorization: `Bearer ${auth.token(actor)}`,
       'content-type': 'application/json',
     });
@@ -115,7 +116,7 @@ async function main() {
         actors.slice(i, i + 50).map(async (actor) => {
           const res = await request(`${chatUrl}/api/chat/sessions`, {
             method: 'POST',
-            headers: headers(actor),
+            headers: headers(actor, '/api/chat/sessions'),
             body: JSON.stringify({ modelId: 'local-dev' }),
             dispatcher: agent,
           });
@@ -127,7 +128,7 @@ async function main() {
     // warm up one stream, then the baseline RSS
     const warm = await request(`${chatUrl}/api/chat/sessions/${sessions[0]}/stream`, {
       method: 'POST',
-      headers: headers(actors[0] as (typeof actors)[number]),
+      headers: headers(actors[0] as (typeof actors)[number], `/api/chat/sessions/${sessions[0]}/stream`),
       body: JSON.stringify({ message: 'warm up' }),
       dispatcher: agent,
     });
@@ -148,7 +149,7 @@ async function main() {
       const t0 = performance.now();
       const res = await request(`${chatUrl}/api/chat/sessions/${sessions[i]}/stream`, {
         method: 'POST',
-        headers: headers(actors[i] as (typeof actors)[number]),
+        headers: headers(actors[i] as (typeof actors)[number], `/api/chat/sessions/${sessions[i]}/stream`),
         body: JSON.stringify({ message: 'one at a time' }),
         dispatcher: agent,
       });
@@ -179,7 +180,7 @@ async function main() {
         try {
           const res = await request(`${chatUrl}/api/chat/sessions/${sessionId}/stream`, {
             method: 'POST',
-            headers: headers(actors[i] as (typeof actors)[number]),
+            headers: headers(actors[i] as (typeof actors)[number], `/api/chat/sessions/${sessions[i]}/stream`),
             body: JSON.stringify({ message: `bench message ${i}` }),
             dispatcher: agent,
           });

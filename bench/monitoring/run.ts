@@ -98,7 +98,8 @@ try {
     [lead.userId],
     pupils.map((p) => p.userId),
   );
-  const list = await load(cached.url, cached.auth.identityHeaders(lead), ['/api/supervised-students']);
+  const listHeaders = cached.auth.identityHeaders(lead, undefined, { method: 'GET', path: '/api/supervised-students', service: 'monitoring' });
+  const list = await load(cached.url, listHeaders, ['/api/supervised-students']);
 
   const ratio = withCache.rps / Math.max(1, withoutCache.rps);
   const checkTarget = withoutCache.p50 <= 10 && withoutCache.errors === 0 && withCache.errors === 0;

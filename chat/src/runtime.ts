@@ -1,4 +1,14 @@
-import { ApiError, createKeyring, type Logger, loadModelCatalog, ServiceClient } from '@platform/shared-types';
+import {
+  ACCESS_TOKEN_TTL_SECONDS,
+  ApiError,
+  CLOCK_TOLERANCE_SECONDS,
+  createKeyring,
+  followRevocations,
+  type Logger,
+  loadModelCatalog,
+  type RevocationMirror,
+  ServiceClient,
+} from '@platform/shared-types';
 import type { Config } from './config.ts';
 import { CatalogDal } from './features/catalog/catalog-dal.ts';
 import { CatalogService } from './features/catalog/catalog-service.ts';
@@ -6,6 +16,7 @@ import { FlowiseClient } from './features/catalog/flowise-client.ts';
 import { PricesClient } from './features/catalog/prices-client.ts';
 import { FilesDal } from './features/files/files-dal.ts';
 import { FilesService } from './features/files/files-service.ts';
+import { UploadGuard } from './features/files/upload-guard.ts';
 import { SessionsDal } from './features/sessions/sessions-dal.ts';
 import { SessionsService } from './features/sessions/sessions-service.ts';
 import { AccountingClient } from './features/stream/accounting-client.ts';
@@ -27,7 +38,9 @@ export interface ChatRuntime {
   files: FilesService;
   bus: ChatBus;
   outbox: ChargeOutbox;
-  /** starts the outbox retry loop, the model cache refresh and (with FLOWISE_URL) the chatflow sync schedule */
+  /** this instance's copy of recent revocations: ends event streams whose token is revoked */
+  revocations: RevocationMirror;
+  /** starts the outbox retry loop, the upload sweep, the model cache refresh and (with FLOWISE_URL) the chatflow sync schedule */
   startBackground(): void;
   /** ends running streams (charging what they produced), stops the outbox and the bus */
   stop(): Promise<void>;
@@ -79,9 +92,19 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     backoffMaxMs: config.OUTBOX_BACKOFF_MAX_MS,
     onSettled: (reservationId, credits) => dal.settleCharge(reservationId, credits),
   });
-  const files = new FilesService(new FilesDal(stores.mongo), {
+  const uploadGuard = new UploadGuard(stores.redis, {
+    prefix: config.REDIS_PREFIX,
+    maxConcurrent: config.FILE_MAX_CONCURRENT_UPLOADS,
+    uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
+    maxRefused: config.FILE_REFUSED_MAX,
+    refusedWindowSeconds: config.FILE_REFUSED_WINDOW_SECONDS,
+  });
+  const files = new FilesService(new FilesDal(stores.mongo), uploadGuard, {
     maxBytes: config.FILE_MAX_BYTES,
     uploadsPerDay: config.FILE_UPLOADS_PER_DAY,
+    bytesPerDay: config.FILE_BYTES_PER_DAY,
+    uploadIdleMs: config.FILE_UPLOAD_IDLE_MS,
+    uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
     promptMaxChars: config.FILE_PROMPT_MAX_CHARS,
     maxFilesPerMessage: config.MAX_FILES_PER_MESSAGE,
   });
@@ -108,6 +131,19 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     timer.unref();
     timers.push(timer);
   };
+  const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> | undefined;
+  // chunks of uploads cut by a crash of their instance (FerretDB has no TTL indexes)
+  const sweepUploads = () => {
+    sweeping ??= files
+      .sweepUnfinished()
+      .then((removed) => removed > 0 && logger.info({ removed }, 'removed unfinished uploads'))
+      .catch((error: unknown) => logger.warn({ err: error }, 'upload sweep failed'))
+      .finally(() => {
+        sweeping = undefined;
+      });
+  };
   return {
     models,
     catalog,
@@ -117,8 +153,11 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     files,
     bus,
     outbox,
+    revocations: revocations.mirror,
     startBackground: () => {
       outbox.start();
+      sweepTimer = setInterval(sweepUploads, config.FILE_SWEEP_INTERVAL_MS);
+      sweepTimer.unref();
       // callers that read the registry without awaiting refresh() still see a change within this bound
       every(Math.min(1_000, config.MODELS_CACHE_TTL_MS), () => models.refresh(), 'model cache refresh');
       if (catalog.flowiseConfigured && config.CHATFLOW_SYNC_MS > 0) {
@@ -134,6 +173,9 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     },
     async stop() {
       for (const timer of timers) clearInterval(timer);
+      revocations.close();
+      clearInterval(sweepTimer);
+      await sweeping;
       await running.stop();
       await outbox.stop();
       await bus.close();

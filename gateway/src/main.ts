@@ -1,4 +1,4 @@
-import { createKeyring, createLogger, loadConfig } from '@platform/shared-types';
+import { ACCESS_TOKEN_TTL_SECONDS, CLOCK_TOLERANCE_SECONDS, createKeyring, createLogger, followRevocations, loadConfig } from '@platform/shared-types';
 // the server helpers without the express kit: the gateway has no express routes
 import { listen, onShutdown } from '@platform/shared-types/server';
 import { Redis } from 'ioredis';
@@ -34,8 +34,11 @@ export async function start(config: Config) {
   let runtime: Runtime | undefined;
   let onHttpChange: ((next: Runtime['config']['http']) => void) | undefined;
   const current = (): Runtime => runtime as Runtime;
+  // DESIGN section 5: this instance's copy of the revocations of the last access-token lifetime, for Redis outages
+  const revocations = followRevocations({ redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
   const gate = createGate({
     redis,
+    revocations: revocations.mirror,
     logger,
     failMode: () => current().config.redis.failMode,
     onFallback: () => metrics.redisFallbacks.inc(),
@@ -74,6 +77,7 @@ export async function start(config: Config) {
       logger.warn({ err: { message: error.message } }, 'redis unavailable at start: limits in memory until it answers');
     });
   } catch (error) {
+    revocations.close();
     await loader.close();
     redis.disconnect();
     await pools.close();
@@ -116,12 +120,15 @@ export async function start(config: Config) {
     metrics,
     /** client connections open now (tests and ops) */
     openConnections: connections.open,
+    /** this instance's revocation copy (tests: wait until it has loaded) */
+    revocations,
     async stop() {
       process.off('SIGHUP', onHangup);
       await loader.close();
       await server.close(2_000);
       await ops.close(0);
       await pools.close();
+      revocations.close();
       redis.disconnect();
     },
   };

@@ -16,7 +16,10 @@ describe('files: upload, type allowlist by content, quota, owner-only access, at
   };
 
   before(async () => {
-    platform = await startPlatform({ env: { FILE_UPLOADS_PER_DAY: '3', FILE_MAX_BYTES: '600000', FILE_PROMPT_MAX_CHARS: '400' } });
+    // concurrent uploads are capped per user (uploads-streaming.test.ts); here six at once must all reach the quota check
+    platform = await startPlatform({
+      env: { FILE_UPLOADS_PER_DAY: '3', FILE_MAX_BYTES: '600000', FILE_PROMPT_MAX_CHARS: '400', FILE_MAX_CONCURRENT_UPLOADS: '6' },
+    });
   });
   after(async () => {
     await platform.stop();

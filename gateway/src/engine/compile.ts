@@ -30,6 +30,23 @@ interface BuildContext {
   deps: CompileDeps;
   config: GatewayConfig;
   services: Map<string, ServiceRuntime>;
+  /** the pipeline the policy is built for */
+  pipeline: string;
+}
+
+/**
+ * The service a request of `pipeline` goes to: the first proxy step whose condition holds (the steps run in
+ * that order and the first one answers). Identity headers are signed for it (DESIGN section 3).
+ */
+function proxyTarget(config: GatewayConfig, pipeline: string): (ex: Exchange) => string | undefined {
+  const targets: Array<{ when: Predicate; service: string }> = [];
+  for (const entry of config.pipelines[pipeline]?.policies ?? []) {
+    for (const step of entry.proxy ?? []) {
+      const service = (step.action as { serviceEndpoint?: unknown } | undefined)?.serviceEndpoint;
+      if (typeof service === 'string') targets.push({ when: compileCondition(step.condition), service });
+    }
+  }
+  return (ex) => targets.find((target) => target.when(ex))?.service;
 }
 
 interface PolicyDefinition {
@@ -55,8 +72,8 @@ export const POLICIES: Record<string, PolicyDefinition> = {
       onDecision: (rule, decision, source) => deps.metrics.rateLimit.inc({ rule, decision, source }),
     }),
   ),
-  'identity-headers': define(identityHeadersAction, (_action, { deps, config }) =>
-    identityHeadersPolicy({ internalSecret: deps.internalSecret, trustProxy: () => config.http.trustProxy }),
+  'identity-headers': define(identityHeadersAction, (_action, { deps, config, pipeline }) =>
+    identityHeadersPolicy({ internalSecret: deps.internalSecret, trustProxy: () => config.http.trustProxy, target: proxyTarget(config, pipeline) }),
   ),
   proxy: define(
     proxyAction,
@@ -106,7 +123,7 @@ export function compile(config: GatewayConfig, deps: CompileDeps): CompileResult
     else if (!POLICIES[name]) issues.push(`policies: unknown policy "${name}" (known: ${Object.keys(POLICIES).join(', ')})`);
   }
   const services = deps.pools.resolve(config.serviceEndpoints);
-  const ctx: BuildContext = { deps, config, services };
+  const base = { deps, config, services };
   const routes: CompiledRoute[] = [];
   const pipelines = new Map<string, PipelineStage[]>();
 
@@ -148,7 +165,7 @@ export function compile(config: GatewayConfig, deps: CompileDeps): CompileResult
           continue;
         }
         const when = compileCondition(step.condition);
-        const policy = definition.build(parsed.data as never, ctx);
+        const policy = definition.build(parsed.data as never, { ...base, pipeline: pipelineName });
         if (definition.terminal) terminal = true;
         if (policy.kind === 'step') stages.push({ kind: 'step', when, policy });
         else {

@@ -84,7 +84,9 @@ describe('authorization matrix (real stores)', () => {
     it(route.name, async () => {
       const seen: Record<string, number> = {};
       for (const caller of Object.keys(route.expected) as Caller[]) {
-        const headers: Record<string, string> = caller === 'anonymous' ? {} : m.auth.identityHeaders(actors[caller]);
+        // what the gateway sends: signed identity headers and the caller's bearer token (streams run under it)
+        const headers: Record<string, string> =
+          caller === 'anonymous' ? {} : { ...m.auth.identityHeaders(actors[caller]), authorization: `Bearer ${m.auth.token(actors[caller])}` };
         if (route.body) headers['content-type'] = 'application/json';
         const response = await fetch(`${m.url}${route.path()}`, { method: route.method, headers, body: route.body ? JSON.stringify(route.body()) : undefined });
         await response.arrayBuffer();

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Actor, actorFromClaims, bearerToken, isStrippedHeader, verifyAccessToken } from '@platform/shared-types';
+import { type Actor, actorFromClaims, bearerToken, bindingPath, isStrippedHeader, verifyAccessToken } from '@platform/shared-types';
 import type { TestAuth } from '@platform/shared-types/testing';
 import { type FakeAccounting, type FakeAuth, type FakeChat, sendJson, sendProblem } from './fake-services.ts';
 
@@ -44,7 +44,8 @@ export async function startFrontServer(options: {
   function proxy(req: IncomingMessage, res: ServerResponse, actor: Actor | undefined): void {
     const headers: Record<string, string | string[] | undefined> = {};
     for (const [name, value] of Object.entries(req.headers)) if (!isStrippedHeader(name) && name !== 'host') headers[name] = value;
-    if (actor) Object.assign(headers, auth.identityHeaders(actor));
+    if (actor)
+      Object.assign(headers, auth.identityHeaders(actor, undefined, { method: req.method ?? 'GET', path: bindingPath(req.url ?? '/'), service: 'monitoring' }));
     const upstream = request(new URL(req.url ?? '/', options.monitoringUrl), { method: req.method, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);

@@ -46,7 +46,7 @@ export function createServiceApp(options: ServiceAppOptions): Express {
     res.json(openapi);
   });
 
-  const identity = gatewayIdentity(options.internalSecret);
+  const identity = gatewayIdentity(options.internalSecret, options.name);
   const internal = serviceAuth({ audience: options.name, internalKeyring: options.internalKeyring, accessKeyring: options.accessKeyring });
   app.use((req, res, next) => {
     if (req.path === '/internal' || req.path.startsWith('/internal/')) return internal(req, res, next);
