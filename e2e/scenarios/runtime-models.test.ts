@@ -123,4 +123,47 @@ describe('models managed at runtime, through the gateway', () => {
     const balanceAfter = await api<{ available: number }>(gw, 'GET', '/api/credits/balance', { token: student.accessToken });
     expect(balanceAfter.body.available).to.equal(1000 - expected);
   });
+
+  it('a model without a price in accounting is never usable: refused when added, refused when enabled, usable once enabled with its first prices', async () => {
+    const id = 'local-unpriced-e2e';
+    const bare = { ...definition, id, displayName: 'Unpriced (e2e)', prices: undefined };
+    const student = await createUser(platform, 'enduser', 'rt-unpriced');
+    await api(gw, 'POST', '/api/credits/allocate', { token: admin.accessToken, body: { userId: student.userId, credits: 1000 } });
+    const pricedIds = async () =>
+      items<{ modelId: string }>((await api(gw, 'GET', '/api/models/prices', { token: admin.accessToken })).body).map((p) => p.modelId);
+
+    const refused = await api<{ code: string }>(gw, 'POST', '/api/chat/models', { token: admin.accessToken, body: bare });
+    expect(refused.status, JSON.stringify(refused.body)).to.equal(409);
+    expect(refused.body.code).to.equal('CONFLICT');
+    expect(await pricedIds()).to.not.include(id);
+    expect((await api(gw, 'POST', '/api/chat/sessions', { token: student.accessToken, body: { modelId: id } })).status).to.equal(404);
+
+    expect((await api(gw, 'POST', '/api/chat/models', { token: admin.accessToken, body: { ...bare, enabled: false } })).status).to.equal(201);
+    // real accounting has no price to change for it, and chat will not enable it without one
+    expect((await api(gw, 'PUT', `/api/models/prices/${id}`, { token: admin.accessToken, body: { inputPer1k: 4, outputPer1k: 8 } })).status).to.equal(404);
+    const notEnabled = await api<{ code: string }>(gw, 'PATCH', `/api/chat/models/${id}`, { token: admin.accessToken, body: { enabled: true } });
+    expect(notEnabled.status).to.equal(409);
+    const session = await api<{ code: string }>(gw, 'POST', '/api/chat/sessions', { token: student.accessToken, body: { modelId: id } });
+    expect(session.status).to.equal(403);
+    expect(items<{ id: string }>((await api(gw, 'GET', '/api/chat/models', { token: student.accessToken })).body).map((m) => m.id)).to.not.include(id);
+    expect(await pricedIds()).to.not.include(id);
+
+    const enabled = await api<{ prices: unknown }>(gw, 'PATCH', `/api/chat/models/${id}`, {
+      token: admin.accessToken,
+      body: { enabled: true, prices: { inputPer1k: 4, outputPer1k: 8 } },
+    });
+    expect(enabled.status, JSON.stringify(enabled.body)).to.equal(200);
+    expect(enabled.body.prices).to.deep.equal({ inputPer1k: 4, outputPer1k: 8 });
+    expect(await pricedIds()).to.include(id);
+    const created = await api<{ session: { id: string } }>(gw, 'POST', '/api/chat/sessions', { token: student.accessToken, body: { modelId: id } });
+    expect(created.status, JSON.stringify(created.body)).to.equal(201);
+    const events: SseEvent[] = [];
+    for await (const event of sse(gw, `/api/chat/sessions/${created.body.session.id}/stream`, { token: student.accessToken, body: { message: 'now priced' } }))
+      events.push(event);
+    const done = events.at(-1) as SseEvent;
+    expect(done.event).to.equal('done');
+    const usage = done.data.usage as { inputTokens: number; outputTokens: number };
+    expect(done.data.credits).to.equal(creditsFor({ inputPer1k: 4, outputPer1k: 8 }, usage.inputTokens, usage.outputTokens));
+    await assertLedgerInvariant(platform, student.userId);
+  });
 });

@@ -210,7 +210,7 @@ describe('models and Flowise chatflows managed at runtime, on two chat instances
   });
 
   it('accounting stays the one price source: its price wins over the one given, and a model without a price cannot be enabled', async () => {
-    platform.accounting.setPrice('local-priced', { inputPer1k: 9, outputPer1k: 11 });
+    platform.accounting.holdPrice('local-priced', { inputPer1k: 9, outputPer1k: 11 });
     const created = await call(0, admin, 'POST', '/api/chat/models', {
       id: 'local-priced',
       displayName: 'Priced',
@@ -236,9 +236,17 @@ describe('models and Flowise chatflows managed at runtime, on two chat instances
     expect(disabled.status).to.equal(201);
     await expectProblem(await call(1, admin, 'PATCH', '/api/chat/models/local-unpriced', { enabled: true }), 409, 'CONFLICT');
     expect((await modelsOf(1, user)).map((m) => m.id)).to.not.include('local-unpriced');
-    platform.accounting.setPrice('local-unpriced', { inputPer1k: 2, outputPer1k: 3 }); // the admin sets it in accounting
-    expect((await call(1, admin, 'PATCH', '/api/chat/models/local-unpriced', { enabled: true })).status).to.equal(200);
+    await expectProblem(await call(1, user, 'POST', '/api/chat/sessions', { modelId: 'local-unpriced' }), 403, 'FORBIDDEN');
+    expect(platform.accounting.priceOf('local-unpriced')).to.equal(undefined);
+    // enabled together with its first prices, which accounting learns
+    const enabled = await call(1, admin, 'PATCH', '/api/chat/models/local-unpriced', { enabled: true, prices: { inputPer1k: 2, outputPer1k: 3 } });
+    expect(enabled.status).to.equal(200);
+    expect(((await enabled.json()) as ModelView).prices).to.deep.equal({ inputPer1k: 2, outputPer1k: 3 });
+    expect(platform.accounting.priceOf('local-unpriced')).to.deep.equal({ inputPer1k: 2, outputPer1k: 3 });
     expect((await modelsOf(0, user)).find((m) => m.id === 'local-unpriced')?.prices).to.deep.equal({ inputPer1k: 2, outputPer1k: 3 });
+    // a held price is changed in accounting only, never through chat
+    await expectProblem(await call(0, admin, 'PATCH', '/api/chat/models/local-unpriced', { prices: { inputPer1k: 1, outputPer1k: 1 } }), 409, 'CONFLICT');
+    expect(platform.accounting.priceOf('local-unpriced')).to.deep.equal({ inputPer1k: 2, outputPer1k: 3 });
   });
 
   it('refuses bad model definitions with 400 problems naming the field', async () => {

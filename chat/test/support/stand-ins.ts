@@ -121,8 +121,14 @@ export class AccountingStandIn {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
-  /** what an admin's PUT /api/models/prices/:modelId does in accounting */
+  /** what an admin's PUT /api/models/prices/:modelId does in accounting: changes a held price, 404 for an unknown model */
   setPrice(modelId: string, prices: { inputPer1k: number; outputPer1k: number }): void {
+    if (!this.#prices.has(modelId)) throw new Error(`accounting answers 404 NOT_FOUND: no price for ${modelId}`);
+    this.#prices.set(modelId, prices);
+  }
+
+  /** a price accounting already holds for a model chat does not know (its seed, or an earlier registration) */
+  holdPrice(modelId: string, prices: { inputPer1k: number; outputPer1k: number }): void {
     this.#prices.set(modelId, prices);
   }
 

@@ -35,6 +35,8 @@ const modelPatchBody = z
     contextTokens: tokenLimit.optional(),
     access: access.optional(),
     enabled: z.boolean().optional(),
+    /** first prices of a model accounting has none for yet; later changes go through PUT /api/models/prices/:modelId */
+    prices: prices.optional(),
   })
   .strict()
   .refine((b) => Object.keys(b).length > 0, 'Give at least one field');
@@ -123,7 +125,8 @@ export function catalogRouter(deps: { catalog: CatalogService }): ApiRouter {
         ...admin,
         method: 'patch',
         path: '/api/chat/models/:id',
-        summary: 'Change or disable a model (admin); running streams finish and are charged',
+        summary:
+          'Change, disable or enable a model (admin); running streams finish and are charged. Prices only as the first ones of a model accounting has none for',
         params: z.object({ id: modelEntry.shape.id }).strict(),
         body: modelPatchBody,
         response: modelAdminSchema,

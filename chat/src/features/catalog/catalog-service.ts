@@ -155,10 +155,7 @@ export class CatalogService {
       ? await this.#prices.register(input.id, { displayName: input.displayName, ...input.prices })
       : (await this.#pricesNow()).get(input.id);
     if (enabled && !price)
-      throw new ApiError(
-        'CONFLICT',
-        `Accounting has no price for ${input.id}: give prices, or add it disabled and set them with PUT /api/models/prices/:modelId`,
-      );
+      throw new ApiError('CONFLICT', `Accounting has no price for ${input.id}: give prices, or add it disabled and give them when enabling it`);
     const now = new Date();
     const { prices: _prices, enabled: _enabled, access, ...entry } = input;
     const doc: ModelDoc = { ...entry, _id: input.id, access: access ?? {}, enabled, origin: 'admin', createdAt: now, updatedAt: now, updatedBy: actor.userId };
@@ -172,19 +169,24 @@ export class CatalogService {
     return this.#modelView(doc, price ?? null);
   }
 
-  /** changes limits, access, upstream or state; enabling needs a price in accounting */
-  async updateModel(actor: Actor, id: string, patch: ModelPatch): Promise<ModelAdminView> {
+  /**
+   * Changes limits, access, upstream or state; enabling needs a price in accounting. `prices` may only be the first
+   * ones of a model accounting has none for (accounting's PUT /api/models/prices/:modelId changes a held price).
+   */
+  async updateModel(actor: Actor, id: string, input: ModelPatch & { prices?: Prices }): Promise<ModelAdminView> {
     const current = await this.#dal.findModel(id);
     if (!current) throw new ApiError('NOT_FOUND', `Unknown model ${id}`);
+    const { prices: firstPrices, ...patch } = input;
     if (patch.provider) this.#checkProvider(patch.provider);
     checkLimits({ ...current, ...patch });
-    const prices = await this.#pricesNow();
-    if (patch.enabled === true && !prices.get(id))
-      throw new ApiError('CONFLICT', `Accounting has no price for ${id}: set one with PUT /api/models/prices/${id} first`);
+    let price = (await this.#pricesNow()).get(id);
+    if (firstPrices && price) throw new ApiError('CONFLICT', `Accounting already holds a price for ${id}: change it with PUT /api/models/prices/${id}`);
+    if (patch.enabled === true && !price && !firstPrices) throw new ApiError('CONFLICT', `Accounting has no price for ${id}: give prices with this change`);
+    if (firstPrices) price = await this.#prices.register(id, { displayName: patch.displayName ?? current.displayName, ...firstPrices });
     const updated = await this.#dal.updateModel(id, { ...patch, updatedBy: actor.userId });
     if (!updated) throw new ApiError('NOT_FOUND', `Unknown model ${id}`);
     await this.#bump();
-    return this.#modelView(updated, prices.get(id) ?? null);
+    return this.#modelView(updated, price ?? null);
   }
 
   #checkProvider(provider: ProviderName): void {
