@@ -31,6 +31,7 @@ export class ModelRegistry {
   #version: string | null = null;
   #loadedAt = 0;
   #reloading: Promise<void> | undefined;
+  #queued: Promise<void> | undefined;
 
   constructor(models: ModelEntry[], configured: ReadonlySet<ProviderName>, source?: RegistrySource) {
     this.#configured = configured;
@@ -57,11 +58,23 @@ export class ModelRegistry {
     await this.reload();
   }
 
-  /** re-reads the source now (concurrent callers share one read) */
+  /**
+   * Re-reads the source with a read that starts after this call: callers while no read runs share one; callers
+   * while one runs share the next (the running one may have read the store before the change they must see).
+   */
   reload(): Promise<void> {
     const source = this.#source;
     if (!source) return Promise.resolve();
-    this.#reloading ??= (async () => {
+    if (this.#reloading) {
+      this.#queued ??= this.#reloading
+        .catch(() => undefined)
+        .then(() => {
+          this.#queued = undefined;
+          return this.reload();
+        });
+      return this.#queued;
+    }
+    this.#reloading = (async () => {
       try {
         const version = await source.version();
         const snapshot = await source.load();
