@@ -54,6 +54,8 @@ describe('models and Flowise chatflows managed at runtime, on two chat instances
     fetch(at(instance, path), { method, headers: platform.json(actor), body: body === undefined ? undefined : JSON.stringify(body) });
   const modelsOf = async (instance: number, actor: Actor) =>
     ((await (await fetch(at(instance, '/api/chat/models'), { headers: platform.headers(actor) })).json()) as { models: ModelView[] }).models;
+  const openAiModelsOf = async (instance: number, actor: Actor) =>
+    ((await (await fetch(at(instance, '/v1/models'), { headers: platform.headers(actor) })).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id);
   const chatflows = async () => ((await (await call(1, admin, 'GET', '/api/chat/chatflows')).json()) as { chatflows: ChatflowView[] }).chatflows;
 
   before(async () => {
@@ -148,6 +150,7 @@ describe('models and Flowise chatflows managed at runtime, on two chat instances
     expect(gamma.modelId).to.equal(`chatflow-${FLOW_C.toLowerCase()}`);
     // warm instance 1's cache with the private state
     expect((await modelsOf(1, user)).map((m) => m.id)).to.not.include(gamma.modelId);
+    expect(await openAiModelsOf(1, user)).to.not.include(gamma.modelId);
     await expectProblem(await call(1, user, 'POST', '/api/chat/sessions', { modelId: gamma.modelId }), 403, 'FORBIDDEN');
     await expectProblem(await call(1, user, 'POST', '/api/v1/chat/predict', { chatflow_id: FLOW_C, question: 'hi' }), 403, 'FORBIDDEN');
 
@@ -156,6 +159,7 @@ describe('models and Flowise chatflows managed at runtime, on two chat instances
     expect(((await patched.json()) as ChatflowView).allowedUsers).to.deep.equal([user.userId]);
 
     // no wait: the very next request on the other instance follows the list
+    expect(await openAiModelsOf(1, user)).to.include(gamma.modelId);
     nock(FLOWISE)
       .post(`/api/v1/prediction/${FLOW_C}`)
       .reply(
@@ -180,8 +184,13 @@ describe('models and Flowise chatflows managed at runtime, on two chat instances
     // another user is still refused
     await expectProblem(await call(1, testActor('enduser'), 'POST', '/api/chat/sessions', { modelId: gamma.modelId }), 403, 'FORBIDDEN');
 
-    // and taking the user off the list holds at once on the other instance too
+    // and taking the user off the list holds at once on the other instance too (instance 0 last saw the user on it)
+    expect(await openAiModelsOf(0, user)).to.include(gamma.modelId);
     expect((await call(1, admin, 'PATCH', `/api/chat/chatflows/${FLOW_C}`, { allowedUsers: [] })).status).to.equal(200);
+    expect(await openAiModelsOf(0, user)).to.not.include(gamma.modelId);
+    const completion = await call(0, user, 'POST', '/v1/chat/completions', { model: gamma.modelId, messages: [{ role: 'user', content: 'hi' }] });
+    expect(completion.status).to.equal(404);
+    expect(((await completion.json()) as { error: { code: string } }).error.code).to.equal('model_not_found');
     await expectProblem(await call(0, user, 'POST', '/api/chat/sessions', { modelId: gamma.modelId }), 403, 'FORBIDDEN');
   });
 
@@ -277,6 +286,7 @@ describe('models and Flowise chatflows managed at runtime, on two chat instances
     ).to.equal(201);
     const running = await streamMessage(platform, user, await createSession(platform, user, 'local-retiring', 0), 'a long answer please', 0);
     const idle = await createSession(platform, user, 'local-retiring', 1);
+    expect(await openAiModelsOf(1, user)).to.include('local-retiring');
     await running.waitForEvent('delta');
 
     expect((await call(1, admin, 'PATCH', '/api/chat/models/local-retiring', { enabled: false })).status).to.equal(200);
@@ -284,6 +294,10 @@ describe('models and Flowise chatflows managed at runtime, on two chat instances
     await expectProblem(refused.response, 403, 'FORBIDDEN');
     await expectProblem(await call(0, user, 'POST', '/api/chat/sessions', { modelId: 'local-retiring' }), 403, 'FORBIDDEN');
     expect((await modelsOf(0, user)).map((m) => m.id)).to.not.include('local-retiring');
+    expect(await openAiModelsOf(1, user)).to.not.include('local-retiring');
+    const completion = await call(1, user, 'POST', '/v1/chat/completions', { model: 'local-retiring', messages: [{ role: 'user', content: 'hi' }] });
+    expect(completion.status).to.equal(404);
+    expect(((await completion.json()) as { error: { code: string } }).error.code).to.equal('model_not_found');
     expect(running.terminal(), 'still running when the model was disabled').to.equal(undefined);
 
     await running.waitForEnd(20_000);
