@@ -2,6 +2,7 @@ import { createKeyring, type Logger } from '@platform/shared-types';
 import { createServiceApp } from '@platform/shared-types/express';
 import type { Express } from 'express';
 import type { Config } from './config.ts';
+import { catalogRouter } from './features/catalog/catalog-router.ts';
 import { filesRouter } from './features/files/files-router.ts';
 import { predictRouter } from './features/flowise/predict-router.ts';
 import { openAiRouter } from './features/openai/openai-router.ts';
@@ -25,6 +26,7 @@ export function buildApp(deps: AppDeps): Express {
   const shared = { maxMessageChars: config.MAX_MESSAGE_CHARS, heartbeatMs: config.HEARTBEAT_MS };
   const accessKeyring = createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS);
   const routers = [
+    catalogRouter({ catalog: runtime.catalog }),
     sessionsRouter({ sessions: runtime.sessions, models: runtime.models }),
     repliesRouter({ sessions: runtime.sessions }),
     streamRouter({

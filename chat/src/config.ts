@@ -20,6 +20,14 @@ export const configSchema = secretsSchema.extend({
   /** model catalog file (defaults to shared-types/config/models.json) */
   MODELS_FILE: z.string().optional(),
 
+  /** how long a chat instance answers from its model cache before re-reading it (a change is seen at once: version key) */
+  MODELS_CACHE_TTL_MS: int(5_000, 10),
+  /** Flowise chatflow sync period when FLOWISE_URL is set (0: only on POST /api/chat/chatflows/sync) */
+  CHATFLOW_SYNC_MS: int(300_000, 0),
+  /** first prices a newly synced chatflow is announced to accounting with (admins change them in accounting) */
+  CHATFLOW_PRICE_INPUT_PER_1K: int(2, 1),
+  CHATFLOW_PRICE_OUTPUT_PER_1K: int(4, 1),
+
   // providers: a cloud provider's models are offered only when its settings exist
   AWS_REGION: z.string().min(1).optional(),
   OPENAI_BASE_URL: optionalUrl,

@@ -1,13 +1,19 @@
 import {
   ACCESS_TOKEN_TTL_SECONDS,
+  ApiError,
   CLOCK_TOLERANCE_SECONDS,
   createKeyring,
   followRevocations,
   type Logger,
+  loadModelCatalog,
   type RevocationMirror,
   ServiceClient,
 } from '@platform/shared-types';
 import type { Config } from './config.ts';
+import { CatalogDal } from './features/catalog/catalog-dal.ts';
+import { CatalogService } from './features/catalog/catalog-service.ts';
+import { FlowiseClient } from './features/catalog/flowise-client.ts';
+import { PricesClient } from './features/catalog/prices-client.ts';
 import { FilesDal } from './features/files/files-dal.ts';
 import { FilesService } from './features/files/files-service.ts';
 import { UploadGuard } from './features/files/upload-guard.ts';
@@ -25,6 +31,7 @@ import type { Stores } from './stores.ts';
 /** The chat service's moving parts, wired once per process. */
 export interface ChatRuntime {
   models: ModelRegistry;
+  catalog: CatalogService;
   sessions: SessionsService;
   streams: StreamService;
   supervision: SupervisionService;
@@ -33,7 +40,7 @@ export interface ChatRuntime {
   outbox: ChargeOutbox;
   /** this instance's copy of recent revocations: ends event streams whose token is revoked */
   revocations: RevocationMirror;
-  /** starts the outbox retry loop */
+  /** starts the outbox retry loop, the upload sweep, the model cache refresh and (with FLOWISE_URL) the chatflow sync schedule */
   startBackground(): void;
   /** ends running streams (charging what they produced), stops the outbox and the bus */
   stop(): Promise<void>;
@@ -41,13 +48,34 @@ export interface ChatRuntime {
 
 export async function createRuntime(config: Config, logger: Logger, stores: Stores, overrides: ProviderOverrides = {}): Promise<ChatRuntime> {
   const providers = createProviders(config, overrides);
-  const models = ModelRegistry.fromCatalog(new Set<ProviderName>(providers.keys()), config.MODELS_FILE);
+  const configured = new Set<ProviderName>(providers.keys());
   const client = new ServiceClient({
     caller: 'chat',
     internalKeyring: createKeyring(config.INTERNAL_SECRET),
     baseUrls: { accounting: config.ACCOUNTING_URL, monitoring: config.MONITORING_URL },
     connections: 64,
   });
+  const seed = loadModelCatalog(config.MODELS_FILE);
+  const catalogDal = new CatalogDal(stores.mongo);
+  await catalogDal.seed(seed);
+  const catalog = new CatalogService({
+    dal: catalogDal,
+    redis: stores.redis,
+    prices: new PricesClient(client),
+    flowise: config.FLOWISE_URL
+      ? new FlowiseClient({ baseUrl: config.FLOWISE_URL, apiKey: config.FLOWISE_API_KEY, timeoutMs: config.PROVIDER_TIMEOUT_MS })
+      : undefined,
+    providers: configured,
+    options: {
+      redisPrefix: config.REDIS_PREFIX,
+      cacheTtlMs: config.MODELS_CACHE_TTL_MS,
+      chatflowPrices: { inputPer1k: config.CHATFLOW_PRICE_INPUT_PER_1K, outputPer1k: config.CHATFLOW_PRICE_OUTPUT_PER_1K },
+      syncLockMs: Math.max(60_000, config.PROVIDER_TIMEOUT_MS * 2),
+    },
+    logger,
+    seedPrices: new Map(seed.map((m) => [m.id, m.prices])),
+  });
+  const models = await ModelRegistry.fromSource(configured, catalog.source());
   const bus = new ChatBus(stores.redis, {
     prefix: config.REDIS_PREFIX,
     logger,
@@ -97,6 +125,12 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   await streams.start();
   const supervision = new SupervisionService({ sessions, dal, streams, bus, client });
   const running = streams;
+  const timers: NodeJS.Timeout[] = [];
+  const every = (ms: number, task: () => Promise<unknown>, what: string) => {
+    const timer = setInterval(() => task().catch((error: unknown) => logger.warn({ err: error }, `${what} failed`)), ms);
+    timer.unref();
+    timers.push(timer);
+  };
   const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
   let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> | undefined;
@@ -112,6 +146,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   };
   return {
     models,
+    catalog,
     sessions,
     streams: running,
     supervision,
@@ -123,8 +158,21 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
       outbox.start();
       sweepTimer = setInterval(sweepUploads, config.FILE_SWEEP_INTERVAL_MS);
       sweepTimer.unref();
+      // callers that read the registry without awaiting refresh() still see a change within this bound
+      every(Math.min(1_000, config.MODELS_CACHE_TTL_MS), () => models.refresh(), 'model cache refresh');
+      if (catalog.flowiseConfigured && config.CHATFLOW_SYNC_MS > 0) {
+        every(
+          config.CHATFLOW_SYNC_MS,
+          () =>
+            catalog.syncChatflows().catch((error: unknown) => {
+              if (!(error instanceof ApiError && error.code === 'CONFLICT')) throw error; // another instance is syncing
+            }),
+          'chatflow sync',
+        );
+      }
     },
     async stop() {
+      for (const timer of timers) clearInterval(timer);
       revocations.close();
       clearInterval(sweepTimer);
       await sweeping;

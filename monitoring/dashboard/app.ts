@@ -48,6 +48,39 @@ interface Relationship {
   student: { username: string } | null;
 }
 
+interface Prices {
+  inputPer1k: number;
+  outputPer1k: number;
+}
+interface CatalogModel {
+  id: string;
+  displayName: string;
+  provider: string;
+  upstreamModel: string;
+  access: { public?: boolean; roles?: string[]; users?: string[] };
+  enabled: boolean;
+  configured: boolean;
+  prices: Prices | null;
+}
+interface Chatflow {
+  id: string;
+  modelId: string;
+  name: string;
+  displayName: string;
+  available: boolean;
+  isPublic: boolean;
+  allowedUsers: string[];
+  allowedRoles: string[];
+  prices: Prices | null;
+}
+interface SyncReport {
+  added: Array<{ id: string; name: string }>;
+  renamed: Array<{ id: string; from: string; to: string }>;
+  retired: string[];
+  restored: string[];
+  unchanged: number;
+}
+
 const STORAGE_KEY = 'monitoring.session';
 const REFRESH_EVERY_MS = 10_000;
 
@@ -229,6 +262,7 @@ function showApp(): void {
   if (admin) {
     void loadUsers();
     void loadRelationships();
+    void loadCatalog();
   }
   window.clearInterval(refreshTimer);
   refreshTimer = window.setInterval(() => {
@@ -601,6 +635,135 @@ async function deleteRelationship(id: string): Promise<void> {
   void loadStudents(true);
 }
 
+// ---------------------------------------------------------------- models and chatflows (admin)
+
+/** who may use a model or chatflow besides admins (who may use everything) */
+function accessText(isPublic: boolean | undefined, roles: string[] = [], users: string[] = []): string {
+  if (isPublic) return 'everyone';
+  const parts = [roles.length ? `roles: ${roles.join(', ')}` : '', users.length ? `users: ${users.join(', ')}` : ''].filter(Boolean);
+  return parts.length ? parts.join('; ') : 'admins only';
+}
+
+const pricesCell = (prices: Prices | null) =>
+  prices ? el('td', {}, `${prices.inputPer1k} / ${prices.outputPer1k}`) : el('td', {}, el('span', { class: 'error' }, 'no price'));
+
+async function loadCatalog(): Promise<void> {
+  try {
+    const [models, flows] = await Promise.all([
+      api<{ models: CatalogModel[] }>('/api/chat/models/catalog'),
+      api<{ chatflows: Chatflow[] }>('/api/chat/chatflows'),
+    ]);
+    renderModels(models.models);
+    renderChatflows(flows.chatflows);
+  } catch (error) {
+    say(`Could not load models and chatflows: ${describe(error)}`, 'error');
+  }
+}
+
+function renderModels(models: CatalogModel[]): void {
+  const body = $('models-table').querySelector('tbody') as HTMLTableSectionElement;
+  body.replaceChildren(
+    ...models.map((model) => {
+      const state = !model.configured ? 'provider not configured' : model.enabled ? (model.prices ? 'enabled' : 'enabled, unpriced') : 'disabled';
+      const toggle = el('button', { type: 'button', class: model.enabled ? 'small danger' : 'small secondary' }, model.enabled ? 'Disable' : 'Enable');
+      toggle.setAttribute('aria-label', `${model.enabled ? 'Disable' : 'Enable'} model ${model.id}`);
+      toggle.addEventListener('click', () => void changeModel(model.id, { enabled: !model.enabled }));
+      return el(
+        'tr',
+        { 'data-model-id': model.id },
+        el('th', { scope: 'row' }, model.displayName, el('br'), el('code', {}, model.id)),
+        el('td', {}, `${model.provider} `, el('span', { class: 'muted' }, model.upstreamModel)),
+        el('td', {}, accessText(model.access.public, model.access.roles, model.access.users)),
+        pricesCell(model.prices),
+        el('td', {}, state),
+        el('td', {}, toggle),
+      );
+    }),
+  );
+}
+
+function renderChatflows(flows: Chatflow[]): void {
+  const body = $('chatflows-table').querySelector('tbody') as HTMLTableSectionElement;
+  body.replaceChildren(
+    ...flows.map((flow) => {
+      const label = flow.displayName;
+      const visibility = el('button', { type: 'button', class: 'small secondary' }, flow.isPublic ? 'Make private' : 'Make public');
+      visibility.setAttribute('aria-label', `${flow.isPublic ? 'Make private' : 'Make public'} chatflow ${label}`);
+      visibility.addEventListener('click', () => void changeChatflow(flow, { isPublic: !flow.isPublic }));
+      const users = el('input', { value: flow.allowedUsers.join(', '), 'aria-label': `Allowed user ids of ${label}`, size: '24' }) as HTMLInputElement;
+      const save = el('button', { type: 'submit', class: 'small' }, 'Save users');
+      save.setAttribute('aria-label', `Save allowed users of ${label}`);
+      const form = el('form', { class: 'inline' }, users, save);
+      form.addEventListener('submit', (event) => {
+        event.preventDefault();
+        const allowedUsers = users.value
+          .split(/[\s,]+/)
+          .map((id) => id.trim())
+          .filter(Boolean);
+        void changeChatflow(flow, { allowedUsers: [...new Set(allowedUsers)] });
+      });
+      return el(
+        'tr',
+        { 'data-chatflow-id': flow.id },
+        el('th', { scope: 'row' }, label, flow.displayName !== flow.name ? el('span', { class: 'muted' }, ` (${flow.name} in Flowise)`) : ''),
+        el('td', {}, el('code', {}, flow.id)),
+        el('td', {}, accessText(flow.isPublic, flow.allowedRoles, flow.allowedUsers)),
+        pricesCell(flow.prices),
+        el('td', {}, flow.available ? 'available' : 'retired (gone from Flowise)'),
+        el('td', {}, visibility, form),
+      );
+    }),
+  );
+  $('chatflows-empty').hidden = flows.length > 0;
+}
+
+async function changeModel(id: string, change: { enabled: boolean }): Promise<void> {
+  try {
+    await api(`/api/chat/models/${encodeURIComponent(id)}`, { method: 'PATCH', body: change });
+    say(`Model ${id} ${change.enabled ? 'enabled' : 'disabled'}.`);
+  } catch (error) {
+    say(`Could not change model ${id}: ${describe(error)}`, 'error');
+  }
+  void loadCatalog();
+}
+
+async function changeChatflow(flow: Chatflow, change: { isPublic?: boolean; allowedUsers?: string[] }): Promise<void> {
+  try {
+    await api(`/api/chat/chatflows/${encodeURIComponent(flow.id)}`, { method: 'PATCH', body: change });
+    say(`Chatflow ${flow.displayName} updated.`);
+  } catch (error) {
+    say(`Could not update chatflow ${flow.displayName}: ${describe(error)}`, 'error');
+  }
+  void loadCatalog();
+}
+
+async function syncChatflows(): Promise<void> {
+  const report = $('sync-report');
+  report.textContent = 'Syncing with Flowise…';
+  try {
+    const answer = await api<SyncReport>('/api/chat/chatflows/sync', { method: 'POST' });
+    const list = (label: string, names: string[]) => (names.length ? `${label}: ${names.join(', ')}` : '');
+    report.textContent =
+      [
+        list(
+          'added',
+          answer.added.map((flow) => flow.name),
+        ),
+        list(
+          'renamed',
+          answer.renamed.map((flow) => `${flow.from} → ${flow.to}`),
+        ),
+        list('retired', answer.retired),
+        list('restored', answer.restored),
+      ]
+        .filter(Boolean)
+        .join('; ') || `No changes (${answer.unchanged} unchanged).`;
+  } catch (error) {
+    report.textContent = `Sync failed: ${describe(error)}`;
+  }
+  void loadCatalog();
+}
+
 // ---------------------------------------------------------------- wiring
 
 function onSubmit(id: string, handler: (event: SubmitEvent) => Promise<void>): void {
@@ -630,6 +793,7 @@ $('users-next').addEventListener('click', () => {
   void loadUsers();
 });
 $('refresh-students').addEventListener('click', () => void loadStudents());
+$('sync-chatflows').addEventListener('click', () => void syncChatflows());
 $('stop-watching').addEventListener('click', stopWatching);
 $('sign-out').addEventListener('click', () => void signOut());
 

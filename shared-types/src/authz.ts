@@ -24,6 +24,7 @@ export const AUTHORIZATION_TABLE = {
   'usage:read': { enduser: ['owner'], supervisor: ['owner', 'supervisor-of-owner'] },
   'prices:read': { enduser: ['any'], supervisor: ['any'] },
   'prices:update': {},
+  'models:manage': {},
   'streams:read-active': { supervisor: ['supervisor-of-owner'] },
   'chat:use': { enduser: ['owner'], supervisor: ['owner'] },
   'chat:read': { enduser: ['owner'], supervisor: ['owner', 'supervisor-of-owner'] },

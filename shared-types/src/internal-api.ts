@@ -37,6 +37,19 @@ export const relationshipCheckResponse = z.object({ supervises: z.boolean(), rel
 export type RelationshipCheck = z.infer<typeof relationshipCheckResponse>;
 
 // ---- accounting ----
+/** GET /internal/models/prices: every model accounting has a price for (the one source of prices, DESIGN 8). */
+export const modelPriceView = z.object({ modelId: id, inputPer1k: z.number().int().min(1), outputPer1k: z.number().int().min(1) });
+export type ModelPriceView = z.infer<typeof modelPriceView>;
+export const internalPricesResponse = z.object({ prices: z.array(modelPriceView) });
+/**
+ * PUT /internal/models/prices/:modelId: chat announces a model added at runtime with its first prices; accounting
+ * keeps a price it already holds (admins change prices in accounting) and answers the price in force.
+ */
+export const registerModelPriceBody = z.object({
+  displayName: z.string().min(1).max(200),
+  inputPer1k: z.number().int().min(1).max(1_000_000_000),
+  outputPer1k: z.number().int().min(1).max(1_000_000_000),
+});
 /** POST /internal/streaming-sessions/initialize: reserves the worst case; idempotent on reservationId (chat generates it). */
 export const initializeReservationBody = z.object({
   reservationId: z.uuid(),

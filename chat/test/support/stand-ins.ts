@@ -20,6 +20,7 @@ import {
   finalizeReservationBody,
   initializeReservationBody,
   loadModelCatalog,
+  registerModelPriceBody,
   relationshipCheckQuery,
   relationshipCheckResponse,
   renewReservationBody,
@@ -125,6 +126,21 @@ export class AccountingStandIn {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
+  /** what an admin's PUT /api/models/prices/:modelId does in accounting: changes a held price, 404 for an unknown model */
+  setPrice(modelId: string, prices: { inputPer1k: number; outputPer1k: number }): void {
+    if (!this.#prices.has(modelId)) throw new Error(`accounting answers 404 NOT_FOUND: no price for ${modelId}`);
+    this.#prices.set(modelId, prices);
+  }
+
+  /** a price accounting already holds for a model chat does not know (its seed, or an earlier registration) */
+  holdPrice(modelId: string, prices: { inputPer1k: number; outputPer1k: number }): void {
+    this.#prices.set(modelId, prices);
+  }
+
+  priceOf(modelId: string): { inputPer1k: number; outputPer1k: number } | undefined {
+    return this.#prices.get(modelId);
+  }
+
   balance(userId: string): number {
     return this.balances.get(userId) ?? this.defaultBalance;
   }
@@ -161,6 +177,18 @@ export class AccountingStandIn {
     const body = await readJson(req);
     const record = (status: number, userId?: string) => this.calls.push({ path, body, status, userId });
     this.#sweep();
+    if (path === '/internal/models/prices' && req.method === 'GET') {
+      record(200);
+      return send(res, 200, { prices: [...this.#prices].map(([modelId, p]) => ({ modelId, ...p })) });
+    }
+    const register = /^\/internal\/models\/prices\/([a-z0-9._-]+)$/.exec(path);
+    if (register && req.method === 'PUT') {
+      const modelId = register[1] as string;
+      const input = parseBody(registerModelPriceBody, body);
+      if (!this.#prices.has(modelId)) this.#prices.set(modelId, { inputPer1k: input.inputPer1k, outputPer1k: input.outputPer1k });
+      record(200);
+      return send(res, 200, { modelId, ...this.#prices.get(modelId) });
+    }
     if (path === '/internal/streaming-sessions/initialize') {
       if (this.reservationsDown) {
         record(503);

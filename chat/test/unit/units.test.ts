@@ -43,6 +43,45 @@ describe('chat units', () => {
     expect(() => registry.require(user, 'openai-compatible')).to.throw(/Unknown model/);
   });
 
+  it('a refresh after a change never answers with a reload that began before it (an in-flight reload is followed by a fresh one)', async () => {
+    const [local] = loadModelCatalog().filter((m) => m.provider === 'local') as [ReturnType<typeof loadModelCatalog>[number]];
+    const user = testActor('enduser');
+    let version = '1';
+    let models = [{ ...local, access: {} }];
+    let release: () => void = () => undefined;
+    let gate: Promise<void> | undefined;
+    let loadStarted: () => void = () => undefined;
+    const source = {
+      ttlMs: 60_000,
+      version: async () => version,
+      load: async () => {
+        const seen = models; // what the store holds when this read starts
+        loadStarted();
+        await gate;
+        return { models: seen, disabled: [] };
+      },
+    };
+    const registry = await ModelRegistry.fromSource(new Set(['local']), source);
+    expect(registry.listFor(user)).to.have.length(0);
+    // a reload starts (the background refresh, another request) and is slow to read the store
+    gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    version = '2';
+    const started = new Promise<void>((resolve) => {
+      loadStarted = resolve;
+    });
+    const early = registry.refresh();
+    await started;
+    // meanwhile an admin opens the model to the user (store write, then version bump)
+    models = [{ ...local, access: { users: [user.userId] } }];
+    version = '3';
+    const late = registry.refresh();
+    release();
+    await Promise.all([early, late]);
+    expect(registry.listFor(user).map((m) => m.id)).to.deep.equal([local.id]);
+  });
+
   it('the local model is deterministic, honours the output limit and reports exact usage', async () => {
     const provider = new LocalProvider({ tokens: 8, tokenDelayMs: 0 });
     const run = async (maxOutputTokens: number) => {

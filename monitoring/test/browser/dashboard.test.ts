@@ -127,6 +127,19 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
     await page.getByLabel(`Role of ${student2.username}`).selectOption('supervisor');
     await page.getByText(`Updated ${student2.username}.`).waitFor();
     expect(m.fakeAuth.users.get(student2.userId)?.role).to.equal('supervisor');
+    // models and chatflows with their access and prices
+    const model = page.locator('#models-table tr[data-model-id="local-dev"]');
+    await model.getByRole('rowheader').waitFor();
+    expect(await model.textContent())
+      .to.contain('everyone')
+      .and.contain('1 / 2')
+      .and.contain('enabled');
+    const flow = page.locator('#chatflows-table tr[data-chatflow-id="flow-1"]');
+    await flow.getByText('admins only').waitFor();
+    await page.getByLabel('Allowed user ids of Tutor').fill(`${student.userId}, ${student.userId}`);
+    await page.getByRole('button', { name: 'Save allowed users of Tutor' }).click();
+    await flow.getByText(`users: ${student.userId}`).waitFor();
+    expect(front.catalog.chatflows[0]?.allowedUsers).to.deep.equal([student.userId]);
     await screenshot(page, OUTPUT_DIR, 'dashboard-admin.png');
     expect(pageErrors.filter((e) => !e.includes('401'))).to.deep.equal([]);
   });

@@ -30,6 +30,34 @@ export async function startFrontServer(options: {
   const allocations: Array<{ key: string | undefined; body: Record<string, unknown>; by: string }> = [];
   const interrupts: Array<{ sessionId: string; reason?: unknown; by: string }> = [];
   const feedback: Array<{ sessionId: string; message: unknown; by: string }> = [];
+  // chat's admin catalog as chat answers it (models with accounting's prices, chatflows with access lists)
+  const catalog = {
+    models: [
+      {
+        id: 'local-dev',
+        displayName: 'Local dev',
+        provider: 'local',
+        upstreamModel: 'local-dev',
+        access: { public: true },
+        enabled: true,
+        configured: true,
+        prices: { inputPer1k: 1, outputPer1k: 2 },
+      },
+    ],
+    chatflows: [
+      {
+        id: 'flow-1',
+        modelId: 'chatflow-flow-1',
+        name: 'Tutor',
+        displayName: 'Tutor',
+        available: true,
+        isPublic: false,
+        allowedUsers: [] as string[],
+        allowedRoles: [] as string[],
+        prices: { inputPer1k: 2, outputPer1k: 4 },
+      },
+    ],
+  };
 
   const actorOf = (req: IncomingMessage): Actor | undefined => {
     const token = bearerToken(req.headers.authorization);
@@ -117,6 +145,15 @@ export async function startFrontServer(options: {
       const users = [...fakeAuth.users.values()].filter((u) => !url.searchParams.get('role') || u.role === url.searchParams.get('role'));
       return sendJson(res, 200, { users, total: users.length, page: 1, limit: 20 });
     }
+    if (req.method === 'GET' && path === '/api/chat/models/catalog' && actor.role === 'admin') return sendJson(res, 200, { models: catalog.models });
+    if (req.method === 'GET' && path === '/api/chat/chatflows' && actor.role === 'admin') return sendJson(res, 200, { chatflows: catalog.chatflows });
+    const flowRoute = /^\/api\/chat\/chatflows\/([^/]+)$/.exec(path);
+    if (req.method === 'PATCH' && flowRoute && actor.role === 'admin') {
+      const flow = catalog.chatflows.find((f) => f.id === decodeURIComponent(flowRoute[1] as string));
+      if (!flow) return sendProblem(res, 404, 'NOT_FOUND', 'Unknown chatflow');
+      Object.assign(flow, await readJson(req));
+      return sendJson(res, 200, flow);
+    }
     const userRoute = /^\/api\/admin\/users\/([^/]+)$/.exec(path);
     if (req.method === 'PATCH' && userRoute && actor.role === 'admin') {
       const user = fakeAuth.users.get(decodeURIComponent(userRoute[1] as string));
@@ -132,6 +169,7 @@ export async function startFrontServer(options: {
     allocations,
     interrupts,
     feedback,
+    catalog,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,5 +1,6 @@
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
+import { type Action, can } from '../authz.ts';
 import type { Actor } from '../claims.ts';
 import { ApiError, ERROR_CODES, type ErrorCode } from '../errors.ts';
 import './types.ts';
@@ -16,6 +17,8 @@ export interface RouteSpec<B extends Schema, Q extends Schema, P extends Schema>
   path: string;
   summary: string;
   access: Access;
+  /** an action of the authorization table the actor must hold on no particular resource, checked before the input is parsed */
+  action?: Action;
   tags?: string[];
   body?: B;
   query?: Q;
@@ -90,6 +93,7 @@ export class ApiRouter {
     this.router[spec.method](spec.path, async (req: Request, res: Response) => {
       if (spec.access === 'user' && !req.actor) throw req.authError ?? new ApiError('UNAUTHENTICATED', 'Sign in first');
       if (spec.access === 'service' && !req.caller) throw new ApiError('UNAUTHENTICATED', 'Service token required');
+      if (spec.action && !(req.actor && can(req.actor, spec.action))) throw new ApiError('FORBIDDEN', `Not allowed to ${spec.action}`);
       const input = {
         body: spec.body ? parsePart(spec.body, req.body ?? {}, 'body') : undefined,
         query: spec.query ? parsePart(spec.query, req.query, 'query') : undefined,

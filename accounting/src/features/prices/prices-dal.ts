@@ -54,3 +54,12 @@ export async function updatePrice(db: Db, modelId: string, prices: { inputPer1k:
     .returning('*');
   return row ? view(row as PriceRow) : undefined;
 }
+
+/** Adds a price for a model chat learned at runtime; a price already held is kept. Answers the price in force. */
+export async function registerPrice(db: Db, modelId: string, entry: { displayName: string; inputPer1k: number; outputPer1k: number }): Promise<PriceView> {
+  await db('model_prices')
+    .insert({ model_id: modelId, display_name: entry.displayName, input_per_1k: entry.inputPer1k, output_per_1k: entry.outputPer1k })
+    .onConflict('model_id')
+    .ignore();
+  return (await findPrice(db, modelId)) as PriceView;
+}

@@ -1,9 +1,9 @@
-import { ApiError } from '@platform/shared-types';
+import { ApiError, internalPricesResponse, modelPriceView, registerModelPriceBody } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { credits, modelId } from '../../schemas.ts';
-import { listPrices, updatePrice } from './prices-dal.ts';
+import { listPrices, registerPrice, updatePrice } from './prices-dal.ts';
 
 const priceSchema = z.object({
   modelId: z.string(),
@@ -47,6 +47,33 @@ export function pricesRouter(ctx: AccountingContext): ApiRouter {
         const price = await updatePrice(ctx.db, params.modelId, body, actor.userId);
         if (!price) throw new ApiError('NOT_FOUND', `Unknown model ${params.modelId}`);
         return price;
+      },
+    )
+    .route(
+      {
+        method: 'get',
+        path: '/internal/models/prices',
+        summary: 'Prices of every model (service-only; chat lists models with them and refuses models without one)',
+        tags: ['internal'],
+        access: 'service',
+        response: internalPricesResponse,
+      },
+      async () => ({ prices: (await listPrices(ctx.db)).map(({ modelId, inputPer1k, outputPer1k }) => ({ modelId, inputPer1k, outputPer1k })) }),
+    )
+    .route(
+      {
+        method: 'put',
+        path: '/internal/models/prices/:modelId',
+        summary: 'Learn a model chat added at runtime with its first prices; a price already held is kept (service-only)',
+        tags: ['internal'],
+        access: 'service',
+        params: z.object({ modelId }),
+        body: registerModelPriceBody.strict(),
+        response: modelPriceView,
+      },
+      async ({ params, body }) => {
+        const { modelId: id, inputPer1k, outputPer1k } = await registerPrice(ctx.db, params.modelId, body);
+        return { modelId: id, inputPer1k, outputPer1k };
       },
     );
 }

@@ -42,6 +42,7 @@ export function predictRouter(deps: { streams: StreamService; sessions: Sessions
       errors: ['NOT_FOUND', 'FORBIDDEN', 'CONFLICT', 'INSUFFICIENT_CREDITS', 'UPSTREAM_UNAVAILABLE'],
     },
     async ({ actor, body, req, res }) => {
+      await models.refresh();
       const model = models.findForChatflow(body.chatflow_id);
       if (!model) throw new ApiError('NOT_FOUND', `Unknown chatflow ${body.chatflow_id}`);
       models.require(actor, model.id);

@@ -25,7 +25,7 @@ export function openAiRouter(deps: { openai: OpenAiService; maxMessageChars: num
         errors: ['NOT_FOUND', 'INSUFFICIENT_CREDITS', 'RATE_LIMITED', 'UPSTREAM_UNAVAILABLE'],
       },
       async ({ actor, body, req, res }) => {
-        const prepared = openai.prepare(actor, body);
+        const prepared = await openai.prepare(actor, body);
         const sessionId = await openai.createSession(actor, prepared);
         const userToken = bearerToken(req.headers.authorization);
         if (prepared.stream) {

@@ -68,8 +68,9 @@ export class OpenAiService {
     this.#streams = deps.streams;
   }
 
-  /** the models the caller may use, in OpenAI's list shape (ids as in /api/chat/models) */
-  listModels(actor: Actor) {
+  /** the models the caller may use, in OpenAI's list shape (ids as in /api/chat/models); an admin's change holds at once */
+  async listModels(actor: Actor) {
+    await this.#models.refresh();
     return {
       object: 'list' as const,
       data: this.#models.listFor(actor).map((m) => ({ id: m.id, object: 'model' as const, created: 0, owned_by: m.provider })),
@@ -90,7 +91,7 @@ export class OpenAiService {
     }
   }
 
-  prepare(actor: Actor, body: CompletionRequest): PreparedCompletion {
+  async prepare(actor: Actor, body: CompletionRequest): Promise<PreparedCompletion> {
     if (body.n !== undefined && body.n !== null && body.n !== 1) throw invalid('Only n = 1 is supported', 'n');
     if (body.tools !== undefined || body.tool_choice !== undefined)
       throw invalid('Tools are not supported', body.tools !== undefined ? 'tools' : 'tool_choice');
@@ -98,6 +99,7 @@ export class OpenAiService {
     if (body.logprobs === true) throw invalid('logprobs are not supported', 'logprobs');
     if (body.response_format && body.response_format.type !== 'text') throw invalid('Only text responses are supported', 'response_format');
     if (body.stream_options && !body.stream) throw invalid('stream_options is only allowed with stream: true', 'stream_options');
+    await this.#models.refresh(); // access lists and disabled models as the admin left them, on every instance
     const model = this.#model(actor, body.model);
     const { context, message, firstUserText } = conversation(body.messages);
     const maxOutputTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;

@@ -44,17 +44,20 @@ export function sessionsRouter(deps: { sessions: SessionsService; models: ModelR
         tags,
         response: z.object({ models: z.array(modelSchema) }),
       },
-      ({ actor }) => ({
-        models: models.listFor(actor).map((m) => ({
-          id: m.id,
-          displayName: m.displayName,
-          provider: m.provider,
-          defaultMaxOutputTokens: m.defaultMaxOutputTokens,
-          maxOutputTokens: m.maxOutputTokens,
-          contextTokens: m.contextTokens,
-          prices: m.prices,
-        })),
-      }),
+      async ({ actor }) => {
+        await models.refresh();
+        return {
+          models: models.listFor(actor).map((m) => ({
+            id: m.id,
+            displayName: m.displayName,
+            provider: m.provider,
+            defaultMaxOutputTokens: m.defaultMaxOutputTokens,
+            maxOutputTokens: m.maxOutputTokens,
+            contextTokens: m.contextTokens,
+            prices: m.prices,
+          })),
+        };
+      },
     )
     .route(
       {

@@ -68,6 +68,7 @@ export class SessionsService {
   }
 
   async create(actor: Actor, input: { modelId: string; title?: string }): Promise<SessionDoc> {
+    await this.#models.refresh();
     this.#models.require(actor, input.modelId);
     return this.dal.createSession({ userId: actor.userId, modelId: input.modelId, title: input.title });
   }
@@ -88,7 +89,10 @@ export class SessionsService {
 
   async rename(actor: Actor, id: string, patch: { title?: string; modelId?: string }): Promise<SessionDoc> {
     const session = await this.own(actor, id);
-    if (patch.modelId !== undefined) this.#models.require(actor, patch.modelId);
+    if (patch.modelId !== undefined) {
+      await this.#models.refresh();
+      this.#models.require(actor, patch.modelId);
+    }
     const update: Partial<Pick<SessionDoc, 'title' | 'titled' | 'modelId'>> = {};
     if (patch.title !== undefined) Object.assign(update, { title: patch.title, titled: true });
     if (patch.modelId !== undefined) update.modelId = patch.modelId;

@@ -165,6 +165,7 @@ export class StreamService {
     const [session, history] = await Promise.all([
       this.#deps.sessions.own(actor, request.sessionId),
       objectId && !request.context ? dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
+      this.#deps.models.refresh(), // an admin's change (access, disable) holds from this request on
     ]);
     const model = this.#deps.models.require(actor, session.modelId);
     const provider = this.#deps.providers.get(model.provider);
