@@ -12,6 +12,8 @@ import { launchPart, type PartName, type RunningPart } from '../../scripts/platf
 export interface Platform {
   gatewayUrl: string;
   urls: Record<PartName, string>;
+  /** each part's private ops listener (GET /metrics) */
+  opsUrls: Record<PartName, string>;
   secrets: ReturnType<typeof testSecrets>;
   env: Record<string, string>;
   mailDir: string;
@@ -40,7 +42,7 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
     MAIL_DIR: mailDir,
-    OPS_PORT: '0', // the gateway's private metrics listener: any free port, so runs never clash
+    OPS_PORT: '0', // every part's private metrics listener: any free port, so runs never clash
     // real cost in production; a low cost keeps the suite fast (auth's own bench measures cost 12)
     BCRYPT_COST: '6',
     USER_EVENTS_STREAM: `events:users:${db.auth}`,
@@ -58,6 +60,7 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
   const logs: Record<PartName, string[]> = { auth: [], accounting: [], chat: [], monitoring: [], gateway: [] };
   const parts = new Map<PartName, RunningPart>();
   const urls = {} as Record<PartName, string>;
+  const opsUrls = {} as Record<PartName, string>;
   const ports = {} as Record<PartName, string>;
 
   const envFor = (name: PartName): Record<string, string> => {
@@ -79,6 +82,8 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     parts.set(name, part);
     const url = await part.url;
     urls[name] = url;
+    // logged on the same line as the URL: settled by now when the part has an ops listener
+    opsUrls[name] = await Promise.race([part.opsUrl, Promise.resolve('')]);
     ports[name] = new URL(url).port;
   }
 
@@ -101,6 +106,7 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
   return {
     gatewayUrl: urls.gateway,
     urls,
+    opsUrls,
     secrets,
     env: base,
     mailDir,

@@ -3,7 +3,7 @@ import type { ServiceName } from '../claims.ts';
 import { ApiError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Keyring } from '../tokens.ts';
-import { accessLog, gatewayIdentity, jsonBody, notFound, problemHandler, requestId, serviceAuth } from './middleware.ts';
+import { accessLog, gatewayIdentity, httpMetrics, jsonBody, notFound, problemHandler, requestId, serviceAuth } from './middleware.ts';
 import { type ApiRouter, buildOpenApi, ROUTING } from './route.ts';
 
 export interface ServiceAppOptions {
@@ -32,6 +32,7 @@ export function createServiceApp(options: ServiceAppOptions): Express {
   app.set('strict routing', ROUTING.strict);
   app.use(requestId());
   app.use(accessLog(options.logger));
+  app.use(httpMetrics());
 
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok', service: options.name });

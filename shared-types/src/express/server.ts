@@ -1,7 +1,8 @@
 import type { RequestListener, ServerOptions } from 'node:http';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../logger.ts';
+import { type Logger, telemetry } from '../logger.ts';
+import { serviceRegistry, startOpsListener } from '../ops.ts';
 
 export interface RunningServer {
   server: Server;
@@ -55,13 +56,20 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>): void {
     if (stopping) process.exit(1);
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    // spans still batched are sent before the process exits (tracing on only)
+    const flush = () =>
+      telemetry()
+        ?.shutdown()
+        .catch(() => undefined);
+    stop()
+      .finally(flush)
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', handle);
   process.once('SIGINT', handle);
@@ -76,6 +84,8 @@ export interface Stores {
 export interface StartedService<S extends Stores> {
   url: string;
   port: number;
+  /** the private ops listener (GET /metrics), DESIGN 7 */
+  opsUrl: string;
   stores: S;
   stop(): Promise<void>;
 }
@@ -88,6 +98,8 @@ export async function startService<S extends Stores>(options: {
   logger: Logger;
   port: number;
   host: string;
+  /** the private ops listener: `OPS_PORT` / `OPS_HOST` of the part (never the public port) */
+  ops: { port: number; host: string };
   connect: () => Promise<S>;
   build: (stores: S) => RequestListener;
   /** background work (consumers, sweepers) started after listening; returns its stopper */
@@ -95,21 +107,31 @@ export async function startService<S extends Stores>(options: {
 }): Promise<StartedService<S>> {
   const stores = await options.connect();
   let server: RunningServer;
+  let ops: RunningServer;
   try {
     server = await listen(options.build(stores), options.port, options.host);
   } catch (error) {
     await stores.close();
     throw error;
   }
+  try {
+    ops = await startOpsListener({ registry: serviceRegistry(), port: options.ops.port, host: options.ops.host });
+  } catch (error) {
+    await server.close(0);
+    await stores.close();
+    throw error;
+  }
   const stopBackground = options.background?.(stores);
-  options.logger.info({ url: server.url }, 'listening');
+  options.logger.info({ url: server.url, opsUrl: ops.url }, 'listening');
   return {
     url: server.url,
     port: server.port,
+    opsUrl: ops.url,
     stores,
     async stop() {
       await stopBackground?.();
       await server.close();
+      await ops.close(0);
       await stores.close();
     },
   };
