@@ -64,7 +64,9 @@ function define<S extends z.ZodType>(schema: S, build: (action: z.infer<S>, ctx:
 export const POLICIES: Record<string, PolicyDefinition> = {
   cors: define(corsAction, (action) => corsPolicy(action)),
   'verify-token': define(verifyTokenAction, (_action, { deps }) => verifyTokenPolicy({ keyring: deps.keyring, cache: deps.tokenCache })),
-  revocation: define(revocationAction, (_action, { config }) => revocationPolicy({ failMode: () => config.redis.failMode })),
+  revocation: define(revocationAction, (_action, { deps, config }) =>
+    revocationPolicy({ failMode: () => config.redis.failMode, onRefusal: (reason) => deps.metrics.revocationRefusals.inc({ reason }) }),
+  ),
   'rate-limit': define(rateLimitAction, (action, { deps, config }) =>
     rateLimitPolicy(action, {
       gate: deps.gate,
@@ -77,12 +79,16 @@ export const POLICIES: Record<string, PolicyDefinition> = {
   ),
   proxy: define(
     proxyAction,
-    (action, { deps, services }) =>
-      proxyPolicy(action, {
-        service: services.get(action.serviceEndpoint) as ServiceRuntime,
+    (action, { deps, services }) => {
+      const service = services.get(action.serviceEndpoint) as ServiceRuntime;
+      // the instance: host:port of the endpoint's URL (from the config: a bounded label)
+      const instance = `${service.hostname}:${service.port}`;
+      return proxyPolicy(action, {
+        service,
         logger: deps.logger,
-        onUpstreamError: (service, kind) => deps.metrics.upstreamErrors.inc({ service, kind }),
-      }),
+        onUpstreamError: (name, kind) => deps.metrics.upstreamErrors.inc({ service: name, kind, instance }),
+      });
+    },
     true,
   ),
   health: define(endpointAction, (action, { deps, services }) => healthPolicy(action, { services: () => services, redis: deps.redis }), true),

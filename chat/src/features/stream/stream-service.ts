@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Actor, ApiError, type Logger, type ModelEntry, type ReservationResponse } from '@platform/shared-types';
 import { Types } from 'mongoose';
+import { chatMetrics } from '../../metrics.ts';
 import type { ModelRegistry, ProviderName } from '../../models/model-registry.ts';
 import { countPromptTokens, countTokens, estimatePromptTokens, estimateTurnTokens } from '../../models/tokens.ts';
 import type { ChatTurn, Provider, Usage } from '../../providers/provider.ts';
@@ -292,6 +293,9 @@ export class StreamService {
     }, this.#deps.config.heartbeatMs);
 
     let text = '';
+    const labels = { model: s.model.id, provider: s.model.provider };
+    chatMetrics.streamsOpen.inc(labels);
+    const endFirstToken = chatMetrics.timeToFirstToken.startTimer(labels);
     const keeping = this.#keepReservation(s.reservation, () => ({ inputTokens: s.inputTokens, outputTokens: countTokens(text) }));
     let reported: Usage | undefined;
     let stopReason = 'end_turn';
@@ -307,6 +311,7 @@ export class StreamService {
         signal: controller.signal,
       })) {
         if (event.type === 'delta') {
+          if (text === '') endFirstToken();
           text += event.text;
           emit('delta', { text: event.text });
         } else {
@@ -319,8 +324,10 @@ export class StreamService {
       if (!state.cause) failure = error;
     } finally {
       clearInterval(heartbeat);
+      chatMetrics.streamsOpen.dec(labels);
       await keeping();
     }
+    if (failure) chatMetrics.providerErrors.inc(labels);
 
     // what to store, charge and tell
     const cause = state.cause;
@@ -339,6 +346,9 @@ export class StreamService {
       usage = produced;
       chargeRequest = { kind: 'abort', body: { reservationId: s.reservationId, ...usage } };
     }
+    chatMetrics.streams.inc({ ...labels, outcome: status });
+    chatMetrics.tokens.inc({ ...labels, direction: 'input' }, usage.inputTokens);
+    chatMetrics.tokens.inc({ ...labels, direction: 'output' }, usage.outputTokens);
     const charge: ChargeResult = await this.#deps.outbox.attempt(chargeRequest);
     // accounting is the one source of prices: while the charge waits in the outbox the reply shows no number (and
     // chargePending); the outbox writes accounting's number when the charge lands
