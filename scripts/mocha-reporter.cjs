@@ -1,5 +1,5 @@
 // Mocha's spec output; the counts (pending included: a pending test is a failure of the suite, see
-// test-all.ts) go to MOCHA_RESULTS_FILE for the closing line "N passed, N failed, N pending".
+// test-all.ts) go to MOCHA_RESULTS_FILE for the closing line "N passed, N failed, N skipped".
 const Mocha = require('mocha');
 const fs = require('node:fs');
 const { EVENT_RUN_END, EVENT_TEST_PENDING } = Mocha.Runner.constants;

@@ -1,5 +1,5 @@
 // Runs every workspace's mocha suite (unit and integration, against the real local stores), then the
-// repository checks in e2e/, and closes with one line CI reads: "N passed, N failed, N pending". A pending
+// repository checks in e2e/, and closes with one line CI reads: "N passed, N failed, N skipped" (pending tests are the skipped ones). A pending
 // test (it.skip, an it without a body, this.skip()) fails the run: a skipped test guards nothing.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -41,5 +41,5 @@ if (existsSync(resultsFile)) {
 }
 rmSync(resultsDir, { recursive: true, force: true });
 if (passed === 0) exitCode = 1;
-process.stdout.write(`\n${passed} passed, ${failed} failed, ${pending} pending\n`);
+process.stdout.write(`\n${passed} passed, ${failed} failed, ${pending} skipped\n`);
 process.exit(exitCode || (failed > 0 || pending > 0 ? 1 : 0));

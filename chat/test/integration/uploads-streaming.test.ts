@@ -87,6 +87,11 @@ class RawUpload {
 describe('uploads stream to storage: admission before the body, bounded memory, nothing half written (real MongoDB-compatible server, Redis)', () => {
   let platform: Platform;
   const chatUrl = () => platform.instances[0]?.url as string;
+  // raw sockets bypass the test kit's fetch signer: sign as the gateway does, bound to the upload request (DESIGN 3)
+  const uploadHeaders = (actor: Actor) => ({
+    ...platform.auth.identityHeaders(actor, undefined, { method: 'POST', path: '/api/chat/files', service: 'chat' }),
+    authorization: `Bearer ${platform.auth.token(actor)}`,
+  });
   const BYTES_PER_DAY = 3_000_000;
   const REFUSED_MAX = 8;
 
@@ -128,11 +133,11 @@ describe('uploads stream to storage: admission before the body, bounded memory, 
     const user = testActor('enduser');
     const size = 1_000_000;
     const body = multipart('held.txt', size);
-    const held = [0, 1].map(() => new RawUpload(chatUrl(), platform.headers(user), { contentLength: body.length }));
+    const held = [0, 1].map(() => new RawUpload(chatUrl(), uploadHeaders(user), { contentLength: body.length }));
     for (const upload of held) await upload.send(body.subarray(0, 64 * 1024));
     await waitFor(async () => (await slotsInUse(user)) === 2, 'both held uploads admitted');
 
-    const extra = Array.from({ length: 5 }, () => new RawUpload(chatUrl(), platform.headers(user), { contentLength: body.length }));
+    const extra = Array.from({ length: 5 }, () => new RawUpload(chatUrl(), uploadHeaders(user), { contentLength: body.length }));
     for (const upload of extra) await upload.send(body.subarray(0, 64 * 1024));
     // answered while 94% of each body was never sent
     for (const upload of extra) {
@@ -154,20 +159,20 @@ describe('uploads stream to storage: admission before the body, bounded memory, 
   it('an upload larger than the remaining byte quota is refused (429 QUOTA_EXCEEDED) and nothing of it stays stored', async () => {
     const user = testActor('enduser');
     const first = multipart('first.txt', 2_000_000);
-    const stored = new RawUpload(chatUrl(), platform.headers(user), { contentLength: first.length });
+    const stored = new RawUpload(chatUrl(), uploadHeaders(user), { contentLength: first.length });
     await stored.send(first);
     expect((await stored.answer).status).to.equal(201);
 
     // declared: refused from the headers, before the body
     const declared = multipart('declared.txt', 1_500_000);
-    const early = new RawUpload(chatUrl(), platform.headers(user), { contentLength: declared.length });
+    const early = new RawUpload(chatUrl(), uploadHeaders(user), { contentLength: declared.length });
     await early.send(declared.subarray(0, 1024));
     const earlyAnswer = await early.answer;
     expect(earlyAnswer.status).to.equal(429);
     expect(earlyAnswer.body).to.include({ code: 'QUOTA_EXCEEDED' });
 
     // chunked (no length): streamed, and cut as soon as it passes what is left today
-    const streamed = new RawUpload(chatUrl(), platform.headers(user), 'chunked');
+    const streamed = new RawUpload(chatUrl(), uploadHeaders(user), 'chunked');
     await streamed.send(partHead('streamed.txt'), true);
     const piece = Buffer.alloc(256 * 1024, 'b');
     let sent = 0;
@@ -191,14 +196,14 @@ describe('uploads stream to storage: admission before the body, bounded memory, 
     const user = testActor('enduser');
     const body = multipart('slow.txt', 2_000_000);
     const before = await orphanChunks();
-    const cutOff = new RawUpload(chatUrl(), platform.headers(user), { contentLength: body.length });
+    const cutOff = new RawUpload(chatUrl(), uploadHeaders(user), { contentLength: body.length });
     await cutOff.send(body.subarray(0, 800_000));
     // chunks are written while the body arrives (streamed, not buffered whole)
     await waitFor(async () => (await orphanChunks()) > before, 'chunks written during the upload');
     cutOff.socket.destroy();
     await waitFor(async () => (await orphanChunks()) === 0 && (await slotsInUse(user)) === 0, 'partial upload discarded');
 
-    const stalled = new RawUpload(chatUrl(), platform.headers(user), { contentLength: body.length });
+    const stalled = new RawUpload(chatUrl(), uploadHeaders(user), { contentLength: body.length });
     await stalled.send(body.subarray(0, 600_000));
     const answer = await stalled.answer;
     expect(answer.status).to.equal(400);
@@ -220,7 +225,7 @@ describe('uploads stream to storage: admission before the body, bounded memory, 
     await dal.writeChunk(running, 0, Buffer.alloc(1000, 'z'));
     const user = testActor('enduser');
     const kept = multipart('kept.txt', 300_000);
-    const upload = new RawUpload(chatUrl(), platform.headers(user), { contentLength: kept.length });
+    const upload = new RawUpload(chatUrl(), uploadHeaders(user), { contentLength: kept.length });
     await upload.send(kept);
     const { file } = (await upload.answer).body as { file: { id: string } };
 
@@ -236,12 +241,12 @@ describe('uploads stream to storage: admission before the body, bounded memory, 
     const user = testActor('enduser');
     for (let i = 0; i < REFUSED_MAX; i++) {
       const junk = Buffer.concat([partHead(`junk${i}.bin`), Buffer.from([0x4d, 0x5a, 0x90, 0, 3, 0, 0xff, 0xfe, 1, 2, 3, 4, 5]), partTail]);
-      const upload = new RawUpload(chatUrl(), platform.headers(user), { contentLength: junk.length });
+      const upload = new RawUpload(chatUrl(), uploadHeaders(user), { contentLength: junk.length });
       await upload.send(junk);
       expect((await upload.answer).status).to.equal(415);
     }
     const valid = multipart('fine.txt', 100);
-    const upload = new RawUpload(chatUrl(), platform.headers(user), { contentLength: valid.length });
+    const upload = new RawUpload(chatUrl(), uploadHeaders(user), { contentLength: valid.length });
     await upload.send(valid.subarray(0, 10));
     const answer = await upload.answer;
     expect(answer.status).to.equal(429);
@@ -249,7 +254,7 @@ describe('uploads stream to storage: admission before the body, bounded memory, 
     expect(await quotaOf(user)).to.include({ used: 0 });
     // another user is not affected
     const other = testActor('enduser');
-    const theirs = new RawUpload(chatUrl(), platform.headers(other), { contentLength: valid.length });
+    const theirs = new RawUpload(chatUrl(), uploadHeaders(other), { contentLength: valid.length });
     await theirs.send(valid);
     expect((await theirs.answer).status).to.equal(201);
   });
@@ -279,7 +284,7 @@ describe('uploads stream to storage: admission before the body, bounded memory, 
       const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${part.child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
       // one warm-up upload, so code paths and connections exist before the baseline
       const warm = multipart('warm.txt', 300_000);
-      const warmUp = new RawUpload(url, platform.headers(testActor('enduser')), { contentLength: warm.length });
+      const warmUp = new RawUpload(url, uploadHeaders(testActor('enduser')), { contentLength: warm.length });
       await warmUp.send(warm);
       expect((await warmUp.answer).status).to.equal(201);
       const baseline = rss();
@@ -289,7 +294,7 @@ describe('uploads stream to storage: admission before the body, bounded memory, 
       }, 10);
       const size = 5 * 1024 * 1024;
       const body = multipart('big.txt', size);
-      const uploads = Array.from({ length: 20 }, () => new RawUpload(url, platform.headers(testActor('enduser')), { contentLength: body.length }));
+      const uploads = Array.from({ length: 20 }, () => new RawUpload(url, uploadHeaders(testActor('enduser')), { contentLength: body.length }));
       await Promise.all(uploads.map((upload) => upload.send(body)));
       const answers = await Promise.all(uploads.map((upload) => upload.answer));
       clearInterval(sampler);

@@ -80,7 +80,7 @@ describe('gateway: revocation survives a Redis outage (DESIGN section 5)', () =>
       }
       expect(gw.gateway.stores.redis.status).to.not.equal('ready');
     }
-    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    const metrics = await (await fetch(`${a.gateway.opsUrl}/metrics`)).text();
     expect(metrics).to.match(/gateway_redis_fallbacks_total [1-9]/);
 
     await redis.start();

@@ -58,10 +58,11 @@ describe('shared express kit: one routing rule (case-sensitive, strict)', () => 
       expect(answer.status, target).to.equal(404);
       expect(JSON.parse(answer.body).code, target).to.equal('NOT_FOUND');
     }
-    const user = { ...auth.identityHeaders(testActor('enduser')), ...json };
-    expect((await send(server.url, 'POST', '/api/chat/sessions/x/stream', user, '{}')).status).to.equal(200);
+    // signed as the gateway would sign each request (DESIGN 3: bound to method, path and service)
+    const user = (path: string) => ({ ...auth.identityHeaders(testActor('enduser'), undefined, { method: 'POST', path, service: 'auth' }), ...json });
+    expect((await send(server.url, 'POST', '/api/chat/sessions/x/stream', user('/api/chat/sessions/x/stream'), '{}')).status).to.equal(200);
     for (const target of ['/api/chat/sessions/x/STREAM', '/api/chat/sessions/x/Stream', '/api/chat/sessions/x/stream/']) {
-      expect((await send(server.url, 'POST', target, user, '{}')).status, target).to.equal(404);
+      expect((await send(server.url, 'POST', target, user(target), '{}')).status, target).to.equal(404);
     }
     expect(hits).to.deep.equal(['/api/auth/login', '/api/chat/sessions/x/stream']);
   });
