@@ -34,10 +34,12 @@ export function createServiceApp(options: ServiceAppOptions): Express {
   app.use(accessLog(options.logger));
   app.use(httpMetrics());
 
-  app.get('/health', (_req, res) => {
+  // liveness (/health, /livez): the process answers, whatever its stores do, so a store outage never restarts it
+  app.get(['/health', '/livez'], (_req, res) => {
     res.json({ status: 'ok', service: options.name });
   });
-  app.get('/ready', async (_req, res) => {
+  // readiness (/ready, /readyz): every store answers; startService turns it to 503 while draining
+  app.get(['/ready', '/readyz'], async (_req, res) => {
     const checks = await options.ready().catch(() => ({ stores: false }));
     const ok = Object.values(checks).every(Boolean);
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', service: options.name, checks });

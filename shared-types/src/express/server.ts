@@ -1,6 +1,8 @@
 import type { RequestListener, ServerOptions } from 'node:http';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { z } from 'zod';
 import { type Logger, telemetry } from '../logger.ts';
 import { serviceRegistry, startOpsListener } from '../ops.ts';
 
@@ -90,9 +92,15 @@ export interface StartedService<S extends Stores> {
   stop(): Promise<void>;
 }
 
+/** How long a stopping service keeps serving with readiness failing, so load balancers stop sending first. */
+export const drainDelaySchema = z.coerce.number().int().min(0).max(300_000).default(0);
+const READINESS_PATHS = new Set(['/ready', '/readyz']);
+
 /**
  * The life of every service process: connect its stores, build the app (not yet listening), listen,
- * and stop in the reverse order (HTTP first so in-flight requests finish, then stores).
+ * and stop in the reverse order (HTTP first so in-flight requests finish, then stores). Stopping first
+ * drains: readiness answers 503 for `drainMs` (default SHUTDOWN_DRAIN_MS, 0) while every other route
+ * is still served, then the listener closes.
  */
 export async function startService<S extends Stores>(options: {
   logger: Logger;
@@ -104,12 +112,24 @@ export async function startService<S extends Stores>(options: {
   build: (stores: S) => RequestListener;
   /** background work (consumers, sweepers) started after listening; returns its stopper */
   background?: (stores: S) => (() => Promise<void>) | undefined;
+  drainMs?: number;
 }): Promise<StartedService<S>> {
+  const drainMs = options.drainMs ?? drainDelaySchema.parse(process.env.SHUTDOWN_DRAIN_MS);
   const stores = await options.connect();
+  let draining = false;
   let server: RunningServer;
   let ops: RunningServer;
   try {
-    server = await listen(options.build(stores), options.port, options.host);
+    const app = options.build(stores);
+    const handler: RequestListener = (req, res) => {
+      if (draining && READINESS_PATHS.has((req.url ?? '/').split('?')[0] as string)) {
+        res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(JSON.stringify({ status: 'draining' }));
+        return;
+      }
+      app(req, res);
+    };
+    server = await listen(handler, options.port, options.host);
   } catch (error) {
     await stores.close();
     throw error;
@@ -129,6 +149,11 @@ export async function startService<S extends Stores>(options: {
     opsUrl: ops.url,
     stores,
     async stop() {
+      draining = true;
+      if (drainMs > 0) {
+        options.logger.info({ drainMs }, 'draining: readiness fails, requests still served');
+        await delay(drainMs);
+      }
       await stopBackground?.();
       await server.close();
       await ops.close(0);
