@@ -120,4 +120,38 @@ describe('metrics: each part on its private ops listener', function () {
     expect(after.chat).to.not.include(session.body.session.id);
     expect(after.gateway + after.auth + after.accounting).to.not.include(student.userId);
   });
+  // runs after the flows above, so the labelled families have series to check
+  it('names and labels every metric family by Prometheus conventions (units in names, bounded labels, no user ids)', async () => {
+    const scraped = await scrape(platform);
+    // counts of items have no unit to name: calls per ledger batch
+    const DIMENSIONLESS_HISTOGRAMS = new Set(['accounting_batch_size']);
+    const FORBIDDEN_LABELS = /^(user|user_?id|username|email|jti|session|session_?id|key_?id|token|path|url)$/i;
+    for (const part of PARTS) {
+      const text = scraped[part];
+      const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1] as string, m[2] as string]));
+      expect(types.size, part).to.be.greaterThan(10);
+      // prom-client's process and runtime metrics keep its own names (the gateway prefixes them with gateway_)
+      const ours = [...types].filter(([name]) => !/^(gateway_)?(process|nodejs)_/.test(name));
+      expect(ours.length, `${part} own families`).to.be.greaterThan(2);
+      for (const [name, type] of ours) {
+        expect(name, `${part}: snake_case, prefixed by the part or http_`).to.match(new RegExp(`^(${part}|http)_[a-z0-9_]+[a-z0-9]$`));
+        if (type === 'counter') expect(name, `${part} counter`).to.match(/_total$/);
+        else expect(name, `${part} ${type}: only counters end in _total`).to.not.match(/_total$/);
+        if (type === 'histogram' && !DIMENSIONLESS_HISTOGRAMS.has(name)) expect(name, `${part} histogram unit`).to.match(/_(seconds|bytes)$/);
+      }
+      const seriesPerFamily = new Map<string, Set<string>>();
+      for (const line of text.split('\n')) {
+        const match = /^([a-z_:][a-z0-9_:]*?)(?:_bucket|_sum|_count)?(?:\{([^}]*)\})? \S+$/.exec(line);
+        if (!match) continue;
+        const labels = [...(match[2] ?? '').matchAll(/([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"/g)].filter((l) => l[1] !== 'le');
+        for (const label of labels) expect(label[1], `${part} ${match[1]}: no identity as a label`).to.not.match(FORBIDDEN_LABELS);
+        const key = labels.map((l) => `${l[1]}=${l[2]}`).join(',');
+        const family = match[1] as string;
+        seriesPerFamily.set(family, (seriesPerFamily.get(family) ?? new Set()).add(key));
+        // a raw path (an id in it) or a client's spelling would show as an unbounded value
+        for (const label of labels) expect(label[2], `${part} ${family} ${label[1]}`).to.not.match(/[0-9a-f]{8}-[0-9a-f]{4}-|[0-9a-f]{24}/);
+      }
+      for (const [family, series] of seriesPerFamily) expect(series.size, `${part} ${family} series`).to.be.at.most(100);
+    }
+  });
 });
