@@ -13,6 +13,8 @@ export interface RunningPart {
   child: ChildProcess;
   /** resolves with the bound URL once the part logs that it listens */
   url: Promise<string>;
+  /** the private ops listener's URL (GET /metrics), from the same log line */
+  opsUrl: Promise<string>;
   /** resolves when the process has exited */
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -49,6 +51,10 @@ export function launchPart(
     detached: options.ownProcessGroup ?? false,
   });
   let resolveUrl: (url: string) => void = () => {};
+  let resolveOpsUrl: (url: string) => void = () => {};
+  const opsUrl = new Promise<string>((resolve) => {
+    resolveOpsUrl = resolve;
+  });
   let rejectUrl: (error: Error) => void = () => {};
   const url = new Promise<string>((resolve, reject) => {
     resolveUrl = resolve;
@@ -72,8 +78,9 @@ export function launchPart(
       for (const line of lines) {
         if (line.includes('"listening"')) {
           try {
-            const parsed = JSON.parse(line) as { msg?: string; url?: string };
+            const parsed = JSON.parse(line) as { msg?: string; url?: string; opsUrl?: string };
             if (parsed.msg === 'listening' && parsed.url) resolveUrl(parsed.url);
+            if (parsed.msg === 'listening' && parsed.opsUrl) resolveOpsUrl(parsed.opsUrl);
           } catch {
             // not a JSON log line
           }
@@ -88,6 +95,7 @@ export function launchPart(
     name,
     child,
     url,
+    opsUrl,
     exited,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -16,3 +16,7 @@ if [ ! -s "$FILE" ]; then
   } > "$FILE"
   echo "secrets: generated $FILE" >&2
 fi
+# added later (docker-compose's Grafana): appended to a file written before
+if ! grep -q '^GRAFANA_ADMIN_PASSWORD=' "$FILE"; then
+  echo "GRAFANA_ADMIN_PASSWORD=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >> "$FILE"
+fi

@@ -1,14 +1,18 @@
 // `make up`: starts the local stores (those whose URL the user did not configure), then every part as its own
-// process on the DESIGN ports (or GATEWAY_PORT, AUTH_PORT, ACCOUNTING_PORT, CHAT_PORT, MONITORING_PORT), with
-// prefixed output. Ctrl-C (or SIGTERM, SIGHUP) stops every child, and the stores it started.
+// process on the DESIGN ports (or GATEWAY_PORT, AUTH_PORT, ACCOUNTING_PORT, CHAT_PORT, MONITORING_PORT), each
+// with its own private ops listener (9464-9468, or GATEWAY_OPS_PORT ... MONITORING_OPS_PORT; OPS_PORT=0 puts
+// every one on a free port), with prefixed output. Ctrl-C (or SIGTERM, SIGHUP) stops every child, and the stores it started.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULT_OPS_PORTS as SERVICE_OPS_PORTS } from '../shared-types/src/ops.ts';
 import { readDevStoreUrls, resolveStoreUrls, STORE_URL_NAMES } from '../shared-types/src/testing/dev-stores.ts';
 import { launchPart, type PartName, ROOT, type RunningPart } from './platform.ts';
 
 const servicesScript = join(ROOT, 'scripts', 'services.sh');
 const DEFAULT_PORTS: Record<PartName, number> = { auth: 3000, accounting: 3001, chat: 3002, monitoring: 3003, gateway: 8080 };
+// the parts' own defaults (gateway/src/config.ts, shared-types/src/ops.ts): one ops port per part, never shared
+const DEFAULT_OPS_PORTS: Record<PartName, number> = { ...SERVICE_OPS_PORTS, gateway: 9464 };
 const COLORS: Record<PartName, number> = { auth: 36, accounting: 33, chat: 35, monitoring: 32, gateway: 34 };
 // where each part finds the others: derived from the ports unless set
 const URL_VARIABLES: Partial<Record<PartName, string>> = { auth: 'AUTH_URL', accounting: 'ACCOUNTING_URL', chat: 'CHAT_URL', monitoring: 'MONITORING_URL' };
@@ -30,19 +34,45 @@ function readEnvFile(file: string): Record<string, string> {
   return env;
 }
 
+function fail(message: string): never {
+  process.stderr.write(`make up: ${message}\n`);
+  process.exit(2);
+}
+
+/** A port variable's value (0 allowed only where `allowZero`: a free port), or undefined when unset. */
+function portVariable(env: NodeJS.ProcessEnv, variable: string, allowZero = false): number | undefined {
+  const value = env[variable];
+  if (value === undefined || value === '') return undefined;
+  const port = Number(value);
+  const min = allowZero ? 0 : 1;
+  if (!Number.isInteger(port) || port < min || port > 65535) fail(`${variable}=${value} is not a port (${min}-65535)`);
+  return port;
+}
+
 /** `<PART>_PORT` from the environment (a fixed port: the parts must know each other's), else the DESIGN port. */
 function partPorts(env: NodeJS.ProcessEnv): Record<PartName, number> {
   const ports = { ...DEFAULT_PORTS };
-  for (const name of Object.keys(ports) as PartName[]) {
-    const variable = `${name.toUpperCase()}_PORT`;
-    const value = env[variable];
-    if (value === undefined || value === '') continue;
-    const port = Number(value);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      process.stderr.write(`make up: ${variable}=${value} is not a port (1-65535)\n`);
-      process.exit(2);
-    }
-    ports[name] = port;
+  for (const name of Object.keys(ports) as PartName[]) ports[name] = portVariable(env, `${name.toUpperCase()}_PORT`) ?? ports[name];
+  return ports;
+}
+
+/**
+ * Each part's ops port: `<PART>_OPS_PORT`, else a free one when OPS_PORT=0, else the part's default. One
+ * OPS_PORT for all five processes could only clash, so any other OPS_PORT is refused with what to set instead.
+ */
+function partOpsPorts(env: NodeJS.ProcessEnv, publicPorts: Record<PartName, number>): Record<PartName, number> {
+  const shared = portVariable(env, 'OPS_PORT', true);
+  if (shared !== undefined && shared !== 0)
+    fail(`OPS_PORT=${shared} would give all five parts one ops port; set GATEWAY_OPS_PORT, AUTH_OPS_PORT, ... per part, or OPS_PORT=0 for free ports`);
+  const ports = { ...DEFAULT_OPS_PORTS };
+  for (const name of Object.keys(ports) as PartName[])
+    ports[name] = portVariable(env, `${name.toUpperCase()}_OPS_PORT`, true) ?? (shared === 0 ? 0 : ports[name]);
+  const taken = new Map<number, string>(Object.entries(publicPorts).map(([name, port]) => [port, `${name.toUpperCase()}_PORT`]));
+  for (const [name, port] of Object.entries(ports) as [PartName, number][]) {
+    if (port === 0) continue;
+    const other = taken.get(port);
+    if (other) fail(`${name.toUpperCase()}_OPS_PORT=${port} is also ${other}: every listener needs its own port`);
+    taken.set(port, `${name.toUpperCase()}_OPS_PORT`);
   }
   return ports;
 }
@@ -54,6 +84,7 @@ function storesUp(): Set<string> {
 }
 
 const ports = partPorts(process.env);
+const opsPorts = partOpsPorts(process.env, ports);
 const upBefore = storesUp();
 execFileSync('bash', [servicesScript, 'start'], { stdio: 'inherit' });
 // read after the start: the URLs of the stores it runs now (a port may have moved)
@@ -77,7 +108,7 @@ for (const [name, variable] of Object.entries(URL_VARIABLES) as [PartName, strin
   env[variable] = process.env[variable] ?? `http://127.0.0.1:${ports[name]}`;
 
 function partEnv(name: PartName): Record<string, string> {
-  const own: Record<string, string> = { PORT: String(ports[name]), HOST: env.HOST ?? '127.0.0.1' };
+  const own: Record<string, string> = { PORT: String(ports[name]), HOST: env.HOST ?? '127.0.0.1', OPS_PORT: String(opsPorts[name]) };
   const database = DATABASE_VARIABLES[name];
   if (database && env[database[0]]) own[database[1]] = env[database[0]] as string;
   return { ...env, ...own };
@@ -105,6 +136,11 @@ for (const name of Object.keys(ports) as PartName[]) {
 const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
 process.stdout.write(
   `platform starting: gateway on ${gatewayUrl}, dashboard ${gatewayUrl}/monitoring/, dev mail in ${env.MAIL_DIR} (Ctrl-C stops everything)\n`,
+);
+
+// where Prometheus scrapes each part, once every one listens (the free ones are known only then)
+void Promise.all(parts.map((part) => part.opsUrl)).then((urls) =>
+  process.stdout.write(`metrics (ops listeners): ${parts.map((part, i) => `${part.name} ${urls[i]}/metrics`).join(', ')}\n`),
 );
 
 async function stop(code: number) {

@@ -1,3 +1,4 @@
+import { accountingMetrics } from './metrics.ts';
 /** What one queued call came to: its value, or the error to reject it with. */
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
 
@@ -57,6 +58,7 @@ export class AccountBatcher<C, R> {
   async #drain(key: string, queue: { pending: Pending<C, R>[]; running: number }): Promise<void> {
     while (queue.pending.length > 0) {
       const batch = queue.pending.splice(0, this.#maxBatch);
+      accountingMetrics.batchSize.observe(batch.length);
       try {
         const outcomes = await this.#run(batch.map((pending) => pending.call));
         batch.forEach((pending, i) => {

@@ -1,4 +1,4 @@
-import { nodeEnvSchema, portSchema, secretsSchema, USER_EVENTS_STREAM } from '@platform/shared-types';
+import { nodeEnvSchema, opsListenerSchema, portSchema, secretsSchema, USER_EVENTS_STREAM } from '@platform/shared-types';
 import { z } from 'zod';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -7,6 +7,7 @@ export const configSchema = secretsSchema.extend({
   NODE_ENV: nodeEnvSchema,
   PORT: portSchema(3001),
   HOST: z.string().default('127.0.0.1'),
+  ...opsListenerSchema,
   LOG_LEVEL: z.string().optional(),
   PG_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   PG_DB: z

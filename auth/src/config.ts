@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { nodeEnvSchema, portSchema, secretsSchema } from '@platform/shared-types';
+import { nodeEnvSchema, opsListenerSchema, portSchema, secretsSchema } from '@platform/shared-types';
 import { z } from 'zod';
 
 const seconds = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
@@ -10,6 +10,7 @@ export const configSchema = secretsSchema.extend({
   NODE_ENV: nodeEnvSchema,
   PORT: portSchema(3000),
   HOST: z.string().default('127.0.0.1'),
+  ...opsListenerSchema,
   LOG_LEVEL: z.string().optional(),
   MONGO_URL: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// URL'),
   MONGO_DB: z.string().default('auth'),

@@ -1,5 +1,6 @@
 import { createLogger, loadConfig } from '@platform/shared-types';
 import { onShutdown, startService } from '@platform/shared-types/express';
+import { opsAddress } from '@platform/shared-types/ops';
 import { buildApp, buildServices } from './app.ts';
 import { type Config, configSchema } from './config.ts';
 import { createContext } from './context.ts';
@@ -12,6 +13,7 @@ export async function start(config: Config) {
     logger,
     port: config.PORT,
     host: config.HOST,
+    ops: opsAddress(config, 'auth'),
     connect: () => connectStores(config),
     build: (stores) => buildApp({ config, logger, stores }),
     // Expired refresh and one-time tokens are deleted periodically: FerretDB has no TTL indexes.

@@ -1,4 +1,4 @@
-import { nodeEnvSchema, portSchema, secretsSchema } from '@platform/shared-types';
+import { nodeEnvSchema, opsListenerSchema, portSchema, secretsSchema } from '@platform/shared-types';
 import { z } from 'zod';
 
 const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
@@ -9,6 +9,7 @@ export const configSchema = secretsSchema.extend({
   NODE_ENV: nodeEnvSchema,
   PORT: portSchema(3002),
   HOST: z.string().default('127.0.0.1'),
+  ...opsListenerSchema,
   LOG_LEVEL: z.string().optional(),
   MONGO_URL: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// URL'),
   MONGO_DB: z.string().default('chat'),

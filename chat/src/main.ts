@@ -1,5 +1,6 @@
 import { createLogger, loadConfig } from '@platform/shared-types';
 import { onShutdown, startService } from '@platform/shared-types/express';
+import { opsAddress } from '@platform/shared-types/ops';
 import { buildApp } from './app.ts';
 import { type Config, configSchema } from './config.ts';
 import type { ProviderOverrides } from './providers/providers.ts';
@@ -12,6 +13,7 @@ export async function start(config: Config, options: { providers?: ProviderOverr
     logger,
     port: config.PORT,
     host: config.HOST,
+    ops: opsAddress(config, 'chat'),
     connect: async () => {
       const stores = await connectStores(config);
       try {

@@ -24,6 +24,7 @@ import { ChargeOutbox } from './features/stream/charge-outbox.ts';
 import { ChatBus } from './features/stream/chat-bus.ts';
 import { StreamService } from './features/stream/stream-service.ts';
 import { SupervisionService } from './features/supervision/supervision-service.ts';
+import { watchOutbox } from './metrics.ts';
 import { ModelRegistry, type ProviderName } from './models/model-registry.ts';
 import { createProviders, type ProviderOverrides } from './providers/providers.ts';
 import type { Stores } from './stores.ts';
@@ -92,6 +93,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     backoffMaxMs: config.OUTBOX_BACKOFF_MAX_MS,
     onSettled: (reservationId, credits) => dal.settleCharge(reservationId, credits),
   });
+  watchOutbox(outbox);
   const uploadGuard = new UploadGuard(stores.redis, {
     prefix: config.REDIS_PREFIX,
     maxConcurrent: config.FILE_MAX_CONCURRENT_UPLOADS,

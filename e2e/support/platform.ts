@@ -26,6 +26,8 @@ const ACCOUNTING_DIR = new URL('../../accounting/', import.meta.url).pathname;
 export interface Platform {
   gatewayUrl: string;
   urls: Record<PartName, string>;
+  /** each part's private ops listener (GET /metrics) */
+  opsUrls: Record<PartName, string>;
   secrets: ReturnType<typeof testSecrets>;
   env: Record<string, string>;
   mailDir: string;
@@ -72,6 +74,7 @@ export async function startPlatform(extraEnv: Record<string, string> = {}, shape
   const logs: Record<PartName, string[]> = { auth: [], accounting: [], chat: [], monitoring: [], gateway: [] };
   const parts = new Map<PartName, RunningPart>();
   const urls = {} as Record<PartName, string>;
+  const opsUrls = {} as Record<PartName, string>;
   const ports = {} as Record<PartName, string>;
 
   const envFor = (name: PartName): Record<string, string> => {
@@ -93,6 +96,8 @@ export async function startPlatform(extraEnv: Record<string, string> = {}, shape
     parts.set(name, part);
     const url = await part.url;
     urls[name] = url;
+    // logged on the same line as the URL: settled by now when the part has an ops listener
+    opsUrls[name] = await Promise.race([part.opsUrl, Promise.resolve('')]);
     ports[name] = new URL(url).port;
   }
 
@@ -118,6 +123,7 @@ export async function startPlatform(extraEnv: Record<string, string> = {}, shape
   return {
     gatewayUrl: urls.gateway,
     urls,
+    opsUrls,
     secrets,
     env: base,
     mailDir,
@@ -234,6 +240,7 @@ async function startScaledPlatform(extraEnv: Record<string, string>, instances: 
     urlEnv[`${variable}S`] = list.join(',');
   }
   const running = new Map<string, RunningPart>();
+  const opsUrls = {} as Record<PartName, string>;
   const launch = async (name: PartName, index: number) => {
     const port = new URL(instanceUrls[name][index] as string).port;
     const env = { ...base, ...dbEnv[name], ...urlEnv, PORT: port, HOST: '127.0.0.1' };
@@ -244,6 +251,8 @@ async function startScaledPlatform(extraEnv: Record<string, string>, instances: 
     });
     running.set(`${name}#${index}`, part);
     await part.url;
+    // the first instance's ops listener stands for the part (metrics tests run on the one-instance platform)
+    if (index === 0) opsUrls[name] = await Promise.race([part.opsUrl, Promise.resolve('')]);
   };
   try {
     // the first instance of each service migrates its fresh database alone (two accounting instances migrating
@@ -265,6 +274,7 @@ async function startScaledPlatform(extraEnv: Record<string, string>, instances: 
     reconcileSettled,
     gatewayUrl: first.gateway,
     urls: first,
+    opsUrls,
     instanceUrls,
     gatewayUrls: instanceUrls.gateway,
     secrets,

@@ -30,15 +30,18 @@ describe('make up in a fresh checkout', function () {
   this.timeout(240_000);
   let checkout: ScratchCheckout;
   const ports: Record<string, number> = {};
+  /** each part's private ops listener (Prometheus /metrics): one free port per part, as `make up` must give them */
+  const opsPorts: Record<string, number> = {};
   let env: NodeJS.ProcessEnv;
 
   before(async () => {
     checkout = scratchCheckout();
     for (const name of [...PARTS, ...STORES]) ports[name] = await freePort();
+    for (const name of PARTS) opsPorts[name] = await freePort();
     const portEnv = Object.fromEntries(Object.entries(ports).map(([name, port]) => [`${name}_PORT`, String(port)]));
+    const opsPortEnv = Object.fromEntries(Object.entries(opsPorts).map(([name, port]) => [`${name}_OPS_PORT`, String(port)]));
     // a low hashing cost keeps the logins of the quickstart fast (auth's own bench measures cost 12)
-    // OPS_PORT 0: the private metrics listener on any free port, so this copy never clashes with another running platform
-    env = cleanEnv({ ...portEnv, OPS_PORT: '0', BCRYPT_COST: '6' });
+    env = cleanEnv({ ...portEnv, ...opsPortEnv, BCRYPT_COST: '6' });
   });
   after(async () => {
     if (!checkout) return;
@@ -82,15 +85,37 @@ describe('make up in a fresh checkout', function () {
 
   async function expectNothingLeft(): Promise<void> {
     for (const name of PARTS) expect(await portOpen(ports[name] as number), `${name} port free after Ctrl-C`).to.equal(false);
+    for (const name of PARTS) expect(await portOpen(opsPorts[name] as number), `${name} ops port free after Ctrl-C`).to.equal(false);
     expect(processesUnder(checkout.root), 'no process of the checkout left').to.deep.equal([]);
   }
 
   it('starts, stops on Ctrl-C, starts again, and starts again after make stop-services', async () => {
-    await upHealthyInterrupt();
+    await upHealthyInterrupt({}, expectOwnOpsListeners);
     await upHealthyInterrupt();
     const stop = await runMake(checkout.root, ['stop-services'], env);
     expect(stop.code, stop.output).to.equal(0);
     await upHealthyInterrupt();
+  });
+
+  /** every part serves its own metrics on its own `<PART>_OPS_PORT` (one shared OPS_PORT could serve only one) */
+  async function expectOwnOpsListeners(): Promise<void> {
+    for (const name of PARTS) {
+      const part = name.toLowerCase();
+      const response = await fetch(`http://127.0.0.1:${opsPorts[name]}/metrics`);
+      expect(response.status, `${part} /metrics on ${name}_OPS_PORT`).to.equal(200);
+      const text = await response.text();
+      expect(text, `${part}'s own metrics`).to.match(new RegExp(`^# TYPE ${part}_\\w+ `, 'm'));
+      for (const other of PARTS.filter((n) => n !== name))
+        expect(text, `not ${other.toLowerCase()}'s`).to.not.match(new RegExp(`^# TYPE ${other.toLowerCase()}_\\w+ `, 'm'));
+    }
+  }
+
+  it('refuses one OPS_PORT for all five parts, saying what to set instead, and starts nothing', async () => {
+    const run = await runMake(checkout.root, ['up'], { ...env, OPS_PORT: String(opsPorts.GATEWAY) }, 60_000);
+    expect(run.code, run.output).to.not.equal(0);
+    expect(run.output).to.include(`OPS_PORT=${opsPorts.GATEWAY} would give all five parts one ops port`);
+    expect(run.output).to.include('GATEWAY_OPS_PORT');
+    await expectNothingLeft();
   });
 
   it('make create-user and a test suite start the stores when they are down', async () => {

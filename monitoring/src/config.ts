@@ -1,4 +1,4 @@
-import { nodeEnvSchema, portSchema, secretsSchema, USER_EVENTS_STREAM } from '@platform/shared-types';
+import { nodeEnvSchema, opsListenerSchema, portSchema, secretsSchema, USER_EVENTS_STREAM } from '@platform/shared-types';
 import { z } from 'zod';
 
 const serviceUrl = (fallback: string) => z.url({ protocol: /^https?$/ }).default(fallback);
@@ -8,6 +8,7 @@ export const configSchema = secretsSchema.extend({
   NODE_ENV: nodeEnvSchema,
   PORT: portSchema(3003),
   HOST: z.string().default('127.0.0.1'),
+  ...opsListenerSchema,
   LOG_LEVEL: z.string().optional(),
   PG_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   PG_DB: z

@@ -1,5 +1,6 @@
 import { createLogger, loadConfig } from '@platform/shared-types';
 import { onShutdown, startService } from '@platform/shared-types/express';
+import { opsAddress } from '@platform/shared-types/ops';
 import { createMonitoring, type Monitoring } from './app.ts';
 import { type Config, configSchema } from './config.ts';
 import { connectStores } from './stores.ts';
@@ -11,6 +12,7 @@ export async function start(config: Config) {
     logger,
     port: config.PORT,
     host: config.HOST,
+    ops: opsAddress(config, 'monitoring'),
     connect: () => connectStores(config),
     build: (stores) => {
       monitoring = createMonitoring({ config, logger, stores });

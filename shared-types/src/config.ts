@@ -17,6 +17,12 @@ export const secretsSchema = z.object({
 export const nodeEnvSchema = z.enum(['development', 'test', 'production']).default('development');
 export const portSchema = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
+/** A service's private ops listener (Prometheus /metrics, DESIGN 7); unset: see `opsAddress` in ops.ts. */
+export const opsListenerSchema = {
+  OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  OPS_HOST: z.string().min(1).optional(),
+};
+
 /** Parses once, freezes, and exits the process on bad config (names the fields, never the values). */
 export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined> = process.env): Readonly<z.infer<S>> {
   const result = parseConfig(schema, env);

@@ -17,16 +17,18 @@ export const internalUsersQuery = z.object({
     .min(1)
     .max(200 * 65),
 });
-export const publicUser = z.object({
-  id,
-  username: z.string(),
-  email: z.string(),
-  role: z.enum(ROLES),
-  status: z.enum(['active', 'disabled']),
-  emailVerified: z.boolean(),
-  displayName: z.string().optional(),
-  createdAt: z.string(),
-});
+export const publicUser = z
+  .object({
+    id,
+    username: z.string(),
+    email: z.string(),
+    role: z.enum(ROLES),
+    status: z.enum(['active', 'disabled']),
+    emailVerified: z.boolean(),
+    displayName: z.string().optional(),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'User', description: 'A user as others may see it (never the password hash or tokens)' });
 export type PublicUser = z.infer<typeof publicUser>;
 export const internalUsersResponse = z.object({ users: z.array(publicUser) });
 

@@ -38,6 +38,18 @@ export const REDACTED_PATHS = [
   'req.headers["x-service-token"]',
 ];
 
+/** What the telemetry preload (telemetry/start.mjs) publishes when tracing is on; absent when it is off. */
+export interface TelemetryHooks {
+  ids(): { traceId: string; spanId: string } | undefined;
+  shutdown(): Promise<void>;
+}
+const TELEMETRY = Symbol.for('platform.telemetry');
+
+/** The running telemetry, if the preload started it (tracing on), without importing OpenTelemetry. */
+export function telemetry(): TelemetryHooks | undefined {
+  return (globalThis as Record<symbol, TelemetryHooks | undefined>)[TELEMETRY];
+}
+
 /** Level: explicit, else LOG_LEVEL, else silent under NODE_ENV=test (config or process), else info. */
 export function createLogger(service: string, options: { level?: string; nodeEnv?: string; destination?: NodeJS.WritableStream } = {}): Logger {
   const nodeEnv = options.nodeEnv ?? process.env.NODE_ENV;
@@ -48,9 +60,12 @@ export function createLogger(service: string, options: { level?: string; nodeEnv
       level,
       base: { service },
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // every line of a request names its request id and, when tracing is on, its trace and span
       mixin() {
         const requestId = currentRequestId();
-        return requestId ? { requestId } : {};
+        const ids = telemetry()?.ids();
+        if (!ids) return requestId ? { requestId } : {};
+        return requestId ? { requestId, traceId: ids.traceId, spanId: ids.spanId } : { traceId: ids.traceId, spanId: ids.spanId };
       },
     },
     options.destination as pino.DestinationStream | undefined,

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { authMetrics } from '../metrics.ts';
 import type { BcryptJob } from './bcrypt-worker.ts';
 
 interface Pending {
@@ -54,6 +55,7 @@ export class BcryptPool {
     while (this.#idle.length > 0 && this.#queue.length > 0) {
       const worker = this.#idle.pop() as Worker;
       const pending = this.#queue.shift() as Pending;
+      authMetrics.bcryptQueueDepth.set(this.#queue.length);
       this.#running.set(worker, pending);
       worker.postMessage(pending.job);
     }
@@ -64,6 +66,7 @@ export class BcryptPool {
     return new Promise((resolve, reject) => {
       this.#queue.push({ job: { id: this.#nextId++, op, input, arg }, resolve, reject });
       this.#drain();
+      authMetrics.bcryptQueueDepth.set(this.#queue.length);
     });
   }
 

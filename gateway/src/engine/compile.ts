@@ -74,7 +74,13 @@ export const POLICIES: Record<string, PolicyDefinition> = {
   'verify-token': define(verifyTokenAction, (_action, { deps }) =>
     verifyTokenPolicy({ keyring: deps.keyring, cache: deps.tokenCache, apiKeys: apiKeysOf(deps) }),
   ),
-  revocation: define(revocationAction, (_action, { config, deps }) => revocationPolicy({ failMode: () => config.redis.failMode, apiKeys: apiKeysOf(deps) })),
+  revocation: define(revocationAction, (_action, { config, deps }) =>
+    revocationPolicy({
+      failMode: () => config.redis.failMode,
+      apiKeys: apiKeysOf(deps),
+      onRefusal: (reason) => deps.metrics.revocationRefusals.inc({ reason }),
+    }),
+  ),
   'rate-limit': define(rateLimitAction, (action, { deps, config }) =>
     rateLimitPolicy(action, {
       gate: deps.gate,
@@ -87,12 +93,15 @@ export const POLICIES: Record<string, PolicyDefinition> = {
   ),
   proxy: define(
     proxyAction,
-    (action, { deps, services }) =>
-      proxyPolicy(action, {
-        service: services.get(action.serviceEndpoint) as ServiceRuntime,
+    (action, { deps, services }) => {
+      const service = services.get(action.serviceEndpoint) as ServiceRuntime;
+      return proxyPolicy(action, {
+        service,
         logger: deps.logger,
-        onUpstreamError: (service, kind) => deps.metrics.upstreamErrors.inc({ service, kind }),
-      }),
+        // the instance: host:port of one of the endpoint's configured URLs (a bounded label)
+        onUpstreamError: (name, kind, instance) => deps.metrics.upstreamErrors.inc({ service: name, kind, instance }),
+      });
+    },
     true,
   ),
   health: define(endpointAction, (action, { deps, services }) => healthPolicy(action, { services: () => services, redis: deps.redis }), true),

@@ -122,8 +122,14 @@ export function createMetrics() {
     ),
     upstreamErrors: new Counter({
       name: 'gateway_upstream_errors_total',
-      help: 'Upstream failures by service and kind',
-      labelNames: ['service', 'kind'],
+      help: 'Upstream failures by service, instance (host:port) and kind',
+      labelNames: ['service', 'kind', 'instance'],
+      registers: [registry],
+    }),
+    revocationRefusals: new Counter({
+      name: 'gateway_revocation_refusals_total',
+      help: 'Requests refused by the revocation check: revoked tokens, or no answer about them',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     redisFallbacks: new Counter({ name: 'gateway_redis_fallbacks_total', help: 'Decisions taken without Redis', registers: [registry] }),

@@ -131,6 +131,8 @@ export interface UpstreamCall {
   response: Promise<IncomingMessage>;
   /** closes the upstream connection (the service sees the client leave) */
   abort(): void;
+  /** the instance of the latest attempt, as `host:port` (a bounded metric label) */
+  instance(): string;
 }
 
 /**
@@ -168,8 +170,12 @@ export interface UpstreamOptions {
  */
 export function sendUpstream(service: ServiceRuntime, options: UpstreamOptions): UpstreamCall {
   const first = options.instance ?? service.pick();
-  if (!first) return { response: Promise.reject(new UpstreamTimeout('UPSTREAM_CONNECT_TIMEOUT', `${service.name} has no instance`)), abort: () => undefined };
+  if (!first) {
+    const response = Promise.reject(new UpstreamTimeout('UPSTREAM_CONNECT_TIMEOUT', `${service.name} has no instance`));
+    return { response, abort: () => undefined, instance: () => 'none' };
+  }
   let current = attempt(service, first, options);
+  let target = first;
   const retry = options.retry ?? 'none';
   const response =
     retry === 'none' || options.instance
@@ -179,11 +185,12 @@ export function sendUpstream(service: ServiceRuntime, options: UpstreamOptions):
           const again = REFUSALS.has(code) || (retry === 'idempotent' && BROKEN.has(code));
           const other = again ? service.pick(first) : undefined;
           if (!other) throw error;
+          target = other;
           current = attempt(service, other, options);
           return current.response;
         });
   // request is unset only when node:http refused the options synchronously (the promise rejected then)
-  return { response, abort: () => current.request?.destroy() };
+  return { response, abort: () => current.request?.destroy(), instance: () => `${target.hostname}:${target.port}` };
 }
 
 function attempt(service: ServiceRuntime, instance: ServiceInstance, options: UpstreamOptions): Attempt {

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { StepPolicy } from '../engine/exchange.ts';
 import { checkInstance, type ServiceRuntime, sendUpstream } from '../engine/services.ts';
+import { serveDocsUi } from './docs-ui.ts';
 
 /**
  * Terminal policies the gateway answers itself: /health, /api/docs (metrics live on the ops listener, see
@@ -121,28 +122,76 @@ interface OpenApiDoc {
 const GATEWAY_PATHS: Record<string, unknown> = {
   '/health': {
     get: {
+      operationId: 'get_health',
       summary: 'Readiness of the gateway, its Redis and every service',
+      description: "Probes every service's readiness and the gateway's Redis; 200 only when all parts are ready. No token needed.",
       tags: ['gateway'],
+      security: [],
       responses: { 200: { description: 'all ready' }, 503: { description: 'some part is not ready' } },
     },
   },
   '/api/docs': {
-    get: { summary: 'This document: every service OpenAPI document merged', tags: ['gateway'], responses: { 200: { description: 'OpenAPI 3.1' } } },
+    get: {
+      operationId: 'get_api_docs',
+      summary: 'Browsable API reference',
+      description:
+        'An interactive reference of this document (Swagger UI served by the gateway) for a client that accepts text/html; this document as JSON otherwise.',
+      tags: ['gateway'],
+      security: [],
+      responses: {
+        200: {
+          description: 'the reference page, or this document',
+          content: { 'text/html': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'object' } } },
+        },
+      },
+    },
+  },
+  '/api/docs/openapi.json': {
+    get: {
+      operationId: 'get_api_docs_openapi_json',
+      summary: 'This document: every service OpenAPI document merged',
+      description: "Every service's OpenAPI document merged into one (OpenAPI 3.1); services that do not answer are named in `x-unavailable-services`.",
+      tags: ['gateway'],
+      security: [],
+      responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } },
+    },
   },
 };
 
+const TAG_DESCRIPTIONS: Record<string, string> = {
+  gateway: 'Answered by the gateway itself',
+  auth: 'Accounts, sessions, API keys, profiles and user administration (auth service)',
+  accounting: 'Credits, usage and model prices (accounting service)',
+  chat: 'Chat sessions, streamed replies, files, supervision events and the OpenAI-compatible API (chat service)',
+  monitoring: 'Supervisor-student relationships and the observe relay (monitoring service)',
+};
+
+/** An operation states its security (`[]`: no token) and has an id and a description, as linters and UIs expect. */
+function completeOperations(paths: Record<string, unknown>): Record<string, unknown> {
+  const complete: Record<string, unknown> = {};
+  for (const [path, operations] of Object.entries(paths)) {
+    const byMethod: Record<string, unknown> = {};
+    for (const [method, operation] of Object.entries(operations as Record<string, Record<string, unknown>>)) {
+      const id = `${method}_${path.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, '')}`;
+      byMethod[method] = { operationId: id, description: operation.summary, security: [], ...operation };
+    }
+    complete[path] = byMethod;
+  }
+  return complete;
+}
+
 /** Merges the services' OpenAPI documents. Unreachable services are skipped and named in the document. */
 export function mergeOpenApi(docs: Array<{ service: string; doc?: OpenApiDoc }>): Record<string, unknown> {
-  const paths: Record<string, unknown> = { ...GATEWAY_PATHS };
+  const paths: Record<string, unknown> = completeOperations(GATEWAY_PATHS);
   const components: Record<string, Record<string, unknown>> = {};
-  const tags = [{ name: 'gateway' }];
+  const tags = [{ name: 'gateway', description: TAG_DESCRIPTIONS.gateway }];
   const missing: string[] = [];
   for (const { service, doc } of docs) {
     if (!doc?.paths) {
       missing.push(service);
       continue;
     }
-    tags.push({ name: service });
+    tags.push({ name: service, description: TAG_DESCRIPTIONS[service] ?? `The ${service} service` });
     for (const [path, operations] of Object.entries(doc.paths)) {
       // /internal is never routed, so it is never documented here
       if (path === '/internal' || path.startsWith('/internal/') || paths[path]) continue;
@@ -164,7 +213,7 @@ export function mergeOpenApi(docs: Array<{ service: string; doc?: OpenApiDoc }>)
       : `Every public route of the platform, through the gateway. Not included (unreachable when this document was built): ${missing.join(', ')}.`;
   return {
     openapi: '3.1.0',
-    info: { title: 'Platform API', version: '1.0.0', description },
+    info: { title: 'Platform API', version: '1.0.0', description, license: { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' } },
     servers: [{ url: '/' }],
     tags,
     paths,
@@ -190,6 +239,7 @@ export function docsPolicy(action: EndpointAction, deps: { services: () => Map<s
   return {
     kind: 'step',
     async run(ex) {
+      if (serveDocsUi(ex)) return; // the browsable page and its assets; the JSON document below
       const text = await mergedDocs();
       ex.res.writeHead(200, { ...ex.responseHeaders, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
       ex.res.end(text);

@@ -120,7 +120,7 @@ export function upstreamProblem(service: string, error: unknown): { error: ApiEr
  */
 export function proxyPolicy(
   action: ProxyAction,
-  deps: { service: ServiceRuntime; logger: Logger; onUpstreamError?: (service: string, kind: string) => void },
+  deps: { service: ServiceRuntime; logger: Logger; onUpstreamError?: (service: string, kind: string, instance: string) => void },
 ): StepPolicy {
   const { service } = deps;
   return {
@@ -161,7 +161,7 @@ export function proxyPolicy(
           return;
         }
         const mapped = upstreamProblem(service.name, error);
-        deps.onUpstreamError?.(service.name, mapped.kind);
+        deps.onUpstreamError?.(service.name, mapped.kind, call.instance());
         deps.logger.warn({ service: service.name, code: errorCode(error), err: { message: (error as Error).message } }, 'upstream failed');
         throw mapped.error;
       }
@@ -175,7 +175,7 @@ export function proxyPolicy(
       if (typeof type === 'string' && type.startsWith('text/event-stream')) res.flushHeaders();
       await relay(upstream, res, () => {
         if (!left) {
-          deps.onUpstreamError?.(service.name, 'stream');
+          deps.onUpstreamError?.(service.name, 'stream', call.instance());
           deps.logger.warn({ service: service.name }, 'response stream broke');
         }
       });

@@ -11,7 +11,12 @@ export const revocationAction = z.object({}).strict();
  * With Redis down the gate answers from this instance's copy of the recent revocations; without a loaded copy
  * the token is refused (no fail-open for revocation, whatever the rate-limit fail mode).
  */
-export function revocationPolicy(deps: { failMode: () => 'open' | 'closed'; apiKeys?: ApiKeyResolver }): GatePolicy {
+export function revocationPolicy(deps: {
+  failMode: () => 'open' | 'closed';
+  apiKeys?: ApiKeyResolver;
+  /** revoked: the token is; unknown: no answer from Redis nor a loaded copy (metrics) */
+  onRefusal?: (reason: 'revoked' | 'unknown') => void;
+}): GatePolicy {
   return {
     kind: 'gate',
     collect(ex) {
@@ -42,7 +47,11 @@ export function revocationPolicy(deps: { failMode: () => 'open' | 'closed'; apiK
         deps.apiKeys?.noteUsed(ex.apiKey.keyId);
         return;
       }
-      if (result.revoked) throw new ApiError('TOKEN_REVOKED', 'Token has been revoked');
+      if (result.revoked) {
+        deps.onRefusal?.('revoked');
+        throw new ApiError('TOKEN_REVOKED', 'Token has been revoked');
+      }
+      if (result.revocationUnknown || (result.source === 'unavailable' && deps.failMode() === 'closed')) deps.onRefusal?.('unknown');
       if (result.revocationUnknown) throw new ApiError('UPSTREAM_UNAVAILABLE', 'Revocation store unavailable', { headers: { 'retry-after': '2' } });
       if (result.source === 'unavailable' && deps.failMode() === 'closed') {
         throw new ApiError('UPSTREAM_UNAVAILABLE', 'Revocation store unavailable');

@@ -196,7 +196,8 @@ describe('gateway: routing, identity headers, proxying', () => {
     const text = await (await fetch(`${gw.gateway.opsUrl}/metrics`)).text();
     expect(text).to.match(/gateway_requests_total\{route="api",method="GET",status="200"\} \d+/);
     expect(text).to.include('gateway_request_duration_seconds_bucket');
-    expect(text).to.match(/gateway_upstream_errors_total\{service="down",kind="connect"\} \d+/);
+    // per instance: the down endpoint's host:port
+    expect(text).to.match(/gateway_upstream_errors_total\{service="down",kind="connect",instance="127\.0\.0\.1:\d+"\} \d+/);
     expect(text).to.include('gateway_rate_limit_decisions_total');
   });
 });

@@ -3,7 +3,7 @@ import type { ServiceName } from '../claims.ts';
 import { ApiError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Keyring } from '../tokens.ts';
-import { accessLog, gatewayIdentity, jsonBody, notFound, problemHandler, requestId, serviceAuth } from './middleware.ts';
+import { accessLog, gatewayIdentity, httpMetrics, jsonBody, notFound, problemHandler, requestId, serviceAuth } from './middleware.ts';
 import { type ApiRouter, buildOpenApi, ROUTING } from './route.ts';
 
 export interface ServiceAppOptions {
@@ -32,11 +32,14 @@ export function createServiceApp(options: ServiceAppOptions): Express {
   app.set('strict routing', ROUTING.strict);
   app.use(requestId());
   app.use(accessLog(options.logger));
+  app.use(httpMetrics());
 
-  app.get('/health', (_req, res) => {
+  // liveness (/health, /livez): the process answers, whatever its stores do, so a store outage never restarts it
+  app.get(['/health', '/livez'], (_req, res) => {
     res.json({ status: 'ok', service: options.name });
   });
-  app.get('/ready', async (_req, res) => {
+  // readiness (/ready, /readyz): every store answers; startService turns it to 503 while draining
+  app.get(['/ready', '/readyz'], async (_req, res) => {
     const checks = await options.ready().catch(() => ({ stores: false }));
     const ok = Object.values(checks).every(Boolean);
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', service: options.name, checks });

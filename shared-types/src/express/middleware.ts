@@ -7,6 +7,7 @@ import { IDENTITY_CLAIM_HEADERS, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, SERVICE_
 import { bindingPath, verifyIdentityHeaders } from '../identity-signature.ts';
 import { type Logger, requestContext } from '../logger.ts';
 import { isOpenAiPath, openAiErrorFromProblem } from '../openai-errors.ts';
+import { methodLabel, serviceHttpMetrics } from '../ops.ts';
 import { bearerToken, type Keyring, verifyAccessToken, verifyServiceToken } from '../tokens.ts';
 import './types.ts';
 
@@ -28,6 +29,29 @@ export function accessLog(logger: Logger): RequestHandler {
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       logger.info({ requestId: req.requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+    });
+    next();
+  };
+}
+
+/** The route pattern that answered (`/api/chat/sessions/:id`), never the raw path: label values stay bounded. */
+export function routeLabel(req: express.Request): string {
+  const pattern = (req.route as { path?: unknown } | undefined)?.path;
+  if (typeof pattern === 'string') return `${req.baseUrl}${pattern}`;
+  return req.baseUrl ? `${req.baseUrl}/*` : 'unmatched';
+}
+
+/** `http_requests_total` and `http_request_duration_seconds` per route pattern, method and status (ops listener). */
+export function httpMetrics(): RequestHandler {
+  const metrics = serviceHttpMetrics();
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.once('close', () => {
+      const route = routeLabel(req);
+      const method = methodLabel(req.method);
+      // 499: the client left before an answer (as the gateway counts it)
+      metrics.requests.inc({ route, method, status: res.headersSent ? res.statusCode : 499 });
+      metrics.duration.observe({ route, method }, Number(process.hrtime.bigint() - started) / 1e9);
     });
     next();
   };

@@ -1,8 +1,8 @@
 import express, { type Request, type Response } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { type Action, can } from '../authz.ts';
 import type { Actor } from '../claims.ts';
-import { ApiError, ERROR_CODES, type ErrorCode } from '../errors.ts';
+import { ApiError, type ErrorCode } from '../errors.ts';
 import './types.ts';
 
 /** Who may call a route: anyone, a signed-in user (gateway identity), or another service (/internal). */
@@ -15,7 +15,10 @@ export interface RouteSpec<B extends Schema, Q extends Schema, P extends Schema>
   method: Method;
   /** express path; documented with {param} placeholders */
   path: string;
+  /** one line, shown in lists */
   summary: string;
+  /** what the operation does and when it refuses; generated from access and errors when not given */
+  description?: string;
   access: Access;
   /** an action of the authorization table the actor must hold on no particular resource, checked before the input is parsed */
   action?: Action;
@@ -111,88 +114,4 @@ export class ApiRouter {
   }
 }
 
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
-  return rest;
-}
-
-function parameters(schema: Schema, where: 'query' | 'path'): unknown[] {
-  if (!schema) return [];
-  const json = jsonSchema(schema, 'input') as { properties?: Record<string, unknown>; required?: string[] };
-  return Object.entries(json.properties ?? {}).map(([name, property]) => ({
-    name,
-    in: where,
-    required: where === 'path' || (json.required ?? []).includes(name),
-    schema: property,
-  }));
-}
-
-const problemSchema = {
-  type: 'object',
-  required: ['type', 'title', 'status', 'code', 'detail', 'requestId'],
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    code: { type: 'string', enum: Object.keys(ERROR_CODES) },
-    detail: { type: 'string' },
-    requestId: { type: 'string' },
-    errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
-  },
-};
-
-/** OpenAPI 3.1 document for the given routers; `/internal` routes are left out unless asked for. */
-export function buildOpenApi(
-  info: { title: string; version: string },
-  routers: ApiRouter[],
-  options: { includeInternal?: boolean } = {},
-): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const { spec } of routers.flatMap((r) => r.operations)) {
-    if (spec.access === 'service' && !options.includeInternal) continue;
-    const path = spec.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-    const successStatus = String(spec.status ?? (spec.response || spec.produces ? 200 : 204));
-    const responses: Record<string, unknown> = {};
-    if (successStatus === '204') responses['204'] = { description: 'No content' };
-    else {
-      const mediaType = spec.produces ?? 'application/json';
-      responses[successStatus] = {
-        description: 'Success',
-        content: { [mediaType]: { schema: spec.response ? jsonSchema(spec.response, 'output') : {} } },
-      };
-    }
-    const codes = new Set<ErrorCode>(spec.errors ?? []);
-    if (spec.body || spec.query || spec.params) codes.add('VALIDATION_FAILED');
-    if (spec.access !== 'public') codes.add('UNAUTHENTICATED');
-    for (const code of codes) {
-      responses[String(ERROR_CODES[code].status)] = {
-        description: ERROR_CODES[code].title,
-        content: { 'application/problem+json': { schema: problemSchema } },
-      };
-    }
-    const operation: Record<string, unknown> = {
-      summary: spec.summary,
-      operationId: `${spec.method}_${path.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, '')}`,
-      tags: spec.tags,
-      parameters: [...parameters(spec.params, 'path'), ...parameters(spec.query, 'query')],
-      responses,
-    };
-    if (spec.access === 'user') operation.security = [{ bearerAuth: [] }];
-    if (spec.access === 'service') operation.security = [{ serviceToken: [] }];
-    if (spec.body) operation.requestBody = { required: true, content: { 'application/json': { schema: jsonSchema(spec.body, 'input') } } };
-    paths[path] ??= {};
-    (paths[path] as Record<string, unknown>)[spec.method] = operation;
-  }
-  return {
-    openapi: '3.1.0',
-    info,
-    paths,
-    components: {
-      securitySchemes: {
-        bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-        serviceToken: { type: 'apiKey', in: 'header', name: 'X-Service-Token' },
-      },
-      schemas: { Problem: problemSchema },
-    },
-  };
-}
+export { buildOpenApi } from './openapi.ts';

@@ -25,9 +25,15 @@ const balanceSchema = z.object({
   reserved: z.number().int(),
   allocations: z.array(allocationSchema.pick({ id: true, credits: true, remaining: true, expiresAt: true, notes: true, createdAt: true })),
 });
-const allocateBody = z.object({ userId, credits, expiryDays: z.number().int().min(1).max(3650).optional(), notes: z.string().max(500).optional() }).strict();
+const allocateBody = z
+  .object({ userId, credits, expiryDays: z.number().int().min(1).max(3650).optional(), notes: z.string().max(500).optional() })
+  .strict()
+  .meta({ id: 'AllocateCreditsRequest', examples: [{ userId: '665f1c2e9b1d8a0012345678', credits: 5000, expiryDays: 30, notes: 'term start' }] });
 const deductBody = z.object({ userId, credits, reason: z.string().max(128).optional() }).strict();
-const calculateBody = z.object({ modelId, inputTokens: tokens, outputTokens: tokens }).strict();
+const calculateBody = z
+  .object({ modelId, inputTokens: tokens, outputTokens: tokens })
+  .strict()
+  .meta({ id: 'CalculateCreditsRequest', examples: [{ modelId: 'local-dev', inputTokens: 1200, outputTokens: 400 }] });
 
 function keyOf(req: Request): string | undefined {
   const raw = req.headers[IDEMPOTENCY_KEY_HEADER];

@@ -2,6 +2,7 @@ import type { Actor, ReservationResponse } from '@platform/shared-types';
 import type { Knex } from 'knex';
 import { AccountBatcher, type Outcome } from '../../account-queue.ts';
 import { iso, num, withRetry } from '../../db.ts';
+import { accountingMetrics, timedLedgerCall } from '../../metrics.ts';
 import * as dal from '../credits/credits-dal.ts';
 
 export function reservationView(row: dal.Settled, ttlSeconds?: number): ReservationResponse {
@@ -35,7 +36,20 @@ export interface InitializeInput {
 
 /** Reserves the worst case of a stream for the acting user; INSUFFICIENT_CREDITS when short. Idempotent. */
 export async function initializeStream(db: Knex, actor: Actor, input: InitializeInput, ttlSeconds: number): Promise<ReservationResponse> {
-  return reservationView(await batcherFor(db).submit(actor.userId, { op: 'reserve', actor, input: { ...input, ttlSeconds } }), ttlSeconds);
+  const view = reservationView(await batcherFor(db).submit(actor.userId, { op: 'reserve', actor, input: { ...input, ttlSeconds } }), ttlSeconds);
+  accountingMetrics.reservationsOpened.inc();
+  return view;
+}
+
+/** Settlement metrics: by status, credits charged, and what the balance could not cover. */
+function countSettled(view: ReservationResponse): ReservationResponse {
+  accountingMetrics.reservationsSettled.inc({ status: view.status });
+  accountingMetrics.creditsCharged.inc(view.chargedCredits);
+  if ((view.shortfallCredits ?? 0) > 0) {
+    accountingMetrics.shortfalls.inc();
+    accountingMetrics.shortfallCredits.inc(view.shortfallCredits ?? 0);
+  }
+  return view;
 }
 
 /** Keeps a running stream's reservation alive for another TTL. Idempotent; a settled reservation is answered as is. */
@@ -49,7 +63,7 @@ function settleQueued(db: Knex, input: dal.SettleInput): Promise<dal.Settled> {
 }
 
 function runOne(db: Knex, call: dal.MoneyCall): Promise<dal.Settled> {
-  return withRetry(() => (call.op === 'reserve' ? dal.reserve(db, call.actor, call.input) : dal.settle(db, call.input)));
+  return timedLedgerCall('single', () => withRetry(() => (call.op === 'reserve' ? dal.reserve(db, call.actor, call.input) : dal.settle(db, call.input))));
 }
 
 async function outcomeOf(work: () => Promise<dal.Settled>): Promise<Outcome<dal.Settled>> {
@@ -67,7 +81,7 @@ async function outcomeOf(work: () => Promise<dal.Settled>): Promise<Outcome<dal.
 export async function runCalls(db: Knex, calls: dal.MoneyCall[]): Promise<Outcome<dal.Settled>[]> {
   if (calls.length > 1) {
     try {
-      return (await dal.batch(db, calls)).map((value) => ({ ok: true, value }));
+      return (await timedLedgerCall('batch', () => dal.batch(db, calls))).map((value) => ({ ok: true, value }));
     } catch {
       // fall through: the whole batch rolled back
     }
@@ -95,7 +109,7 @@ export async function finalizeStream(
   input: { reservationId: string; inputTokens: number; outputTokens: number },
   expectUserId?: string,
 ): Promise<ReservationResponse> {
-  return reservationView(await settleQueued(db, { ...input, status: 'finalized', expectUserId }));
+  return countSettled(reservationView(await settleQueued(db, { ...input, status: 'finalized', expectUserId })));
 }
 
 /** Charges what was produced before the stream stopped and releases the rest. Idempotent. */
@@ -104,7 +118,7 @@ export async function abortStream(
   input: { reservationId: string; inputTokens?: number; outputTokens: number },
   expectUserId?: string,
 ): Promise<ReservationResponse> {
-  return reservationView(await settleQueued(db, { ...input, status: 'aborted', expectUserId }));
+  return countSettled(reservationView(await settleQueued(db, { ...input, status: 'aborted', expectUserId })));
 }
 
 /** Expires open reservations whose holder stopped renewing and releases their holds; returns how many it expired. */
@@ -114,7 +128,10 @@ export async function sweepReservations(db: Knex, batch = 200): Promise<number> 
     const ids = await dal.overdueReservations(db, batch);
     for (const reservationId of ids) {
       const row = await withRetry(() => dal.settle(db, { reservationId, status: 'expired', outputTokens: 0 }));
-      if (row.status === 'expired') expired++;
+      if (row.status === 'expired') {
+        expired++;
+        accountingMetrics.reservationsExpired.inc();
+      }
     }
     if (ids.length < batch) break;
   }

@@ -10,18 +10,25 @@ import { clearRefreshCookie, deviceOf, refreshCookie, setRefreshCookie } from '.
 import type { SessionsService } from './sessions-service.ts';
 
 const tokenString = z.string().min(1).max(4096);
-const sessionResponse = z.object({
-  accessToken: z.string(),
-  refreshToken: z.string(),
-  tokenType: z.literal('Bearer'),
-  expiresIn: z.number().int(),
-  user: publicUser,
-});
+const sessionResponse = z
+  .object({
+    accessToken: z.string(),
+    refreshToken: z.string(),
+    tokenType: z.literal('Bearer'),
+    expiresIn: z.number().int(),
+    user: publicUser,
+  })
+  .meta({ id: 'LoginResponse', description: 'A new access token (Bearer) and refresh token; expiresIn in seconds' });
 const accepted = z.object({ status: z.literal('accepted') });
 
 const loginBody = z
   .strictObject({ email: z.string().min(1).max(320).optional(), username: z.string().min(1).max(64).optional(), password: presentedPasswordSchema })
-  .refine((body) => (body.email === undefined) !== (body.username === undefined), 'send either email or username');
+  .refine((body) => (body.email === undefined) !== (body.username === undefined), 'send either email or username')
+  .meta({
+    id: 'LoginRequest',
+    description: 'Either email or username, and the password',
+    examples: [{ email: 'ada@example.com', password: 'correct horse battery staple' }],
+  });
 
 export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts: AccountsService): ApiRouter {
   const { config } = ctx;

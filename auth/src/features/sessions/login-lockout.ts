@@ -2,6 +2,7 @@ import { isIPv6 } from 'node:net';
 import { ApiError } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config.ts';
+import { authMetrics } from '../../metrics.ts';
 
 type LockoutConfig = Pick<
   Config,
@@ -80,8 +81,14 @@ export function loginLockout(redis: Redis, config: LockoutConfig) {
         count(keys.addressFailures(subject, where), config.LOGIN_FAILURE_WINDOW_SECONDS),
         count(keys.accountFailures(subject), config.LOGIN_ACCOUNT_WINDOW_SECONDS),
       ]);
-      if (byAddress >= config.LOGIN_MAX_FAILURES) await lock(keys.addressLock(subject, where), keys.addressFailures(subject, where));
-      if (byAccount >= config.LOGIN_ACCOUNT_MAX_FAILURES) await lock(keys.accountLock(subject), keys.accountFailures(subject));
+      if (byAddress >= config.LOGIN_MAX_FAILURES) {
+        await lock(keys.addressLock(subject, where), keys.addressFailures(subject, where));
+        authMetrics.lockouts.inc({ scope: 'address' });
+      }
+      if (byAccount >= config.LOGIN_ACCOUNT_MAX_FAILURES) {
+        await lock(keys.accountLock(subject), keys.accountFailures(subject));
+        authMetrics.lockouts.inc({ scope: 'account' });
+      }
     },
 
     /** A correct password from an address forgets that address's failures (the account-wide count stays). */

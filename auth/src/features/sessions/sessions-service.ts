@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Actor, ApiError, type RefreshClaims, signAccessToken, signRefreshToken, verifyAccessToken, verifyRefreshToken } from '@platform/shared-types';
 import type { AuthContext } from '../../context.ts';
 import { openWithToken, sealWithToken, sha256 } from '../../lib/secrets.ts';
+import { authMetrics } from '../../metrics.ts';
 import type { UserDoc } from '../../models.ts';
 import { normaliseEmail, usernameKey } from '../users/users-dal.ts';
 import { loginLockout } from './login-lockout.ts';
@@ -111,6 +112,26 @@ export function sessionsService(ctx: AuthContext) {
     throw new ApiError('CONFLICT', 'The account changed while signing in; try again');
   }
 
+  async function login(input: { email?: string; username?: string; password: string }, device: DeviceInfo): Promise<{ pair: TokenPair; user: UserDoc }> {
+    const identifier = input.email !== undefined ? `email:${normaliseEmail(input.email)}` : `username:${usernameKey(input.username ?? '')}`;
+    const user = input.email !== undefined ? await users.findByEmail(input.email) : await users.findByUsername(input.username ?? '');
+    const subject = lockSubject(user, identifier);
+    await lockout.assertNotLocked(subject, device.ip);
+    // Same bcrypt work whether or not the account exists.
+    let ok = false;
+    if (user) ok = await passwords.verify(input.password, user.passwordHash);
+    else await passwords.verifyDummy(input.password);
+    // bcrypt took a while: the password checked must still be the account's password.
+    const current = user && ok ? await users.findById(user._id.toString()) : null;
+    if (!user || !current || current.passwordHash !== user.passwordHash) {
+      await lockout.recordFailure(subject, device.ip);
+      throw new ApiError('INVALID_CREDENTIALS', 'Wrong username, email or password');
+    }
+    await lockout.recordSuccess(subject, device.ip);
+    assertMaySignIn(current);
+    return issueFresh(current, device);
+  }
+
   return {
     issuePair,
     revokeAllSessions,
@@ -119,23 +140,14 @@ export function sessionsService(ctx: AuthContext) {
     clearLoginFailures: (userId: string) => lockout.clear(`user:${userId}`),
 
     async login(input: { email?: string; username?: string; password: string }, device: DeviceInfo): Promise<{ pair: TokenPair; user: UserDoc }> {
-      const identifier = input.email !== undefined ? `email:${normaliseEmail(input.email)}` : `username:${usernameKey(input.username ?? '')}`;
-      const user = input.email !== undefined ? await users.findByEmail(input.email) : await users.findByUsername(input.username ?? '');
-      const subject = lockSubject(user, identifier);
-      await lockout.assertNotLocked(subject, device.ip);
-      // Same bcrypt work whether or not the account exists.
-      let ok = false;
-      if (user) ok = await passwords.verify(input.password, user.passwordHash);
-      else await passwords.verifyDummy(input.password);
-      // bcrypt took a while: the password checked must still be the account's password.
-      const current = user && ok ? await users.findById(user._id.toString()) : null;
-      if (!user || !current || current.passwordHash !== user.passwordHash) {
-        await lockout.recordFailure(subject, device.ip);
-        throw new ApiError('INVALID_CREDENTIALS', 'Wrong username, email or password');
+      try {
+        const signedIn = await login(input, device);
+        authMetrics.logins.inc({ outcome: 'success' });
+        return signedIn;
+      } catch (error) {
+        authMetrics.logins.inc({ outcome: error instanceof ApiError ? error.code.toLowerCase() : 'error' });
+        throw error;
       }
-      await lockout.recordSuccess(subject, device.ip);
-      assertMaySignIn(current);
-      return issueFresh(current, device);
     },
 
     /**
@@ -171,6 +183,7 @@ export function sessionsService(ctx: AuthContext) {
         // Retired and past the grace window: someone replays an old token.
         await revokeFamily(doc.family);
         ctx.logger.warn({ userId: claims.sub, family: doc.family }, 'retired refresh token reused: family revoked');
+        authMetrics.refreshReuse.inc();
         throw new ApiError('TOKEN_REUSED', 'This refresh token was already used; every session of its family is signed out');
       };
       if (doc.status === 'rotated') return fromWinner();

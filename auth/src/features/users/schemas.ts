@@ -8,7 +8,9 @@ import { normaliseEmail } from './users-dal.ts';
 export const usernameSchema = z.string().regex(/^[A-Za-z0-9_.-]{3,32}$/, 'must be 3-32 characters of a-z, 0-9, _ . -');
 export const emailSchema = z.string().max(320).transform(normaliseEmail).pipe(z.email('must be an email address').max(254));
 
-export const newAccountBody = z.strictObject({ username: usernameSchema, email: emailSchema, password: newPasswordSchema });
+export const newAccountBody = z
+  .strictObject({ username: usernameSchema, email: emailSchema, password: newPasswordSchema })
+  .meta({ id: 'SignupRequest', examples: [{ username: 'ada', email: 'ada@example.com', password: 'correct horse battery staple' }] });
 
 export const preferencesSchema = z.strictObject({
   theme: z.enum(THEMES).optional(),
@@ -20,12 +22,14 @@ export const preferencesSchema = z.strictObject({
   defaultModelId: z.string().min(1).max(64).optional(),
 });
 
-export const profileSchema = z.object({
-  displayName: z.string().nullable(),
-  bio: z.string().nullable(),
-  avatarUrl: z.string().nullable(),
-  preferences: preferencesSchema,
-});
+export const profileSchema = z
+  .object({
+    displayName: z.string().nullable(),
+    bio: z.string().nullable(),
+    avatarUrl: z.string().nullable(),
+    preferences: preferencesSchema,
+  })
+  .meta({ id: 'Profile' });
 
 export const profilePatchBody = z
   .strictObject({
@@ -41,6 +45,6 @@ export const profilePatchBody = z
   .refine((body) => Object.keys(body).length > 0, 'send at least one field');
 
 export const userResponse = z.object({ user: publicUser });
-export const meResponse = z.object({ user: publicUser, profile: profileSchema });
+export const meResponse = z.object({ user: publicUser, profile: profileSchema }).meta({ id: 'Me' });
 export const roleSchema = z.enum(ROLES);
 export const statusSchema = z.enum(USER_STATUSES);

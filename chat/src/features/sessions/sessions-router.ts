@@ -6,7 +6,9 @@ import { messageView, type SessionsService, sessionView } from './sessions-servi
 const idParams = z.object({ id: z.string().min(1).max(64) }).strict();
 const title = z.string().trim().min(1).max(200);
 const modelId = z.string().min(1).max(64);
-const sessionSchema = z.object({ id: z.string(), userId: z.string(), modelId: z.string(), title: z.string(), createdAt: z.string(), updatedAt: z.string() });
+const sessionSchema = z
+  .object({ id: z.string(), userId: z.string(), modelId: z.string(), title: z.string(), createdAt: z.string(), updatedAt: z.string() })
+  .meta({ id: 'ChatSession' });
 const messageSchema = z.object({
   id: z.string(),
   sessionId: z.string(),
@@ -66,7 +68,10 @@ export function sessionsRouter(deps: { sessions: SessionsService; models: ModelR
         summary: 'Start a chat session',
         access: 'user',
         tags,
-        body: z.object({ modelId, title: title.optional() }).strict(),
+        body: z
+          .object({ modelId, title: title.optional() })
+          .strict()
+          .meta({ id: 'CreateChatSessionRequest', examples: [{ modelId: 'local-dev', title: 'Biology homework' }] }),
         status: 201,
         response: z.object({ session: sessionSchema }),
         errors: ['NOT_FOUND', 'FORBIDDEN'],

@@ -159,6 +159,16 @@ export class ChargeOutbox {
     return this.#model.countDocuments({});
   }
 
+  /** Queued charges (not running streams' checkpoints) and the age of the oldest, for the ops metrics. */
+  async stats(): Promise<{ depth: number; oldestAgeSeconds: number }> {
+    const queued = { provisional: { $ne: true } };
+    const [depth, oldest] = await Promise.all([
+      this.#model.countDocuments(queued),
+      this.#model.findOne(queued).sort({ createdAt: 1 }).select({ createdAt: 1 }).lean<Pick<OutboxDoc, 'createdAt'>>(),
+    ]);
+    return { depth, oldestAgeSeconds: oldest ? Math.max(0, (Date.now() - oldest.createdAt.getTime()) / 1000) : 0 };
+  }
+
   /** One pass over the charges that are due. */
   async retryDue(): Promise<void> {
     const due = await this.#model

@@ -33,7 +33,8 @@ export function streamRouter(deps: {
   const { streams, sessions, supervision, bus, heartbeatMs } = deps;
   const messageBody = z
     .object({ message: z.string().trim().min(1).max(deps.maxMessageChars), fileIds, maxOutputTokens: z.number().int().min(1).max(1_000_000).optional() })
-    .strict();
+    .strict()
+    .meta({ id: 'ChatMessageRequest', examples: [{ message: 'Explain photosynthesis in two sentences.', maxOutputTokens: 256 }] });
   const tags = ['chat'];
   return new ApiRouter()
     .route(

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Actor, ApiError, type Logger, type ModelEntry, type ReservationResponse } from '@platform/shared-types';
 import { Types } from 'mongoose';
+import { chatMetrics } from '../../metrics.ts';
 import type { ModelRegistry, ProviderName } from '../../models/model-registry.ts';
 import { countPromptTokens, countTokens, estimatePromptTokens, estimateTurnTokens } from '../../models/tokens.ts';
 import type { ChatTurn, Provider, Sampling, Usage } from '../../providers/provider.ts';
@@ -332,6 +333,9 @@ export class StreamService {
     }, this.#deps.config.heartbeatMs);
 
     let text = '';
+    const labels = { model: s.model.id, provider: s.model.provider };
+    chatMetrics.streamsOpen.inc(labels);
+    const endFirstToken = chatMetrics.timeToFirstToken.startTimer(labels);
     const keeping = this.#keepReservation(s.reservation, () => ({ inputTokens: s.inputTokens, outputTokens: countTokens(text) }));
     let reported: Usage | undefined;
     let stopReason = 'end_turn';
@@ -348,6 +352,7 @@ export class StreamService {
         ...s.request.sampling,
       })) {
         if (event.type === 'delta') {
+          if (text === '') endFirstToken();
           text += event.text;
           emit('delta', { text: event.text });
         } else {
@@ -360,8 +365,10 @@ export class StreamService {
       if (!state.cause) failure = error;
     } finally {
       clearInterval(heartbeat);
+      chatMetrics.streamsOpen.dec(labels);
       await keeping();
     }
+    if (failure) chatMetrics.providerErrors.inc(labels);
 
     // what to store, charge and tell
     const cause = state.cause;
@@ -380,6 +387,9 @@ export class StreamService {
       usage = produced;
       chargeRequest = { kind: 'abort', body: { reservationId: s.reservationId, ...usage } };
     }
+    chatMetrics.streams.inc({ ...labels, outcome: status });
+    chatMetrics.tokens.inc({ ...labels, direction: 'input' }, usage.inputTokens);
+    chatMetrics.tokens.inc({ ...labels, direction: 'output' }, usage.outputTokens);
     const charge: ChargeResult = await this.#deps.outbox.attempt(chargeRequest);
     // accounting is the one source of prices: while the charge waits in the outbox the reply shows no number (and
     // chargePending); the outbox writes accounting's number when the charge lands

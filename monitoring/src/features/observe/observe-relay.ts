@@ -17,6 +17,7 @@ import {
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { Request, Response } from 'express';
 import { Agent, request } from 'undici';
+import { monitoringMetrics } from '../../metrics.ts';
 import { type Pair, pairKey, type RelationshipChanges } from '../relationships/relationship-changes.ts';
 import type { RelationshipService } from '../relationships/relationships-service.ts';
 
@@ -116,9 +117,11 @@ export class ObserveRelay {
       upstream = await request(url, { method: 'GET', headers, signal, dispatcher: this.#agent, headersTimeout: 10_000, bodyTimeout: 0 });
     } catch (error) {
       if (signal.aborted) throw new ApiError('UPSTREAM_UNAVAILABLE', 'The observer left before chat answered', { cause: error });
+      monitoringMetrics.relayErrors.inc({ kind: 'connect' });
       throw new ApiError('UPSTREAM_UNAVAILABLE', 'chat is unavailable', { cause: error });
     }
     if (upstream.statusCode === 200 && /^text\/event-stream/i.test(String(upstream.headers['content-type'] ?? ''))) return upstream;
+    monitoringMetrics.relayErrors.inc({ kind: 'refused' });
     const text = await upstream.body.text().catch(() => '');
     if (upstream.statusCode === 404) throw new ApiError('NOT_FOUND', `No session ${sessionId} of student ${studentId}`);
     let code: unknown;
@@ -162,6 +165,7 @@ export class ObserveRelay {
       },
     };
     this.#open.add(relay);
+    monitoringMetrics.observersOpen.inc();
     const unwatch = watchStreamToken({ claims, revocations: this.#revocations, onEnd: (reason) => relay.end(reason) });
     const parser = createParser({
       onEvent: (message: EventSourceMessage) => {
@@ -177,12 +181,14 @@ export class ObserveRelay {
     } catch (error) {
       if (!controller.signal.aborted) {
         this.#logger.warn({ err: { message: (error as Error).message } }, 'observe upstream failed');
+        monitoringMetrics.relayErrors.inc({ kind: 'broken' });
         endedBy ??= { code: 'UPSTREAM_UNAVAILABLE', detail: 'The observed stream broke off' };
       }
     } finally {
       clearInterval(heartbeat);
       unwatch();
       this.#open.delete(relay);
+      monitoringMetrics.observersOpen.dec();
       controller.abort();
       body.destroy();
       if (!res.writableEnded && !res.destroyed) {

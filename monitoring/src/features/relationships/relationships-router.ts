@@ -5,17 +5,19 @@ import type { RelationshipService } from './relationships-service.ts';
 
 const userId = z.string().trim().min(1).max(64);
 
-export const relationshipSchema = z.object({
-  id: z.uuid(),
-  supervisorId: z.string(),
-  studentId: z.string(),
-  active: z.boolean(),
-  createdBy: z.string(),
-  createdAt: z.string(),
-  since: z.string(),
-  deactivatedAt: z.string().nullable(),
-  deactivatedReason: z.string().nullable(),
-});
+export const relationshipSchema = z
+  .object({
+    id: z.uuid(),
+    supervisorId: z.string(),
+    studentId: z.string(),
+    active: z.boolean(),
+    createdBy: z.string(),
+    createdAt: z.string(),
+    since: z.string(),
+    deactivatedAt: z.string().nullable(),
+    deactivatedReason: z.string().nullable(),
+  })
+  .meta({ id: 'Relationship' });
 const userSummary = z.object({ id: z.string(), username: z.string(), email: z.string(), role: z.enum(ROLES), status: z.string() }).nullable();
 
 export const pageQuery = {
@@ -32,7 +34,10 @@ export function relationshipsRouter(service: RelationshipService): ApiRouter {
         summary: 'Create a supervisor-student relationship (admin)',
         tags: ['relationships'],
         access: 'user',
-        body: z.object({ supervisorId: userId, studentId: userId }).strict(),
+        body: z
+          .object({ supervisorId: userId, studentId: userId })
+          .strict()
+          .meta({ id: 'CreateRelationshipRequest', examples: [{ supervisorId: '665f1c2e9b1d8a0012345678', studentId: '665f1c2e9b1d8a0087654321' }] }),
         status: 201,
         response: z.object({ relationship: relationshipSchema, reactivated: z.boolean() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'UPSTREAM_UNAVAILABLE'],
