@@ -26,18 +26,19 @@ export function openAiRouter(deps: { openai: OpenAiService; maxMessageChars: num
       },
       async ({ actor, body, req, res }) => {
         const prepared = await openai.prepare(actor, body);
-        const sessionId = await openai.createSession(actor, prepared);
+        const session = openai.newSession(actor, prepared);
+        const sessionId = session.doc._id.toHexString();
         const userToken = bearerToken(req.headers.authorization);
         if (prepared.stream) {
           const sink = new ChunkSseSink(res, { model: prepared.model.id, sessionId, includeUsage: prepared.includeUsage });
-          await openai.run({ actor, userToken, sessionId, prepared, sink, opened: () => sink.opened });
+          await openai.run({ actor, userToken, session, prepared, sink, opened: () => sink.opened });
           return undefined;
         }
         const sink = new OpenAiCollectingSink();
         res.on('close', () => {
           if (!res.writableFinished) sink.close();
         });
-        await openai.run({ actor, userToken, sessionId, prepared, sink, opened: () => sink.opened });
+        await openai.run({ actor, userToken, session, prepared, sink, opened: () => sink.opened });
         res.setHeader('X-Session-Id', sessionId);
         return openai.completion(sink, prepared.model.id, sessionId);
       },

@@ -1,9 +1,14 @@
 import { type Actor, ApiError, type ModelEntry } from '@platform/shared-types';
+import { Types } from 'mongoose';
 import type { ModelRegistry } from '../../models/model-registry.ts';
 import type { ChatTurn, Sampling, Usage } from '../../providers/provider.ts';
+import type { SessionDoc } from '../sessions/sessions-dal.ts';
 import { type SessionsService, titleFrom } from '../sessions/sessions-service.ts';
 import { CollectingSink, type StreamSink } from '../stream/sse.ts';
-import type { StreamService } from '../stream/stream-service.ts';
+import type { StreamRequest, StreamService } from '../stream/stream-service.ts';
+
+type NewSession = NonNullable<StreamRequest['newSession']>;
+
 import type { CompletionRequest } from './openai-schema.ts';
 import { completionId, finishReason, openAiUsage } from './openai-sinks.ts';
 
@@ -122,23 +127,45 @@ export class OpenAiService {
     };
   }
 
-  /** a new session of the caller for this completion, titled from the first user message */
-  async createSession(actor: Actor, prepared: PreparedCompletion): Promise<string> {
-    const session = await this.#sessions.create(actor, { modelId: prepared.model.id, title: prepared.title });
-    return session._id.toHexString();
+  /**
+   * a new session of the caller for this completion, titled from the first user message; its write runs on while
+   * the stream starts (the stream waits for it before its terminal event)
+   */
+  newSession(actor: Actor, prepared: PreparedCompletion): NewSession {
+    const now = new Date();
+    const doc: SessionDoc = {
+      _id: new Types.ObjectId(),
+      userId: actor.userId,
+      modelId: prepared.model.id,
+      title: prepared.title,
+      titled: true,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const written = this.#sessions.dal.createSession({ _id: doc._id, userId: actor.userId, modelId: doc.modelId, title: doc.title });
+    written.catch(() => undefined); // observed by the stream; a refusal before it waits for it below
+    return { doc, written };
   }
 
   /**
    * Runs the completion through the stream pipeline into `sink`. A refusal before the stream opened (no credits,
    * validation) leaves nothing behind: the new session is deleted and the refusal is rethrown.
    */
-  async run(input: { actor: Actor; userToken: string | undefined; sessionId: string; prepared: PreparedCompletion; sink: StreamSink; opened: () => boolean }) {
-    const { actor, prepared, sessionId } = input;
+  async run(input: {
+    actor: Actor;
+    userToken: string | undefined;
+    session: NewSession;
+    prepared: PreparedCompletion;
+    sink: StreamSink;
+    opened: () => boolean;
+  }) {
+    const { actor, prepared, session } = input;
     try {
       await this.#streams.run({
         actor,
         userToken: input.userToken,
-        sessionId,
+        sessionId: session.doc._id.toHexString(),
+        newSession: session,
         message: prepared.message,
         context: prepared.context,
         maxOutputTokens: prepared.maxOutputTokens,
@@ -147,8 +174,9 @@ export class OpenAiService {
       });
     } catch (error) {
       if (!input.opened()) {
-        const objectId = (await this.#sessions.byId(sessionId).catch(() => undefined))?._id;
-        if (objectId) await this.#sessions.dal.deleteSession(objectId).catch(() => undefined);
+        // after its write settled, so the delete cannot run ahead of the insert
+        await session.written.catch(() => undefined);
+        await this.#sessions.dal.deleteSession(session.doc._id).catch(() => undefined);
       }
       throw error;
     }

@@ -82,8 +82,9 @@ export class SessionsDal {
     this.messages = connection.model<MessageDoc>('Message', messageSchema, 'messages');
   }
 
-  async createSession(input: { userId: string; modelId: string; title?: string }): Promise<SessionDoc> {
+  async createSession(input: { _id?: Types.ObjectId; userId: string; modelId: string; title?: string }): Promise<SessionDoc> {
     const doc = await this.sessions.create({
+      ...(input._id ? { _id: input._id } : {}),
       userId: input.userId,
       modelId: input.modelId,
       title: input.title ?? 'New chat',

@@ -6,7 +6,7 @@ import type { ModelRegistry, ProviderName } from '../../models/model-registry.ts
 import { countPromptTokens, countTokens, estimatePromptTokens, estimateTurnTokens } from '../../models/tokens.ts';
 import type { ChatTurn, Provider, Sampling, Usage } from '../../providers/provider.ts';
 import { ProviderError } from '../../providers/provider.ts';
-import type { MessageDoc, MessageStatus, SessionsDal } from '../sessions/sessions-dal.ts';
+import type { MessageDoc, MessageStatus, SessionDoc, SessionsDal } from '../sessions/sessions-dal.ts';
 import { type SessionsService, titleFrom, toObjectId } from '../sessions/sessions-service.ts';
 import type { AccountingClient } from './accounting-client.ts';
 import type { Charge, ChargeOutbox, ChargeResult } from './charge-outbox.ts';
@@ -32,10 +32,19 @@ export interface StreamRequest {
   context?: ChatTurn[];
   /** sampling options passed to the provider (the OpenAI-compatible API) */
   sampling?: Sampling;
+  /**
+   * a session the caller just made for this stream (the OpenAI-compatible API) and its write, still running: the
+   * stream does not wait for it before the first token, only before its terminal event
+   */
+  newSession?: { doc: SessionDoc; written: Promise<unknown> };
   sink: StreamSink;
 }
 
-type StopCause = { kind: 'client' } | { kind: 'interrupt'; by: string; byUserId: string; reason: string };
+type StopCause =
+  | { kind: 'client' }
+  | { kind: 'interrupt'; by: string; byUserId: string; reason: string }
+  /** the session or the user's message could not be stored: the stream ends, charging what was produced */
+  | { kind: 'store'; error: unknown };
 
 interface ActiveStream {
   streamId: string;
@@ -86,6 +95,39 @@ export function contextTurns(context: ChatTurn[], newMessage: string, budgetToke
   if (estimatePromptTokens(merged) > budgetTokens)
     throw new ApiError('VALIDATION_FAILED', "The messages do not fit the model's context", { extensions: { param: 'messages' } });
   return merged;
+}
+
+/** How a stream ended, as `settle` needs it. */
+export interface StreamOutcome {
+  reservationId: string;
+  /** the provider finished its reply */
+  completed: boolean;
+  /** why it was stopped early, if it was */
+  cause?: StopCause['kind'];
+  producedText: boolean;
+  /** the tokenizer's count of the prompt and of the produced text (what is charged without provider usage) */
+  promptTokens: number;
+  outputTokens: number;
+  /** the provider's reported usage (a completed reply) */
+  reported?: Usage;
+}
+
+/**
+ * What to store and charge for a stream's outcome: a completed reply is finalized with the provider's usage; a
+ * stopped or failed one is aborted with what was produced. An upstream that failed before producing anything is
+ * not billed; anything produced (or stopped by the user) is. A failed conversation write makes the reply an error,
+ * charged like the rest.
+ */
+export function settle(outcome: StreamOutcome): { status: MessageStatus; usage: Usage; charge: Charge } {
+  const { reservationId, completed, cause } = outcome;
+  const failedEmpty = !completed && (cause === undefined || cause === 'store') && !outcome.producedText;
+  const produced: Usage = { inputTokens: failedEmpty ? 0 : outcome.promptTokens, outputTokens: outcome.outputTokens };
+  if (completed) {
+    const usage = outcome.reported ?? produced;
+    return { status: cause === 'store' ? 'error' : 'complete', usage, charge: { kind: 'finalize', body: { reservationId, ...usage } } };
+  }
+  const status: MessageStatus = cause === 'client' || cause === 'interrupt' ? 'interrupted' : 'error';
+  return { status, usage: produced, charge: { kind: 'abort', body: { reservationId, ...produced } } };
 }
 
 export interface StreamDeps {
@@ -164,8 +206,8 @@ export class StreamService {
     // the session and its history in one round trip (ownership is checked before anything is used)
     const objectId = toObjectId(request.sessionId);
     const [session, history] = await Promise.all([
-      this.#deps.sessions.own(actor, request.sessionId),
-      objectId && !request.context ? dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
+      request.newSession ? request.newSession.doc : this.#deps.sessions.own(actor, request.sessionId),
+      objectId && !request.context && !request.newSession ? dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
       this.#deps.models.refresh(), // an admin's change (access, disable) holds from this request on
     ]);
     const model = this.#deps.models.require(actor, session.modelId);
@@ -180,7 +222,14 @@ export class StreamService {
     });
     if (!locked) throw new ApiError('CONFLICT', 'A reply is already streaming in this session');
 
-    let prepared: { turns: ChatTurn[]; inputTokens: number; maxOutputTokens: number; reservationId: string; reservation: ReservationResponse };
+    let prepared: {
+      turns: ChatTurn[];
+      inputTokens: number;
+      maxOutputTokens: number;
+      reservationId: string;
+      reservation: ReservationResponse;
+      written: Promise<unknown>;
+    };
     try {
       const attachmentText = request.fileIds && request.fileIds.length > 0 ? await this.#deps.attachments(actor.userId, request.fileIds) : '';
       if (request.maxOutputTokens !== undefined && request.maxOutputTokens > model.maxOutputTokens) {
@@ -196,8 +245,10 @@ export class StreamService {
       const reservedInputTokens = Math.min(estimatePromptTokens(turns), 10_000_000);
       const reservationId = randomUUID();
       const userMessageId = new Types.ObjectId();
-      // store the user message while reserving; undo whichever succeeded if the other failed
-      const [stored, reserved] = await Promise.allSettled([
+      // store the user message (and a new session) while reserving. Money needs the reservation before the first
+      // token; the writes need only be done before the terminal event. A refused reservation undoes the writes.
+      const written = Promise.all([
+        request.newSession?.written,
         dal.addMessage({
           _id: userMessageId,
           sessionId: session._id,
@@ -208,6 +259,10 @@ export class StreamService {
           modelId: model.id,
           fileIds: request.fileIds && request.fileIds.length > 0 ? request.fileIds : undefined,
         }),
+      ]);
+      // observed from here on (a write may fail while the reservation is still on its way)
+      written.catch(() => undefined);
+      const [reserved] = await Promise.allSettled([
         this.#reserve(
           // the API key's credit limit applies to what is reserved through it (DESIGN 5b)
           {
@@ -222,14 +277,13 @@ export class StreamService {
         ),
       ]);
       if (reserved.status === 'rejected') {
-        if (stored.status === 'fulfilled') await dal.deleteMessage(userMessageId);
+        await written.catch(() => undefined);
+        await dal
+          .deleteMessage(userMessageId)
+          .catch((error: unknown) => this.#deps.logger.warn({ err: error, sessionId }, 'could not undo the user message of a refused stream'));
         throw reserved.reason;
       }
-      if (stored.status === 'rejected') {
-        await this.#deps.outbox.charge({ kind: 'abort', body: { reservationId, inputTokens: 0, outputTokens: 0 } }).catch(() => undefined);
-        throw stored.reason;
-      }
-      prepared = { turns, inputTokens, maxOutputTokens, reservationId, reservation: reserved.value };
+      prepared = { turns, inputTokens, maxOutputTokens, reservationId, reservation: reserved.value, written };
     } catch (error) {
       await bus.releaseLock(sessionId, holder).catch(() => undefined);
       throw error;
@@ -305,6 +359,8 @@ export class StreamService {
     maxOutputTokens: number;
     reservationId: string;
     reservation: ReservationResponse;
+    /** the user message (and new session) writes, done before the terminal event */
+    written: Promise<unknown>;
   }): Promise<void> {
     const { dal, bus, logger } = this.#deps;
     const { sink, actor } = s.request;
@@ -323,6 +379,10 @@ export class StreamService {
     this.#active.set(s.sessionId, { streamId: s.streamId, userId: actor.userId, messageId: messageId.toHexString(), stop });
     sink.onClose(() => stop({ kind: 'client' }));
     if (s.early.closed) stop({ kind: 'client' });
+    s.written.catch((error: unknown) => {
+      logger.error({ err: error, sessionId: s.sessionId }, 'could not store the conversation; ending the stream');
+      stop({ kind: 'store', error });
+    });
 
     await bus.startReplay(s.sessionId).catch(() => undefined);
     sink.open();
@@ -370,23 +430,22 @@ export class StreamService {
     }
     if (failure) chatMetrics.providerErrors.inc(labels);
 
-    // what to store, charge and tell
+    // the writes the stream did not wait for are done before anything is told (a failure ends it as an error)
+    await s.written.catch(() => undefined);
     const cause = state.cause;
-    // an upstream that failed before producing anything is not billed; anything produced (or stopped by the user) is
-    const failedEmpty = !completed && !cause && text.length === 0;
-    const produced: Usage = { inputTokens: failedEmpty ? 0 : s.inputTokens, outputTokens: countTokens(text) };
-    let status: MessageStatus;
-    let usage: Usage;
-    let chargeRequest: Charge;
-    if (completed) {
-      status = 'complete';
-      usage = reported ?? produced;
-      chargeRequest = { kind: 'finalize', body: { reservationId: s.reservationId, ...usage } };
-    } else {
-      status = cause ? 'interrupted' : 'error';
-      usage = produced;
-      chargeRequest = { kind: 'abort', body: { reservationId: s.reservationId, ...usage } };
-    }
+    const {
+      status,
+      usage,
+      charge: chargeRequest,
+    } = settle({
+      reservationId: s.reservationId,
+      completed,
+      cause: cause?.kind,
+      producedText: text.length > 0,
+      promptTokens: s.inputTokens,
+      outputTokens: countTokens(text),
+      reported,
+    });
     chatMetrics.streams.inc({ ...labels, outcome: status });
     chatMetrics.tokens.inc({ ...labels, direction: 'input' }, usage.inputTokens);
     chatMetrics.tokens.inc({ ...labels, direction: 'output' }, usage.outputTokens);
@@ -429,13 +488,15 @@ export class StreamService {
     }
 
     const id = messageId.toHexString();
-    if (completed) emit('done', { messageId: id, usage, credits, chargePending: charge.pending || undefined, stopReason });
+    if (status === 'complete') emit('done', { messageId: id, usage, credits, chargePending: charge.pending || undefined, stopReason });
     else if (cause?.kind === 'interrupt') {
       emit('interrupted', { messageId: id, by: cause.by, byUserId: cause.byUserId, reason: cause.reason, usage, credits });
       await bus
         .publishUserEvent(actor.userId, 'interrupted', { sessionId: s.sessionId, messageId: id, by: cause.by, reason: cause.reason })
         .catch(() => undefined);
     } else if (cause?.kind === 'client') emit('interrupted', { messageId: id, by: 'client', reason: 'client disconnected', usage, credits }, false);
+    else if (cause?.kind === 'store')
+      emit('error', { messageId: id, code: 'UPSTREAM_UNAVAILABLE', detail: 'The conversation could not be stored', usage, credits });
     else {
       const detail = failure instanceof ProviderError ? failure.message : 'The model failed to answer';
       if (!(failure instanceof ProviderError)) logger.error({ err: failure, sessionId: s.sessionId }, 'stream failed');
