@@ -16,6 +16,8 @@ interface ChatSession {
   updatedAt: string;
 }
 interface Message {
+  /** stable while the reply streams (its id arrives with the first event) */
+  key: string;
   id: string;
   role: 'user' | 'assistant' | 'supervisor';
   content: string;
@@ -105,7 +107,7 @@ export function ChatScreen(props: { sessionId: string | null }) {
   }, [sessionId]);
 
   return (
-    <div class="chat-layout">
+    <div class={sessionId ? 'chat-layout chat-open' : 'chat-layout'}>
       <aside class="card sessions" aria-labelledby="sessions-title">
         <h2 id="sessions-title">Your chats</h2>
         <NewSession models={models} onCreated={(created) => setSessions((list) => [created, ...list])} />
@@ -205,6 +207,8 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
   const [quota, setQuota] = useState<Quota | null>(null);
   const [uploading, setUploading] = useState(false);
   const controller = useRef<AbortController | null>(null);
+  /** replies streamed in this tab: their own stream already told how they ended */
+  const streamedHere = useRef(new Set<string>());
   const logRef = useRef<HTMLDivElement>(null);
 
   const load = useCallback(async () => {
@@ -212,7 +216,11 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
       const answer = await api<{ session: ChatSession; messages: StoredMessage[] }>(`/api/chat/sessions/${encodeURIComponent(sessionId)}`);
       setSession(answer.session);
       setMessages(
-        answer.messages.map((m) => ({ ...m, note: m.status === 'interrupted' ? 'Stopped early' : m.status === 'error' ? 'Ended with an error' : undefined })),
+        answer.messages.map((m) => ({
+          ...m,
+          key: m.id,
+          note: m.status === 'interrupted' ? 'Stopped early' : m.status === 'error' ? 'Ended with an error' : undefined,
+        })),
       );
     } catch (problem) {
       setError(`Could not open this chat: ${describe(problem)}`);
@@ -240,9 +248,9 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
           setMessages((list) =>
             list.some((m) => m.id === messageId)
               ? list
-              : [...list, { id: messageId, role: 'supervisor', content, status: 'complete', author: from.username, createdAt }],
+              : [...list, { key: messageId, id: messageId, role: 'supervisor', content, status: 'complete', author: from.username, createdAt }],
           );
-        } else if (!controller.current) void load();
+        } else if (!streamedHere.current.has(event.data.messageId)) void load();
       }),
     [sessionId, load],
   );
@@ -252,11 +260,9 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
     if (log) log.scrollTop = log.scrollHeight;
   }, [messages]);
 
-  const updateLast = (change: (message: Message) => Message) =>
-    setMessages((list) => {
-      const last = list.at(-1);
-      return last && last.role === 'assistant' ? [...list.slice(0, -1), change(last)] : list;
-    });
+  /** changes the reply being streamed, wherever it is now (feedback may have landed after it) */
+  const updateReply = (key: string, change: (message: Message) => Message) =>
+    setMessages((list) => list.map((message) => (message.key === key ? change(message) : message)));
 
   const send = async (event: SubmitEvent) => {
     event.preventDefault();
@@ -267,10 +273,12 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
     const abort = new AbortController();
     controller.current = abort;
     const fileIds = files.map((f) => f.id);
+    const key = `local-${crypto.randomUUID()}`;
+    const updateLast = (change: (message: Message) => Message) => updateReply(key, change);
     setMessages((list) => [
       ...list,
-      { id: `local-${Date.now()}`, role: 'user', content: text, status: 'complete' },
-      { id: '', role: 'assistant', content: '', status: 'streaming' },
+      { key: `${key}-question`, id: '', role: 'user', content: text, status: 'complete' },
+      { key, id: '', role: 'assistant', content: '', status: 'streaming' },
     ]);
     setDraft('');
     setFiles([]);
@@ -286,14 +294,16 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
       void refreshBalance(); // shows the reservation while the reply streams
       await readSse(response, (name, raw) => {
         const data = JSON.parse(raw) as Record<string, unknown>;
-        if (name === 'session') updateLast((m) => ({ ...m, id: String(data.messageId ?? '') }));
-        else if (name === 'delta') updateLast((m) => ({ ...m, content: m.content + String(data.text ?? '') }));
+        if (name === 'session') {
+          streamedHere.current.add(String(data.messageId));
+          updateLast((m) => ({ ...m, id: String(data.messageId ?? '') }));
+        } else if (name === 'delta') updateLast((m) => ({ ...m, content: m.content + String(data.text ?? '') }));
         else if (name === 'done') {
           ended = true;
           updateLast((m) => ({ ...m, status: 'complete', credits: Number(data.credits) }));
         } else if (name === 'interrupted') {
           ended = true;
-          const by = data.by === 'client' ? 'You stopped this reply' : `Stopped by your ${String(data.by ?? 'supervisor')}`;
+          const by = data.by === 'client' ? 'You stopped this reply' : `Stopped by ${String(data.by ?? 'your supervisor')}`;
           updateLast((m) => ({
             ...m,
             status: 'interrupted',
@@ -314,7 +324,7 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
     } catch (problem) {
       if (abort.signal.aborted) updateLast((m) => ({ ...m, status: 'interrupted', note: 'You stopped this reply' }));
       else {
-        setMessages((list) => (list.at(-1)?.role === 'assistant' && list.at(-1)?.content === '' ? list.slice(0, -1) : list));
+        setMessages((list) => list.filter((message) => message.key !== key || message.content !== ''));
         setError(describe(problem));
       }
     } finally {
@@ -349,6 +359,9 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
   const model = props.models.find((m) => m.id === session?.modelId);
   return (
     <section class="card chat" aria-labelledby="chat-title">
+      <a class="back-link" {...linkProps('/')}>
+        ← All chats
+      </a>
       <div class="section-head">
         <h2 id="chat-title">{session?.title ?? 'Chat'}</h2>
         <span class="note" id="chat-model">
@@ -357,8 +370,8 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
       </div>
       <div class="messages" ref={logRef} role="log" aria-label="Messages" aria-busy={streaming}>
         {messages.length === 0 ? <p class="note">Say hello to start.</p> : null}
-        {messages.map((message, index) => (
-          <MessageView key={message.id || `pending-${index}`} message={message} />
+        {messages.map((message) => (
+          <MessageView key={message.key} message={message} />
         ))}
       </div>
       <form class="composer" onSubmit={(event) => void send(event)}>

@@ -115,13 +115,23 @@ function App() {
     const timer = setInterval(() => {
       if (!document.hidden) void refreshBalance();
     }, BALANCE_EVERY_MS);
+    // back to the tab (credits given meanwhile, a reply elsewhere): a fresh figure at once
+    const onVisible = () => {
+      if (!document.hidden) void refreshBalance();
+    };
+    document.addEventListener('visibilitychange', onVisible);
+    window.addEventListener('focus', onVisible);
     return () => {
       clearInterval(timer);
+      document.removeEventListener('visibilitychange', onVisible);
+      window.removeEventListener('focus', onVisible);
       stopEvents();
     };
   }, [userId]);
 
   useEffect(() => {
+    // signed in already: the log-in and sign-up screens lead to the chats
+    if (session && ['/login', '/signup'].includes(path)) navigate('/', { replace: true });
     // a screen that needs a session, without one (logged out elsewhere, refresh refused): to the login screen
     if (!session && !['/login', '/signup', '/verify-email', '/forgot-password', '/reset-password'].includes(path)) navigate('/login', { replace: true });
   }, [session, path]);

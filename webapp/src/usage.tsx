@@ -91,34 +91,36 @@ function ModelBars(props: { models: Stats['byModel'] }) {
   const max = Math.max(1, ...props.models.map((m) => m.credits));
   if (props.models.length === 0) return <p class="note">No usage in the last {DAYS} days.</p>;
   return (
-    <table class="model-bars">
-      <caption class="visually-hidden">Credits per model, last {DAYS} days</caption>
-      <thead>
-        <tr>
-          <th scope="col">Model</th>
-          <th scope="col">Credits</th>
-          <th scope="col">Requests</th>
-          <th scope="col">Tokens in / out</th>
-        </tr>
-      </thead>
-      <tbody>
-        {props.models.map((m) => (
-          <tr key={m.modelId} data-model-id={m.modelId}>
-            <th scope="row">{m.modelId}</th>
-            <td>
-              <svg viewBox="0 0 100 10" class="inline-bar" aria-hidden="true" preserveAspectRatio="none">
-                <rect x={0} y={0} height={10} width={Math.max(1, (100 * m.credits) / max)} class="bar" />
-              </svg>{' '}
-              <span class="figure">{m.credits}</span>
-            </td>
-            <td>{m.requests}</td>
-            <td>
-              {m.inputTokens} / {m.outputTokens}
-            </td>
+    <div class="table-wrap">
+      <table class="model-bars">
+        <caption class="visually-hidden">Credits per model, last {DAYS} days</caption>
+        <thead>
+          <tr>
+            <th scope="col">Model</th>
+            <th scope="col">Credits</th>
+            <th scope="col">Requests</th>
+            <th scope="col">Tokens in / out</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {props.models.map((m) => (
+            <tr key={m.modelId} data-model-id={m.modelId}>
+              <th scope="row">{m.modelId}</th>
+              <td>
+                <svg viewBox="0 0 100 10" class="inline-bar" aria-hidden="true" preserveAspectRatio="none">
+                  <rect x={0} y={0} height={10} width={Math.max(1, (100 * m.credits) / max)} class="bar" />
+                </svg>{' '}
+                <span class="figure">{m.credits}</span>
+              </td>
+              <td>{m.requests}</td>
+              <td>
+                {m.inputTokens} / {m.outputTokens}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
