@@ -93,6 +93,8 @@ describe('end-user web app in headless Chromium through the gateway', function (
     expect(url, `a link in ${mail?.text}`).to.be.a('string');
     return { link: new URL(url as string), token: mail?.meta.token ?? '' };
   }
+  const studentToken = async () =>
+    (await student.evaluate(() => (JSON.parse(sessionStorage.getItem('webapp.session') ?? '{}') as { accessToken?: string }).accessToken)) ?? '';
   const balanceShown = async (page: Page) => Number(await page.locator('#balance-available').getAttribute('data-available'));
 
   before(async function () {
@@ -291,6 +293,28 @@ describe('end-user web app in headless Chromium through the gateway', function (
     await dashboard.close();
   });
 
+  it('attaches a file with the daily quota shown, and sends it with the next message', async () => {
+    await student.locator('.session-list a').getByText('Markdown check').click();
+    await student.getByRole('heading', { name: 'Markdown check' }).waitFor();
+    await student.locator('#quota').getByText('Uploads today: 0 of 10').waitFor();
+    await student.locator('#composer-file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('Plain **bold** from a file.\n') });
+    await student.getByRole('list', { name: 'Attached files' }).getByText('notes.txt').waitFor();
+    await student.locator('#quota').getByText('Uploads today: 1 of 10').waitFor();
+    const files = await api<{ files: Array<{ id: string; name: string }> }>(gw, 'GET', '/api/chat/files', { token: await studentToken() });
+    expect(files.body.files.map((f) => f.name)).to.deep.equal(['notes.txt']);
+    await checkScreen(student, '14a-attachment');
+    const before = await balanceShown(student);
+    const sent = student.waitForRequest((request) => request.url().endsWith('/stream') && request.method() === 'POST');
+    await student.getByLabel('Your message').fill('Plain **bold** with the file attached');
+    await student.getByRole('button', { name: 'Send' }).click();
+    expect(JSON.parse((await sent).postData() ?? '{}')).to.deep.include({ fileIds: [files.body.files[0]?.id] });
+    const reply = student.locator('article.message.assistant').last();
+    await reply.locator('xpath=self::*[@data-status="complete"]').waitFor({ timeout: 30_000 });
+    expect(await student.getByRole('list', { name: 'Attached files' }).count(), 'attachments go with one message').to.equal(0);
+    const charged = Number(await reply.locator('[data-credits]').getAttribute('data-credits'));
+    await student.locator(`#balance-available[data-available="${before - charged}"]`).waitFor();
+  });
+
   it('shows usage per day and per model over the last 30 days, and the transactions', async () => {
     await student.getByRole('link', { name: 'Usage' }).click();
     await student.getByRole('heading', { name: 'Usage, last 30 days' }).waitFor();
@@ -394,8 +418,8 @@ describe('end-user web app in headless Chromium through the gateway', function (
     await checkScreen(phone, '18-phone-usage');
     expect(errors).to.deep.equal([]);
     await phone.close();
-    // every screen above (14 of the app, 3 of the dashboard) was checked: none had a serious or critical violation
-    expect(Object.keys(a11y).length).to.equal(17);
+    // every screen above (15 of the app, 3 of the dashboard) was checked: none had a serious or critical violation
+    expect(Object.keys(a11y).length).to.equal(18);
     expect(Object.values(a11y).flat()).to.deep.equal([]);
   });
 });

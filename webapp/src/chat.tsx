@@ -368,7 +368,7 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
           {session ? `${model?.displayName ?? session.modelId} · ${priceText(model?.price)}` : ''}
         </span>
       </div>
-      <div class="messages" ref={logRef} role="log" aria-label="Messages" aria-busy={streaming}>
+      <div class="messages" ref={logRef} role="log" aria-label="Messages" aria-busy={streaming} tabindex={0}>
         {messages.length === 0 ? <p class="note">Say hello to start.</p> : null}
         {messages.map((message) => (
           <MessageView key={message.key} message={message} />

@@ -91,7 +91,7 @@ function ModelBars(props: { models: Stats['byModel'] }) {
   const max = Math.max(1, ...props.models.map((m) => m.credits));
   if (props.models.length === 0) return <p class="note">No usage in the last {DAYS} days.</p>;
   return (
-    <div class="table-wrap">
+    <div class="table-wrap" role="region" aria-label="Credits per model" tabindex={0}>
       <table class="model-bars">
         <caption class="visually-hidden">Credits per model, last {DAYS} days</caption>
         <thead>
@@ -165,7 +165,7 @@ export function UsageScreen() {
       </section>
       <section class="card" aria-labelledby="transactions-title">
         <h2 id="transactions-title">Transactions</h2>
-        <div class="table-wrap">
+        <div class="table-wrap" role="region" aria-label="Transactions" tabindex={0}>
           <table id="transactions-table">
             <caption class="visually-hidden">Your credit transactions, newest first</caption>
             <thead>
