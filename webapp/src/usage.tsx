@@ -48,7 +48,7 @@ function DayChart(props: { series: Array<{ day: string; credits: number }> }) {
   const total = series.reduce((sum, d) => sum + d.credits, 0);
   return (
     <figure class="chart">
-      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-labelledby="day-chart-title" preserveAspectRatio="none" class="chart-svg">
+      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-labelledby="day-chart-title" class="chart-svg">
         <title id="day-chart-title">{`Credits per day over the last ${DAYS} days: ${total} in all, at most ${max === 1 && total === 0 ? 0 : max} in a day`}</title>
         <line x1={left} y1={height - bottom} x2={width} y2={height - bottom} class="axis" />
         <text x={left - 6} y={12} class="tick" text-anchor="end">
@@ -75,7 +75,7 @@ function DayChart(props: { series: Array<{ day: string; credits: number }> }) {
           );
         })}
         {series
-          .filter((_, i) => i % 7 === 0 || i === series.length - 1)
+          .filter((_, i) => (series.length - 1 - i) % 7 === 0)
           .map((d) => (
             <text key={d.day} x={left + series.indexOf(d) * barWidth + barWidth / 2} y={height - 6} class="tick" text-anchor="middle">
               {d.day.slice(5)}
