@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 RUN := source scripts/env.sh &&
 
-.PHONY: compose-env up test suites services stop-services lint format typecheck bench create-user clean install verify
+.PHONY: compose-env up test suites services stop-services lint format typecheck bench create-user reconcile clean install verify
 
 node_modules/.install-stamp: package.json package-lock.json */package.json
 	@$(RUN) npm install --no-audit --no-fund --loglevel=error
@@ -45,6 +45,10 @@ bench: install services
 
 create-user: install services
 	@$(RUN) cd auth && MONGO_DB="$${AUTH_MONGO_DB:-$${MONGO_DB:-auth}}" node src/cli/create-user.ts --email "$(EMAIL)" --username "$(USERNAME)" --password "$(PASSWORD)" --role "$(or $(ROLE),enduser)"
+
+# FROM/TO: dates or ISO times (default: the last day); PG_DB defaults to accounting
+reconcile: install
+	@$(RUN) cd accounting && node src/cli/reconcile.ts $(if $(FROM),--from "$(FROM)") $(if $(TO),--to "$(TO)")
 
 clean: stop-services
 	rm -rf .data node_modules */node_modules .tools

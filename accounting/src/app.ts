@@ -4,8 +4,10 @@ import type { Express, RequestHandler } from 'express';
 import type { Config } from './config.ts';
 import type { AccountingContext } from './context.ts';
 import { ensureAccount } from './features/accounts/accounts-dal.ts';
+import { authUserLookup, type UserLookup } from './features/accounts/accounts-service.ts';
 import { creditsRouter } from './features/credits/credits-router.ts';
 import { pricesRouter } from './features/prices/prices-router.ts';
+import { reconcileRouter } from './features/reconcile/reconcile-router.ts';
 import { reservationsRouter } from './features/reservations/reservations-router.ts';
 import { usageRouter } from './features/usage/usage-router.ts';
 import { monitoringSupervisorCheck, type SupervisorCheck } from './relationships.ts';
@@ -17,6 +19,8 @@ export interface AppDeps {
   stores: Stores;
   /** relationship check; defaults to monitoring over a service-to-service call */
   isSupervisorOf?: SupervisorCheck;
+  /** user lookup for accounts not known yet; defaults to auth over a service-to-service call */
+  lookupUser?: UserLookup;
 }
 
 /** Accounts are created just in time from the verified identity of a user's request (no call to auth). */
@@ -31,10 +35,10 @@ function accountsJustInTime(stores: Stores): RequestHandler {
 export function buildApp(deps: AppDeps): Express {
   const { config } = deps;
   const internalKeyring = createKeyring(config.INTERNAL_SECRET);
-  const isSupervisorOf =
-    deps.isSupervisorOf ??
-    monitoringSupervisorCheck(new ServiceClient({ caller: 'accounting', internalKeyring, baseUrls: { monitoring: config.MONITORING_URL } }));
-  const ctx: AccountingContext = { db: deps.stores.db, config, isSupervisorOf };
+  const client = new ServiceClient({ caller: 'accounting', internalKeyring, baseUrls: { monitoring: config.MONITORING_URL, auth: config.AUTH_URL } });
+  const isSupervisorOf = deps.isSupervisorOf ?? monitoringSupervisorCheck(client);
+  const lookupUser = deps.lookupUser ?? authUserLookup(client);
+  const ctx: AccountingContext = { db: deps.stores.db, config, isSupervisorOf, lookupUser };
   return createServiceApp({
     name: 'accounting',
     logger: deps.logger,
@@ -42,7 +46,7 @@ export function buildApp(deps: AppDeps): Express {
     internalKeyring,
     accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
     ready: deps.stores.ready,
-    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx)],
+    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx), reconcileRouter(ctx)],
     before: [['/api', accountsJustInTime(deps.stores)]],
   });
 }

@@ -15,6 +15,8 @@ export const configSchema = secretsSchema.extend({
     .default('accounting'),
   PG_POOL_MAX: positiveInt(10),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+  /** auth answers who a user is that accounting has not heard of yet (GET /internal/users) */
+  AUTH_URL: z.url().default('http://127.0.0.1:3000'),
   /** monitoring answers supervisor-student relationship checks */
   MONITORING_URL: z.url().default('http://127.0.0.1:3003'),
   /** model catalog that seeds prices (same file chat reads) */
@@ -27,7 +29,7 @@ export const configSchema = secretsSchema.extend({
   USER_EVENTS_BLOCK_MS: positiveInt(5_000),
   /** entries another consumer has left unacknowledged this long are claimed (it probably died) */
   USER_EVENTS_CLAIM_IDLE_MS: z.coerce.number().int().min(0).default(60_000),
-  /** open reservations older than this are expired by the sweeper and their credits released */
+  /** an open reservation not renewed for this long is expired by the sweeper (its holder stopped) and its hold released */
   RESERVATION_TTL_SECONDS: positiveInt(600),
   /** how often the sweeper expires reservations and allocations */
   SWEEP_INTERVAL_MS: positiveInt(30_000),

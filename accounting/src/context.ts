@@ -2,6 +2,7 @@ import { type Action, type Actor, authorize, bearerToken } from '@platform/share
 import type { Request } from 'express';
 import type { Knex } from 'knex';
 import type { Config } from './config.ts';
+import { ensureKnownAccount, type UserLookup } from './features/accounts/accounts-service.ts';
 import type { SupervisorCheck } from './relationships.ts';
 
 /** What the routers need. */
@@ -9,14 +10,19 @@ export interface AccountingContext {
   db: Knex;
   config: Config;
   isSupervisorOf: SupervisorCheck;
+  /** auth's view of a user accounting has not heard of yet */
+  lookupUser: UserLookup;
 }
 
 /**
  * Authorizes `action` on `ownerId`'s resource through the one authorization table; a supervisor rule is
- * checked with monitoring (forwarding the user's token) only when the decision depends on it.
+ * checked with monitoring (forwarding the user's token) only when the decision depends on it. Once allowed, an
+ * owner accounting has not heard of yet is looked up in auth and created just in time (never a 404 for a user
+ * auth created a moment ago).
  */
 export async function authorizeOn(ctx: AccountingContext, req: Request, actor: Actor, action: Action, ownerId: string): Promise<void> {
   await authorize(actor, action, { ownerId }, (supervisorId, studentId) =>
     ctx.isSupervisorOf(supervisorId, studentId, req.userToken ?? bearerToken(req.headers.authorization)),
   );
+  if (ownerId !== actor.userId) await ensureKnownAccount(ctx.db, ctx.lookupUser, ownerId);
 }

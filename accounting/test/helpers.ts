@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Actor, relationshipCheckQuery, SERVICE_TOKEN_HEADER, verifyServiceToken } from '@platform/shared-types';
+import { type Actor, type Keyring, type PublicUser, relationshipCheckQuery, SERVICE_TOKEN_HEADER, verifyServiceToken } from '@platform/shared-types';
 import { listen, type RunningServer } from '@platform/shared-types/express';
 import { connectRedis, dropPostgresDatabase } from '@platform/shared-types/stores';
 import { createTestAuth, storeUrls, type TestAuth, uniqueDbName } from '@platform/shared-types/testing';
@@ -43,6 +43,30 @@ export async function startMonitoringStub(auth: TestAuth) {
 
 export type MonitoringStub = Awaited<ReturnType<typeof startMonitoringStub>>;
 
+/** A small real HTTP server speaking auth's GET /internal/users contract (internal-api.ts), service token required. */
+export async function startAuthStub(keyring: () => Keyring) {
+  const users = new Map<string, PublicUser>();
+  const calls: Array<{ ids: string; caller: string }> = [];
+  const server: RunningServer = await listen((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://stub');
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    let caller: string;
+    try {
+      caller = verifyServiceToken(keyring(), String(req.headers[SERVICE_TOKEN_HEADER] ?? ''), 'auth').iss;
+    } catch {
+      return send(401, { code: 'UNAUTHENTICATED', detail: 'service token required', status: 401 });
+    }
+    if (req.method !== 'GET' || url.pathname !== '/internal/users') return send(404, { code: 'NOT_FOUND', detail: 'no route', status: 404 });
+    const ids = url.searchParams.get('ids') ?? '';
+    calls.push({ ids, caller });
+    send(200, { users: ids.split(',').flatMap((id) => (users.has(id) ? [users.get(id)] : [])) });
+  }, 0);
+  return { url: server.url, users, calls, close: () => server.close(100) };
+}
+
 /** The real accounting service on a fresh database, a private events stream, and a monitoring stub. */
 export async function startAccounting(overrides: Partial<Record<keyof Config, string>> = {}) {
   const auth = createTestAuth();
@@ -50,6 +74,8 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
   const dbName = uniqueDbName('accounting');
   const stream = overrides.USER_EVENTS_STREAM ?? `test:events:users:${randomUUID()}`;
   const monitoring = await startMonitoringStub(auth);
+  // auth knows only the users a test declares (accounting asks it about users it has not heard of)
+  const authStub = await startAuthStub(() => auth.internalKeyring);
   const config = configSchema.parse({
     ...auth.secrets,
     NODE_ENV: 'test',
@@ -58,6 +84,7 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
     PG_DB: dbName,
     REDIS_URL: urls.REDIS_URL,
     MONITORING_URL: monitoring.url,
+    AUTH_URL: authStub.url,
     USER_EVENTS_BLOCK_MS: '200',
     ...overrides,
     USER_EVENTS_STREAM: stream,
@@ -98,10 +125,12 @@ export async function startAccounting(overrides: Partial<Record<keyof Config, st
     redis,
     stream,
     monitoring,
+    authStub,
     api,
     async stop() {
       await service.stop();
       await monitoring.close();
+      await authStub.close();
       const cleanup = await connectRedis(urls.REDIS_URL);
       await cleanup.del(stream);
       await cleanup.quit();

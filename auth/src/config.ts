@@ -25,6 +25,8 @@ export const configSchema = secretsSchema.extend({
   /** where links in mails point (the web client) */
   PUBLIC_URL: z.string().default('http://127.0.0.1:8080'),
   USER_EVENTS_STREAM: z.string().min(1).default('events:users'),
+  /** how often events the request path could not append to the stream (Redis down) are relayed from the outbox */
+  USER_EVENTS_RELAY_MS: z.coerce.number().int().min(10).default(1_000),
   /** prefix of auth's own Redis keys (login failure counters) */
   REDIS_KEY_PREFIX: z.string().default('auth:'),
   ACCESS_TOKEN_TTL_SECONDS: seconds(15 * 60),
@@ -33,9 +35,18 @@ export const configSchema = secretsSchema.extend({
   RESET_TOKEN_TTL_SECONDS: seconds(60 * 60),
   /** a refresh token presented again within this window after rotation gets the pair already issued */
   REFRESH_REUSE_GRACE_SECONDS: z.coerce.number().int().min(0).default(10),
+  /** failed sign-ins of one account from one client address before that address is locked out of it */
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
   LOGIN_FAILURE_WINDOW_SECONDS: seconds(15 * 60),
   LOGIN_LOCK_SECONDS: seconds(15 * 60),
+  /** failed sign-ins of one account from all addresses together before the account is locked for everyone */
+  LOGIN_ACCOUNT_MAX_FAILURES: z.coerce.number().int().min(1).default(50),
+  LOGIN_ACCOUNT_WINDOW_SECONDS: seconds(15 * 60),
+  /**
+   * proxies in front of auth whose X-Forwarded-For entry is trusted: 1 = the gateway (it replaces what the
+   * client sent with the address it saw); 2 when the gateway itself runs behind one trusted proxy (trustProxy)
+   */
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(5).default(1),
   /** how often expired refresh and one-time tokens are deleted (no TTL index on FerretDB) */
   SWEEP_INTERVAL_SECONDS: seconds(10 * 60),
 });

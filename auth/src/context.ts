@@ -31,7 +31,7 @@ export function createContext(config: Config, logger: Logger, stores: Stores): A
     users: usersDal(stores.models, stores.redis, config.REDIS_KEY_PREFIX),
     passwords: stores.passwords,
     mailer: createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, mailDir: config.MAIL_DIR }),
-    events: createUserEvents(stores.redis, config.USER_EVENTS_STREAM, logger),
+    events: createUserEvents({ redis: stores.redis, mongo: stores.mongo, stream: config.USER_EVENTS_STREAM, logger }),
     accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
     refreshKeyring: createKeyring(config.JWT_REFRESH_SECRET),
   };

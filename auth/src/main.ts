@@ -3,6 +3,7 @@ import { onShutdown, startService } from '@platform/shared-types/express';
 import { buildApp, buildServices } from './app.ts';
 import { type Config, configSchema } from './config.ts';
 import { createContext } from './context.ts';
+import { startUserEventsRelay } from './lib/user-events.ts';
 import { connectStores } from './stores.ts';
 
 export async function start(config: Config) {
@@ -27,9 +28,16 @@ export async function start(config: Config) {
           });
       }, config.SWEEP_INTERVAL_SECONDS * 1000);
       timer.unref();
+      const stopRelay = startUserEventsRelay({
+        redis: stores.redis,
+        mongo: stores.mongo,
+        stream: config.USER_EVENTS_STREAM,
+        logger,
+        pollMs: config.USER_EVENTS_RELAY_MS,
+      });
       return async () => {
         clearInterval(timer);
-        await running;
+        await Promise.all([running, stopRelay()]);
       };
     },
   });

@@ -42,6 +42,8 @@ export interface RefreshTokenDoc {
   tokenHash: string;
   userId: Types.ObjectId;
   family: string;
+  /** when the family's first token was issued (a sign-in); null on tokens stored before this field existed */
+  familyStartedAt?: Date | null;
   status: (typeof REFRESH_STATUSES)[number];
   device: { userAgent?: string | null; ip?: string | null };
   expiresAt: Date;
@@ -91,6 +93,7 @@ const refreshTokenSchema = new Schema<RefreshTokenDoc>(
     tokenHash: { type: String, required: true, unique: true },
     userId: { type: Schema.Types.ObjectId, required: true, index: true },
     family: { type: String, required: true, index: true },
+    familyStartedAt: { type: Date, default: null },
     status: { type: String, enum: REFRESH_STATUSES, required: true, default: 'active' },
     device: { userAgent: { type: String, default: null }, ip: { type: String, default: null } },
     expiresAt: { type: Date, required: true, index: true },

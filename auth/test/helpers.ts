@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { actorFromClaims, createLogger, revocationKeys, verifyAccessToken } from '@platform/shared-types';
+import { actorFromClaims, createLogger, isRevokedBefore, revocationKeys, revokedBeforeMs, verifyAccessToken } from '@platform/shared-types';
 import { createTestAuth, storeUrls, uniqueDbName } from '@platform/shared-types/testing';
 import type { Redis } from 'ioredis';
 import { buildServices } from '../src/app.ts';
@@ -55,7 +55,7 @@ export async function startTestService(overrides: Record<string, string> = {}) {
   async function gatewayRefuses(accessToken: string): Promise<boolean> {
     const claims = verifyAccessToken(auth.accessKeyring, accessToken);
     const [jti, before] = await redis.mget(revocationKeys.jti(claims.jti), revocationKeys.before(claims.sub));
-    return jti !== null || (before !== null && claims.iat < Number(before));
+    return jti !== null || isRevokedBefore(claims, revokedBeforeMs(before));
   }
 
   function mails(): Array<{ to: string; subject: string; text: string; meta: { kind: string; token: string }; sentAt: string }> {

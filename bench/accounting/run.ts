@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Actor } from '@platform/shared-types';
 import { loadModelCatalog, ServiceClient } from '@platform/shared-types';
@@ -30,6 +30,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ACCOUNTS = 1_000;
 const TARGET_HOT_RATIO = 0.3;
+const PGBENCH_THREADS = availableParallelism();
 
 const urls = storeUrls();
 const pg = new URL(urls.PG_URL);
@@ -99,7 +100,7 @@ function pgbenchBinary(): string {
 }
 
 /**
- * pgbench with a custom script on a scratch database: CONCURRENCY clients (-c) on 2 threads (-j, the cores), prepared
+ * pgbench with a custom script on a scratch database: CONCURRENCY clients (-c) on one thread per core (-j), prepared
  * statements (-M prepared, as our pairs use), no vacuum (-n), SECONDS long (-T); TPS from its summary, p99 from its
  * per-transaction log (-l).
  */
@@ -124,7 +125,7 @@ function pgbench(dbName: string, script: string): Result {
         '-c',
         String(CONCURRENCY),
         '-j',
-        '2',
+        String(PGBENCH_THREADS),
         '-T',
         String(SECONDS),
         '-l',
@@ -150,11 +151,11 @@ function pgbench(dbName: string, script: string): Result {
   }
 }
 
-/** The median round by ops/s (its p50 and p99 with it), ops summed over the rounds. */
-function medianRound(rounds: Result[]): Result {
+/** The median round by ops/s, as it was measured (its ops, p50, p99 and errors), and the errors of all rounds. */
+function medianRound(rounds: Result[]): Result & { allErrors: number } {
   const sorted = [...rounds].sort((a, b) => a.opsPerSecond - b.opsPerSecond);
   const median = sorted[Math.floor((sorted.length - 1) / 2)] as Result;
-  return { ...median, ops: rounds.reduce((sum, r) => sum + r.ops, 0), errors: rounds.reduce((sum, r) => sum + r.errors, 0) };
+  return { ...median, allErrors: rounds.reduce((sum, r) => sum + r.errors, 0) };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)] as number;
@@ -182,6 +183,8 @@ async function main() {
     await scratch.raw('CREATE TABLE hot (id integer PRIMARY KEY, balance bigint NOT NULL)');
     await scratch.raw('INSERT INTO hot SELECT g, 1000000000 FROM generate_series(1, ?) g', [ACCOUNTS]);
     await scratch.raw('VACUUM ANALYZE hot');
+    const fsync = String(((await scratch.raw('SHOW fsync')) as { rows: Array<{ fsync: string }> }).rows[0]?.fsync);
+    const loadAtStart = loadavg()[0] ?? 0;
 
     // warm up connections and plans
     await drive(async (w) => pair(db, users[w % ACCOUNTS] as Actor)).catch(() => undefined);
@@ -261,26 +264,28 @@ async function main() {
     const hotRatio = median(hotRatios);
     const spreadRatio = median(roundRatios(rounds.spread, rounds.pgSpread));
     const pass = hotRatio >= TARGET_HOT_RATIO && violations === 0;
-    const row = (name: string, r: Result) => `| ${name} | ${fmt(r.ops)} | ${fmt(r.opsPerSecond)} | ${fmt(r.p50ms, 2)} | ${fmt(r.p99ms, 2)} | ${r.errors} |`;
+    const row = (name: string, r: Result & { allErrors?: number }) =>
+      `| ${name} | ${fmt(r.ops)} | ${fmt(r.opsPerSecond)} | ${fmt(r.p50ms, 2)} | ${fmt(r.p99ms, 2)} | ${r.errors} | ${r.allErrors ?? r.errors} |`;
     const report = [
       '## accounting',
       '',
       `Reserve+finalize pairs called through the domain layer (\`initializeStream\` + \`finalizeStream\`, the functions behind`,
       `\`/internal/streaming-sessions/{initialize,finalize}\`; no HTTP) from ${CONCURRENCY} concurrent workers in one process, ${SECONDS} s per run,`,
-      `${ROUNDS} rounds alternating with the pgbench runs (the table shows the median round; ratios are the median of each round's`,
-      "pairs against the pgbench run next to it, as the shared machine's load changes from second to second);",
+      `${ROUNDS} rounds alternating with the pgbench runs (each row but HTTP is the median round by ops/s, every figure of it from that`,
+      "round; ratios are the median of each round's pairs against the pgbench run next to it, as a shared machine's load changes",
+      `from second to second: ${availableParallelism()} cores here, 1-minute load average ${fmt(loadAtStart, 2)} at the start; the HTTP row is one run);`,
       'each worker starting its next pair when the last one is answered. Every call locks the account row and changes',
       'the balance in one transaction (PL/pgSQL `acc_reserve` / `acc_settle`, prepared statements on the knex pool). Calls',
       'of one account that arrive while a call of that account is in flight wait in the process and go together as the',
       'next batch: one `acc_batch` transaction and round trip, calls in order (a refused call makes the batch rerun one',
       'by one). The "unbatched" row runs the same pairs on the hot account with every call in its own transaction (the',
       `previous design). pgbench runs a custom one-statement script, \`UPDATE hot SET balance = balance - 1 WHERE id = 1\``,
-      `(or \`id = random(1, ${ACCOUNTS})\`), with the same ${CONCURRENCY} clients (\`-c ${CONCURRENCY} -j 2 -M prepared -n -T ${SECONDS}\`) on the same`,
-      'PostgreSQL server (fsync off), in a scratch database; each of its transactions is one row update, each of our pairs',
+      `(or \`id = random(1, ${ACCOUNTS})\`), with the same ${CONCURRENCY} clients (\`-c ${CONCURRENCY} -j ${PGBENCH_THREADS} -M prepared -n -T ${SECONDS}\`) on the same`,
+      `PostgreSQL server (\`SHOW fsync\`: ${fsync}), in a scratch database; each of its transactions is one row update, each of our pairs`,
       'is two calls writing about ten rows (reservation, hold, three ledger entries, usage, account and allocation).',
       '',
-      '| run | ops | ops/s | p50 ms | p99 ms | errors |',
-      '|---|---:|---:|---:|---:|---:|',
+      '| run | ops (that round) | ops/s | p50 ms | p99 ms | errors (that round) | errors (all rounds) |',
+      '|---|---:|---:|---:|---:|---:|---:|',
       row(`pairs over ${fmt(ACCOUNTS)} accounts`, spread),
       row('pairs on one hot account', hotPairs),
       row('pairs on one hot account, unbatched', hotUnbatched),

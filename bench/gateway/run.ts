@@ -158,6 +158,7 @@ try {
       NODE_ENV: 'production',
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', // access log on, as in production (written to /dev/null here)
       PORT: String(gatewayPort),
+      OPS_PORT: '0', // the private metrics listener: any free port
       REDIS_URL: process.env.REDIS_URL ?? storeUrls().REDIS_URL,
       AUTH_URL: upstreamUrl,
       GATEWAY_CONFIG: join(dir, 'gateway.config.yml'),

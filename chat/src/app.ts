@@ -20,9 +20,18 @@ export interface AppDeps {
 export function buildApp(deps: AppDeps): Express {
   const { config, runtime } = deps;
   const shared = { maxMessageChars: config.MAX_MESSAGE_CHARS, heartbeatMs: config.HEARTBEAT_MS };
+  const accessKeyring = createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS);
   const routers = [
     sessionsRouter({ sessions: runtime.sessions, models: runtime.models }),
-    streamRouter({ streams: runtime.streams, sessions: runtime.sessions, supervision: runtime.supervision, bus: runtime.bus, ...shared }),
+    streamRouter({
+      streams: runtime.streams,
+      sessions: runtime.sessions,
+      supervision: runtime.supervision,
+      bus: runtime.bus,
+      revocations: runtime.revocations,
+      accessKeyring,
+      ...shared,
+    }),
     filesRouter({ files: runtime.files }),
     predictRouter({ streams: runtime.streams, sessions: runtime.sessions, models: runtime.models, ...shared }),
   ];
@@ -31,7 +40,7 @@ export function buildApp(deps: AppDeps): Express {
     logger: deps.logger,
     internalSecret: config.INTERNAL_SECRET,
     internalKeyring: createKeyring(config.INTERNAL_SECRET),
-    accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
+    accessKeyring,
     ready: deps.stores.ready,
     routers,
   });

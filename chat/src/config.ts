@@ -38,6 +38,11 @@ export const configSchema = secretsSchema.extend({
   /** events kept per session for observers that join late */
   REPLAY_MAX_EVENTS: int(2_000, 10),
   REPLAY_TTL_SECONDS: int(3_600, 1),
+  /**
+   * how often a running stream renews its reservation and checkpoints what it produced (for the outbox to charge
+   * if this process dies); at most a quarter of the TTL accounting answers with
+   */
+  RESERVATION_RENEW_MS: int(60_000, 50),
   /** outbox of charges accounting did not take yet: poll period and backoff bounds */
   OUTBOX_POLL_MS: int(1_000, 10),
   OUTBOX_BACKOFF_MIN_MS: int(500, 1),
@@ -46,6 +51,18 @@ export const configSchema = secretsSchema.extend({
   // files
   FILE_MAX_BYTES: int(10 * 1024 * 1024, 1),
   FILE_UPLOADS_PER_DAY: int(10, 0),
+  /** bytes one user may upload per UTC day */
+  FILE_BYTES_PER_DAY: int(50 * 1024 * 1024, 0),
+  /** uploads one user may have running at once (all instances) */
+  FILE_MAX_CONCURRENT_UPLOADS: int(2, 1),
+  /** an upload body that sends nothing for this long, or is not complete after the timeout, is cut */
+  FILE_UPLOAD_IDLE_MS: int(30_000, 10),
+  FILE_UPLOAD_TIMEOUT_MS: int(120_000, 10),
+  /** refused uploads (too large, wrong type, over quota, too many at once) per user and window before all are refused */
+  FILE_REFUSED_MAX: int(30, 1),
+  FILE_REFUSED_WINDOW_SECONDS: int(600, 1),
+  /** how often chunks of uploads cut by a crash are looked for and removed */
+  FILE_SWEEP_INTERVAL_MS: int(10 * 60_000, 100),
   FILE_PROMPT_MAX_CHARS: int(20_000, 0),
   MAX_FILES_PER_MESSAGE: int(5, 0),
 });

@@ -1,7 +1,16 @@
-import { createKeyring, type Logger, ServiceClient } from '@platform/shared-types';
+import {
+  ACCESS_TOKEN_TTL_SECONDS,
+  CLOCK_TOLERANCE_SECONDS,
+  createKeyring,
+  followRevocations,
+  type Logger,
+  type RevocationMirror,
+  ServiceClient,
+} from '@platform/shared-types';
 import type { Config } from './config.ts';
 import { FilesDal } from './features/files/files-dal.ts';
 import { FilesService } from './features/files/files-service.ts';
+import { UploadGuard } from './features/files/upload-guard.ts';
 import { SessionsDal } from './features/sessions/sessions-dal.ts';
 import { SessionsService } from './features/sessions/sessions-service.ts';
 import { AccountingClient } from './features/stream/accounting-client.ts';
@@ -22,6 +31,8 @@ export interface ChatRuntime {
   files: FilesService;
   bus: ChatBus;
   outbox: ChargeOutbox;
+  /** this instance's copy of recent revocations: ends event streams whose token is revoked */
+  revocations: RevocationMirror;
   /** starts the outbox retry loop */
   startBackground(): void;
   /** ends running streams (charging what they produced), stops the outbox and the bus */
@@ -53,16 +64,26 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     backoffMaxMs: config.OUTBOX_BACKOFF_MAX_MS,
     onSettled: (reservationId, credits) => dal.settleCharge(reservationId, credits),
   });
-  const files = new FilesService(new FilesDal(stores.mongo), {
+  const uploadGuard = new UploadGuard(stores.redis, {
+    prefix: config.REDIS_PREFIX,
+    maxConcurrent: config.FILE_MAX_CONCURRENT_UPLOADS,
+    uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
+    maxRefused: config.FILE_REFUSED_MAX,
+    refusedWindowSeconds: config.FILE_REFUSED_WINDOW_SECONDS,
+  });
+  const files = new FilesService(new FilesDal(stores.mongo), uploadGuard, {
     maxBytes: config.FILE_MAX_BYTES,
     uploadsPerDay: config.FILE_UPLOADS_PER_DAY,
+    bytesPerDay: config.FILE_BYTES_PER_DAY,
+    uploadIdleMs: config.FILE_UPLOAD_IDLE_MS,
+    uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
     promptMaxChars: config.FILE_PROMPT_MAX_CHARS,
     maxFilesPerMessage: config.MAX_FILES_PER_MESSAGE,
   });
   let streams: StreamService | undefined;
   const sessions = new SessionsService(dal, models, (sessionId) => (streams as StreamService).isStreaming(sessionId));
   streams = new StreamService({
-    config: { heartbeatMs: config.HEARTBEAT_MS },
+    config: { heartbeatMs: config.HEARTBEAT_MS, renewMs: config.RESERVATION_RENEW_MS },
     logger,
     models,
     providers,
@@ -76,6 +97,19 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   await streams.start();
   const supervision = new SupervisionService({ sessions, dal, streams, bus, client });
   const running = streams;
+  const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> | undefined;
+  // chunks of uploads cut by a crash of their instance (FerretDB has no TTL indexes)
+  const sweepUploads = () => {
+    sweeping ??= files
+      .sweepUnfinished()
+      .then((removed) => removed > 0 && logger.info({ removed }, 'removed unfinished uploads'))
+      .catch((error: unknown) => logger.warn({ err: error }, 'upload sweep failed'))
+      .finally(() => {
+        sweeping = undefined;
+      });
+  };
   return {
     models,
     sessions,
@@ -84,8 +118,16 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     files,
     bus,
     outbox,
-    startBackground: () => outbox.start(),
+    revocations: revocations.mirror,
+    startBackground: () => {
+      outbox.start();
+      sweepTimer = setInterval(sweepUploads, config.FILE_SWEEP_INTERVAL_MS);
+      sweepTimer.unref();
+    },
     async stop() {
+      revocations.close();
+      clearInterval(sweepTimer);
+      await sweeping;
       await running.stop();
       await outbox.stop();
       await bus.close();

@@ -1,11 +1,29 @@
 // Security probes through the public gateway: no probe may get a 2xx it should not, and none a 5xx.
 import { createHmac, randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import { createKeyring, signAccessToken, signRefreshToken } from '@platform/shared-types';
 import { testSecrets } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
-import { api, createUser, type Session, uniqueUser } from '../support/client.ts';
+import { api, createUser, items, type Session, uniqueUser } from '../support/client.ts';
 import { type Platform, startPlatform } from '../support/platform.ts';
+
+const SERVICES = ['auth', 'accounting', 'chat', 'monitoring'] as const;
+
+/** Sends the request target byte for byte (fetch would resolve dot segments and %2e before sending). */
+function rawGet(base: string, target: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: target, method: 'GET', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
 function forge(header: object, payload: object, secret: string): string {
@@ -111,7 +129,8 @@ describe('security probes through the gateway', () => {
     expect(JSON.stringify(asAlice.body)).not.to.include(admin.userId);
   });
 
-  it('never routes /internal, in any spelling', async () => {
+  it('never routes /internal, in any spelling: the gateway itself refuses, and no service sees the request', async function () {
+    this.timeout(30_000);
     const spellings = [
       '/internal/users?ids=x',
       '/INTERNAL/users',
@@ -127,10 +146,44 @@ describe('security probes through the gateway', () => {
       '/./internal/users',
       '/internal/',
     ];
+    const logStart = Object.fromEntries(SERVICES.map((name) => [name, platform.logs(name).length]));
+    const probeIds: string[] = [];
     for (const path of spellings) {
-      const response = await fetch(`${gw}${path}`, { headers: { authorization: `Bearer ${admin.accessToken}` } });
+      const response = await rawGet(gw, path, { authorization: `Bearer ${admin.accessToken}` });
       seen.push({ probe: path, status: response.status });
-      expect(response.status, path).to.be.within(400, 499);
+      // the gateway's own answer (a service answering /internal without a service token would say 401)
+      expect(response.status, path).to.equal(404);
+      expect(String(response.headers['content-type']), path).to.match(/problem\+json/);
+      const problem = JSON.parse(response.body) as { code: string; requestId: string };
+      expect(problem.code, path).to.equal('NOT_FOUND');
+      expect(problem.requestId, path).to.equal(response.headers['x-request-id']);
+      probeIds.push(problem.requestId);
+    }
+    // one request each service surely sees, after the probes: once its log line is in, so are any earlier ones
+    const sentinels = {
+      auth: '/api/auth/me',
+      accounting: '/api/credits/balance',
+      chat: '/api/chat/sessions',
+      monitoring: '/api/supervised-students',
+    } satisfies Record<(typeof SERVICES)[number], string>;
+    for (const name of SERVICES) {
+      const response = await api(gw, 'GET', sentinels[name], { token: admin.accessToken });
+      const id = response.headers.get('x-request-id') ?? '';
+      const deadline = Date.now() + 10_000;
+      while (
+        !platform
+          .logs(name)
+          .slice(logStart[name])
+          .some((line) => line.includes(id))
+      ) {
+        if (Date.now() > deadline) throw new Error(`${name} never logged the sentinel ${sentinels[name]} (${id})`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    for (const name of SERVICES) {
+      const lines = platform.logs(name).slice(logStart[name]);
+      const reached = lines.filter((line) => probeIds.some((id) => line.includes(id)) || /"path":"\/internal/i.test(line));
+      expect(reached, `${name} saw a probe`).to.deep.equal([]);
     }
   });
 
@@ -142,7 +195,19 @@ describe('security probes through the gateway', () => {
     expect((await probe('other balance', 'GET', `/api/credits/balance?userId=${alice.userId}`, { token: bob.accessToken })).status).to.equal(403);
     expect((await probe('other transactions', 'GET', `/api/credits/transactions?userId=${alice.userId}`, { token: bob.accessToken })).status).to.equal(403);
     expect((await probe('other usage', 'GET', `/api/usage/stats?userId=${alice.userId}`, { token: bob.accessToken })).status).to.equal(403);
-    expect((await probe('other file', 'GET', '/api/chat/files/000000000000000000000000', { token: bob.accessToken })).status).to.equal(404);
+    // a file alice really uploaded: she can read it, bob gets the same 404 as for an id that does not exist
+    const form = new FormData();
+    form.append('file', new Blob(['alice private notes'], { type: 'text/plain' }), 'notes.txt');
+    const uploaded = await fetch(`${gw}/api/chat/files`, { method: 'POST', headers: { authorization: `Bearer ${alice.accessToken}` }, body: form });
+    expect(uploaded.status).to.equal(201);
+    const fileId = ((await uploaded.json()) as { file: { id: string } }).file.id;
+    expect((await api(gw, 'GET', `/api/chat/files/${fileId}`, { token: alice.accessToken })).status).to.equal(200);
+    const otherFile = await probe('other file', 'GET', `/api/chat/files/${fileId}`, { token: bob.accessToken });
+    expect(otherFile.status).to.equal(404);
+    expect(JSON.stringify(otherFile.body)).not.to.include('alice private notes');
+    expect((await probe('no such file', 'GET', '/api/chat/files/000000000000000000000000', { token: bob.accessToken })).status).to.equal(404);
+    const bobFiles = await api(gw, 'GET', '/api/chat/files', { token: bob.accessToken });
+    expect(items<{ id: string }>(bobFiles.body).map((file) => file.id)).not.to.include(fileId);
     expect((await probe('admin route as user', 'GET', '/api/admin/users', { token: bob.accessToken })).status).to.equal(403);
   });
 
@@ -161,6 +226,12 @@ describe('security probes through the gateway', () => {
     expect(login.status).to.equal(400);
     const search = await probe('search injection', 'GET', '/api/admin/users?search[$regex]=.*', { token: admin.accessToken });
     expect(search.status).to.be.oneOf([200, 400]);
+    if (search.status === 200) {
+      // taken as text, if at all: only users whose fields literally contain it (none here), never "everyone"
+      const found = items<{ username: string; email: string; displayName?: string }>(search.body);
+      const literal = found.filter((user) => [user.username, user.email, user.displayName ?? ''].some((field) => field.includes('.*')));
+      expect(found, 'search[$regex]=.* matched users that do not contain ".*"').to.deep.equal(literal);
+    }
     const allocate = await probe('allocate injection', 'POST', '/api/credits/allocate', {
       token: admin.accessToken,
       body: { userId: { $gt: '' }, credits: 5 },

@@ -40,6 +40,7 @@ export async function startPlatform(extraEnv: Record<string, string> = {}): Prom
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
     MAIL_DIR: mailDir,
+    OPS_PORT: '0', // the gateway's private metrics listener: any free port, so runs never clash
     // real cost in production; a low cost keeps the suite fast (auth's own bench measures cost 12)
     BCRYPT_COST: '6',
     USER_EVENTS_STREAM: `events:users:${db.auth}`,

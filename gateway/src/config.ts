@@ -4,11 +4,19 @@ import { z } from 'zod';
 
 export const DEFAULT_GATEWAY_CONFIG = fileURLToPath(new URL('../config/gateway.config.yml', import.meta.url));
 
+const positiveInteger = z
+  .string()
+  .regex(/^[1-9][0-9]*$/, 'must be a positive integer')
+  .optional();
+
 /** Process environment of the gateway. Routing, policies and limits live in the YAML file GATEWAY_CONFIG names. */
 export const configSchema = secretsSchema.extend({
   NODE_ENV: nodeEnvSchema,
   PORT: portSchema(8080),
   HOST: z.string().default('127.0.0.1'),
+  /** the private ops listener (Prometheus /metrics); never published (DESIGN 7). 0 picks a free port (tests) */
+  OPS_PORT: portSchema(9464),
+  OPS_HOST: z.string().default('127.0.0.1'),
   LOG_LEVEL: z.string().optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
   AUTH_URL: z.url().default('http://127.0.0.1:3000'),
@@ -26,6 +34,14 @@ export const configSchema = secretsSchema.extend({
   GATEWAY_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
   GATEWAY_MAX_CONNECTIONS: z.coerce.number().int().positive().optional(),
   GATEWAY_MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().positive().optional(),
+  // upstream pools and per-user caps of long-lived answers (DESIGN 10)
+  GATEWAY_CHAT_CONNECTIONS: positiveInteger,
+  GATEWAY_CHAT_LONG_LIVED_CONNECTIONS: positiveInteger,
+  RATE_LIMIT_STREAM_STARTS_PER_MINUTE: positiveInteger,
+  RATE_LIMIT_STREAMS_AT_ONCE: positiveInteger,
+  RATE_LIMIT_EVENT_STREAMS_AT_ONCE: positiveInteger,
+  RATE_LIMIT_DOWNLOADS_AT_ONCE: positiveInteger,
+  RATE_LIMIT_OBSERVE_STREAMS_AT_ONCE: positiveInteger,
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,4 +1,4 @@
-import { createKeyring, createLogger, loadConfig } from '@platform/shared-types';
+import { ACCESS_TOKEN_TTL_SECONDS, CLOCK_TOLERANCE_SECONDS, createKeyring, createLogger, followRevocations, loadConfig } from '@platform/shared-types';
 // the server helpers without the express kit: the gateway has no express routes
 import { listen, onShutdown } from '@platform/shared-types/server';
 import { Redis } from 'ioredis';
@@ -9,6 +9,7 @@ import { ConfigLoader } from './engine/config-loader.ts';
 import { applyTimeouts, guardServer, serverOptions } from './engine/edge.ts';
 import { createMetrics } from './engine/metrics.ts';
 import { ServicePools } from './engine/services.ts';
+import { createOpsHandler } from './ops.ts';
 import { createGate, defineGateCommands } from './policies/redis-gate.ts';
 import { TokenCache } from './policies/verify-token.ts';
 
@@ -33,8 +34,11 @@ export async function start(config: Config) {
   let runtime: Runtime | undefined;
   let onHttpChange: ((next: Runtime['config']['http']) => void) | undefined;
   const current = (): Runtime => runtime as Runtime;
+  // DESIGN section 5: this instance's copy of the revocations of the last access-token lifetime, for Redis outages
+  const revocations = followRevocations({ redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
   const gate = createGate({
     redis,
+    revocations: revocations.mirror,
     logger,
     failMode: () => current().config.redis.failMode,
     onFallback: () => metrics.redisFallbacks.inc(),
@@ -73,6 +77,7 @@ export async function start(config: Config) {
       logger.warn({ err: { message: error.message } }, 'redis unavailable at start: limits in memory until it answers');
     });
   } catch (error) {
+    revocations.close();
     await loader.close();
     redis.disconnect();
     await pools.close();
@@ -83,15 +88,25 @@ export async function start(config: Config) {
   const server = await listen(handler, http.port, http.host, { serverOptions: serverOptions(http) });
   const connections = guardServer(server.server, () => current().config.http, logger);
   onHttpChange = (next) => applyTimeouts(server.server, next);
+  // metrics only on the private ops port (DESIGN 7); the public port answers 404 for /metrics
+  const ops = await listen(createOpsHandler(metrics), config.OPS_PORT, config.OPS_HOST).catch(async (error: unknown) => {
+    await server.close(0);
+    await loader.close();
+    await pools.close();
+    redis.disconnect();
+    throw error;
+  });
   const onHangup = () => {
     logger.info('SIGHUP: reloading gateway config');
     loader.schedule();
   };
   process.on('SIGHUP', onHangup);
-  logger.info({ url: server.url, config: config.GATEWAY_CONFIG }, 'listening');
+  logger.info({ url: server.url, opsUrl: ops.url, config: config.GATEWAY_CONFIG }, 'listening');
   return {
     url: server.url,
     port: server.port,
+    /** the private ops listener: GET /metrics */
+    opsUrl: ops.url,
     stores: {
       redis,
       ready: async () => ({ redis: redis.status === 'ready' }),
@@ -105,11 +120,15 @@ export async function start(config: Config) {
     metrics,
     /** client connections open now (tests and ops) */
     openConnections: connections.open,
+    /** this instance's revocation copy (tests: wait until it has loaded) */
+    revocations,
     async stop() {
       process.off('SIGHUP', onHangup);
       await loader.close();
       await server.close(2_000);
+      await ops.close(0);
       await pools.close();
+      revocations.close();
       redis.disconnect();
     },
   };

@@ -1,4 +1,12 @@
-import { createKeyring, type Logger, ServiceClient } from '@platform/shared-types';
+import {
+  ACCESS_TOKEN_TTL_SECONDS,
+  CLOCK_TOLERANCE_SECONDS,
+  createKeyring,
+  followRevocations,
+  type Logger,
+  RevocationMirror,
+  ServiceClient,
+} from '@platform/shared-types';
 import { createServiceApp } from '@platform/shared-types/express';
 import type { Express } from 'express';
 import type { Config } from './config.ts';
@@ -45,14 +53,26 @@ export function createMonitoring(deps: AppDeps): Monitoring {
   changes.onChange((pairs) => cache.invalidate(pairs)); // first listener: later ones see the fresh state
   const relationships = new RelationshipService({ db: stores.db, upstreams, cache, changes });
   const students = new StudentsService({ db: stores.db, upstreams, relationships, logger });
-  const relay = new ObserveRelay({ chatUrl: config.CHAT_URL, internalKeyring, heartbeatMs: config.OBSERVE_HEARTBEAT_MS, relationships, changes, logger });
+  const accessKeyring = createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS);
+  // filled by the revocation feed once the background starts: ends relays whose token is revoked
+  const revocations = new RevocationMirror();
+  const relay = new ObserveRelay({
+    chatUrl: config.CHAT_URL,
+    internalKeyring,
+    heartbeatMs: config.OBSERVE_HEARTBEAT_MS,
+    relationships,
+    changes,
+    logger,
+    accessKeyring,
+    revocations,
+  });
 
   const app = createServiceApp({
     name: 'monitoring',
     logger,
     internalSecret: config.INTERNAL_SECRET,
     internalKeyring,
-    accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
+    accessKeyring,
     ready: stores.ready,
     routers: [relationshipsRouter(relationships), studentsRouter(students), observeRouter(relay)],
     before: [
@@ -74,6 +94,12 @@ export function createMonitoring(deps: AppDeps): Monitoring {
         logger,
       });
       consumer.start();
+      const feed = followRevocations({
+        redis: stores.redis,
+        windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000,
+        logger,
+        mirror: revocations,
+      });
       const prune = setInterval(() => {
         relationships.pruneProcessedEvents().catch((error: unknown) => logger.warn({ err: error }, 'could not prune processed user events'));
       }, 3_600_000);
@@ -81,6 +107,7 @@ export function createMonitoring(deps: AppDeps): Monitoring {
       changes.start().catch((error: unknown) => logger.error({ err: error }, 'could not subscribe to relationship changes'));
       return async () => {
         clearInterval(prune);
+        feed.close();
         await consumer.stop();
         await relay.close();
         subscriber.disconnect();

@@ -17,6 +17,8 @@ interface IdentityClaims {
   role: Role;
   jti: string;
   iat: number;
+  /** issued-at in milliseconds (same instant as iat); absent in tokens issued before it was introduced */
+  iatMs?: number;
   exp: number;
 }
 

@@ -8,16 +8,38 @@ export const IDENTITY_SIGNATURE_MAX_AGE_SECONDS = 60;
 
 type HeaderBag = Record<string, string | string[] | undefined>;
 
-function canonical(timestamp: number, actor: Actor, requestId: string): string {
-  return ['v1', String(timestamp), actor.userId, actor.username, actor.email, actor.role, actor.jti ?? '', requestId].join('\n');
+/**
+ * What a signature is bound to (DESIGN section 3): the request line the service receives and the service it is
+ * meant for, so a captured header set is worth nothing on another method, path or service.
+ */
+export interface IdentityBinding {
+  method: string;
+  /** the request path as sent upstream, without the query string */
+  path: string;
+  /** the target service's name (the gateway's serviceEndpoint name; the service's own name on verify) */
+  service: string;
+}
+
+/** The path of a request target (`/a/b?x=1` -> `/a/b`), as both sides see it. */
+export function bindingPath(target: string): string {
+  const query = target.indexOf('?');
+  return query === -1 ? target : target.slice(0, query);
+}
+
+export function identityValuesList(actor: Actor, requestId: string): string[] {
+  return [actor.userId, actor.username, actor.email, actor.role, actor.jti ?? '', requestId];
+}
+
+function canonical(timestamp: number, actor: Actor, requestId: string, binding: IdentityBinding): string {
+  return ['v2', String(timestamp), binding.method.toUpperCase(), binding.path, binding.service, ...identityValuesList(actor, requestId)].join('\n');
 }
 
 function mac(secret: string, payload: string): string {
   return createHmac('sha256', secret).update(payload).digest('hex');
 }
 
-/** The headers the gateway injects for a verified actor (DESIGN section 3). */
-export function signIdentityHeaders(secret: string, actor: Actor, requestId: string, timestamp = Math.floor(Date.now() / 1000)): Record<string, string> {
+/** The identity headers without a signature. */
+export function identityValues(actor: Actor, requestId: string): Record<string, string> {
   return {
     [IDENTITY_HEADERS.userId]: actor.userId,
     [IDENTITY_HEADERS.username]: actor.username,
@@ -25,7 +47,20 @@ export function signIdentityHeaders(secret: string, actor: Actor, requestId: str
     [IDENTITY_HEADERS.role]: actor.role,
     [IDENTITY_HEADERS.jti]: actor.jti ?? '',
     [IDENTITY_HEADERS.requestId]: requestId,
-    [IDENTITY_HEADERS.signature]: `t=${timestamp},v1=${mac(secret, canonical(timestamp, actor, requestId))}`,
+  };
+}
+
+/** The headers the gateway injects for a verified actor on one request to one service (DESIGN section 3). */
+export function signIdentityHeaders(
+  secret: string,
+  actor: Actor,
+  requestId: string,
+  binding: IdentityBinding,
+  timestamp = Math.floor(Date.now() / 1000),
+): Record<string, string> {
+  return {
+    ...identityValues(actor, requestId),
+    [IDENTITY_HEADERS.signature]: `t=${timestamp},v2=${mac(secret, canonical(timestamp, actor, requestId, binding))}`,
   };
 }
 
@@ -35,13 +70,8 @@ function single(headers: HeaderBag, name: string): string | undefined {
   return value;
 }
 
-/** Verifies injected identity headers; throws UNAUTHENTICATED unless signed and fresh. */
-export function verifyIdentityHeaders(secret: string, headers: HeaderBag, nowSeconds = Math.floor(Date.now() / 1000)): Actor {
-  const signature = single(headers, IDENTITY_HEADERS.signature);
-  const match = signature ? /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(signature) : null;
-  if (!match) throw new ApiError('UNAUTHENTICATED', 'Missing or malformed identity signature');
-  const timestamp = Number(match[1]);
-  if (Math.abs(nowSeconds - timestamp) > IDENTITY_SIGNATURE_MAX_AGE_SECONDS) throw new ApiError('UNAUTHENTICATED', 'Stale identity signature');
+/** The actor the identity headers claim (unverified), for the verifier and the test kit's signer. */
+export function claimedActor(headers: HeaderBag): { actor: Actor; requestId: string; roleValid: boolean } {
   const role = single(headers, IDENTITY_HEADERS.role);
   const actor: Actor = {
     userId: single(headers, IDENTITY_HEADERS.userId) ?? '',
@@ -51,10 +81,23 @@ export function verifyIdentityHeaders(secret: string, headers: HeaderBag, nowSec
   };
   const jti = single(headers, IDENTITY_HEADERS.jti);
   if (jti) actor.jti = jti;
-  const requestId = single(headers, IDENTITY_HEADERS.requestId) ?? '';
-  const expected = Buffer.from(mac(secret, canonical(timestamp, actor, requestId)), 'hex');
+  return { actor, requestId: single(headers, IDENTITY_HEADERS.requestId) ?? '', roleValid: isRole(role) };
+}
+
+/**
+ * Verifies injected identity headers against the request this service received; throws UNAUTHENTICATED unless
+ * signed for this method, path and service, and fresh.
+ */
+export function verifyIdentityHeaders(secret: string, headers: HeaderBag, binding: IdentityBinding, nowSeconds = Math.floor(Date.now() / 1000)): Actor {
+  const signature = single(headers, IDENTITY_HEADERS.signature);
+  const match = signature ? /^t=(\d{1,12}),v2=([0-9a-f]{64})$/.exec(signature) : null;
+  if (!match) throw new ApiError('UNAUTHENTICATED', 'Missing or malformed identity signature');
+  const timestamp = Number(match[1]);
+  if (Math.abs(nowSeconds - timestamp) > IDENTITY_SIGNATURE_MAX_AGE_SECONDS) throw new ApiError('UNAUTHENTICATED', 'Stale identity signature');
+  const { actor, requestId, roleValid } = claimedActor(headers);
+  const expected = Buffer.from(mac(secret, canonical(timestamp, actor, requestId, binding)), 'hex');
   const given = Buffer.from(match[2] as string, 'hex');
-  if (!isRole(role) || !actor.userId || expected.length !== given.length || !timingSafeEqual(expected, given)) {
+  if (!roleValid || !actor.userId || expected.length !== given.length || !timingSafeEqual(expected, given)) {
     throw new ApiError('UNAUTHENTICATED', 'Invalid identity signature');
   }
   return actor;

@@ -11,4 +11,5 @@ export * from './models.ts';
 export * from './revocation.ts';
 export * from './roles.ts';
 export * from './service-client.ts';
+export * from './stream-lifetime.ts';
 export * from './tokens.ts';

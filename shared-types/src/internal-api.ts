@@ -54,9 +54,17 @@ export const reservationResponse = z.object({
   releasedCredits: z.number().int(),
   availableCredits: z.number().int(),
   expiresAt: z.string(),
+  /** the prices accounting charges this reservation with (fixed when it was made): the one source of price */
+  prices: z.object({ inputPer1k: z.number().int().min(1), outputPer1k: z.number().int().min(1) }).optional(),
+  /** credits of the usage that could not be charged (the balance ran out); recorded, never dropped */
+  shortfallCredits: z.number().int().min(0).optional(),
+  /** how long the reservation lives without a renewal; a running stream renews well within it */
+  ttlSeconds: z.number().int().min(1).optional(),
 });
 export type ReservationResponse = z.infer<typeof reservationResponse>;
-/** POST /internal/streaming-sessions/finalize: charges actual usage (capped at the reservation), releases the rest. Works without the user's token. */
+/** POST /internal/streaming-sessions/renew: keeps a running stream's reservation alive (answers its current state). */
+export const renewReservationBody = z.object({ reservationId: z.uuid() });
+/** POST /internal/streaming-sessions/finalize: charges the actual usage at the reservation's prices (beyond the hold or after an expiry: from the balance, up to what is left), releases the rest. Works without the user's token. */
 export const finalizeReservationBody = z.object({ reservationId: z.uuid(), inputTokens: tokens, outputTokens: tokens });
 /** POST /internal/streaming-sessions/abort: charges what was produced. Works without the user's token. */
 export const abortReservationBody = z.object({ reservationId: z.uuid(), inputTokens: tokens.optional(), outputTokens: tokens });

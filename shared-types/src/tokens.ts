@@ -49,6 +49,16 @@ function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
+/**
+ * `iat` is whole seconds (RFC 7519); `iatMs` adds the millisecond, so `revoked:before` can tell a token issued
+ * just after a revocation from one issued just before it in the same second (DESIGN section 5). `iat` is set
+ * from the same instant, so the two never disagree.
+ */
+function issuedNow(): { iat: number; iatMs: number } {
+  const iatMs = Date.now();
+  return { iat: Math.floor(iatMs / 1000), iatMs };
+}
+
 export function signAccessToken(keyring: Keyring, identity: IdentityInput, options: { jti?: string; ttlSeconds?: number } = {}): string {
   const payload = {
     sub: identity.sub,
@@ -57,6 +67,7 @@ export function signAccessToken(keyring: Keyring, identity: IdentityInput, optio
     role: identity.role,
     type: 'access',
     jti: options.jti ?? randomUUID(),
+    ...issuedNow(),
   };
   return jwt.sign(payload, keyring.current.key, {
     algorithm: ALGORITHM,
@@ -74,6 +85,7 @@ export function signRefreshToken(keyring: Keyring, identity: IdentityInput, opti
     type: 'refresh',
     fam: options.fam,
     jti: options.jti ?? randomUUID(),
+    ...issuedNow(),
   };
   return jwt.sign(payload, keyring.current.key, {
     algorithm: ALGORITHM,
@@ -102,6 +114,10 @@ function verifyRaw(keyring: Keyring, token: string): Record<string, unknown> {
   const exp = payload.exp;
   if (typeof iat !== 'number' || typeof exp !== 'number') throw new ApiError('UNAUTHENTICATED', 'Token lacks iat or exp');
   if (iat > nowSeconds() + CLOCK_TOLERANCE_SECONDS) throw new ApiError('UNAUTHENTICATED', 'Token issued in the future');
+  // optional (tokens from before it existed lack it); when present it must be the same instant as iat
+  if (payload.iatMs !== undefined && (!Number.isSafeInteger(payload.iatMs) || Math.floor((payload.iatMs as number) / 1000) !== iat)) {
+    throw new ApiError('UNAUTHENTICATED', 'Token iatMs does not match iat');
+  }
   return payload;
 }
 

@@ -91,7 +91,7 @@ function ModelBars(props: { models: Stats['byModel'] }) {
   const max = Math.max(1, ...props.models.map((m) => m.credits));
   if (props.models.length === 0) return <p class="note">No usage in the last {DAYS} days.</p>;
   return (
-    <div class="table-wrap" role="region" aria-label="Credits per model" tabindex={0}>
+    <section class="table-wrap" aria-label="Credits per model" tabindex={0}>
       <table class="model-bars">
         <caption class="visually-hidden">Credits per model, last {DAYS} days</caption>
         <thead>
@@ -120,7 +120,7 @@ function ModelBars(props: { models: Stats['byModel'] }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </section>
   );
 }
 
@@ -165,7 +165,7 @@ export function UsageScreen() {
       </section>
       <section class="card" aria-labelledby="transactions-title">
         <h2 id="transactions-title">Transactions</h2>
-        <div class="table-wrap" role="region" aria-label="Transactions" tabindex={0}>
+        <section class="table-wrap" aria-label="Transactions" tabindex={0}>
           <table id="transactions-table">
             <caption class="visually-hidden">Your credit transactions, newest first</caption>
             <thead>
@@ -187,7 +187,7 @@ export function UsageScreen() {
               ))}
             </tbody>
           </table>
-        </div>
+        </section>
         {transactions.list.length === 0 ? <p class="note">No transactions yet.</p> : null}
         <nav class="pager" aria-label="Transaction pages">
           <button type="button" class="secondary" disabled={page <= 1} onClick={() => setPage(page - 1)}>

@@ -22,25 +22,46 @@ describe('accounting user events consumer (real Redis stream, real PostgreSQL)',
   const publish = (e: UserEvent | string) => h.redis.xadd(h.stream, '*', USER_EVENT_FIELD, typeof e === 'string' ? e : JSON.stringify(e));
   const pending = async () => Number(((await h.redis.xpending(h.stream, h.config.USER_EVENTS_GROUP)) as [number])[0]);
 
-  it('creates and updates accounts from events, idempotently and never from an older event, acknowledging every entry', async () => {
+  const accountRow = (userId: string) => h.db('accounts').where({ user_id: userId }).first();
+  /** Entries are applied in stream order: once an account for a fresh user appears, everything before it was handled. */
+  const drained = async () => {
+    const marker = randomBytes(12).toString('hex');
+    await publish(event(marker, 'user.registered', new Date()));
+    await eventually(async () => accountRow(marker));
+  };
+
+  it('creates and updates accounts from events, applies a duplicate once, never an older event, and acknowledges every entry', async () => {
     const userId = randomBytes(12).toString('hex');
     const t0 = new Date(Date.now() - 60_000);
     const registered = event(userId, 'user.registered', t0);
     await publish(registered);
-    const created = await eventually(async () => h.db('accounts').where({ user_id: userId }).first());
+    const created = await eventually(async () => accountRow(userId));
     expect(created).to.include({ username: 'ada', role: 'enduser', disabled: false });
 
     const promoted = event(userId, 'user.role_changed', new Date(t0.getTime() + 2_000), { role: 'supervisor', email: 'ada@new.test' });
     await publish(promoted);
-    await publish(promoted); // delivered twice
-    await publish(registered); // an old event replayed
-    await publish('{not json');
+    const afterPromotion = await eventually(async () => {
+      const row = await accountRow(userId);
+      return row?.role === 'supervisor' ? row : undefined;
+    });
+    expect(afterPromotion).to.include({ email: 'ada@new.test' });
+    // delivered a second time: applied once, the row is not written again (updated_at included)
+    await publish(promoted);
+    await drained();
+    expect(await accountRow(userId)).to.deep.equal(afterPromotion);
+
     await publish(event(userId, 'user.disabled', new Date(t0.getTime() + 3_000), { role: 'supervisor', email: 'ada@new.test', status: 'disabled' }));
     const disabled = await eventually(async () => {
-      const row = await h.db('accounts').where({ user_id: userId }).first();
+      const row = await accountRow(userId);
       return row?.disabled ? row : undefined;
     });
     expect(disabled).to.include({ role: 'supervisor', email: 'ada@new.test', disabled: true });
+    // older events replayed last (nothing newer follows to mask them) and a malformed entry: nothing changes
+    await publish(registered);
+    await publish(promoted);
+    await publish('{not json');
+    await drained();
+    expect(await accountRow(userId)).to.deep.equal(disabled);
     await eventually(async () => (await pending()) === 0);
     // an allocation keeps working for an account that came from events (no request made yet)
     const res = await h.api.as({ userId: 'admin-1', username: 'root', email: 'root@example.test', role: 'admin' }, 'POST', '/api/credits/allocate', {

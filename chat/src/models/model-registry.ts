@@ -42,8 +42,3 @@ export class ModelRegistry {
     return this.#models.find((m) => m.id === chatflowId) ?? this.#models.find((m) => m.provider === 'flowise' && m.upstreamModel === chatflowId);
   }
 }
-
-/** A rough token estimate (about 4 characters per token) for budgets and for usage a provider did not report. */
-export function estimateTokens(text: string): number {
-  return text.length === 0 ? 0 : Math.ceil(text.length / 4);
-}

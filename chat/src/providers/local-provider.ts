@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { estimateTokens } from '../models/model-registry.ts';
+import { countPromptTokens } from '../models/tokens.ts';
 import type { Provider, ProviderEvent, ProviderRequest } from './provider.ts';
 
 const WORDS = ['the', 'model', 'answers', 'offline', 'with', 'a', 'steady', 'reply', 'of', 'words', 'for', 'local', 'development', 'and', 'tests'];
@@ -8,7 +8,7 @@ const WORDS = ['the', 'model', 'answers', 'offline', 'with', 'a', 'steady', 'rep
 /**
  * A deterministic dev model: the same conversation always gets the same reply, one word (one token) per
  * `tokenDelayMs`, `tokens` words long (or the output limit), with exact usage: every word is one output token
- * and input tokens are counted by the same estimate the chat service uses for budgets.
+ * and input tokens are the tokenizer's count of the prompt (chat's own count, without the estimate's margin).
  */
 export class LocalProvider implements Provider {
   readonly #tokens: number;
@@ -20,7 +20,7 @@ export class LocalProvider implements Provider {
   }
 
   async *stream(request: ProviderRequest): AsyncIterable<ProviderEvent> {
-    const inputTokens = request.turns.reduce((sum, turn) => sum + estimateTokens(turn.content), 0);
+    const inputTokens = countPromptTokens(request.turns);
     const count = Math.min(this.#tokens, request.maxOutputTokens);
     const seed = createHash('sha256')
       .update(request.turns.map((t) => t.content).join('\n'))

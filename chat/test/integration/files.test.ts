@@ -16,7 +16,10 @@ describe('files: upload, type allowlist by content, quota, owner-only access, at
   };
 
   before(async () => {
-    platform = await startPlatform({ env: { FILE_UPLOADS_PER_DAY: '3', FILE_MAX_BYTES: '600000', FILE_PROMPT_MAX_CHARS: '400' } });
+    // concurrent uploads are capped per user (uploads-streaming.test.ts); here six at once must all reach the quota check
+    platform = await startPlatform({
+      env: { FILE_UPLOADS_PER_DAY: '3', FILE_MAX_BYTES: '600000', FILE_PROMPT_MAX_CHARS: '400', FILE_MAX_CONCURRENT_UPLOADS: '6' },
+    });
   });
   after(async () => {
     await platform.stop();
@@ -82,6 +85,15 @@ describe('files: upload, type allowlist by content, quota, owner-only access, at
     const quota = (await (await fetch(url('/api/chat/files/quota'), { headers: platform.headers(user) })).json()) as { used: number };
     expect(quota.used).to.be.at.most(3);
     expect(statuses.filter((s) => s === 201)).to.have.length(quota.used);
+    // exactly the quota's number succeed: refusing them all would also "not pass the quota"
+    expect(
+      statuses.filter((s) => s === 201),
+      statuses.join(','),
+    ).to.have.length(3);
+    expect(
+      statuses.filter((s) => s === 429),
+      statuses.join(','),
+    ).to.have.length(3);
   });
 
   it('adds attached text files to the prompt within the size cap; refuses binary or foreign files', async () => {

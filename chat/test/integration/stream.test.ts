@@ -239,7 +239,7 @@ describe('metered streaming with the local model (real stores, accounting stand-
       await fetch(url(`/api/chat/sessions/${sessionId}/stream`), {
         method: 'POST',
         headers: platform.json(user),
-        body: JSON.stringify({ message: 'x'.repeat(900) }),
+        body: JSON.stringify({ message: 'word '.repeat(250) }), // 250 tokens, over the 200 left for input
       }),
       400,
       'VALIDATION_FAILED',

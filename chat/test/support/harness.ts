@@ -3,16 +3,17 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Actor, loadModelCatalog, type ModelEntry } from '@platform/shared-types';
-import { createTestAuth, storeUrls, type TestAuth, testActor, uniqueDbName } from '@platform/shared-types/testing';
+import { createTestAuth, storeUrls, type TestAuth, testActor, uniqueDbName, withGatewaySigner } from '@platform/shared-types/testing';
 import { createParser } from 'eventsource-parser';
-import { fetch, type RequestInit, type Response } from 'undici';
+import { type RequestInit, type Response, fetch as undiciFetch } from 'undici';
 import { configSchema } from '../../src/config.ts';
 import { start } from '../../src/main.ts';
 import type { ProviderOverrides } from '../../src/providers/providers.ts';
 import { AccountingStandIn, MonitoringStandIn } from './stand-ins.ts';
 
-// Test traffic goes through undici's own fetch, which nock does not intercept (nock only fakes the providers).
-export { fetch };
+// Test traffic goes through undici's own fetch, which nock does not intercept (nock only fakes the providers),
+// with the kit's stand-in for the gateway's signing step in front (identity signatures are bound to the request).
+export const fetch = withGatewaySigner(undiciFetch);
 
 /** The shared catalog plus local models with restricted access, for the access rules. */
 const TEST_MODELS_FILE = join(tmpdir(), `chat-test-models-${process.pid}.json`);

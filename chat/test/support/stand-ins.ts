@@ -1,12 +1,17 @@
 /**
  * Small REAL HTTP servers that speak accounting's and monitoring's /internal contracts (shared-types
  * internal-api.ts), so chat's service calls go over the wire with real tokens. They verify the service token
- * (and the user token where the contract needs it) and record every call for assertions.
+ * (and the user token where the contract needs it) and record every call for assertions. They answer what the
+ * real services answer (accounting/test/integration/credits.test.ts pins those answers): 400 VALIDATION_FAILED
+ * for a body the contract refuses, 409 for a reservation id another user or stream holds, 403 for settling
+ * another user's reservation with a user token, `expired` once the sweeper would have expired it; and every
+ * answer is parsed with the contract's response schema before it is sent, so a stand-in cannot drift from it.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  ApiError,
   abortReservationBody,
   bearerToken,
   creditsFor,
@@ -14,11 +19,14 @@ import {
   initializeReservationBody,
   loadModelCatalog,
   relationshipCheckQuery,
+  relationshipCheckResponse,
+  reservationResponse,
   SERVICE_TOKEN_HEADER,
   verifyAccessToken,
   verifyServiceToken,
 } from '@platform/shared-types';
 import type { TestAuth } from '@platform/shared-types/testing';
+import type { z } from 'zod';
 
 export interface RecordedCall {
   path: string;
@@ -33,9 +41,14 @@ interface Reservation {
   modelId: string;
   reserved: number;
   charged: number;
-  status: 'open' | 'finalized' | 'aborted';
+  status: z.infer<typeof reservationResponse>['status'];
   maxCharge: number;
+  sessionId: string;
+  expiresAt: Date;
 }
+
+/** accounting's reservation TTL default (RESERVATION_TTL_SECONDS) */
+const RESERVATION_TTL_MS = 600_000;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const isProblem = status >= 400;
@@ -47,10 +60,22 @@ function problemBody(status: number, code: string, detail: string) {
   return { type: 'about:blank', title: code, status, code, detail, requestId: randomUUID() };
 }
 
+/** Malformed JSON is a 400 VALIDATION_FAILED, as the real services' body parser answers. */
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  return chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>) : {};
+  try {
+    return chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>) : {};
+  } catch {
+    throw new ApiError('VALIDATION_FAILED', 'Malformed JSON body');
+  }
+}
+
+/** Parses a request body with the contract's schema: a refusal is the real 400 VALIDATION_FAILED. */
+function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new ApiError('VALIDATION_FAILED', 'Request body does not match the contract');
+  return parsed.data;
 }
 
 async function listenOn(server: Server): Promise<string> {
@@ -75,7 +100,13 @@ export class AccountingStandIn {
   constructor(auth: TestAuth, modelsFile?: string) {
     this.#prices = new Map(loadModelCatalog(modelsFile).map((m) => [m.id, m.prices]));
     this.#server = createServer((req, res) => {
-      this.#handle(auth, req, res).catch((error: unknown) => send(res, 500, problemBody(500, 'INTERNAL', String(error))));
+      this.#handle(auth, req, res).catch((error: unknown) => {
+        if (error instanceof ApiError) {
+          this.calls.push({ path: new URL(req.url ?? '/', 'http://x').pathname, body: {}, status: error.status });
+          return send(res, error.status, problemBody(error.status, error.code, error.message));
+        }
+        send(res, 500, problemBody(500, 'INTERNAL', String(error)));
+      });
     });
   }
 
@@ -91,6 +122,15 @@ export class AccountingStandIn {
 
   balance(userId: string): number {
     return this.balances.get(userId) ?? this.defaultBalance;
+  }
+
+  /** What accounting's sweeper does to a reservation left open past its TTL: expire it, charge nothing. */
+  expire(reservationId: string): void {
+    const reservation = this.reservations.get(reservationId);
+    if (reservation?.status !== 'open') return;
+    reservation.status = 'expired';
+    reservation.expiresAt = new Date(Date.now() - 1);
+    this.balances.set(reservation.userId, this.balance(reservation.userId) + reservation.reserved);
   }
 
   /** successful charges (finalize or abort answered 200) of one reservation */
@@ -121,9 +161,13 @@ export class AccountingStandIn {
         record(401);
         return send(res, 401, problemBody(401, 'UNAUTHENTICATED', 'user token'));
       }
-      const input = initializeReservationBody.parse(body);
+      const input = parseBody(initializeReservationBody, body);
       const existing = this.reservations.get(input.reservationId);
       if (existing) {
+        if (existing.userId !== userId || existing.sessionId !== input.sessionId || existing.modelId !== input.modelId) {
+          record(409, userId);
+          return send(res, 409, problemBody(409, 'CONFLICT', 'reservation id already used for another stream'));
+        }
         record(200, userId);
         return send(res, 200, this.#view(existing));
       }
@@ -143,6 +187,8 @@ export class AccountingStandIn {
         charged: 0,
         status: 'open',
         maxCharge: reserved,
+        sessionId: input.sessionId,
+        expiresAt: new Date(Date.now() + RESERVATION_TTL_MS),
       };
       this.reservations.set(input.reservationId, reservation);
       record(200, userId);
@@ -153,11 +199,25 @@ export class AccountingStandIn {
         record(503);
         return send(res, 503, problemBody(503, 'UPSTREAM_UNAVAILABLE', 'down'));
       }
-      const input = path.endsWith('finalize') ? finalizeReservationBody.parse(body) : abortReservationBody.parse(body);
+      const input = path.endsWith('finalize') ? parseBody(finalizeReservationBody, body) : parseBody(abortReservationBody, body);
       const reservation = this.reservations.get(input.reservationId);
       if (!reservation) {
         record(404);
         return send(res, 404, problemBody(404, 'NOT_FOUND', 'reservation'));
+      }
+      // a user token names the owner the caller expects (settling works without one, after it expired)
+      const bearer = bearerToken(req.headers.authorization);
+      if (bearer) {
+        let caller: string | undefined;
+        try {
+          caller = verifyAccessToken(auth.accessKeyring, bearer).sub;
+        } catch {
+          caller = undefined;
+        }
+        if (caller !== undefined && caller !== reservation.userId) {
+          record(403, caller);
+          return send(res, 403, problemBody(403, 'FORBIDDEN', 'reservation belongs to another user'));
+        }
       }
       if (reservation.status === 'open') {
         const prices = this.#prices.get(reservation.modelId) as { inputPer1k: number; outputPer1k: number };
@@ -173,7 +233,7 @@ export class AccountingStandIn {
   }
 
   #view(r: Reservation) {
-    return {
+    return reservationResponse.parse({
       reservationId: r.reservationId,
       userId: r.userId,
       status: r.status,
@@ -181,8 +241,8 @@ export class AccountingStandIn {
       chargedCredits: r.charged,
       releasedCredits: r.status === 'open' ? 0 : r.reserved - r.charged,
       availableCredits: this.balance(r.userId),
-      expiresAt: new Date(Date.now() + 600_000).toISOString(),
-    };
+      expiresAt: r.expiresAt.toISOString(),
+    });
   }
 }
 
@@ -201,9 +261,11 @@ export class MonitoringStandIn {
         return send(res, 401, problemBody(401, 'UNAUTHENTICATED', 'service token'));
       }
       if (url.pathname !== '/internal/relationships/check') return send(res, 404, problemBody(404, 'NOT_FOUND', url.pathname));
-      const query = relationshipCheckQuery.parse(Object.fromEntries(url.searchParams));
+      const parsed = relationshipCheckQuery.safeParse(Object.fromEntries(url.searchParams));
+      if (!parsed.success) return send(res, 400, problemBody(400, 'VALIDATION_FAILED', 'supervisorId and studentId are required'));
+      const query = parsed.data;
       this.calls.push({ ...query, hadUserToken: bearerToken(req.headers.authorization) !== undefined });
-      send(res, 200, { supervises: this.#pairs.has(`${query.supervisorId}>${query.studentId}`) });
+      send(res, 200, relationshipCheckResponse.parse({ supervises: this.#pairs.has(`${query.supervisorId}>${query.studentId}`) }));
     });
   }
 

@@ -64,8 +64,9 @@ describe('chat units', () => {
     const a = await run(100);
     expect(a).to.deep.equal(await run(100));
     expect(a.text.split(' ')).to.have.length(8);
-    expect(a.end).to.deep.equal({ type: 'end', usage: { inputTokens: 2, outputTokens: 8 }, stopReason: 'end_turn' });
-    expect((await run(3)).end).to.deep.include({ usage: { inputTokens: 2, outputTokens: 3 }, stopReason: 'max_tokens' });
+    // input: the tokenizer's count of 'hello' (1) with the message framing (4) and the reply priming (3)
+    expect(a.end).to.deep.equal({ type: 'end', usage: { inputTokens: 8, outputTokens: 8 }, stopReason: 'end_turn' });
+    expect((await run(3)).end).to.deep.include({ usage: { inputTokens: 8, outputTokens: 3 }, stopReason: 'max_tokens' });
   });
 
   it('detects allowed file types by content and cleans file names', () => {

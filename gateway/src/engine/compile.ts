@@ -2,7 +2,7 @@ import type { Keyring, Logger } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import { corsAction, corsPolicy } from '../policies/cors.ts';
-import { docsPolicy, endpointAction, healthPolicy, metricsPolicy } from '../policies/endpoints.ts';
+import { docsPolicy, endpointAction, healthPolicy } from '../policies/endpoints.ts';
 import { identityHeadersAction, identityHeadersPolicy } from '../policies/identity-headers.ts';
 import { proxyAction, proxyPolicy } from '../policies/proxy.ts';
 import { rateLimitAction, rateLimitPolicy } from '../policies/rate-limit.ts';
@@ -30,6 +30,23 @@ interface BuildContext {
   deps: CompileDeps;
   config: GatewayConfig;
   services: Map<string, ServiceRuntime>;
+  /** the pipeline the policy is built for */
+  pipeline: string;
+}
+
+/**
+ * The service a request of `pipeline` goes to: the first proxy step whose condition holds (the steps run in
+ * that order and the first one answers). Identity headers are signed for it (DESIGN section 3).
+ */
+function proxyTarget(config: GatewayConfig, pipeline: string): (ex: Exchange) => string | undefined {
+  const targets: Array<{ when: Predicate; service: string }> = [];
+  for (const entry of config.pipelines[pipeline]?.policies ?? []) {
+    for (const step of entry.proxy ?? []) {
+      const service = (step.action as { serviceEndpoint?: unknown } | undefined)?.serviceEndpoint;
+      if (typeof service === 'string') targets.push({ when: compileCondition(step.condition), service });
+    }
+  }
+  return (ex) => targets.find((target) => target.when(ex))?.service;
 }
 
 interface PolicyDefinition {
@@ -55,8 +72,8 @@ export const POLICIES: Record<string, PolicyDefinition> = {
       onDecision: (rule, decision, source) => deps.metrics.rateLimit.inc({ rule, decision, source }),
     }),
   ),
-  'identity-headers': define(identityHeadersAction, (_action, { deps, config }) =>
-    identityHeadersPolicy({ internalSecret: deps.internalSecret, trustProxy: () => config.http.trustProxy }),
+  'identity-headers': define(identityHeadersAction, (_action, { deps, config, pipeline }) =>
+    identityHeadersPolicy({ internalSecret: deps.internalSecret, trustProxy: () => config.http.trustProxy, target: proxyTarget(config, pipeline) }),
   ),
   proxy: define(
     proxyAction,
@@ -69,7 +86,6 @@ export const POLICIES: Record<string, PolicyDefinition> = {
     true,
   ),
   health: define(endpointAction, (action, { deps, services }) => healthPolicy(action, { services: () => services, redis: deps.redis }), true),
-  metrics: define(endpointAction, (_action, { deps }) => metricsPolicy({ metrics: deps.metrics }), true),
   docs: define(endpointAction, (action, { services }) => docsPolicy(action, { services: () => services }), true),
 };
 
@@ -82,6 +98,8 @@ export interface CompiledRoute {
   host: string;
   methods?: Set<string>;
   patterns: RegExp[];
+  /** the same patterns ignoring case: a path that only matches these is a case variant of this route */
+  casePatterns: RegExp[];
 }
 
 export interface Runtime {
@@ -100,9 +118,12 @@ export type CompileResult = { ok: true; runtime: Runtime } | { ok: false; issues
  */
 export function compile(config: GatewayConfig, deps: CompileDeps): CompileResult {
   const issues: string[] = [];
-  for (const name of config.policies) if (!POLICIES[name]) issues.push(`policies: unknown policy "${name}" (known: ${Object.keys(POLICIES).join(', ')})`);
+  for (const name of config.policies) {
+    if (name === 'metrics') issues.push(`policies: "metrics" is served on the ops listener (OPS_PORT) only, never on the public port (DESIGN 7)`);
+    else if (!POLICIES[name]) issues.push(`policies: unknown policy "${name}" (known: ${Object.keys(POLICIES).join(', ')})`);
+  }
   const services = deps.pools.resolve(config.serviceEndpoints);
-  const ctx: BuildContext = { deps, config, services };
+  const base = { deps, config, services };
   const routes: CompiledRoute[] = [];
   const pipelines = new Map<string, PipelineStage[]>();
 
@@ -115,11 +136,13 @@ export function compile(config: GatewayConfig, deps: CompileDeps): CompileResult
         issues.push(`pipelines.${pipelineName}.apiEndpoints: unknown api endpoint "${endpointName}"`);
         continue;
       }
+      const patterns = endpoint.paths.map(compilePathPattern);
       routes.push({
         pipeline: pipelineName,
         host: endpoint.host,
         methods: endpoint.methods ? new Set(endpoint.methods) : undefined,
-        patterns: endpoint.paths.map(compilePathPattern),
+        patterns,
+        casePatterns: patterns.map((pattern) => new RegExp(pattern.source, 'i')),
       });
     }
     pipeline.policies.forEach((entry, index) => {
@@ -142,7 +165,7 @@ export function compile(config: GatewayConfig, deps: CompileDeps): CompileResult
           continue;
         }
         const when = compileCondition(step.condition);
-        const policy = definition.build(parsed.data as never, ctx);
+        const policy = definition.build(parsed.data as never, { ...base, pipeline: pipelineName });
         if (definition.terminal) terminal = true;
         if (policy.kind === 'step') stages.push({ kind: 'step', when, policy });
         else {
@@ -152,20 +175,26 @@ export function compile(config: GatewayConfig, deps: CompileDeps): CompileResult
         }
       }
     });
-    if (!terminal) issues.push(`pipelines.${pipelineName}: needs a terminal policy (proxy, health, metrics or docs)`);
+    if (!terminal) issues.push(`pipelines.${pipelineName}: needs a terminal policy (proxy, health or docs)`);
     pipelines.set(pipelineName, stages);
   }
   if (issues.length > 0) return { ok: false, issues };
   return { ok: true, runtime: { config, routes, pipelines, services } };
 }
 
-/** First route (in config order) whose host, method and path match. */
+/**
+ * First route (in config order) whose host, method and path match. A path whose first match ignoring case
+ * is a route it does not match exactly (`/api/auth/LOGIN` before the generic `/api/auth/*`) is no route at
+ * all: it must not reach a looser pipeline than the one its canonical spelling gets (DESIGN 7).
+ */
 export function matchRoute(runtime: Runtime, ex: Pick<Exchange, 'method' | 'matchPath'>, host: string | undefined): CompiledRoute | undefined {
   const hostname = (host ?? '').replace(/:\d+$/, '').toLowerCase();
   for (const route of runtime.routes) {
     if (route.host !== '*' && route.host.toLowerCase() !== hostname) continue;
     if (route.methods && !route.methods.has(ex.method)) continue;
-    for (const pattern of route.patterns) if (pattern.test(ex.matchPath)) return route;
+    for (const loose of route.casePatterns) {
+      if (loose.test(ex.matchPath)) return route.patterns.some((exact) => exact.test(ex.matchPath)) ? route : undefined;
+    }
   }
   return undefined;
 }

@@ -37,8 +37,8 @@ export interface Exchange {
 
 /** Checks a gate policy needs answered by Redis (or the in-memory fallback), all in one round trip. */
 export type GateCheck =
-  | { kind: 'revoked-jti'; key: string }
-  | { kind: 'revoked-before'; key: string; iat: number }
+  | { kind: 'revoked-jti'; key: string; jti: string }
+  | { kind: 'revoked-before'; key: string; userId: string; iat: number; iatMs?: number }
   | { kind: 'window'; key: string; rule: string; limit: number; periodMs: number }
   | { kind: 'concurrency'; key: string; rule: string; limit: number; leaseMs: number; leaseId: string };
 
@@ -55,6 +55,8 @@ export interface GateResult {
   /** who answered: redis, the in-memory fallback, or nobody (fail-closed with Redis down) */
   source: 'redis' | 'memory' | 'unavailable';
   decisions: Array<RuleDecision | undefined>;
+  /** Redis is down and this instance has no loaded copy of the revocations: nobody can vouch for a token */
+  revocationUnknown?: true;
 }
 
 export type StepPolicy = { kind: 'step'; run(ex: Exchange): void | Promise<void> };

@@ -61,7 +61,10 @@ const serviceEndpointSchema = z
     url: z.url(),
     readyPath: z.string().startsWith('/').default('/ready'),
     openapiPath: z.string().startsWith('/').default('/openapi.json'),
+    /** sockets of the ordinary pool */
     connections: z.coerce.number().int().min(1).max(1024).default(64),
+    /** sockets of the long-lived pool (proxy `pool: long-lived`: event streams, relays, downloads, model runs) */
+    longLivedConnections: z.coerce.number().int().min(1).max(16_384).default(1024),
     connectTimeoutMs: z.coerce.number().int().min(1).default(2_000),
     headersTimeoutMs: z.coerce.number().int().min(1).default(30_000),
   })

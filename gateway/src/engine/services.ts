@@ -8,11 +8,20 @@ import type { ServiceEndpointConfig } from './gateway-config.ts';
  */
 type RequestFunction = typeof httpRequest;
 
+/**
+ * Which sockets a request uses. Long-lived answers (event streams, relays, downloads, model runs) hold a socket
+ * for as long as the client reads: they get a pool of their own so they can never take the sockets ordinary
+ * requests need (DESIGN 10); per-user caps in the pipelines keep one user from filling that pool.
+ */
+export type UpstreamPool = 'ordinary' | 'long-lived';
+
 export interface ServiceRuntime {
   name: string;
   url: string;
   config: ServiceEndpointConfig;
+  /** the ordinary pool */
   agent: Agent;
+  longLivedAgent: Agent;
   send: RequestFunction;
   hostname: string;
   port: number;
@@ -40,8 +49,9 @@ export interface UpstreamCall {
  */
 export function sendUpstream(
   service: ServiceRuntime,
-  options: { path: string; method: string; headers: OutgoingHttpHeaders; body?: Buffer | Readable; headersTimeoutMs: number },
+  options: { path: string; method: string; headers: OutgoingHttpHeaders; body?: Buffer | Readable; headersTimeoutMs: number; pool?: UpstreamPool },
 ): UpstreamCall {
+  const agent = options.pool === 'long-lived' ? service.longLivedAgent : service.agent;
   let request!: ClientRequest;
   let settled = false;
   let connectTimer: NodeJS.Timeout | undefined;
@@ -56,7 +66,7 @@ export function sendUpstream(
       request.destroy();
     };
     request = service.send(
-      { agent: service.agent, host: service.hostname, port: service.port, path: options.path, method: options.method, headers: options.headers },
+      { agent, host: service.hostname, port: service.port, path: options.path, method: options.method, headers: options.headers },
       (res) => {
         if (settled) {
           res.destroy();
@@ -97,14 +107,30 @@ export function sendUpstream(
 }
 
 /**
- * One keep-alive agent per service endpoint. Reloads reuse an agent whose settings did not change, and close
- * the idle sockets of agents no config refers to any more (in-flight requests finish).
+ * Two keep-alive agents per service endpoint: the ordinary pool (`connections`) and the long-lived pool
+ * (`longLivedConnections`). Reloads reuse an agent whose settings did not change, and close the idle sockets
+ * of agents no config refers to any more (in-flight requests finish).
  */
 export class ServicePools {
   readonly #agents = new Map<string, Agent>();
 
-  #key(config: ServiceEndpointConfig): string {
-    return JSON.stringify([new URL(config.url).origin, config.connections]);
+  #agent(origin: string, pool: UpstreamPool, maxSockets: number): Agent {
+    const key = JSON.stringify([origin, pool, maxSockets]);
+    let agent = this.#agents.get(key);
+    if (!agent) {
+      const AgentClass = origin.startsWith('https:') ? process.getBuiltinModule('node:https').Agent : Agent;
+      agent = new AgentClass({
+        keepAlive: true,
+        maxSockets,
+        maxFreeSockets: maxSockets,
+        scheduling: 'lifo',
+        // idle kept-alive sockets close after 30 s, or earlier when the service's Keep-Alive header says so;
+        // sockets in use only get a 'timeout' event nobody acts on (no idle cut-off on event streams)
+        timeout: 30_000,
+      });
+      this.#agents.set(key, agent);
+    }
+    return agent;
   }
 
   resolve(services: Record<string, ServiceEndpointConfig>): Map<string, ServiceRuntime> {
@@ -112,26 +138,12 @@ export class ServicePools {
     for (const [name, config] of Object.entries(services)) {
       const url = new URL(config.url);
       const secure = url.protocol === 'https:';
-      const key = this.#key(config);
-      let agent = this.#agents.get(key);
-      if (!agent) {
-        const AgentClass = secure ? process.getBuiltinModule('node:https').Agent : Agent;
-        agent = new AgentClass({
-          keepAlive: true,
-          maxSockets: config.connections,
-          maxFreeSockets: config.connections,
-          scheduling: 'lifo',
-          // idle kept-alive sockets close after 30 s, or earlier when the service's Keep-Alive header says so;
-          // sockets in use only get a 'timeout' event nobody acts on (no idle cut-off on event streams)
-          timeout: 30_000,
-        });
-        this.#agents.set(key, agent);
-      }
       out.set(name, {
         name,
         url: url.origin,
         config,
-        agent,
+        agent: this.#agent(url.origin, 'ordinary', config.connections),
+        longLivedAgent: this.#agent(url.origin, 'long-lived', config.longLivedConnections),
         send: secure ? process.getBuiltinModule('node:https').request : httpRequest,
         hostname: url.hostname.replace(/^\[|\]$/g, ''),
         port: Number(url.port) || (secure ? 443 : 80),
@@ -142,7 +154,7 @@ export class ServicePools {
 
   /** Closes the idle sockets of the agents the given runtimes do not use. */
   retain(inUse: Iterable<ServiceRuntime>): void {
-    const keep = new Set<Agent>([...inUse].map((s) => s.agent));
+    const keep = new Set<Agent>([...inUse].flatMap((s) => [s.agent, s.longLivedAgent]));
     for (const [key, agent] of this.#agents) {
       if (keep.has(agent)) continue;
       this.#agents.delete(key);

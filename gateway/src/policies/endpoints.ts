@@ -2,12 +2,39 @@ import type { ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { StepPolicy } from '../engine/exchange.ts';
-import type { Metrics } from '../engine/metrics.ts';
 import { type ServiceRuntime, sendUpstream } from '../engine/services.ts';
 
-/** Terminal policies the gateway answers itself: /health, /metrics, /api/docs. */
-export const endpointAction = z.object({ timeoutMs: z.coerce.number().int().min(1).default(2_000) }).strict();
+/**
+ * Terminal policies the gateway answers itself: /health, /api/docs (metrics live on the ops listener, see
+ * ops.ts). Both fan out to every service, so anonymous callers get a result at most `cacheMs` old, and
+ * concurrent callers share one probe in flight: a burst never multiplies the calls to the services.
+ */
+export const endpointAction = z
+  .object({
+    timeoutMs: z.coerce.number().int().min(1).default(2_000),
+    /** how long one fan-out answers every caller (0: every call probes, still one in flight at a time) */
+    cacheMs: z.coerce.number().int().min(0).max(300_000).default(2_000),
+  })
+  .strict();
 export type EndpointAction = z.infer<typeof endpointAction>;
+
+/** `produce` at most once per `ttlMs`, and never twice at the same time (callers during a probe share it). */
+export function sharedResult<T>(ttlMs: number, produce: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: T } | undefined;
+  let inFlight: Promise<T> | undefined;
+  return () => {
+    if (last && performance.now() - last.at < ttlMs) return Promise.resolve(last.value);
+    inFlight ??= produce()
+      .then((value) => {
+        last = { at: performance.now(), value };
+        return value;
+      })
+      .finally(() => {
+        inFlight = undefined;
+      });
+    return inFlight;
+  };
+}
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>) {
   res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
@@ -36,39 +63,29 @@ async function fetchFrom(service: ServiceRuntime, path: string, timeoutMs: numbe
 
 /** Every service's /ready, and the gateway's own Redis. 200 only when all are ready. */
 export function healthPolicy(action: EndpointAction, deps: { services: () => Map<string, ServiceRuntime>; redis: Redis }): StepPolicy {
+  const probeServices = sharedResult(action.cacheMs, async () => {
+    const entries = await Promise.all(
+      [...deps.services().values()].map(async (service) => {
+        try {
+          const { status } = await fetchFrom(service, service.config.readyPath, action.timeoutMs);
+          return [service.name, status === 200 ? 'ready' : 'unavailable'] as const;
+        } catch {
+          return [service.name, 'unreachable'] as const;
+        }
+      }),
+    );
+    return Object.fromEntries(entries) as Record<string, string>;
+  });
   return {
     kind: 'step',
     async run(ex) {
-      const services = [...deps.services().values()];
-      const entries = await Promise.all(
-        services.map(async (service) => {
-          try {
-            const { status } = await fetchFrom(service, service.config.readyPath, action.timeoutMs);
-            return [service.name, status === 200 ? 'ready' : 'unavailable'] as const;
-          } catch {
-            return [service.name, 'unreachable'] as const;
-          }
-        }),
-      );
       const parts: Record<string, string> = {
         gateway: 'ready',
-        redis: deps.redis.status === 'ready' ? 'ready' : 'unavailable',
-        ...Object.fromEntries(entries),
+        redis: deps.redis.status === 'ready' ? 'ready' : 'unavailable', // local state: always current
+        ...(await probeServices()),
       };
       const ok = Object.values(parts).every((state) => state === 'ready');
       sendJson(ex.res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', parts }, ex.responseHeaders);
-      ex.answered = true;
-    },
-  };
-}
-
-export function metricsPolicy(deps: { metrics: Metrics }): StepPolicy {
-  return {
-    kind: 'step',
-    async run(ex) {
-      const text = await deps.metrics.registry.metrics();
-      ex.res.writeHead(200, { ...ex.responseHeaders, 'content-type': deps.metrics.registry.contentType, 'cache-control': 'no-store' });
-      ex.res.end(text);
       ex.answered = true;
     },
   };
@@ -89,7 +106,6 @@ const GATEWAY_PATHS: Record<string, unknown> = {
       responses: { 200: { description: 'all ready' }, 503: { description: 'some part is not ready' } },
     },
   },
-  '/metrics': { get: { summary: 'Prometheus metrics', tags: ['gateway'], responses: { 200: { description: 'text exposition format' } } } },
   '/api/docs': {
     get: { summary: 'This document: every service OpenAPI document merged', tags: ['gateway'], responses: { 200: { description: 'OpenAPI 3.1' } } },
   },
@@ -138,21 +154,25 @@ export function mergeOpenApi(docs: Array<{ service: string; doc?: OpenApiDoc }>)
 }
 
 export function docsPolicy(action: EndpointAction, deps: { services: () => Map<string, ServiceRuntime> }): StepPolicy {
+  const mergedDocs = sharedResult(action.cacheMs, async () => {
+    const docs = await Promise.all(
+      [...deps.services().values()].map(async (service) => {
+        try {
+          const { status, body } = await fetchFrom(service, service.config.openapiPath, action.timeoutMs);
+          return { service: service.name, doc: status === 200 ? (body as OpenApiDoc) : undefined };
+        } catch {
+          return { service: service.name, doc: undefined };
+        }
+      }),
+    );
+    return JSON.stringify(mergeOpenApi(docs)); // serialized once per probe, not per caller
+  });
   return {
     kind: 'step',
     async run(ex) {
-      const services = [...deps.services().values()];
-      const docs = await Promise.all(
-        services.map(async (service) => {
-          try {
-            const { status, body } = await fetchFrom(service, service.config.openapiPath, action.timeoutMs);
-            return { service: service.name, doc: status === 200 ? (body as OpenApiDoc) : undefined };
-          } catch {
-            return { service: service.name, doc: undefined };
-          }
-        }),
-      );
-      sendJson(ex.res, 200, mergeOpenApi(docs), ex.responseHeaders);
+      const text = await mergedDocs();
+      ex.res.writeHead(200, { ...ex.responseHeaders, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+      ex.res.end(text);
       ex.answered = true;
     },
   };

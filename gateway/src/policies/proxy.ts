@@ -26,6 +26,8 @@ export const proxyAction = z
       ),
     /** time allowed until the upstream's response headers (overrides the service endpoint's) */
     headersTimeoutMs: z.coerce.number().int().min(1).optional(),
+    /** long-lived answers (event streams, relays, downloads, model runs) use the service's second pool */
+    pool: z.enum(['ordinary', 'long-lived']).default('ordinary'),
   })
   .strict();
 export type ProxyAction = z.infer<typeof proxyAction>;
@@ -124,6 +126,7 @@ export function proxyPolicy(
         headers: ex.upstreamHeaders,
         body,
         headersTimeoutMs: action.headersTimeoutMs ?? service.config.headersTimeoutMs,
+        pool: action.pool,
       });
       let left = false;
       const abortOnLeave = () => {

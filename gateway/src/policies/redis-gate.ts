@@ -1,9 +1,10 @@
-import type { Logger } from '@platform/shared-types';
+import { issuedAtMs, type Logger, type RevocationMirror } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
 import type { GateCheck, GateResult, RuleDecision } from '../engine/exchange.ts';
 
 /**
- * One atomic Lua script answers every check of a request: revocation (DESIGN section 5) and every
+ * One atomic Lua script answers every check of a request: revocation (DESIGN section 5: a token issued at or
+ * before `revoked:before`, compared in ms, is dead; the same rule as `isRevokedBefore`) and every
  * rate-limit rule. Windows are GCRA (a theoretical arrival time per key, burst = limit); concurrency
  * rules are a sorted set of leases scored by expiry. Nothing is written unless every rule of the request
  * allows, so a refused request never spends quota. Redis' own clock is used, so all gateway instances agree.
@@ -37,10 +38,12 @@ for g = 1, groups do
       if redis.call('EXISTS', key) == 1 then revoked = true end
       out[i] = {1, 0, 0, 0}
     elseif kind == 'b' then
-      local iat = tonumber(ARGV[a + 1])
+      local issued = tonumber(ARGV[a + 1])
       a = a + 2
       local before = tonumber(redis.call('GET', key))
-      if before and iat < before then revoked = true end
+      -- whole seconds (older values) cover their whole second; ms values as they are
+      if before and before < 100000000000 then before = before * 1000 + 999 end
+      if before and issued <= before then revoked = true end
       out[i] = {1, 0, 0, 0}
     elseif kind == 'w' then
       local limit = tonumber(ARGV[a + 1])
@@ -189,8 +192,30 @@ export interface Gate {
   release(key: string, leaseId: string, source: GateResult['source']): void;
 }
 
-/** Redis when it answers; else the in-memory limiter (fail-open) or "unavailable" (fail-closed). Recovers when ioredis reconnects. */
-export function createGate(deps: { redis: GateRedis; logger: Logger; failMode: () => 'open' | 'closed'; onFallback?: () => void }): Gate {
+/**
+ * Revocation without Redis: this instance's copy (fed by the revocation stream). Never fail-open: without a
+ * loaded copy the answer is "unknown" and the token is refused.
+ */
+function revocationFromMirror(checks: GateCheck[], mirror: RevocationMirror | undefined): Pick<GateResult, 'revoked' | 'revocationUnknown'> {
+  const jti = checks.find((check) => check.kind === 'revoked-jti');
+  const before = checks.find((check) => check.kind === 'revoked-before');
+  if (!jti && !before) return { revoked: false };
+  if (!mirror?.synced) return { revoked: false, revocationUnknown: true };
+  const token = { jti: jti?.jti ?? '', sub: before?.userId ?? '', iat: before?.iat ?? 0, iatMs: before?.iatMs };
+  return { revoked: mirror.isRevoked(token) };
+}
+
+/**
+ * Redis when it answers; else the in-memory limiter (fail-open) or "unavailable" (fail-closed) for rate limits,
+ * and the local revocation copy for revocation. Recovers when ioredis reconnects.
+ */
+export function createGate(deps: {
+  redis: GateRedis;
+  logger: Logger;
+  failMode: () => 'open' | 'closed';
+  onFallback?: () => void;
+  revocations?: RevocationMirror;
+}): Gate {
   const memory = new MemoryLimiter();
   let degraded = false;
   const noteDown = (error: unknown) => {
@@ -200,8 +225,13 @@ export function createGate(deps: { redis: GateRedis; logger: Logger; failMode: (
       deps.logger.warn({ err: { message: (error as Error)?.message ?? String(error) }, failMode: deps.failMode() }, 'redis unavailable: rate limits degraded');
     }
   };
-  const fallback = (checks: GateCheck[]): GateResult =>
-    deps.failMode() === 'open' ? memory.decide(checks) : { revoked: false, source: 'unavailable', decisions: checks.map(() => undefined) };
+  const fallback = (checks: GateCheck[]): GateResult => {
+    if (deps.failMode() === 'closed') return { revoked: false, source: 'unavailable', decisions: checks.map(() => undefined) };
+    const revocation = revocationFromMirror(checks, deps.revocations);
+    // a revoked token spends no quota, as with Redis
+    if (revocation.revoked) return { revoked: true, source: 'memory', decisions: checks.map(() => undefined) };
+    return { ...memory.decide(checks), ...revocation };
+  };
 
   const toResult = (checks: GateCheck[], reply: GroupReply): GateResult => {
     if (reply[0] === 'revoked') return { revoked: true, source: 'redis', decisions: checks.map(() => undefined) };
@@ -240,7 +270,7 @@ export function createGate(deps: { redis: GateRedis; logger: Logger; failMode: (
       for (const check of checks) {
         keys.push(check.key);
         if (check.kind === 'revoked-jti') args.push('j');
-        else if (check.kind === 'revoked-before') args.push('b', String(check.iat));
+        else if (check.kind === 'revoked-before') args.push('b', String(issuedAtMs(check)));
         else if (check.kind === 'window') args.push('w', String(check.limit), String(check.periodMs));
         else args.push('c', String(check.limit), String(check.leaseMs), check.leaseId);
       }

@@ -26,7 +26,7 @@ describe('gateway: routing, identity headers, proxying', () => {
     expect(response.status).to.equal(200);
     const body = (await response.json()) as { url: string; headers: Record<string, string> };
     expect(body.url).to.equal('/api/credits/balance?userId=abc&x=1');
-    const seenActor = verifyIdentityHeaders(gw.auth.secrets.INTERNAL_SECRET, body.headers);
+    const seenActor = verifyIdentityHeaders(gw.auth.secrets.INTERNAL_SECRET, body.headers, { method: 'GET', path: '/api/credits/balance', service: 'echo' });
     expect(seenActor).to.deep.equal(actor);
     expect(body.headers['x-request-id']).to.equal('client-request-0001');
     expect(response.headers.get('x-request-id')).to.equal('client-request-0001');
@@ -64,7 +64,9 @@ describe('gateway: routing, identity headers, proxying', () => {
     const withToken = await request(`${gw.url}/api/credits/balance`, { headers: [...flat, 'authorization', `Bearer ${gw.auth.token(actor)}`] });
     const body = (await withToken.body.json()) as { headers: Record<string, string>; rawHeaders: string[] };
     expect(withToken.statusCode).to.equal(200);
-    expect(verifyIdentityHeaders(gw.auth.secrets.INTERNAL_SECRET, body.headers)).to.deep.equal(actor);
+    expect(
+      verifyIdentityHeaders(gw.auth.secrets.INTERNAL_SECRET, body.headers, { method: 'GET', path: '/api/credits/balance', service: 'echo' }),
+    ).to.deep.equal(actor);
     const names = body.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
     for (const name of ['x-user-id', 'x-user-role', 'x-user-email', 'x-username', 'x-token-jti', 'x-identity-signature']) {
       expect(
@@ -191,7 +193,7 @@ describe('gateway: routing, identity headers, proxying', () => {
   });
 
   it('exposes Prometheus metrics by route and status', async () => {
-    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    const text = await (await fetch(`${gw.gateway.opsUrl}/metrics`)).text();
     expect(text).to.match(/gateway_requests_total\{route="api",method="GET",status="200"\} \d+/);
     expect(text).to.include('gateway_request_duration_seconds_bucket');
     expect(text).to.match(/gateway_upstream_errors_total\{service="down",kind="connect"\} \d+/);

@@ -131,7 +131,7 @@ describe('gateway: Redis stopped mid-run', () => {
     // fail-closed: refuse rather than run unlimited and unrevoked
     const refused = await fetch(`${closed.url}/api/limited/x`, { headers: { authorization: `Bearer ${token}` } });
     await expectProblem(refused, 503, 'UPSTREAM_UNAVAILABLE');
-    const metrics = await (await fetch(`${open.url}/metrics`)).text();
+    const metrics = await (await fetch(`${open.gateway.opsUrl}/metrics`)).text();
     expect(metrics).to.match(/gateway_rate_limit_decisions_total\{rule="user",decision="limited",source="memory"\} [1-9]/);
 
     await redis.start();

@@ -19,7 +19,7 @@ describe('gateway: shipped config', () => {
   const post = (path: string, headers: Record<string, string> = {}) =>
     fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"email":"a@example.test"}' });
 
-  it('lets the public auth routes, health, docs, metrics, the dashboard and the web app files through without a token', async () => {
+  it('lets the public auth routes, health, docs, the dashboard and the web app files through without a token', async () => {
     for (const path of [
       '/api/auth/signup',
       '/api/auth/register',
@@ -35,21 +35,26 @@ describe('gateway: shipped config', () => {
       expect(response.headers.get('ratelimit-limit'), path).to.be.a('string');
       await response.arrayBuffer();
     }
-    for (const path of [
-      '/health',
-      '/api/docs',
-      '/metrics',
-      '/monitoring/',
-      '/monitoring/assets/app.js',
-      '/app',
-      '/app/',
-      '/app/chat/s1',
-      '/app/assets/app.js',
-    ]) {
+    for (const path of ['/health', '/api/docs', '/monitoring/', '/monitoring/assets/app.js', '/app', '/app/', '/app/chat/s1', '/app/assets/app.js']) {
       const response = await fetch(`${gw.url}${path}`);
       expect(response.status, path).to.equal(200);
       await response.arrayBuffer();
     }
+  });
+
+  it('serves /metrics on the private ops listener only: the public port answers 404', async () => {
+    await expectProblem(await fetch(`${gw.url}/metrics`), 404, 'NOT_FOUND');
+    const token = gw.auth.token(testActor('admin'));
+    await expectProblem(await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${token}` } }), 404, 'NOT_FOUND');
+    expect(new URL(gw.gateway.opsUrl).hostname).to.equal('127.0.0.1');
+    expect(gw.gateway.opsUrl).not.to.equal(gw.url);
+    const ops = await fetch(`${gw.gateway.opsUrl}/metrics`);
+    expect(ops.status).to.equal(200);
+    expect(ops.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
+    const text = await ops.text();
+    expect(text).to.match(/^# HELP gateway_/m);
+    expect(text).to.match(/gateway_requests_total\{route="health",method="GET",status="200"\} [1-9]/);
+    await expectProblem(await fetch(`${gw.gateway.opsUrl}/api/auth/login`), 404, 'NOT_FOUND');
   });
 
   it('requires a token everywhere else, and forwards each prefix with the signed identity', async () => {

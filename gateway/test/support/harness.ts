@@ -87,6 +87,7 @@ export async function startGateway(options: {
       ...options.env,
       NODE_ENV: 'test',
       PORT: '0',
+      OPS_PORT: '0',
       REDIS_URL: options.redisUrl ?? storeUrls().REDIS_URL,
       AUTH_URL: options.upstreamUrl,
       ACCOUNTING_URL: options.upstreamUrl,
@@ -151,6 +152,11 @@ async function freePort(): Promise<number> {
 export class PrivateRedis {
   port = 0;
   #child?: ChildProcess;
+  /** with `persist`, data survives a restart (append-only file in a temp dir), as a production Redis would */
+  readonly #dir?: string;
+  constructor(options: { persist?: boolean } = {}) {
+    if (options.persist) this.#dir = mkdtempSync(join(tmpdir(), 'gateway-redis-'));
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -158,7 +164,8 @@ export class PrivateRedis {
 
   async start(): Promise<void> {
     if (this.port === 0) this.port = await freePort();
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const storage = this.#dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.#dir] : ['--appendonly', 'no'];
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...storage], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.#child = child;
@@ -186,5 +193,11 @@ export class PrivateRedis {
     child.kill('SIGTERM');
     await exited;
     this.#child = undefined;
+  }
+
+  /** stops and removes the data directory */
+  async destroy(): Promise<void> {
+    await this.stop();
+    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
   }
 }

@@ -23,7 +23,6 @@ reload:
 apiEndpoints:
   health: { paths: /health }
   docs: { paths: /api/docs }
-  metrics: { paths: /metrics }
   login: { paths: /api/auth/login, methods: POST }
   public: { paths: [/api/auth/signup, /monitoring, /monitoring/*] }
   stream: { paths: /api/chat/sessions/:id/stream, methods: POST }
@@ -38,7 +37,7 @@ serviceEndpoints:
     headersTimeoutMs: 600
   down:
     url: http://127.0.0.1:1
-policies: [cors, verify-token, revocation, rate-limit, identity-headers, proxy, health, metrics, docs]
+policies: [cors, verify-token, revocation, rate-limit, identity-headers, proxy, health, docs]
 pipelines:
 ${options.extraPipelines ?? ''}
   health:
@@ -47,9 +46,6 @@ ${options.extraPipelines ?? ''}
   docs:
     apiEndpoints: [docs]
     policies: [{ docs: }]
-  metrics:
-    apiEndpoints: [metrics]
-    policies: [{ metrics: }]
   login:
     apiEndpoints: [login]
     policies:

@@ -27,7 +27,21 @@ describe('unit: gateway config', () => {
     if (!parsed.ok) return;
     expect(parsed.config.http.port).to.equal(8080);
     expect(parsed.config.redis.failMode).to.equal('open');
-    expect(Object.keys(parsed.config.pipelines)).to.include.members(['login', 'public-auth', 'dashboard', 'chat-stream', 'health', 'docs', 'metrics']);
+    expect(Object.keys(parsed.config.pipelines)).to.include.members([
+      'login',
+      'public-auth',
+      'dashboard',
+      'chat-stream',
+      'chat-events',
+      'chat-download',
+      'observe',
+      'health',
+      'docs',
+    ]);
+    // metrics are served on the ops listener only (DESIGN 7)
+    expect(Object.keys(parsed.config.pipelines)).not.to.include('metrics');
+    expect(parsed.config.policies).not.to.include('metrics');
+    expect(Object.values(parsed.config.apiEndpoints).flatMap((e) => e.paths)).not.to.include('/metrics');
   });
 
   it('refuses schema violations with their paths', () => {

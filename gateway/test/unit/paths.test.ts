@@ -31,6 +31,14 @@ describe('unit: request target handling', () => {
       'http://x/a',
       '*',
       '/a/%0a',
+      '/api/auth/login;jsessionid=1',
+      '/api/auth;x=1/login',
+      '/api/auth/login%3B',
+      '/api/auth/login%3bx',
+      '/api/auth/login%23',
+      '/api/auth/login#',
+      '/api/auth/login#frag',
+      '/api/auth/login?next=#x',
     ]) {
       expect(parseTarget(target).ok, target).to.equal(false);
     }

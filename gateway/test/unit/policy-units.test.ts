@@ -64,13 +64,14 @@ describe('unit: policies', () => {
     const ex = exchange({ 'x-forwarded-for': '6.6.6.6', host: 'gw.example' });
     ex.actor = actor;
     ex.upstreamHeaders = { 'x-user-id': 'smuggled-by-a-policy' };
-    identityHeadersPolicy({ internalSecret: auth.secrets.INTERNAL_SECRET, trustProxy: () => false }).run(ex);
-    expect(verifyIdentityHeaders(auth.secrets.INTERNAL_SECRET, ex.upstreamHeaders as Record<string, string>)).to.deep.equal(actor);
+    identityHeadersPolicy({ internalSecret: auth.secrets.INTERNAL_SECRET, trustProxy: () => false, target: () => 'chat' }).run(ex);
+    const binding = { method: ex.method, path: ex.path, service: 'chat' };
+    expect(verifyIdentityHeaders(auth.secrets.INTERNAL_SECRET, ex.upstreamHeaders as Record<string, string>, binding)).to.deep.equal(actor);
     expect(ex.upstreamHeaders['x-request-id']).to.equal('req-unit-0001');
     expect(ex.upstreamHeaders['x-forwarded-for']).not.to.include('6.6.6.6');
     expect(ex.upstreamHeaders['x-forwarded-host']).to.equal('gw.example');
     const trusted = exchange({ 'x-forwarded-for': '6.6.6.6' });
-    identityHeadersPolicy({ internalSecret: auth.secrets.INTERNAL_SECRET, trustProxy: () => true }).run(trusted);
+    identityHeadersPolicy({ internalSecret: auth.secrets.INTERNAL_SECRET, trustProxy: () => true, target: () => 'chat' }).run(trusted);
     expect(trusted.upstreamHeaders['x-forwarded-for']).to.match(/^6\.6\.6\.6, /);
     expect(trusted.upstreamHeaders).not.to.have.property('x-user-id');
   });
@@ -96,9 +97,11 @@ describe('unit: policies', () => {
     ex.claims = { sub: 'u1', username: 'u', email: 'u@x', role: 'enduser', type: 'access', jti: 'j1', iat: 100, exp: 200 };
     const checks = policy.collect(ex);
     expect(checks).to.deep.equal([
-      { kind: 'revoked-jti', key: 'revoked:jti:j1' },
-      { kind: 'revoked-before', key: 'revoked:before:u1', iat: 100 },
+      { kind: 'revoked-jti', key: 'revoked:jti:j1', jti: 'j1' },
+      { kind: 'revoked-before', key: 'revoked:before:u1', userId: 'u1', iat: 100 },
     ]);
+    ex.claims = { ...ex.claims, iatMs: 100_250 };
+    expect(policy.collect(ex)[1]).to.deep.equal({ kind: 'revoked-before', key: 'revoked:before:u1', userId: 'u1', iat: 100, iatMs: 100_250 });
     const revoked: GateResult = { revoked: true, source: 'redis', decisions: [undefined, undefined] };
     expect(catchError(() => policy.apply(ex, revoked, checks)).code).to.equal('TOKEN_REVOKED');
   });

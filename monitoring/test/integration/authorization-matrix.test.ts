@@ -26,7 +26,7 @@ describe('authorization matrix (real stores)', () => {
     });
     expect(created.status).to.equal(201);
     m.chat.open(sessionId, student.userId);
-    m.chat.emit(sessionId, 'done', { messageId: 'm', usage: {}, credits: 1 }); // ended: each observe answers and closes
+    m.chat.emit(sessionId, 'done', { messageId: 'm', usage: { inputTokens: 1, outputTokens: 1 }, credits: 1 }); // ended: each observe answers and closes
   });
   after(async () => {
     await m?.stop();
@@ -84,7 +84,9 @@ describe('authorization matrix (real stores)', () => {
     it(route.name, async () => {
       const seen: Record<string, number> = {};
       for (const caller of Object.keys(route.expected) as Caller[]) {
-        const headers: Record<string, string> = caller === 'anonymous' ? {} : m.auth.identityHeaders(actors[caller]);
+        // what the gateway sends: signed identity headers and the caller's bearer token (streams run under it)
+        const headers: Record<string, string> =
+          caller === 'anonymous' ? {} : { ...m.auth.identityHeaders(actors[caller]), authorization: `Bearer ${m.auth.token(actors[caller])}` };
         if (route.body) headers['content-type'] = 'application/json';
         const response = await fetch(`${m.url}${route.path()}`, { method: route.method, headers, body: route.body ? JSON.stringify(route.body()) : undefined });
         await response.arrayBuffer();

@@ -153,7 +153,14 @@ describe('supervised students and the observe relay (real stores, fake auth/acco
       const stream = readEvents(response);
       await waitFor(() => m.chat.openObservers === 1, 'the upstream to open');
       m.chat.emit(sessionId, 'delta', { text: 'hi' });
-      m.chat.emit(sessionId, 'interrupted', { by: supervisor.userId, reason: 'stop', usage: { inputTokens: 1, outputTokens: 1 }, credits: 1 });
+      m.chat.emit(sessionId, 'interrupted', {
+        messageId: 'm',
+        by: supervisor.username,
+        byUserId: supervisor.userId,
+        reason: 'stop',
+        usage: { inputTokens: 1, outputTokens: 1 },
+        credits: 1,
+      });
       await stream.done;
       expect(stream.events.map((e) => e.event)).to.deep.equal(['delta', 'interrupted']);
     });
@@ -161,7 +168,7 @@ describe('supervised students and the observe relay (real stores, fake auth/acco
     it('lets an admin observe anyone', async () => {
       const sessionId = `sess-${randomUUID().slice(0, 8)}`;
       m.chat.open(sessionId, unsupervised.userId);
-      m.chat.emit(sessionId, 'done', { messageId: 'm', usage: {}, credits: 1 });
+      m.chat.emit(sessionId, 'done', { messageId: 'm', usage: { inputTokens: 1, outputTokens: 1 }, credits: 1 });
       const response = await get(admin, `/api/observe/${unsupervised.userId}/${sessionId}/stream`);
       const stream = readEvents(response);
       await stream.done;

@@ -1,13 +1,42 @@
 /**
  * Small REAL HTTP servers standing in for auth, accounting and chat in tests: they speak the /internal
- * contracts of shared-types/internal-api.ts (and verify the service token like the real callee would).
+ * contracts of shared-types/internal-api.ts (and verify the service token like the real callee would). Every
+ * answer is parsed with the contract's schema before it is sent, and they answer what the real services do
+ * (accounting reports zeros for a user it has no account for; chat's `interrupted` names the interrupter by
+ * username and id), so a stand-in cannot drift from the service it replaces.
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Actor, type PublicUser, parseIdList, SERVICE_TOKEN_HEADER, type ServiceName, verifyServiceToken } from '@platform/shared-types';
+import {
+  type Actor,
+  internalActiveResponse,
+  internalBalancesResponse,
+  internalUsersResponse,
+  type PublicUser,
+  parseIdList,
+  SERVICE_TOKEN_HEADER,
+  type ServiceName,
+  verifyServiceToken,
+} from '@platform/shared-types';
 import type { TestAuth } from '@platform/shared-types/testing';
+import { z } from 'zod';
 import { sseFrame } from '../../src/features/observe/observe-relay.ts';
+
+/**
+ * The terminal events chat sends (chat/src/features/stream/stream-service.ts emits them; DESIGN section 5):
+ * the stand-in refuses to emit anything else under these names.
+ */
+const usage = z.object({ inputTokens: z.number().int().min(0), outputTokens: z.number().int().min(0) });
+export const chatTerminalEvents: Record<string, z.ZodType> = {
+  done: z.object({ messageId: z.string(), usage, credits: z.number().int().min(0) }),
+  // a supervisor's interrupt names them by username and id; a client that went away is `by: 'client'`
+  interrupted: z.union([
+    z.object({ messageId: z.string(), by: z.string(), byUserId: z.string(), reason: z.string(), usage, credits: z.number().int().min(0) }),
+    z.object({ messageId: z.string(), by: z.literal('client'), reason: z.string(), usage, credits: z.number().int().min(0) }),
+  ]),
+  error: z.object({ code: z.string(), detail: z.string(), usage: usage.optional(), credits: z.number().int().min(0).optional() }),
+};
 
 export interface FakeServer {
   url: string;
@@ -72,7 +101,7 @@ export async function startFakeAuth(auth: TestAuth) {
   const fake = await serve(auth, 'auth', (_req, res, url) => {
     if (url.pathname !== '/internal/users') return sendProblem(res, 404, 'NOT_FOUND', 'no route');
     const ids = parseIdList(url.searchParams.get('ids') ?? '');
-    sendJson(res, 200, { users: ids.flatMap((id) => users.get(id) ?? []) });
+    sendJson(res, 200, internalUsersResponse.parse({ users: ids.flatMap((id) => users.get(id) ?? []) }));
   });
   return {
     ...fake,
@@ -90,10 +119,15 @@ export async function startFakeAccounting(auth: TestAuth) {
   const fake = await serve(auth, 'accounting', (_req, res, url) => {
     const ids = parseIdList(url.searchParams.get('userIds') ?? '');
     if (url.pathname === '/internal/credits/balances') {
-      return sendJson(res, 200, { balances: ids.flatMap((userId) => (balances.has(userId) ? [{ userId, ...balances.get(userId) }] : [])) });
+      // like accounting: a user without an account has zero available and zero reserved
+      return sendJson(
+        res,
+        200,
+        internalBalancesResponse.parse({ balances: ids.map((userId) => ({ userId, ...(balances.get(userId) ?? { available: 0, reserved: 0 }) })) }),
+      );
     }
     if (url.pathname === '/internal/streaming-sessions/active') {
-      return sendJson(res, 200, { sessions: ids.flatMap((userId) => (active.get(userId) ?? []).map((s) => ({ userId, ...s }))) });
+      return sendJson(res, 200, internalActiveResponse.parse({ sessions: ids.flatMap((userId) => (active.get(userId) ?? []).map((s) => ({ userId, ...s }))) }));
     }
     sendProblem(res, 404, 'NOT_FOUND', 'no route');
   });
@@ -148,6 +182,7 @@ export async function startFakeChat(auth: TestAuth) {
     emit(sessionId: string, event: string, data: unknown) {
       const session = sessions.get(sessionId);
       if (!session) throw new Error(`no session ${sessionId}`);
+      chatTerminalEvents[event]?.parse(data);
       const frame = { event, data: JSON.stringify(data) };
       session.events.push(frame);
       for (const observer of session.observers) observer.write(sseFrame(frame));

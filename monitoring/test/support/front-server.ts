@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Actor, actorFromClaims, bearerToken, isStrippedHeader, verifyAccessToken } from '@platform/shared-types';
+import { type Actor, actorFromClaims, bearerToken, bindingPath, isStrippedHeader, verifyAccessToken } from '@platform/shared-types';
 import type { TestAuth } from '@platform/shared-types/testing';
 import { type FakeAccounting, type FakeAuth, type FakeChat, sendJson, sendProblem } from './fake-services.ts';
 
@@ -44,7 +44,8 @@ export async function startFrontServer(options: {
   function proxy(req: IncomingMessage, res: ServerResponse, actor: Actor | undefined): void {
     const headers: Record<string, string | string[] | undefined> = {};
     for (const [name, value] of Object.entries(req.headers)) if (!isStrippedHeader(name) && name !== 'host') headers[name] = value;
-    if (actor) Object.assign(headers, auth.identityHeaders(actor));
+    if (actor)
+      Object.assign(headers, auth.identityHeaders(actor, undefined, { method: req.method ?? 'GET', path: bindingPath(req.url ?? '/'), service: 'monitoring' }));
     const upstream = request(new URL(req.url ?? '/', options.monitoringUrl), { method: req.method, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);
@@ -89,12 +90,28 @@ export async function startFrontServer(options: {
       if (!chat.sessions.has(sessionId)) return sendProblem(res, 404, 'NOT_FOUND', 'No such session');
       if (sessionRoute[2] === 'interrupt') {
         interrupts.push({ sessionId, reason: body.reason, by: actor.userId });
-        chat.emit(sessionId, 'interrupted', { by: actor.userId, reason: body.reason ?? null, usage: { inputTokens: 12, outputTokens: 5 }, credits: 1 });
-        return sendJson(res, 202, { interrupted: true });
+        // as chat: the interrupter by username and id, a default reason, answered 202 {status: 'interrupting'}
+        chat.emit(sessionId, 'interrupted', {
+          messageId: randomUUID(),
+          by: actor.username,
+          byUserId: actor.userId,
+          reason: body.reason ?? `Stopped by ${actor.role}`,
+          usage: { inputTokens: 12, outputTokens: 5 },
+          credits: 1,
+        });
+        return sendJson(res, 202, { status: 'interrupting' });
       }
       feedback.push({ sessionId, message: body.message, by: actor.userId });
-      chat.emit(sessionId, 'feedback', { sessionId, content: body.message, from: { userId: actor.userId, username: actor.username, role: actor.role } });
-      return sendJson(res, 201, { delivered: true });
+      const messageId = randomUUID();
+      const createdAt = new Date().toISOString();
+      chat.emit(sessionId, 'feedback', {
+        sessionId,
+        messageId,
+        content: body.message,
+        createdAt,
+        from: { userId: actor.userId, username: actor.username, role: actor.role },
+      });
+      return sendJson(res, 201, { messageId, sessionId, createdAt });
     }
     if (req.method === 'GET' && path === '/api/admin/users' && actor.role === 'admin') {
       const users = [...fakeAuth.users.values()].filter((u) => !url.searchParams.get('role') || u.role === url.searchParams.get('role'));

@@ -4,7 +4,7 @@ import { ApiError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Keyring } from '../tokens.ts';
 import { accessLog, gatewayIdentity, jsonBody, notFound, problemHandler, requestId, serviceAuth } from './middleware.ts';
-import { type ApiRouter, buildOpenApi } from './route.ts';
+import { type ApiRouter, buildOpenApi, ROUTING } from './route.ts';
 
 export interface ServiceAppOptions {
   name: ServiceName;
@@ -27,6 +27,9 @@ export function createServiceApp(options: ServiceAppOptions): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback, uniquelocal');
   app.set('query parser', 'simple');
+  // the same rule as every ApiRouter and the gateway: case-sensitive, strict (DESIGN 7)
+  app.set('case sensitive routing', ROUTING.caseSensitive);
+  app.set('strict routing', ROUTING.strict);
   app.use(requestId());
   app.use(accessLog(options.logger));
 
@@ -43,7 +46,7 @@ export function createServiceApp(options: ServiceAppOptions): Express {
     res.json(openapi);
   });
 
-  const identity = gatewayIdentity(options.internalSecret);
+  const identity = gatewayIdentity(options.internalSecret, options.name);
   const internal = serviceAuth({ audience: options.name, internalKeyring: options.internalKeyring, accessKeyring: options.accessKeyring });
   app.use((req, res, next) => {
     if (req.path === '/internal' || req.path.startsWith('/internal/')) return internal(req, res, next);

@@ -4,7 +4,7 @@ import type { ServiceName } from '../claims.ts';
 import { actorFromClaims } from '../claims.ts';
 import { ApiError, PROBLEM_CONTENT_TYPE, problem, problemFromError } from '../errors.ts';
 import { IDENTITY_CLAIM_HEADERS, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, SERVICE_TOKEN_HEADER } from '../headers.ts';
-import { verifyIdentityHeaders } from '../identity-signature.ts';
+import { bindingPath, verifyIdentityHeaders } from '../identity-signature.ts';
 import { type Logger, requestContext } from '../logger.ts';
 import { bearerToken, type Keyring, verifyAccessToken, verifyServiceToken } from '../tokens.ts';
 import './types.ts';
@@ -33,14 +33,16 @@ export function accessLog(logger: Logger): RequestHandler {
 }
 
 /**
- * DESIGN section 3: identity headers count only with a valid, fresh gateway signature. A request that
+ * DESIGN section 3: identity headers count only with a valid, fresh gateway signature for this method, path
+ * and service. A request that
  * claims any identity header without one is refused outright (401), never treated as anonymous.
  */
-export function gatewayIdentity(internalSecret: string): RequestHandler {
+export function gatewayIdentity(internalSecret: string, service: ServiceName): RequestHandler {
   return (req, _res, next) => {
     const claimsIdentity = IDENTITY_CLAIM_HEADERS.some((name) => req.headers[name] !== undefined);
     if (!claimsIdentity) return next();
-    req.actor = verifyIdentityHeaders(internalSecret, req.headers);
+    // bound to the request this service received: a header set captured elsewhere does not verify here
+    req.actor = verifyIdentityHeaders(internalSecret, req.headers, { method: req.method, path: bindingPath(req.originalUrl), service });
     next();
   };
 }

@@ -40,6 +40,13 @@ export interface RouteInput<B extends Schema, Q extends Schema, P extends Schema
   res: Response;
 }
 
+/**
+ * The one routing rule of every service and the gateway (DESIGN 7): a path matches only as spelled. Express
+ * defaults to ignoring case and a trailing slash, which let `/api/auth/LOGIN` reach the login handler
+ * through a gateway pipeline without the login limits.
+ */
+export const ROUTING = { caseSensitive: true, strict: true } as const;
+
 interface Operation {
   spec: RouteSpec<Schema, Schema, Schema>;
 }
@@ -71,7 +78,8 @@ function parsePart(schema: z.ZodType, value: unknown, part: string): unknown {
  * so the docs cannot drift from what the service accepts.
  */
 export class ApiRouter {
-  readonly router = express.Router();
+  /** case-sensitive and strict (`/x/` is not `/x`): the gateway matches paths the same way (DESIGN 7) */
+  readonly router = express.Router(ROUTING);
   readonly operations: Operation[] = [];
 
   route<B extends Schema = undefined, Q extends Schema = undefined, P extends Schema = undefined, A extends Access = Access>(

@@ -3,10 +3,13 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Actor, ServiceName } from '../claims.ts';
 import { SERVICE_TOKEN_HEADER } from '../headers.ts';
-import { signIdentityHeaders } from '../identity-signature.ts';
+import { type IdentityBinding, signIdentityHeaders } from '../identity-signature.ts';
 import { connectPostgres, dropPostgresDatabase, ensurePostgresDatabase, type Migration, migrateDownAll, migrateLatest, pgUrlFor } from '../stores/index.ts';
 import { createKeyring, type Keyring, signAccessToken, signServiceToken } from '../tokens.ts';
 import { readDevStoreUrls, resolveStoreUrls, type StoreUrls } from './dev-stores.ts';
+import { installGatewaySigner, presignIdentityHeaders } from './gateway-signer.ts';
+
+export { installGatewaySigner, presignIdentityHeaders, withGatewaySigner } from './gateway-signer.ts';
 
 /** Fresh random secrets for one test run (never reused, never committed). */
 export function testSecrets() {
@@ -21,8 +24,11 @@ export interface TestAuth {
   internalKeyring: Keyring;
   /** a valid access token for the actor */
   token(actor: Actor, options?: { ttlSeconds?: number }): string;
-  /** the signed identity headers the gateway would inject for the actor */
-  identityHeaders(actor: Actor, requestId?: string): Record<string, string>;
+  /**
+   * The identity headers the gateway would inject for the actor. With `binding`, signed for that request; without,
+   * presigned: `fetch` signs them for the request it sends (see gateway-signer.ts), other clients must bind.
+   */
+  identityHeaders(actor: Actor, requestId?: string, binding?: IdentityBinding): Record<string, string>;
   /** a service token from `iss` to `aud` */
   serviceHeaders(iss: ServiceName, aud: ServiceName): Record<string, string>;
 }
@@ -31,6 +37,7 @@ export function createTestAuth(secrets = testSecrets()): TestAuth {
   const accessKeyring = createKeyring(secrets.JWT_ACCESS_SECRET);
   const refreshKeyring = createKeyring(secrets.JWT_REFRESH_SECRET);
   const internalKeyring = createKeyring(secrets.INTERNAL_SECRET);
+  installGatewaySigner(secrets.INTERNAL_SECRET);
   return {
     secrets,
     accessKeyring,
@@ -42,7 +49,11 @@ export function createTestAuth(secrets = testSecrets()): TestAuth {
         { sub: actor.userId, username: actor.username, email: actor.email, role: actor.role },
         { jti: actor.jti, ttlSeconds: options.ttlSeconds },
       ),
-    identityHeaders: (actor, requestId = `test-${randomUUID()}`) => signIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId),
+    identityHeaders: (actor, requestId = `test-${randomUUID()}`, binding) => {
+      if (binding) return signIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId, binding);
+      installGatewaySigner(secrets.INTERNAL_SECRET); // again: a test may have swapped fetch since (nock.restore)
+      return presignIdentityHeaders(secrets.INTERNAL_SECRET, actor, requestId);
+    },
     serviceHeaders: (iss, aud) => ({ [SERVICE_TOKEN_HEADER]: signServiceToken(internalKeyring, iss, aud) }),
   };
 }

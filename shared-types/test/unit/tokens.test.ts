@@ -161,32 +161,41 @@ describe('tokens', () => {
 
 describe('identity signature', () => {
   const actor = testActor('supervisor');
+  const binding = { method: 'GET', path: '/api/chat/sessions', service: 'chat' };
 
   it('round-trips the injected headers', () => {
-    const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678');
-    expect(verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers)).to.deep.equal(actor);
+    const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678', binding);
+    expect(verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers, binding)).to.deep.equal(actor);
   });
 
   it('rejects a tampered value', () => {
-    const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678');
-    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, { ...headers, 'x-user-role': 'admin' }), 'UNAUTHENTICATED');
-    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, { ...headers, 'x-user-id': 'someone-else' }), 'UNAUTHENTICATED');
+    const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678', binding);
+    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, { ...headers, 'x-user-role': 'admin' }, binding), 'UNAUTHENTICATED');
+    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, { ...headers, 'x-user-id': 'someone-else' }, binding), 'UNAUTHENTICATED');
   });
 
   it('rejects a signature made with another secret', () => {
-    const headers = signIdentityHeaders(testSecrets().INTERNAL_SECRET, actor, 'req-12345678');
-    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers), 'UNAUTHENTICATED');
+    const headers = signIdentityHeaders(testSecrets().INTERNAL_SECRET, actor, 'req-12345678', binding);
+    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers, binding), 'UNAUTHENTICATED');
   });
 
   it('rejects a stale signature (over 60 s)', () => {
-    const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678', now() - 61);
-    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers), 'UNAUTHENTICATED');
+    const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678', binding, now() - 61);
+    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers, binding), 'UNAUTHENTICATED');
   });
 
   it('rejects duplicated headers and a missing signature', () => {
-    const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678');
-    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, { ...headers, 'x-user-id': [actor.userId, 'x'] }), 'UNAUTHENTICATED');
+    const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678', binding);
+    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, { ...headers, 'x-user-id': [actor.userId, 'x'] }, binding), 'UNAUTHENTICATED');
     const { 'x-identity-signature': _dropped, ...unsigned } = headers;
-    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, unsigned), 'UNAUTHENTICATED');
+    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, unsigned, binding), 'UNAUTHENTICATED');
+  });
+
+  it('binds the signature to method, path and service (a captured set is refused elsewhere)', () => {
+    const headers = signIdentityHeaders(secrets.INTERNAL_SECRET, actor, 'req-12345678', binding);
+    expect(verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers, { ...binding, method: 'get' })).to.deep.equal(actor);
+    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers, { ...binding, method: 'DELETE' }), 'UNAUTHENTICATED');
+    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers, { ...binding, path: '/api/chat/sessions/x' }), 'UNAUTHENTICATED');
+    rejectsWith(() => verifyIdentityHeaders(secrets.INTERNAL_SECRET, headers, { ...binding, service: 'auth' }), 'UNAUTHENTICATED');
   });
 });

@@ -22,7 +22,7 @@ export async function findAccount(db: Db, userId: string): Promise<AccountRow | 
 
 /**
  * Applies a user event: the identity it carries becomes the account's, unless a newer event was already
- * applied (at-least-once delivery may replay old entries). Idempotent.
+ * applied (at-least-once delivery may replay old entries). Idempotent: a redelivered event writes nothing.
  */
 export async function applyUserEvent(db: Db, event: UserEvent): Promise<void> {
   const at = new Date(event.occurredAt);
@@ -40,6 +40,13 @@ export async function applyUserEvent(db: Db, event: UserEvent): Promise<void> {
     .onConflict('user_id')
     .merge(['username', 'email', 'role', 'disabled', 'identity_at', 'updated_at'])
     .where(function newerOnly() {
-      this.whereNull('accounts.identity_at').orWhere('accounts.identity_at', '<=', at);
+      // an event of the same instant is applied only when it changes something: a redelivered one is a no-op
+      this.whereNull('accounts.identity_at')
+        .orWhere('accounts.identity_at', '<', at)
+        .orWhere(function sameInstantChange() {
+          this.where('accounts.identity_at', '=', at).whereRaw(
+            '(accounts.username, accounts.email, accounts.role, accounts.disabled) IS DISTINCT FROM (excluded.username, excluded.email, excluded.role, excluded.disabled)',
+          );
+        });
     });
 }

@@ -72,8 +72,14 @@ export interface ReservationRow {
   max_output_tokens: number;
   reserved: string;
   charged: string;
+  /** the part of `charged` taken from the balance beyond the hold (usage above the reservation, or after an expiry) */
+  beyond_hold: string;
+  /** credits of usage that could not be charged: the balance ran out */
+  shortfall: string;
   status: 'open' | 'finalized' | 'aborted' | 'expired';
   expires_at: Date;
+  expired_at: Date | null;
+  renewed_at: Date | null;
   created_at: Date;
   settled_at: Date | null;
 }
@@ -125,6 +131,16 @@ export async function settle(db: Db, input: SettleInput): Promise<Settled> {
     input.status,
     input.inputTokens ?? null,
     input.outputTokens,
+    input.expectUserId ?? null,
+  ]);
+  return rows[0] as Settled;
+}
+
+/** Extends an open reservation's expiry by the TTL; a settled one is returned as is. */
+export async function renew(db: Db, input: { reservationId: string; ttlSeconds: number; expectUserId?: string }): Promise<Settled> {
+  const rows = await preparedRows<Settled>(db, 'acc_renew', 'SELECT (r.reservation).*, r.available_after FROM acc_renew($1, $2, $3) r', [
+    input.reservationId,
+    input.ttlSeconds,
     input.expectUserId ?? null,
   ]);
   return rows[0] as Settled;

@@ -39,7 +39,7 @@ export async function invariantViolations(db: Db, userId: string): Promise<strin
       .first();
     const overcharged = await trx('reservations')
       .where({ user_id: userId })
-      .andWhereRaw('charged > reserved OR charged < 0')
+      .andWhereRaw('charged - beyond_hold > reserved OR charged < 0 OR beyond_hold < 0 OR beyond_hold > charged OR shortfall < 0')
       .count<{ count: string }[]>({ count: '*' });
 
     const problems: string[] = [];
@@ -63,7 +63,7 @@ export async function invariantViolations(db: Db, userId: string): Promise<strin
     expect(num(open.reserved) === reserved, `open reservations hold ${open.reserved}, reserved is ${reserved}`);
     expect(num(holds.held) === reserved, `holds sum to ${holds.held}, reserved is ${reserved}`);
     expect(num(holds.stale) === 0, 'a settled reservation still holds credits');
-    expect(num(overcharged[0]?.count) === 0, 'a reservation charged more than it reserved');
+    expect(num(overcharged[0]?.count) === 0, 'a reservation took more from its hold than it reserved');
     return problems;
   };
   if ('isTransaction' in db && db.isTransaction) return check(db);

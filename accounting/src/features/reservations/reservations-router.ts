@@ -7,6 +7,7 @@ import {
   internalBalancesQuery,
   internalBalancesResponse,
   parseIdList,
+  renewReservationBody,
   reservationResponse,
 } from '@platform/shared-types';
 import { ApiRouter, requireActor } from '@platform/shared-types/express';
@@ -14,7 +15,7 @@ import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { userId } from '../../schemas.ts';
 import { balances, openReservations } from '../credits/credits-dal.ts';
-import { abortStream, activeView, finalizeStream, initializeStream } from './reservations-service.ts';
+import { abortStream, activeView, finalizeStream, initializeStream, renewStream } from './reservations-service.ts';
 
 function idList(value: string): string[] {
   try {
@@ -46,8 +47,22 @@ export function reservationsRouter(ctx: AccountingContext): ApiRouter {
     .route(
       {
         method: 'post',
+        path: '/internal/streaming-sessions/renew',
+        summary: "Keep a running stream's reservation alive for another TTL (service-only; works after the user token expired)",
+        tags: ['internal'],
+        access: 'service',
+        body: renewReservationBody.strict(),
+        response: reservationResponse,
+        errors: ['NOT_FOUND', 'FORBIDDEN'],
+      },
+      async ({ body, req }) => renewStream(db, body, ctx.config.RESERVATION_TTL_SECONDS, req.actor?.userId),
+    )
+    .route(
+      {
+        method: 'post',
         path: '/internal/streaming-sessions/finalize',
-        summary: 'Charge the actual cost (at most the reservation) and release the rest (service-only; works after the user token expired)',
+        summary:
+          "Charge the actual usage at the reservation's prices (beyond the hold or after an expiry: from the balance, shortfall recorded) and release the rest (service-only; works after the user token expired)",
         tags: ['internal'],
         access: 'service',
         body: finalizeReservationBody.strict(),

@@ -4,18 +4,24 @@ import { AccountBatcher, type Outcome } from '../../account-queue.ts';
 import { iso, num, withRetry } from '../../db.ts';
 import * as dal from '../credits/credits-dal.ts';
 
-export function reservationView(row: dal.Settled): ReservationResponse {
+export function reservationView(row: dal.Settled, ttlSeconds?: number): ReservationResponse {
   const reserved = num(row.reserved);
   const charged = num(row.charged);
+  // what went back to the balance: the hold less the part of the charge it paid (nothing came back after an expiry)
+  const fromHold = charged - num(row.beyond_hold ?? 0);
+  const released = row.status === 'open' ? 0 : row.expired_at && row.status !== 'expired' ? 0 : reserved - fromHold;
   return {
     reservationId: row.id,
     userId: row.user_id,
     status: row.status,
     reservedCredits: reserved,
     chargedCredits: charged,
-    releasedCredits: row.status === 'open' ? 0 : reserved - charged,
+    releasedCredits: released,
     availableCredits: num(row.available_after),
     expiresAt: iso(row.expires_at) as string,
+    prices: { inputPer1k: row.input_per_1k, outputPer1k: row.output_per_1k },
+    shortfallCredits: num(row.shortfall ?? 0),
+    ...(ttlSeconds ? { ttlSeconds } : {}),
   };
 }
 
@@ -29,7 +35,12 @@ export interface InitializeInput {
 
 /** Reserves the worst case of a stream for the acting user; INSUFFICIENT_CREDITS when short. Idempotent. */
 export async function initializeStream(db: Knex, actor: Actor, input: InitializeInput, ttlSeconds: number): Promise<ReservationResponse> {
-  return reservationView(await batcherFor(db).submit(actor.userId, { op: 'reserve', actor, input: { ...input, ttlSeconds } }));
+  return reservationView(await batcherFor(db).submit(actor.userId, { op: 'reserve', actor, input: { ...input, ttlSeconds } }), ttlSeconds);
+}
+
+/** Keeps a running stream's reservation alive for another TTL. Idempotent; a settled reservation is answered as is. */
+export async function renewStream(db: Knex, input: { reservationId: string }, ttlSeconds: number, expectUserId?: string): Promise<ReservationResponse> {
+  return reservationView(await withRetry(() => dal.renew(db, { reservationId: input.reservationId, ttlSeconds, expectUserId })), ttlSeconds);
 }
 
 /** Settles in the owner's batches when the caller names the owner (a user token); otherwise on its own. */
@@ -78,7 +89,7 @@ function batcherFor(db: Knex): AccountBatcher<dal.MoneyCall, dal.Settled> {
   return batcher;
 }
 
-/** Charges the actual cost (at most what was reserved) and releases the rest. Idempotent. */
+/** Charges the actual cost at the reservation's prices (beyond the hold: from the balance, up to what is left) and releases the rest. Idempotent. */
 export async function finalizeStream(
   db: Knex,
   input: { reservationId: string; inputTokens: number; outputTokens: number },
@@ -96,7 +107,7 @@ export async function abortStream(
   return reservationView(await settleQueued(db, { ...input, status: 'aborted', expectUserId }));
 }
 
-/** Expires open reservations past their TTL and releases their credits; returns how many it expired. */
+/** Expires open reservations whose holder stopped renewing and releases their holds; returns how many it expired. */
 export async function sweepReservations(db: Knex, batch = 200): Promise<number> {
   let expired = 0;
   for (let round = 0; round < 50; round++) {

@@ -73,3 +73,38 @@ export async function usageStats(db: Db, userId: string, from: Date, to: Date) {
     byModel: byModel.map((row: Record<string, unknown>) => ({ modelId: String(row.model_id), ...bucket(row) })),
   };
 }
+
+export interface UsageExportRow {
+  day: string;
+  user_id: string;
+  username: string;
+  model_id: string;
+  requests: string;
+  input_tokens: string;
+  output_tokens: string;
+  credits: string;
+  shortfall: string;
+}
+
+/** Usage per UTC day, user and model in [from, to), for one user or (userId undefined) everyone. */
+export async function usageExport(db: Db, from: Date, to: Date, userId?: string): Promise<UsageExportRow[]> {
+  const query = db('usage as u')
+    .join('accounts as a', 'a.user_id', 'u.user_id')
+    .where('u.created_at', '>=', from)
+    .andWhere('u.created_at', '<', to)
+    .groupByRaw("to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), u.user_id, a.username, u.model_id")
+    .orderByRaw('1, 2, 4')
+    .select(
+      db.raw("to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day"),
+      'u.user_id',
+      'a.username',
+      'u.model_id',
+      db.raw('count(*) AS requests'),
+      db.raw('sum(u.input_tokens) AS input_tokens'),
+      db.raw('sum(u.output_tokens) AS output_tokens'),
+      db.raw('sum(u.credits) AS credits'),
+      db.raw('sum(u.shortfall) AS shortfall'),
+    );
+  if (userId) query.andWhere('u.user_id', userId);
+  return query;
+}

@@ -121,6 +121,8 @@ export function accountsService(ctx: AuthContext, sessions: SessionsService) {
       });
       if (!user) throw invalidToken();
       await sessions.revokeAllSessions(user._id.toString());
+      // The mail proved the owner: failed sign-ins against the old password no longer lock them out.
+      await sessions.clearLoginFailures(user._id.toString());
       await events.append('user.password_changed', user);
     },
 
@@ -136,10 +138,12 @@ export function accountsService(ctx: AuthContext, sessions: SessionsService) {
       }
       assertPasswordAllowed(input.newPassword, current);
       const passwordHash = await passwords.hash(input.newPassword);
-      const user = await users.update(current._id, { passwordHash, passwordChangedAt: new Date() });
+      // Conditional on the state checked above: a change or disable that raced with our bcrypt wins.
+      const user = await users.update(current._id, { passwordHash, passwordChangedAt: new Date() }, { passwordHash: current.passwordHash, status: 'active' });
       if (!user) throw new ApiError('UNAUTHENTICATED', 'Sign in again');
       await sessions.revokeAllSessions(actor.userId);
-      const { pair } = await sessions.issuePair(user, randomUUID(), device);
+      await sessions.clearLoginFailures(actor.userId);
+      const { pair } = await sessions.issuePair(user, randomUUID(), device, new Date());
       await events.append('user.password_changed', user);
       return { pair, user };
     },

@@ -90,7 +90,7 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
       // A client that puts a username in the email field still signs in.
       const byEmail = body.email?.includes('@') === true;
       const identity = byEmail ? { email: body.email } : { username: body.username ?? body.email };
-      const { pair, user } = await sessions.login({ ...identity, password: body.password }, deviceOf(req));
+      const { pair, user } = await sessions.login({ ...identity, password: body.password }, deviceOf(req, config));
       setRefreshCookie(res, config, pair.refreshToken);
       return { ...pair, user: toPublicUser(user) };
     },
@@ -110,7 +110,7 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
     async ({ body, req, res }) => {
       const token = body.refreshToken ?? refreshCookie(req);
       if (!token) throw new ApiError('UNAUTHENTICATED', 'Send a refresh token');
-      const { pair, user } = await sessions.refresh(token, deviceOf(req));
+      const { pair, user } = await sessions.refresh(token, deviceOf(req, config));
       setRefreshCookie(res, config, pair.refreshToken);
       return { ...pair, user: toPublicUser(user) };
     },
@@ -182,7 +182,7 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
       errors: ['INVALID_CREDENTIALS'],
     },
     async ({ actor, body, req, res }) => {
-      const { pair, user } = await accounts.changePassword(actor, body, deviceOf(req));
+      const { pair, user } = await accounts.changePassword(actor, body, deviceOf(req, config));
       setRefreshCookie(res, config, pair.refreshToken);
       return { ...pair, user: toPublicUser(user) };
     },

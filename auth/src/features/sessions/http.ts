@@ -33,7 +33,22 @@ export function refreshCookie(req: Request): string | undefined {
   return value && /^[A-Za-z0-9._-]{1,4096}$/.test(value) ? value : undefined;
 }
 
-export function deviceOf(req: Request): DeviceInfo {
+/**
+ * The client address: the X-Forwarded-For entry written by the outermost trusted proxy. The gateway replaces
+ * whatever X-Forwarded-For a client sends with the address it saw (or, behind a trusted proxy of its own,
+ * appends it), so counting `hops` entries from the right never reaches a value the client wrote.
+ */
+export function clientAddress(req: Request, hops: number): string | undefined {
+  const forwarded = req.headers['x-forwarded-for'];
+  const entries = (Array.isArray(forwarded) ? forwarded.join(',') : (forwarded ?? ''))
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+  const chain = [...entries, req.socket.remoteAddress ?? ''];
+  return chain[Math.max(0, chain.length - 1 - hops)] || undefined;
+}
+
+export function deviceOf(req: Request, config: Pick<Config, 'TRUSTED_PROXY_HOPS'>): DeviceInfo {
   const userAgent = req.headers['user-agent'];
-  return { userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 256) : undefined, ip: req.ip };
+  return { userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 256) : undefined, ip: clientAddress(req, config.TRUSTED_PROXY_HOPS) };
 }

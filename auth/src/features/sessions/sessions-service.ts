@@ -4,6 +4,7 @@ import type { AuthContext } from '../../context.ts';
 import { openWithToken, sealWithToken, sha256 } from '../../lib/secrets.ts';
 import type { UserDoc } from '../../models.ts';
 import { normaliseEmail, usernameKey } from '../users/users-dal.ts';
+import { loginLockout } from './login-lockout.ts';
 import { revocationWriter } from './revocation.ts';
 import { sessionsDal } from './sessions-dal.ts';
 
@@ -26,10 +27,11 @@ export function sessionsService(ctx: AuthContext) {
   const { config, redis, users, passwords, events } = ctx;
   const dal = sessionsDal(ctx.models);
   const revocation = revocationWriter(redis, config.ACCESS_TOKEN_TTL_SECONDS);
+  const lockout = loginLockout(redis, config);
   const key = (name: string) => `${config.REDIS_KEY_PREFIX}${name}`;
 
-  /** Signs a pair and stores its refresh token (hashed) in `family`. */
-  async function issuePair(user: UserDoc, family: string, device: DeviceInfo) {
+  /** Signs a pair and stores its refresh token (hashed) in `family`, which began at `familyStartedAt`. */
+  async function issuePair(user: UserDoc, family: string, device: DeviceInfo, familyStartedAt: Date) {
     const identity = { sub: user._id.toString(), username: user.username, email: user.email, role: user.role };
     const accessJti = randomUUID();
     const accessToken = signAccessToken(ctx.accessKeyring, identity, { jti: accessJti, ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS });
@@ -39,6 +41,7 @@ export function sessionsService(ctx: AuthContext) {
       tokenHash: sha256(refreshToken),
       userId: user._id,
       family,
+      familyStartedAt,
       device: { userAgent: device.userAgent ?? null, ip: device.ip ?? null },
       expiresAt: new Date(now + config.REFRESH_TOKEN_TTL_SECONDS * 1000),
       accessJti,
@@ -76,56 +79,63 @@ export function sessionsService(ctx: AuthContext) {
     await Promise.all([revocation.revokeJtis(live), revocation.revokeBefore(userId)]);
   }
 
-  // ---- login lockout: counted per account, or per identifier when no account matches, so both look alike ----
-  async function lockSubject(user: UserDoc | null, identifier: string): Promise<string> {
-    return user ? `user:${user._id.toString()}` : `id:${sha256(identifier)}`;
+  // Login failures are counted per account, or per identifier when no account matches, so both look alike.
+  const lockSubject = (user: UserDoc | null, identifier: string): string => (user ? `user:${user._id.toString()}` : `id:${sha256(identifier)}`);
+
+  /** What the tokens of a session are derived from: if any of it changes, a session issued from the old state is stale. */
+  const sessionState = (user: UserDoc) =>
+    [user.passwordHash, user.passwordChangedAt?.getTime() ?? 0, user.status, user.emailVerified, user.role, user.username, user.email].join('\u0000');
+
+  function assertMaySignIn(user: UserDoc): void {
+    if (!user.emailVerified) throw new ApiError('EMAIL_NOT_VERIFIED', 'Verify your email address first');
+    if (user.status !== 'active') throw new ApiError('FORBIDDEN', 'This account is disabled');
   }
 
-  async function lockedFor(subject: string): Promise<number> {
-    const ttl = await redis.ttl(key(`login-lock:${subject}`));
-    return Math.max(ttl, 0);
-  }
-
-  async function recordFailure(subject: string): Promise<void> {
-    const failures = key(`login-failures:${subject}`);
-    const count = await redis.incr(failures);
-    if (count === 1) await redis.expire(failures, config.LOGIN_FAILURE_WINDOW_SECONDS);
-    if (count >= config.LOGIN_MAX_FAILURES) {
-      await redis
-        .multi()
-        .set(key(`login-lock:${subject}`), '1', 'EX', config.LOGIN_LOCK_SECONDS)
-        .del(failures)
-        .exec();
+  /**
+   * Issues a new family for `verified` (whose password was just checked), then reads the user again. A password
+   * change, disable or role change either happened before that read (seen here: the family is revoked, and the
+   * sign-in fails or is redone for the new role) or after our family was stored (so its own revocation finds it).
+   */
+  async function issueFresh(verified: UserDoc, device: DeviceInfo): Promise<{ pair: TokenPair; user: UserDoc }> {
+    let user = verified;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const family = randomUUID();
+      const { pair } = await issuePair(user, family, device, new Date());
+      const current = await users.findById(user._id.toString());
+      if (current && sessionState(current) === sessionState(user)) return { pair, user: current };
+      await revokeFamily(family);
+      if (!current || current.passwordHash !== verified.passwordHash) throw new ApiError('INVALID_CREDENTIALS', 'Wrong username, email or password');
+      assertMaySignIn(current);
+      user = current;
     }
-  }
-
-  function lockedError(seconds: number): ApiError {
-    return new ApiError('ACCOUNT_LOCKED', 'Too many failed sign-in attempts; try again later', { headers: { 'Retry-After': String(seconds) } });
+    throw new ApiError('CONFLICT', 'The account changed while signing in; try again');
   }
 
   return {
     issuePair,
     revokeAllSessions,
 
+    /** Forgets every failed sign-in of the user (a password reset or change makes guesses at the old one moot). */
+    clearLoginFailures: (userId: string) => lockout.clear(`user:${userId}`),
+
     async login(input: { email?: string; username?: string; password: string }, device: DeviceInfo): Promise<{ pair: TokenPair; user: UserDoc }> {
       const identifier = input.email !== undefined ? `email:${normaliseEmail(input.email)}` : `username:${usernameKey(input.username ?? '')}`;
       const user = input.email !== undefined ? await users.findByEmail(input.email) : await users.findByUsername(input.username ?? '');
-      const subject = await lockSubject(user, identifier);
-      const locked = await lockedFor(subject);
-      if (locked > 0) throw lockedError(locked);
+      const subject = lockSubject(user, identifier);
+      await lockout.assertNotLocked(subject, device.ip);
       // Same bcrypt work whether or not the account exists.
       let ok = false;
       if (user) ok = await passwords.verify(input.password, user.passwordHash);
       else await passwords.verifyDummy(input.password);
-      if (!user || !ok) {
-        await recordFailure(subject);
+      // bcrypt took a while: the password checked must still be the account's password.
+      const current = user && ok ? await users.findById(user._id.toString()) : null;
+      if (!user || !current || current.passwordHash !== user.passwordHash) {
+        await lockout.recordFailure(subject, device.ip);
         throw new ApiError('INVALID_CREDENTIALS', 'Wrong username, email or password');
       }
-      await redis.del(key(`login-failures:${subject}`));
-      if (!user.emailVerified) throw new ApiError('EMAIL_NOT_VERIFIED', 'Verify your email address first');
-      if (user.status !== 'active') throw new ApiError('FORBIDDEN', 'This account is disabled');
-      const { pair } = await issuePair(user, randomUUID(), device);
-      return { pair, user };
+      await lockout.recordSuccess(subject, device.ip);
+      assertMaySignIn(current);
+      return issueFresh(current, device);
     },
 
     /**
@@ -145,6 +155,12 @@ export function sessionsService(ctx: AuthContext) {
         await revokeFamily(doc.family);
         throw new ApiError('TOKEN_REVOKED', 'The account is not active');
       }
+      // A family signed in with a password that has been changed since is dead, even if its revocation was missed.
+      const familyStartedAt = doc.familyStartedAt ?? doc.createdAt;
+      if (user.passwordChangedAt && familyStartedAt.getTime() < user.passwordChangedAt.getTime()) {
+        await revokeFamily(doc.family);
+        throw new ApiError('TOKEN_REVOKED', 'The password was changed after this session began');
+      }
       const fromWinner = async (): Promise<{ pair: TokenPair; user: UserDoc }> => {
         const sealed = await redis.get(rotationKey(tokenHash));
         const opened = sealed ? openWithToken(token, doc._id.toString(), sealed) : undefined;
@@ -160,7 +176,7 @@ export function sessionsService(ctx: AuthContext) {
       if (doc.status === 'rotated') return fromWinner();
       if (doc.expiresAt.getTime() <= Date.now()) throw new ApiError('TOKEN_EXPIRED', 'Refresh token expired');
 
-      const issued = await issuePair(user, doc.family, device);
+      const issued = await issuePair(user, doc.family, device, familyStartedAt);
       const sealed = sealWithToken(token, doc._id.toString(), JSON.stringify(issued.pair));
       let won = false;
       try {

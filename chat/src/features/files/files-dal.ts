@@ -15,6 +15,8 @@ interface ChunkDoc {
   fileId: Types.ObjectId;
   n: number;
   data: Buffer;
+  /** on the first chunk until the file document exists: what a crash mid-upload leaves is found by it */
+  pending?: boolean;
 }
 
 const fileSchema = new Schema<FileDoc>(
@@ -35,6 +37,7 @@ const chunkSchema = new Schema<ChunkDoc>(
   { versionKey: false },
 );
 chunkSchema.index({ fileId: 1, n: 1 }, { unique: true });
+chunkSchema.index({ pending: 1 });
 
 /** Chunk size: well under the 16 MB document limit, like GridFS's default. */
 export const CHUNK_BYTES = 255 * 1024;
@@ -49,19 +52,55 @@ export class FilesDal {
     this.chunks = connection.model<ChunkDoc>('FileChunk', chunkSchema, 'file_chunks');
   }
 
+  /** A new file id, for chunks written before the file document exists. */
+  newFileId(): Types.ObjectId {
+    return new Types.ObjectId();
+  }
+
+  /**
+   * One chunk of a file being received; the file stays invisible until `finish` writes its document. Written
+   * with the driver (no mongoose document and cast copy per chunk); the bytes are serialised before it settles.
+   */
+  async writeChunk(fileId: Types.ObjectId, n: number, data: Buffer): Promise<void> {
+    await this.chunks.collection.insertOne({ fileId, n, data: new mongoose.mongo.Binary(data), ...(n === 0 ? { pending: true } : {}) });
+  }
+
   /** Chunks first, the file document last: a file is visible only when all of it is stored. */
-  async store(input: Omit<FileDoc, '_id' | 'createdAt' | 'chunkCount' | 'size'>, data: Buffer): Promise<FileDoc> {
-    const fileId = new Types.ObjectId();
-    const chunks: ChunkDoc[] = [];
-    for (let offset = 0, n = 0; offset < data.length; offset += CHUNK_BYTES, n++) chunks.push({ fileId, n, data: data.subarray(offset, offset + CHUNK_BYTES) });
-    try {
-      await this.chunks.insertMany(chunks, { ordered: true });
-      const doc = await this.files.create({ _id: fileId, ...input, size: data.length, chunkCount: chunks.length });
-      return doc.toObject();
-    } catch (error) {
-      await this.chunks.deleteMany({ fileId }).catch(() => undefined);
-      throw error;
+  async finish(fileId: Types.ObjectId, input: Omit<FileDoc, '_id' | 'createdAt'>): Promise<FileDoc> {
+    const doc = await this.files.create({ _id: fileId, ...input });
+    await this.chunks.updateOne({ fileId, n: 0 }, { $unset: { pending: 1 } });
+    return doc.toObject();
+  }
+
+  /**
+   * Chunks of uploads that began before `olderThan` and never got their file document (the instance died
+   * mid-upload) are deleted; a file whose document exists only loses its stale mark. Returns the files removed.
+   */
+  async sweepUnfinished(olderThan: Date, batch = 500): Promise<number> {
+    const cutoff = Types.ObjectId.createFromTime(Math.floor(olderThan.getTime() / 1000));
+    const stale = await this.chunks
+      .find({ pending: true, fileId: { $lt: cutoff } }, { fileId: 1 })
+      .limit(batch)
+      .lean<Array<Pick<ChunkDoc, 'fileId'>>>();
+    let removed = 0;
+    for (const { fileId } of stale) {
+      if (await this.files.exists({ _id: fileId })) {
+        await this.chunks.updateOne({ fileId, n: 0 }, { $unset: { pending: 1 } });
+      } else {
+        await this.chunks.deleteMany({ fileId });
+        removed += 1;
+      }
     }
+    return removed;
+  }
+
+  /** Removes what an upload that failed or was refused had written. */
+  async discardChunks(fileId: Types.ObjectId): Promise<void> {
+    await this.chunks.deleteMany({ fileId });
+  }
+
+  async chunkCount(fileId: Types.ObjectId): Promise<number> {
+    return this.chunks.countDocuments({ fileId });
   }
 
   /** the file document first, so a half-removed file is never listed */
@@ -87,8 +126,10 @@ export class FilesDal {
     return { items, total };
   }
 
-  async countSince(userId: string, since: Date): Promise<number> {
-    return this.files.countDocuments({ userId, createdAt: { $gte: since } });
+  /** Files stored since `since` and their total size (one user has at most a day's quota of them). */
+  async usageSince(userId: string, since: Date): Promise<{ count: number; bytes: number }> {
+    const docs = await this.files.find({ userId, createdAt: { $gte: since } }, { size: 1 }).lean<Array<Pick<FileDoc, 'size'>>>();
+    return { count: docs.length, bytes: docs.reduce((sum, doc) => sum + doc.size, 0) };
   }
 
   async read(file: FileDoc): Promise<Buffer> {

@@ -3,7 +3,15 @@ import { z } from 'zod';
 import { type FilesService, fileView } from './files-service.ts';
 
 const fileSchema = z.object({ id: z.string(), name: z.string(), contentType: z.string(), size: z.number(), text: z.boolean(), createdAt: z.string() });
-const quotaSchema = z.object({ used: z.number(), limit: z.number(), remaining: z.number(), resetsAt: z.string() });
+const quotaSchema = z.object({
+  used: z.number(),
+  limit: z.number(),
+  remaining: z.number(),
+  bytesUsed: z.number(),
+  bytesLimit: z.number(),
+  bytesRemaining: z.number(),
+  resetsAt: z.string(),
+});
 
 export function filesRouter(deps: { files: FilesService }): ApiRouter {
   const { files } = deps;
@@ -13,17 +21,17 @@ export function filesRouter(deps: { files: FilesService }): ApiRouter {
       {
         method: 'post',
         path: '/api/chat/files',
-        summary: 'Upload one file (multipart/form-data; text, PDF, PNG, JPEG, GIF, WebP by content; 10 MB; daily quota)',
+        summary: 'Upload one file (multipart/form-data; text, PDF, PNG, JPEG, GIF, WebP by content; 10 MB; daily count and byte quota; 2 at once)',
         access: 'user',
         tags,
         status: 201,
         response: z.object({ file: fileSchema }),
-        errors: ['PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'QUOTA_EXCEEDED'],
+        errors: ['PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'QUOTA_EXCEEDED', 'RATE_LIMITED'],
       },
       async ({ actor, req }) => ({ file: fileView(await files.upload(actor.userId, req)) }),
     )
     .route(
-      { method: 'get', path: '/api/chat/files/quota', summary: "Today's uploads and the daily limit", access: 'user', tags, response: quotaSchema },
+      { method: 'get', path: '/api/chat/files/quota', summary: "Today's uploads and bytes, and the daily limits", access: 'user', tags, response: quotaSchema },
       ({ actor }) => files.quota(actor.userId),
     )
     .route(

@@ -1,9 +1,10 @@
 import { ApiError } from '@platform/shared-types';
-import busboy from 'busboy';
 import type { Request } from 'express';
 import { toObjectId } from '../sessions/sessions-dal.ts';
-import { detectType, safeFileName } from './file-types.ts';
+import { safeFileName } from './file-types.ts';
 import type { FileDoc, FilesDal } from './files-dal.ts';
+import type { UploadGuard } from './upload-guard.ts';
+import { NOT_ALLOWED_TYPE, receiveUpload, refusal } from './upload-receiver.ts';
 
 export function fileView(file: FileDoc) {
   return {
@@ -20,87 +21,128 @@ function startOfUtcDay(now = new Date()): Date {
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
 }
 
-/** Reads the one file part of a multipart body into memory, refusing it as soon as it passes the size limit. */
-function readUpload(req: Request, maxBytes: number): Promise<{ name: string; data: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let parser: busboy.Busboy;
-    try {
-      parser = busboy({ headers: req.headers, limits: { fileSize: maxBytes, files: 1, fields: 10, parts: 12 } });
-    } catch {
-      reject(new ApiError('UNSUPPORTED_MEDIA_TYPE', 'Send multipart/form-data with a boundary'));
-      return;
-    }
-    let result: { name: string; data: Buffer } | undefined;
-    let failed: ApiError | undefined;
-    parser.on('file', (_field, stream, info) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('limit', () => {
-        failed = new ApiError('PAYLOAD_TOO_LARGE', `Files may be at most ${maxBytes} bytes`);
-        stream.resume();
-      });
-      stream.on('end', () => {
-        if (!failed && !result) result = { name: info.filename ?? '', data: Buffer.concat(chunks) };
-      });
-    });
-    parser.on('error', () => reject(new ApiError('VALIDATION_FAILED', 'Malformed multipart body')));
-    parser.on('close', () => {
-      if (failed) reject(failed);
-      else if (!result) reject(new ApiError('VALIDATION_FAILED', 'No file in the upload (send it as a multipart file part)'));
-      else resolve(result);
-    });
-    req.pipe(parser);
-  });
-}
-
 export interface FileLimits {
   maxBytes: number;
   uploadsPerDay: number;
+  bytesPerDay: number;
   promptMaxChars: number;
   maxFilesPerMessage: number;
+  uploadIdleMs: number;
+  uploadTimeoutMs: number;
 }
+
+/** room for the multipart framing around the file in a declared Content-Length */
+const MULTIPART_OVERHEAD = 64 * 1024;
 
 export class FilesService {
   readonly #dal: FilesDal;
+  readonly #guard: UploadGuard;
   readonly #options: FileLimits;
 
-  constructor(dal: FilesDal, options: FileLimits) {
+  constructor(dal: FilesDal, guard: UploadGuard, options: FileLimits) {
     this.#dal = dal;
+    this.#guard = guard;
     this.#options = options;
   }
 
   async quota(userId: string) {
-    const used = await this.#dal.countSince(userId, startOfUtcDay());
+    const used = await this.#dal.usageSince(userId, startOfUtcDay());
     const resetsAt = new Date(startOfUtcDay().getTime() + 86_400_000).toISOString();
-    return { used, limit: this.#options.uploadsPerDay, remaining: Math.max(0, this.#options.uploadsPerDay - used), resetsAt };
+    const { uploadsPerDay, bytesPerDay } = this.#options;
+    return {
+      used: used.count,
+      limit: uploadsPerDay,
+      remaining: Math.max(0, uploadsPerDay - used.count),
+      bytesUsed: used.bytes,
+      bytesLimit: bytesPerDay,
+      bytesRemaining: Math.max(0, bytesPerDay - used.bytes),
+      resetsAt,
+    };
   }
 
+  /**
+   * Every check that needs no body runs before a byte of it is read (type, declared size, refused-attempt rate,
+   * daily count and bytes, concurrent uploads); then the body streams into chunk documents. Every refusal counts
+   * towards the refused-attempt rate, and nothing of a refused or failed upload stays stored.
+   */
   async upload(userId: string, req: Request): Promise<FileDoc> {
-    if (!/^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'Upload files as multipart/form-data');
+    const blocked = await this.#guard.refusedBlockSeconds(userId);
+    if (blocked > 0) throw refusal('RATE_LIMITED', 'Too many refused uploads; try again later', { retryAfter: blocked });
+    try {
+      return await this.#admitAndStore(userId, req);
+    } catch (error) {
+      if (error instanceof ApiError) await this.#guard.countRefused(userId).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #admitAndStore(userId: string, req: Request): Promise<FileDoc> {
+    const { maxBytes } = this.#options;
+    if (!/^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) throw refusal('UNSUPPORTED_MEDIA_TYPE', 'Upload files as multipart/form-data');
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > this.#options.maxBytes + 64 * 1024)
-      throw new ApiError('PAYLOAD_TOO_LARGE', `Files may be at most ${this.#options.maxBytes} bytes`);
-    const before = await this.quota(userId);
-    if (before.remaining === 0) throw this.#quotaExceeded(before);
-    const upload = await readUpload(req, this.#options.maxBytes);
-    const name = safeFileName(upload.name);
-    const type = detectType(upload.data, name);
-    if (!type) throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'Allowed: text (UTF-8), PDF, PNG, JPEG, GIF, WebP; the type is checked by content');
-    const file = await this.#dal.store({ userId, name, contentType: type.contentType, text: type.text }, upload.data);
-    // concurrent uploads may all have passed the first check: count again and give back what went over
+    if (Number.isFinite(declared) && declared > maxBytes + MULTIPART_OVERHEAD) throw refusal('PAYLOAD_TOO_LARGE', `Files may be at most ${maxBytes} bytes`);
+    const quota = await this.quota(userId);
+    if (quota.remaining === 0) throw this.#quotaExceeded(quota, `At most ${quota.limit} uploads per day`);
+    if (quota.bytesRemaining === 0 || (Number.isFinite(declared) && declared > quota.bytesRemaining + MULTIPART_OVERHEAD)) {
+      throw this.#quotaExceeded(quota, `At most ${quota.bytesLimit} bytes of uploads per day; ${quota.bytesRemaining} left today`);
+    }
+    const slot = await this.#guard.acquire(userId);
+    if (!slot) throw refusal('RATE_LIMITED', 'Another upload of yours is still running; wait for it to finish', { retryAfter: 1 });
+    try {
+      return await this.#store(userId, req, quota);
+    } finally {
+      await this.#guard.release(userId, slot).catch(() => undefined);
+    }
+  }
+
+  async #store(userId: string, req: Request, quota: Awaited<ReturnType<FilesService['quota']>>): Promise<FileDoc> {
+    const { maxBytes } = this.#options;
+    const fileBytes = Math.min(maxBytes, quota.bytesRemaining);
+    const fileId = this.#dal.newFileId();
+    let file: FileDoc;
+    try {
+      const received = await receiveUpload(req, (n, data) => this.#dal.writeChunk(fileId, n, data), {
+        fileBytes,
+        tooLarge: () =>
+          fileBytes < maxBytes
+            ? this.#quotaExceeded(quota, `At most ${quota.bytesLimit} bytes of uploads per day; ${quota.bytesRemaining} left today`)
+            : refusal('PAYLOAD_TOO_LARGE', `Files may be at most ${maxBytes} bytes`),
+        idleMs: this.#options.uploadIdleMs,
+        timeoutMs: this.#options.uploadTimeoutMs,
+      });
+      if (!received.type) throw new ApiError('UNSUPPORTED_MEDIA_TYPE', NOT_ALLOWED_TYPE);
+      const { type } = received;
+      file = await this.#dal.finish(fileId, {
+        userId,
+        name: safeFileName(received.name),
+        contentType: type.contentType,
+        text: type.text,
+        size: received.size,
+        chunkCount: received.chunkCount,
+      });
+    } catch (error) {
+      await this.#dal.discardChunks(fileId).catch(() => undefined);
+      throw error;
+    }
+    // two concurrent uploads may both have passed the first check: count again and give back what went over
     const after = await this.quota(userId);
-    if (after.used > after.limit) {
+    if (after.used > after.limit || after.bytesUsed > after.bytesLimit) {
       await this.#dal.remove(file._id);
-      throw this.#quotaExceeded({ ...after, used: after.used - 1 });
+      throw this.#quotaExceeded({ ...after, used: after.used - 1 }, `At most ${after.limit} uploads and ${after.bytesLimit} bytes per day`);
     }
     return file;
   }
 
-  #quotaExceeded(quota: { used: number; limit: number; resetsAt: string }): ApiError {
-    return new ApiError('QUOTA_EXCEEDED', `At most ${quota.limit} uploads per day`, {
+  #quotaExceeded(quota: { used: number; limit: number; resetsAt: string }, detail: string): ApiError {
+    return refusal('QUOTA_EXCEEDED', detail, {
       extensions: { used: quota.used, limit: quota.limit, resetsAt: quota.resetsAt },
-      headers: { 'Retry-After': String(Math.max(1, Math.ceil((Date.parse(quota.resetsAt) - Date.now()) / 1000))) },
+      retryAfter: Math.max(1, Math.ceil((Date.parse(quota.resetsAt) - Date.now()) / 1000)),
     });
+  }
+
+  /** Removes what uploads cut by a crash left behind (any upload older than the upload timeout is over). */
+  sweepUnfinished(): Promise<number> {
+    return this.#dal.sweepUnfinished(new Date(Date.now() - this.#options.uploadTimeoutMs - 60_000));
   }
 
   /** the owner's file; anyone else's is NOT_FOUND */

@@ -36,7 +36,8 @@ export function predictRouter(deps: { streams: StreamService; sessions: Sessions
         sessionId: z.string(),
         chatMessageId: z.string(),
         usage: z.unknown(),
-        credits: z.number(),
+        credits: z.number().optional(),
+        chargePending: z.boolean().optional(),
       }),
       errors: ['NOT_FOUND', 'FORBIDDEN', 'CONFLICT', 'INSUFFICIENT_CREDITS', 'UPSTREAM_UNAVAILABLE'],
     },
@@ -69,6 +70,7 @@ export function predictRouter(deps: { streams: StreamService; sessions: Sessions
         chatMessageId: reply.messageId,
         usage: reply.usage,
         credits: reply.credits,
+        chargePending: reply.chargePending,
       };
     },
   );

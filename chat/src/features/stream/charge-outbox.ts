@@ -12,6 +12,8 @@ interface OutboxDoc {
   body: Record<string, unknown>;
   attempts: number;
   nextAttemptAt: Date;
+  /** a running stream's checkpoint (what it produced so far): due only when its holder stopped renewing the lease */
+  provisional?: boolean;
   lastError?: string;
   createdAt: Date;
 }
@@ -23,6 +25,7 @@ const outboxSchema = new Schema<OutboxDoc>(
     body: { type: Schema.Types.Mixed, required: true },
     attempts: { type: Number, required: true },
     nextAttemptAt: { type: Date, required: true },
+    provisional: Boolean,
     lastError: String,
     createdAt: { type: Date, required: true },
   },
@@ -42,6 +45,12 @@ function isTransient(error: unknown): boolean {
  * Durable charges: a finalize or abort that accounting did not take lands in MongoDB (keyed by reservation id)
  * and is retried with exponential backoff until it does. Accounting is idempotent on the reservation id, so a
  * retry after a lost answer never charges twice. `onSettled` records the final credits on the message.
+ *
+ * A running stream also keeps a provisional abort here (`checkpoint`: the usage it produced so far, due only after
+ * a lease the stream keeps extending). When the process dies mid-stream, the lease runs out and any instance
+ * replays that abort, so the produced part is charged once (accounting takes it from the balance when its sweeper
+ * expired the reservation first, and records what it could not take). The stream's own final charge replaces or
+ * discards the checkpoint.
  */
 export class ChargeOutbox {
   readonly #model: Model<OutboxDoc>;
@@ -87,8 +96,36 @@ export class ChargeOutbox {
     }
   }
 
-  /** Stores the charge for the retry loop (once per reservation id). */
+  /**
+   * Records (or updates) a running stream's provisional abort: what it produced so far, due after `leaseMs` unless
+   * the next checkpoint pushes it further. Never overwrites a final charge already queued for the reservation.
+   */
+  async checkpoint(charge: Extract<Charge, { kind: 'abort' }>, leaseMs: number): Promise<void> {
+    const set = { body: charge.body, nextAttemptAt: new Date(Date.now() + leaseMs) };
+    const updated = await this.#model.updateOne({ _id: charge.body.reservationId, provisional: true }, { $set: set });
+    if (updated.matchedCount === 1) return;
+    await this.#model
+      .create({ _id: charge.body.reservationId, kind: 'abort', provisional: true, attempts: 0, createdAt: new Date(), ...set })
+      .catch((error: unknown) => {
+        // a final charge for it is queued already: that one wins
+        if ((error as { code?: number }).code !== 11000) throw error;
+      });
+  }
+
+  /** Drops a stream's checkpoint once its final charge landed. */
+  async discard(reservationId: string): Promise<void> {
+    await retryTransient(() => this.#model.deleteOne({ _id: reservationId, provisional: true }));
+  }
+
+  /** Stores the charge for the retry loop (once per reservation id; it replaces the stream's checkpoint). */
   async enqueue(charge: Charge): Promise<void> {
+    const due = new Date(Date.now() + this.#options.backoffMinMs);
+    await retryTransient(() =>
+      this.#model.updateOne(
+        { _id: charge.body.reservationId, provisional: true },
+        { $set: { kind: charge.kind, body: charge.body, nextAttemptAt: due, provisional: false } },
+      ),
+    );
     await retryTransient(() =>
       this.#model.updateOne(
         { _id: charge.body.reservationId },
@@ -139,7 +176,8 @@ export class ChargeOutbox {
         const credits = await this.#send(charge);
         await this.#onSettled(item._id, credits);
         await this.#model.deleteOne({ _id: item._id });
-        this.#logger.info({ reservationId: item._id, attempts: item.attempts + 1 }, 'queued charge landed');
+        const what = item.provisional ? 'the checkpoint of a stream whose holder stopped landed' : 'queued charge landed';
+        this.#logger.info({ reservationId: item._id, attempts: item.attempts + 1 }, what);
       } catch (error) {
         if (!isTransient(error)) {
           this.#logger.error({ err: error, reservationId: item._id }, 'accounting refused a queued charge; dropped');

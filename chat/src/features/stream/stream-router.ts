@@ -1,4 +1,4 @@
-import { ApiError, bearerToken } from '@platform/shared-types';
+import { ApiError, bearerToken, type Keyring, type RevocationMirror, streamToken, watchStreamToken } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import type { Response } from 'express';
 import { z } from 'zod';
@@ -25,6 +25,8 @@ export function streamRouter(deps: {
   sessions: SessionsService;
   supervision: SupervisionService;
   bus: ChatBus;
+  revocations: RevocationMirror;
+  accessKeyring: Keyring;
   maxMessageChars: number;
   heartbeatMs: number;
 }): ApiRouter {
@@ -67,7 +69,15 @@ export function streamRouter(deps: {
         tags,
         params: idParams,
         body: messageBody,
-        response: z.object({ messageId: z.string(), content: z.string(), status: z.string(), usage: z.unknown(), credits: z.number() }),
+        response: z.object({
+          messageId: z.string(),
+          content: z.string(),
+          status: z.string(),
+          usage: z.unknown(),
+          // absent while the charge waits for accounting (chargePending); accounting is the one source of the number
+          credits: z.number().optional(),
+          chargePending: z.boolean().optional(),
+        }),
         errors: ['NOT_FOUND', 'FORBIDDEN', 'CONFLICT', 'INSUFFICIENT_CREDITS', 'UPSTREAM_UNAVAILABLE'],
       },
       async ({ actor, params, body, req, res }) => {
@@ -91,19 +101,35 @@ export function streamRouter(deps: {
       {
         method: 'get',
         path: '/api/chat/events',
-        summary: "The caller's own event stream (SSE): supervisor feedback and interrupts",
+        summary:
+          "The caller's own event stream (SSE): supervisor feedback and interrupts. Ends with an error event (TOKEN_REVOKED, TOKEN_EXPIRED) when its access token dies",
         access: 'user',
         tags,
         produces: 'text/event-stream',
+        errors: ['TOKEN_EXPIRED'],
       },
-      async ({ actor, res }) => {
+      async ({ actor, req, res }) => {
+        const claims = streamToken(deps.accessKeyring, req.headers.authorization, actor);
         openSse(res);
         const unsubscribe = await bus.subscribe(bus.userChannel(actor.userId), (message) => {
           const { event, data } = JSON.parse(message) as { event: string; data: unknown };
           writeSse(res, event, data);
         });
         writeSseComment(res, 'ready');
-        keepAlive(res, heartbeatMs, unsubscribe);
+        let unwatch = () => {};
+        keepAlive(res, heartbeatMs, async () => {
+          unwatch();
+          await unsubscribe();
+        });
+        // logout, password reset, disable or expiry end the stream: a terminal event, then close
+        unwatch = watchStreamToken({
+          claims,
+          revocations: deps.revocations,
+          onEnd: (reason) => {
+            writeSse(res, 'error', reason);
+            res.end();
+          },
+        });
       },
     )
     .route(
@@ -194,7 +220,7 @@ export function streamRouter(deps: {
 /** The reply of a non-streaming call, or the stream's error as a problem. */
 export function collectedReply(sink: CollectingSink) {
   const terminal = sink.terminal();
-  const data = (terminal?.data ?? {}) as { messageId?: string; usage?: unknown; credits?: number; detail?: string };
+  const data = (terminal?.data ?? {}) as { messageId?: string; usage?: unknown; credits?: number; chargePending?: boolean; detail?: string };
   if (!terminal || terminal.event === 'error') {
     throw new ApiError('UPSTREAM_UNAVAILABLE', data.detail ?? 'The model failed to answer', {
       status: 502,
@@ -206,6 +232,7 @@ export function collectedReply(sink: CollectingSink) {
     content: sink.text,
     status: terminal.event === 'done' ? 'complete' : 'interrupted',
     usage: data.usage,
-    credits: data.credits ?? 0,
+    credits: data.credits,
+    chargePending: data.chargePending,
   };
 }

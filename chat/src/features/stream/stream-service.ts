@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { type Actor, ApiError, creditsFor, type Logger, type ModelEntry } from '@platform/shared-types';
+import { type Actor, ApiError, type Logger, type ModelEntry, type ReservationResponse } from '@platform/shared-types';
 import { Types } from 'mongoose';
-import { estimateTokens, type ModelRegistry, type ProviderName } from '../../models/model-registry.ts';
+import type { ModelRegistry, ProviderName } from '../../models/model-registry.ts';
+import { countPromptTokens, countTokens, estimatePromptTokens, estimateTurnTokens } from '../../models/tokens.ts';
 import type { ChatTurn, Provider, Usage } from '../../providers/provider.ts';
 import { ProviderError } from '../../providers/provider.ts';
 import type { MessageDoc, MessageStatus, SessionsDal } from '../sessions/sessions-dal.ts';
@@ -37,14 +38,14 @@ interface ActiveStream {
 
 /** Conversation turns for the prompt: newest history that fits the budget, alternating roles, starting with the user. */
 export function buildTurns(history: MessageDoc[], newMessage: string, budgetTokens: number): ChatTurn[] {
-  const newTokens = estimateTokens(newMessage);
+  const newTokens = estimateTurnTokens(newMessage) + estimatePromptTokens([]);
   if (newTokens > budgetTokens) throw new ApiError('VALIDATION_FAILED', "The message (with its attachments) does not fit the model's context");
   const kept: ChatTurn[] = [];
   let used = newTokens;
   for (let i = history.length - 1; i >= 0; i--) {
     const message = history[i] as MessageDoc;
     if (message.role === 'supervisor' || message.content.length === 0) continue;
-    const cost = estimateTokens(message.content);
+    const cost = estimateTurnTokens(message.content);
     if (used + cost > budgetTokens) break;
     used += cost;
     kept.unshift({ role: message.role, content: message.content });
@@ -62,7 +63,8 @@ export function buildTurns(history: MessageDoc[], newMessage: string, budgetToke
 }
 
 export interface StreamDeps {
-  config: { heartbeatMs: number };
+  /** renewMs: how often a running stream renews its reservation and checkpoints its usage (capped at a quarter of the TTL) */
+  config: { heartbeatMs: number; renewMs: number };
   logger: Logger;
   models: ModelRegistry;
   providers: Map<ProviderName, Provider>;
@@ -151,7 +153,7 @@ export class StreamService {
     });
     if (!locked) throw new ApiError('CONFLICT', 'A reply is already streaming in this session');
 
-    let prepared: { turns: ChatTurn[]; inputTokens: number; maxOutputTokens: number; reservationId: string };
+    let prepared: { turns: ChatTurn[]; inputTokens: number; maxOutputTokens: number; reservationId: string; reservation: ReservationResponse };
     try {
       const attachmentText = request.fileIds && request.fileIds.length > 0 ? await this.#deps.attachments(actor.userId, request.fileIds) : '';
       if (request.maxOutputTokens !== undefined && request.maxOutputTokens > model.maxOutputTokens) {
@@ -159,7 +161,9 @@ export class StreamService {
       }
       const maxOutputTokens = request.maxOutputTokens ?? model.defaultMaxOutputTokens;
       const turns = buildTurns(history, request.message + attachmentText, model.contextTokens - maxOutputTokens);
-      const inputTokens = turns.reduce((sum, turn) => sum + estimateTokens(turn.content), 0);
+      // reserve a conservative estimate; an abort without provider usage is charged the plain count
+      const inputTokens = countPromptTokens(turns);
+      const reservedInputTokens = Math.min(estimatePromptTokens(turns), 10_000_000);
       const reservationId = randomUUID();
       const userMessageId = new Types.ObjectId();
       // store the user message while reserving; undo whichever succeeded if the other failed
@@ -174,7 +178,7 @@ export class StreamService {
           modelId: model.id,
           fileIds: request.fileIds && request.fileIds.length > 0 ? request.fileIds : undefined,
         }),
-        this.#reserve({ reservationId, sessionId, modelId: model.id, inputTokens: Math.min(inputTokens, 10_000_000), maxOutputTokens }, request.userToken),
+        this.#reserve({ reservationId, sessionId, modelId: model.id, inputTokens: reservedInputTokens, maxOutputTokens }, request.userToken),
       ]);
       if (reserved.status === 'rejected') {
         if (stored.status === 'fulfilled') await dal.deleteMessage(userMessageId);
@@ -184,7 +188,7 @@ export class StreamService {
         await this.#deps.outbox.charge({ kind: 'abort', body: { reservationId, inputTokens: 0, outputTokens: 0 } }).catch(() => undefined);
         throw stored.reason;
       }
-      prepared = { turns, inputTokens, maxOutputTokens, reservationId };
+      prepared = { turns, inputTokens, maxOutputTokens, reservationId, reservation: reserved.value };
     } catch (error) {
       await bus.releaseLock(sessionId, holder).catch(() => undefined);
       throw error;
@@ -200,13 +204,47 @@ export class StreamService {
   }
 
   /** Reserve; a lost answer is retried once with the same reservation id (accounting is idempotent on it). */
-  async #reserve(body: Parameters<AccountingClient['initialize']>[0], userToken: string | undefined): Promise<void> {
+  async #reserve(body: Parameters<AccountingClient['initialize']>[0], userToken: string | undefined): Promise<ReservationResponse> {
     try {
-      await this.#deps.accounting.initialize(body, userToken);
+      return await this.#deps.accounting.initialize(body, userToken);
     } catch (error) {
       if (!(error instanceof ApiError) || error.code !== 'UPSTREAM_UNAVAILABLE') throw error;
-      await this.#deps.accounting.initialize(body, userToken);
+      return await this.#deps.accounting.initialize(body, userToken);
     }
+  }
+
+  /**
+   * While a stream runs: renew its reservation (so accounting's sweeper leaves it alone) and checkpoint what it
+   * produced into the outbox (charged by any instance if this process dies), at an interval well below the TTL.
+   * Failures are logged and tried again on the next tick: a late charge is still taken (DESIGN 8). The returned
+   * stopper waits for a tick in flight, so no checkpoint lands after the final charge.
+   */
+  #keepReservation(reservation: ReservationResponse, produced: () => Usage): () => Promise<void> {
+    const { accounting, outbox, logger } = this.#deps;
+    const ttlMs = (reservation.ttlSeconds ?? Number.POSITIVE_INFINITY) * 1_000;
+    const intervalMs = Math.max(50, Math.min(this.#deps.config.renewMs, Math.floor(ttlMs / 4)));
+    // the outbox replays the checkpoint only after three missed renewals (the holder is gone)
+    const leaseMs = intervalMs * 3;
+    const reservationId = reservation.reservationId;
+    let warned = false;
+    const tick = async () => {
+      const checkpoint = outbox.checkpoint({ kind: 'abort', body: { reservationId, ...produced() } }, leaseMs);
+      const renewal = accounting.renew({ reservationId });
+      const [saved, renewed] = await Promise.allSettled([checkpoint, renewal]);
+      if ((saved.status === 'rejected' || renewed.status === 'rejected') && !warned) {
+        warned = true;
+        const reason = saved.status === 'rejected' ? saved.reason : (renewed as PromiseRejectedResult).reason;
+        logger.warn({ err: reason, reservationId }, 'could not renew the reservation or checkpoint the stream; retrying on the next tick');
+      }
+    };
+    let inFlight: Promise<void> = tick();
+    const timer = setInterval(() => {
+      inFlight = inFlight.then(tick);
+    }, intervalMs);
+    return async () => {
+      clearInterval(timer);
+      await inFlight;
+    };
   }
 
   async #stream(s: {
@@ -221,9 +259,11 @@ export class StreamService {
     /** the title write, finished before the reply is stored */
     titled: Promise<void>;
     turns: ChatTurn[];
+    /** the tokenizer's count of the prompt (what an abort without provider usage is charged) */
     inputTokens: number;
     maxOutputTokens: number;
     reservationId: string;
+    reservation: ReservationResponse;
   }): Promise<void> {
     const { dal, bus, logger } = this.#deps;
     const { sink, actor } = s.request;
@@ -252,6 +292,7 @@ export class StreamService {
     }, this.#deps.config.heartbeatMs);
 
     let text = '';
+    const keeping = this.#keepReservation(s.reservation, () => ({ inputTokens: s.inputTokens, outputTokens: countTokens(text) }));
     let reported: Usage | undefined;
     let stopReason = 'end_turn';
     let completed = false;
@@ -278,13 +319,14 @@ export class StreamService {
       if (!state.cause) failure = error;
     } finally {
       clearInterval(heartbeat);
+      await keeping();
     }
 
     // what to store, charge and tell
     const cause = state.cause;
     // an upstream that failed before producing anything is not billed; anything produced (or stopped by the user) is
     const failedEmpty = !completed && !cause && text.length === 0;
-    const produced: Usage = { inputTokens: failedEmpty ? 0 : s.inputTokens, outputTokens: estimateTokens(text) };
+    const produced: Usage = { inputTokens: failedEmpty ? 0 : s.inputTokens, outputTokens: countTokens(text) };
     let status: MessageStatus;
     let usage: Usage;
     let chargeRequest: Charge;
@@ -298,10 +340,15 @@ export class StreamService {
       chargeRequest = { kind: 'abort', body: { reservationId: s.reservationId, ...usage } };
     }
     const charge: ChargeResult = await this.#deps.outbox.attempt(chargeRequest);
-    // credits shown while a charge waits in the outbox: the price of the usage, capped by what was reserved
-    const credits = charge.pending
-      ? Math.min(creditsFor(s.model.prices, usage.inputTokens, usage.outputTokens), creditsFor(s.model.prices, s.inputTokens, s.maxOutputTokens))
-      : charge.credits;
+    // accounting is the one source of prices: while the charge waits in the outbox the reply shows no number (and
+    // chargePending); the outbox writes accounting's number when the charge lands
+    const credits = charge.pending ? undefined : charge.credits;
+    if (charge.pending) {
+      // hold the checkpoint back (with the final usage) until the queued charge below replaces it
+      await this.#deps.outbox
+        .checkpoint({ kind: 'abort', body: { reservationId: s.reservationId, ...usage } }, 10 * 60_000)
+        .catch((error: unknown) => logger.warn({ err: error, reservationId: s.reservationId }, 'could not hold the checkpoint back'));
+    } else await this.#deps.outbox.discard(s.reservationId).catch(() => undefined);
     try {
       await s.titled;
       await Promise.all([

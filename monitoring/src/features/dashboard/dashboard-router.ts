@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
+import { ROUTING } from '@platform/shared-types/express';
 import express, { type Router } from 'express';
 
 const DASHBOARD_DIR = new URL('../../../dashboard/', import.meta.url);
@@ -41,7 +42,7 @@ export const SECURITY_HEADERS = {
 /** Serves the supervisor dashboard at /monitoring/ (public assets; every API call it makes carries the user's token). */
 export function dashboardRouter(): Router {
   const assets = dashboardAssets();
-  const router = express.Router({ strict: true });
+  const router = express.Router(ROUTING);
   router.get('/', (req, res, next) => {
     // /monitoring -> /monitoring/ so relative URLs resolve under the prefix
     if (req.originalUrl.split('?')[0] === '/monitoring') return res.redirect(301, '/monitoring/');

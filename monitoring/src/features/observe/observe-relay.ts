@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import {
+  type AccessClaims,
   type Actor,
   ApiError,
   bearerToken,
@@ -7,8 +8,11 @@ import {
   type Keyring,
   type Logger,
   REQUEST_ID_HEADER,
+  type RevocationMirror,
   SERVICE_TOKEN_HEADER,
   signServiceToken,
+  streamToken,
+  watchStreamToken,
 } from '@platform/shared-types';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { Request, Response } from 'express';
@@ -33,7 +37,8 @@ interface OpenRelay {
 /**
  * Relays chat's observe stream (GET /internal/sessions/:id/observe, SSE) to a supervisor: checks the
  * relationship first, opens the upstream with a service token, re-frames each parsed event, adds heartbeats,
- * and closes the upstream as soon as the supervisor leaves or the relationship ends.
+ * and closes the upstream as soon as the supervisor leaves, the relationship ends, or the supervisor's access
+ * token is revoked or expires (a terminal error event, then close).
  */
 export class ObserveRelay {
   readonly #chatUrl: string;
@@ -41,6 +46,8 @@ export class ObserveRelay {
   readonly #heartbeatMs: number;
   readonly #relationships: RelationshipService;
   readonly #logger: Logger;
+  readonly #accessKeyring: Keyring;
+  readonly #revocations: RevocationMirror;
   readonly #agent = new Agent({ keepAliveTimeout: 10_000 });
   readonly #open = new Set<OpenRelay>();
 
@@ -51,7 +58,11 @@ export class ObserveRelay {
     relationships: RelationshipService;
     changes: RelationshipChanges;
     logger: Logger;
+    accessKeyring: Keyring;
+    revocations: RevocationMirror;
   }) {
+    this.#accessKeyring = options.accessKeyring;
+    this.#revocations = options.revocations;
     this.#chatUrl = options.chatUrl;
     this.#keyring = options.internalKeyring;
     this.#heartbeatMs = options.heartbeatMs;
@@ -77,7 +88,14 @@ export class ObserveRelay {
         upstream.body.destroy();
         return;
       }
-      await this.#pump(actor, studentId, upstream.body, res, controller);
+      let claims: AccessClaims;
+      try {
+        claims = streamToken(this.#accessKeyring, req.headers.authorization, actor);
+      } catch (error) {
+        upstream.body.destroy();
+        throw error;
+      }
+      await this.#pump(actor, studentId, claims, upstream.body, res, controller);
     } finally {
       res.off('close', clientGone);
     }
@@ -115,7 +133,14 @@ export class ObserveRelay {
     throw new ApiError('UPSTREAM_UNAVAILABLE', `chat answered ${upstream.statusCode} to observe`, { status: 502 });
   }
 
-  async #pump(actor: Actor, studentId: string, body: AsyncIterable<Buffer> & { destroy(): void }, res: Response, controller: AbortController) {
+  async #pump(
+    actor: Actor,
+    studentId: string,
+    claims: AccessClaims,
+    body: AsyncIterable<Buffer> & { destroy(): void },
+    res: Response,
+    controller: AbortController,
+  ) {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
@@ -137,6 +162,7 @@ export class ObserveRelay {
       },
     };
     this.#open.add(relay);
+    const unwatch = watchStreamToken({ claims, revocations: this.#revocations, onEnd: (reason) => relay.end(reason) });
     const parser = createParser({
       onEvent: (message: EventSourceMessage) => {
         send(sseFrame(message));
@@ -155,6 +181,7 @@ export class ObserveRelay {
       }
     } finally {
       clearInterval(heartbeat);
+      unwatch();
       this.#open.delete(relay);
       controller.abort();
       body.destroy();

@@ -1,4 +1,5 @@
 import type { Logger } from '@platform/shared-types';
+import { ROUTING } from '@platform/shared-types/express';
 import { buildWebApp, type WebAsset } from '@platform/webapp/build';
 import express, { type Router } from 'express';
 import { SECURITY_HEADERS } from '../dashboard/dashboard-router.ts';
@@ -19,7 +20,7 @@ export function webAppAssets(): Promise<Map<string, WebAsset>> {
 export function webAppRouter(logger: Logger): Router {
   const assets = webAppAssets();
   assets.catch((error: unknown) => logger.error({ err: error }, 'the web app could not be built'));
-  const router = express.Router({ strict: true, caseSensitive: true });
+  const router = express.Router(ROUTING);
   router.get('/', (req, res, next) => {
     if (req.originalUrl.split('?')[0] === '/app') return res.redirect(301, '/app/');
     next();
