@@ -5,6 +5,8 @@ import type { Config } from './config.ts';
 import type { AccountingContext } from './context.ts';
 import { ensureAccount } from './features/accounts/accounts-dal.ts';
 import { authUserLookup, type UserLookup } from './features/accounts/accounts-service.ts';
+import { apiKeysRouter } from './features/api-keys/api-keys-router.ts';
+import { authApiKeyLookup } from './features/api-keys/api-keys-service.ts';
 import { creditsRouter } from './features/credits/credits-router.ts';
 import { pricesRouter } from './features/prices/prices-router.ts';
 import { reconcileRouter } from './features/reconcile/reconcile-router.ts';
@@ -38,7 +40,7 @@ export function buildApp(deps: AppDeps): Express {
   const client = new ServiceClient({ caller: 'accounting', internalKeyring, baseUrls: { monitoring: config.MONITORING_URL, auth: config.AUTH_URL } });
   const isSupervisorOf = deps.isSupervisorOf ?? monitoringSupervisorCheck(client);
   const lookupUser = deps.lookupUser ?? authUserLookup(client);
-  const ctx: AccountingContext = { db: deps.stores.db, config, isSupervisorOf, lookupUser };
+  const ctx: AccountingContext = { db: deps.stores.db, config, isSupervisorOf, lookupUser, lookupApiKey: authApiKeyLookup(client) };
   return createServiceApp({
     name: 'accounting',
     logger: deps.logger,
@@ -46,7 +48,7 @@ export function buildApp(deps: AppDeps): Express {
     internalKeyring,
     accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
     ready: deps.stores.ready,
-    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx), reconcileRouter(ctx)],
+    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx), reconcileRouter(ctx), apiKeysRouter(ctx)],
     before: [['/api', accountsJustInTime(deps.stores)]],
   });
 }

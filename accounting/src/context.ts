@@ -3,6 +3,7 @@ import type { Request } from 'express';
 import type { Knex } from 'knex';
 import type { Config } from './config.ts';
 import { ensureKnownAccount, type UserLookup } from './features/accounts/accounts-service.ts';
+import type { ApiKeyLookup } from './features/api-keys/api-keys-service.ts';
 import type { SupervisorCheck } from './relationships.ts';
 
 /** What the routers need. */
@@ -12,6 +13,8 @@ export interface AccountingContext {
   isSupervisorOf: SupervisorCheck;
   /** auth's view of a user accounting has not heard of yet */
   lookupUser: UserLookup;
+  /** auth's record of an API key accounting has not seen yet (owner, credit limit) */
+  lookupApiKey: ApiKeyLookup;
 }
 
 /**

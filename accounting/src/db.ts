@@ -9,6 +9,7 @@ interface PgError {
   code?: string;
   message?: string;
   detail?: string;
+  hint?: string;
   constraint?: string;
 }
 
@@ -40,6 +41,11 @@ export function mapPgError(error: unknown): unknown {
   switch (pg.code) {
     case 'P0402': {
       const available = Number(pg.detail);
+      if (pg.hint === 'api-key-limit') {
+        return new ApiError('INSUFFICIENT_CREDITS', "The API key's credit limit is reached", {
+          extensions: Number.isFinite(available) ? { apiKeyRemainingCredits: available } : undefined,
+        });
+      }
       return new ApiError('INSUFFICIENT_CREDITS', 'Not enough credits', {
         extensions: Number.isFinite(available) ? { availableCredits: available } : undefined,
       });

@@ -5,6 +5,9 @@ import type { Config } from './config.ts';
 import { type AuthContext, createContext } from './context.ts';
 import { accountsService } from './features/accounts/accounts-service.ts';
 import { adminRouter } from './features/admin/admin-router.ts';
+import { apiKeysDal } from './features/api-keys/api-keys-dal.ts';
+import { apiKeysRouter } from './features/api-keys/api-keys-router.ts';
+import { apiKeysService } from './features/api-keys/api-keys-service.ts';
 import { internalRouter } from './features/internal/internal-router.ts';
 import { profileRouter } from './features/profile/profile-router.ts';
 import { authRouter } from './features/sessions/auth-router.ts';
@@ -21,13 +24,15 @@ export interface AppDeps {
 export function buildServices(ctx: AuthContext) {
   const sessions = sessionsService(ctx);
   const accounts = accountsService(ctx, sessions);
-  return { sessions, accounts };
+  const keysDal = apiKeysDal(ctx.models, ctx.redis);
+  const apiKeys = apiKeysService(ctx, keysDal);
+  return { sessions, accounts, apiKeys, keysDal };
 }
 
 /** Builds the auth app, not yet listening. */
 export function buildApp(deps: AppDeps): Express {
   const ctx = createContext(deps.config, deps.logger, deps.stores);
-  const { sessions, accounts } = buildServices(ctx);
+  const { sessions, accounts, apiKeys, keysDal } = buildServices(ctx);
   return createServiceApp({
     name: 'auth',
     logger: deps.logger,
@@ -36,6 +41,12 @@ export function buildApp(deps: AppDeps): Express {
     accessKeyring: ctx.accessKeyring,
     ready: deps.stores.ready,
     bodyLimit: '16kb',
-    routers: [authRouter(ctx, sessions, accounts), profileRouter(ctx), adminRouter(ctx, sessions, accounts), internalRouter(ctx)],
+    routers: [
+      authRouter(ctx, sessions, accounts),
+      profileRouter(ctx),
+      adminRouter(ctx, sessions, accounts, apiKeys),
+      apiKeysRouter(apiKeys, keysDal),
+      internalRouter(ctx),
+    ],
   });
 }

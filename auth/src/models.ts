@@ -116,10 +116,39 @@ const oneTimeTokenSchema = new Schema<OneTimeTokenDoc>(
   { timestamps: { createdAt: true, updatedAt: false }, strict: 'throw' },
 );
 
+export interface ApiKeyDoc {
+  _id: Types.ObjectId;
+  userId: Types.ObjectId;
+  name: string;
+  /** SHA-256 hex of the key: the key itself is never stored */
+  keyHash: string;
+  /** the first characters of the key, shown in listings */
+  prefix: string;
+  expiresAt: Date | null;
+  creditLimit: number | null;
+  /** kept (not removed) so spend and transactions still name the key */
+  deletedAt: Date | null;
+  createdAt: Date;
+}
+
+const apiKeySchema = new Schema<ApiKeyDoc>(
+  {
+    userId: { type: Schema.Types.ObjectId, required: true, index: true },
+    name: { type: String, required: true },
+    keyHash: { type: String, required: true, unique: true },
+    prefix: { type: String, required: true },
+    expiresAt: { type: Date, default: null },
+    creditLimit: { type: Number, default: null },
+    deletedAt: { type: Date, default: null },
+  },
+  { timestamps: { createdAt: true, updatedAt: false }, strict: 'throw' },
+);
+
 export interface Models {
   User: Model<UserDoc>;
   RefreshToken: Model<RefreshTokenDoc>;
   OneTimeToken: Model<OneTimeTokenDoc>;
+  ApiKey: Model<ApiKeyDoc>;
 }
 
 /** Binds the models to one connection and builds their indexes (unique indexes back the 409s). */
@@ -128,6 +157,7 @@ export async function createModels(connection: mongoose.Connection): Promise<Mod
     User: connection.model<UserDoc>('User', userSchema),
     RefreshToken: connection.model<RefreshTokenDoc>('RefreshToken', refreshTokenSchema),
     OneTimeToken: connection.model<OneTimeTokenDoc>('OneTimeToken', oneTimeTokenSchema),
+    ApiKey: connection.model<ApiKeyDoc>('ApiKey', apiKeySchema),
   };
   await Promise.all(Object.values(models).map((model: Model<unknown>) => model.init()));
   return models;

@@ -4,6 +4,8 @@ import type { Express } from 'express';
 import type { Config } from './config.ts';
 import { filesRouter } from './features/files/files-router.ts';
 import { predictRouter } from './features/flowise/predict-router.ts';
+import { openAiRouter } from './features/openai/openai-router.ts';
+import { OpenAiService } from './features/openai/openai-service.ts';
 import { sessionsRouter } from './features/sessions/sessions-router.ts';
 import { streamRouter } from './features/stream/stream-router.ts';
 import type { ChatRuntime } from './runtime.ts';
@@ -34,6 +36,10 @@ export function buildApp(deps: AppDeps): Express {
     }),
     filesRouter({ files: runtime.files }),
     predictRouter({ streams: runtime.streams, sessions: runtime.sessions, models: runtime.models, ...shared }),
+    openAiRouter({
+      openai: new OpenAiService({ models: runtime.models, sessions: runtime.sessions, streams: runtime.streams }),
+      maxMessageChars: config.MAX_MESSAGE_CHARS,
+    }),
   ];
   return createServiceApp({
     name: 'chat',

@@ -99,10 +99,6 @@ describe('faults', function () {
     const terminal = stream.events.at(-1);
     expect(terminal?.event).to.equal('done');
     await platform.restart('accounting');
-    const balance = await until(async () => {
-      const response = await api<{ available: number; reserved: number }>(gw, 'GET', '/api/credits/balance', { token: user.accessToken });
-      return response.status === 200 && response.body.reserved === 0 ? response.body : undefined;
-    }, 'the outbox lands the finalize');
     // while the charge waited, chat showed no number of its own (accounting prices); the landed one is stored on the reply
     const charged = await until(async () => {
       const found = await api<{ messages: Array<{ role: string; credits?: number; chargePending?: boolean }> }>(
@@ -114,6 +110,12 @@ describe('faults', function () {
       const reply = found.body.messages.find((m) => m.role === 'assistant');
       return reply && !reply.chargePending ? reply.credits : undefined;
     }, 'the reply shows the landed charge');
+    // after the landed charge (not at the first moment nothing is held: the sweeper may release an expired hold
+    // before the outbox's late finalize charges it from the balance)
+    const balance = await until(async () => {
+      const response = await api<{ available: number; reserved: number }>(gw, 'GET', '/api/credits/balance', { token: user.accessToken });
+      return response.status === 200 && response.body.reserved === 0 ? response.body : undefined;
+    }, 'nothing is held any more');
     expect(balance.available).to.equal(5000 - charged);
     await assertLedgerInvariant(platform, user.userId);
   });

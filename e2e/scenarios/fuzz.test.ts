@@ -74,8 +74,10 @@ describe('fuzzing the public API with schemathesis', function () {
         'examples,coverage,fuzzing',
         '--max-time',
         process.env.FUZZ_MAX_SECONDS ?? '240',
+        // one worker: with two threads Hypothesis' own source cache races and crashes the run (KeyError in
+        // hypothesis/internal/cache.py), an error of the fuzzer, not of the platform
         '--workers',
-        '2',
+        '1',
         '--seed',
         '42',
         '--no-shrink',

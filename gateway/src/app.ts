@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, type Logger, PROBLEM_CONTENT_TYPE, problem, problemFromError, REQUEST_ID_PATTERN, requestContext } from '@platform/shared-types';
+import {
+  ApiError,
+  isOpenAiPath,
+  type Logger,
+  openAiErrorFromProblem,
+  PROBLEM_CONTENT_TYPE,
+  problem,
+  problemFromError,
+  REQUEST_ID_PATTERN,
+  requestContext,
+} from '@platform/shared-types';
 import { matchRoute, type PipelineStage, type Runtime } from './engine/compile.ts';
 import { keepAnswerOpen, watchBody } from './engine/edge.ts';
 import type { Exchange, GateCheck } from './engine/exchange.ts';
@@ -36,8 +46,11 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
       logger.error({ err: error }, 'gateway failure');
       body = problem('INTERNAL', 'Unexpected gateway error', ex.requestId);
     }
-    res.writeHead(body.status, { ...SECURITY_HEADERS, ...ex.responseHeaders, ...headers, 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' });
-    res.end(JSON.stringify(body));
+    // refusals on the OpenAI-compatible routes (401, 429...) in OpenAI's shape, which its SDKs parse (DESIGN 6)
+    const openAi = isOpenAiPath(ex.path);
+    const contentType = openAi ? 'application/json' : PROBLEM_CONTENT_TYPE;
+    res.writeHead(body.status, { ...SECURITY_HEADERS, ...ex.responseHeaders, ...headers, 'content-type': contentType, 'cache-control': 'no-store' });
+    res.end(JSON.stringify(openAi ? openAiErrorFromProblem(body) : body));
     ex.answered = true;
   }
 

@@ -34,6 +34,7 @@ export const AUTHORIZATION_TABLE = {
   'students:list': { supervisor: ['any'] },
   'relationships:manage': {},
   'relationships:read': { supervisor: ['owner'] },
+  'api-keys:manage': { enduser: ['owner'], supervisor: ['owner'] },
 } as const satisfies Record<string, Partial<Record<Exclude<Role, 'admin'>, readonly Rule[]>>>;
 
 export type Action = keyof typeof AUTHORIZATION_TABLE;

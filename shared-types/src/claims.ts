@@ -8,6 +8,8 @@ export interface Actor {
   role: Role;
   /** jti of the access token the actor presented (absent for service-only calls). */
   jti?: string;
+  /** the API key the request came with (DESIGN 5b); absent for password sign-ins */
+  apiKeyId?: string;
 }
 
 interface IdentityClaims {
@@ -24,6 +26,10 @@ interface IdentityClaims {
 
 export interface AccessClaims extends IdentityClaims {
   type: 'access';
+  /** `["api_key"]` on tokens the gateway mints for API-key requests (DESIGN 2) */
+  amr?: string[];
+  /** the API key's id, on minted tokens only */
+  akid?: string;
 }
 
 export interface RefreshClaims extends IdentityClaims {
@@ -43,5 +49,7 @@ export interface ServiceClaims {
 export type ServiceName = 'gateway' | 'auth' | 'accounting' | 'chat' | 'monitoring';
 
 export function actorFromClaims(claims: AccessClaims): Actor {
-  return { userId: claims.sub, username: claims.username, email: claims.email, role: claims.role, jti: claims.jti };
+  const actor: Actor = { userId: claims.sub, username: claims.username, email: claims.email, role: claims.role, jti: claims.jti };
+  if (typeof claims.akid === 'string' && claims.akid.length > 0) actor.apiKeyId = claims.akid;
+  return actor;
 }

@@ -5,6 +5,8 @@ export const IDENTITY_HEADERS = {
   email: 'x-user-email',
   role: 'x-user-role',
   jti: 'x-token-jti',
+  /** API-key requests only (DESIGN 5b) */
+  apiKeyId: 'x-api-key-id',
   requestId: 'x-request-id',
   signature: 'x-identity-signature',
 } as const;
@@ -23,12 +25,18 @@ export const IDENTITY_CLAIM_HEADERS: readonly string[] = [
   IDENTITY_HEADERS.email,
   IDENTITY_HEADERS.role,
   IDENTITY_HEADERS.jti,
+  IDENTITY_HEADERS.apiKeyId,
   IDENTITY_HEADERS.signature,
 ];
 
 export function isStrippedHeader(name: string): boolean {
   const lower = name.toLowerCase();
-  return STRIPPED_HEADER_PREFIXES.some((prefix) => lower.startsWith(prefix)) || lower === IDENTITY_HEADERS.username || lower === IDENTITY_HEADERS.jti;
+  return (
+    STRIPPED_HEADER_PREFIXES.some((prefix) => lower.startsWith(prefix)) ||
+    lower === IDENTITY_HEADERS.username ||
+    lower === IDENTITY_HEADERS.jti ||
+    lower === IDENTITY_HEADERS.apiKeyId
+  );
 }
 
 /** A client-supplied request id is kept only when it is well formed. */

@@ -27,7 +27,10 @@ export function bindingPath(target: string): string {
 }
 
 export function identityValuesList(actor: Actor, requestId: string): string[] {
-  return [actor.userId, actor.username, actor.email, actor.role, actor.jti ?? '', requestId];
+  const values = [actor.userId, actor.username, actor.email, actor.role, actor.jti ?? '', requestId];
+  // appended only when present (DESIGN 5b), so signatures of ordinary requests keep their form
+  if (actor.apiKeyId) values.push(`akid:${actor.apiKeyId}`);
+  return values;
 }
 
 function canonical(timestamp: number, actor: Actor, requestId: string, binding: IdentityBinding): string {
@@ -47,6 +50,7 @@ export function identityValues(actor: Actor, requestId: string): Record<string, 
     [IDENTITY_HEADERS.role]: actor.role,
     [IDENTITY_HEADERS.jti]: actor.jti ?? '',
     [IDENTITY_HEADERS.requestId]: requestId,
+    ...(actor.apiKeyId ? { [IDENTITY_HEADERS.apiKeyId]: actor.apiKeyId } : {}),
   };
 }
 
@@ -81,6 +85,8 @@ export function claimedActor(headers: HeaderBag): { actor: Actor; requestId: str
   };
   const jti = single(headers, IDENTITY_HEADERS.jti);
   if (jti) actor.jti = jti;
+  const apiKeyId = single(headers, IDENTITY_HEADERS.apiKeyId);
+  if (apiKeyId) actor.apiKeyId = apiKeyId;
   return { actor, requestId: single(headers, IDENTITY_HEADERS.requestId) ?? '', roleValid: isRole(role) };
 }
 

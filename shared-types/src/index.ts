@@ -1,3 +1,4 @@
+export * from './api-keys.ts';
 export * from './authz.ts';
 export * from './claims.ts';
 export * from './config.ts';
@@ -8,6 +9,7 @@ export * from './identity-signature.ts';
 export * from './internal-api.ts';
 export * from './logger.ts';
 export * from './models.ts';
+export * from './openai-errors.ts';
 export * from './revocation.ts';
 export * from './roles.ts';
 export * from './service-client.ts';

@@ -44,6 +44,8 @@ export const initializeReservationBody = z.object({
   modelId: id,
   inputTokens: tokens,
   maxOutputTokens: tokens.min(1),
+  /** the API key the request came with (the `akid` of the caller's token); its credit limit applies (DESIGN 5b) */
+  apiKeyId: id.optional(),
 });
 export const reservationResponse = z.object({
   reservationId: z.uuid(),

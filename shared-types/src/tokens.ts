@@ -59,7 +59,7 @@ function issuedNow(): { iat: number; iatMs: number } {
   return { iat: Math.floor(iatMs / 1000), iatMs };
 }
 
-export function signAccessToken(keyring: Keyring, identity: IdentityInput, options: { jti?: string; ttlSeconds?: number } = {}): string {
+export function signAccessToken(keyring: Keyring, identity: IdentityInput, options: { jti?: string; ttlSeconds?: number; apiKeyId?: string } = {}): string {
   const payload = {
     sub: identity.sub,
     username: identity.username,
@@ -67,6 +67,8 @@ export function signAccessToken(keyring: Keyring, identity: IdentityInput, optio
     role: identity.role,
     type: 'access',
     jti: options.jti ?? randomUUID(),
+    // DESIGN 2: tokens the gateway mints for an API-key request say so
+    ...(options.apiKeyId ? { amr: ['api_key'], akid: options.apiKeyId } : {}),
     ...issuedNow(),
   };
   return jwt.sign(payload, keyring.current.key, {

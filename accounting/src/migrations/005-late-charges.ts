@@ -11,7 +11,7 @@ import { moneyFunctions003 } from './003-money-functions.ts';
  * sweeper released the hold; a late settle keeps it), `renewed_at`. `charged - beyond_hold` never exceeds `reserved`.
  * acc_settle keeps its signature (acc_batch of migration 004 calls it unchanged).
  */
-const FUNCTIONS = `
+export const LATE_CHARGE_FUNCTIONS = `
 -- Extends an open reservation's expiry (its holder is alive). Locks only the reservation row, never the account,
 -- so it cannot deadlock with acc_settle (account first, then reservation). Idempotent; a settled reservation is
 -- returned as is (the caller learns it was expired and settles late).
@@ -142,7 +142,7 @@ export const lateCharges005: Migration = {
     await db.raw('ALTER TABLE usage ADD COLUMN shortfall bigint NOT NULL DEFAULT 0');
     await db.raw('ALTER TABLE usage ADD CONSTRAINT usage_shortfall_nonnegative CHECK (shortfall >= 0)');
     await db.raw('CREATE INDEX reservations_shortfall ON reservations (user_id) WHERE shortfall > 0');
-    await db.raw(FUNCTIONS);
+    await db.raw(LATE_CHARGE_FUNCTIONS);
   },
   async down(db) {
     await db.raw('DROP FUNCTION IF EXISTS acc_renew(uuid, integer, text)');

@@ -48,7 +48,7 @@ export class BedrockProvider implements Provider {
           modelId: request.model.upstreamModel,
           messages,
           system: system.length > 0 ? system : undefined,
-          inferenceConfig: { maxTokens: request.maxOutputTokens },
+          inferenceConfig: { maxTokens: request.maxOutputTokens, temperature: request.temperature, stopSequences: request.stop },
         }),
         { abortSignal: request.signal },
       );

@@ -29,6 +29,11 @@ export class LocalProvider implements Provider {
       if (this.#tokenDelayMs > 0) await delay(this.#tokenDelayMs, undefined, { signal: request.signal });
       request.signal.throwIfAborted();
       const word = WORDS[((seed[i % seed.length] as number) + i) % WORDS.length] as string;
+      // a stop sequence ends the reply before the word that holds it (a word is a token here)
+      if (request.stop?.some((sequence) => word.includes(sequence.trim()) && sequence.trim().length > 0)) {
+        yield { type: 'end', usage: { inputTokens, outputTokens: i }, stopReason: 'stop_sequence' };
+        return;
+      }
       yield { type: 'delta', text: i === 0 ? word : ` ${word}` };
     }
     yield { type: 'end', usage: { inputTokens, outputTokens: count }, stopReason: count < this.#tokens ? 'max_tokens' : 'end_turn' };

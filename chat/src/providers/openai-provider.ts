@@ -31,6 +31,8 @@ export class OpenAiProvider implements Provider {
           max_tokens: request.maxOutputTokens,
           stream: true,
           stream_options: { include_usage: true },
+          temperature: request.temperature,
+          stop: request.stop,
         },
         { headers: this.#apiKey ? { authorization: `Bearer ${this.#apiKey}` } : {}, signal: request.signal, timeoutMs: this.#timeoutMs },
       );

@@ -10,7 +10,14 @@ export interface Usage {
   outputTokens: number;
 }
 
-export interface ProviderRequest {
+/** Optional sampling controls (the OpenAI-compatible API); a provider that has no such control ignores it. */
+export interface Sampling {
+  temperature?: number;
+  /** stop sequences: the reply ends before the first one */
+  stop?: string[];
+}
+
+export interface ProviderRequest extends Sampling {
   model: ModelEntry;
   /** the conversation, oldest first; the last turn is the user's new message */
   turns: ChatTurn[];

@@ -6,6 +6,7 @@ import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import { expect } from 'chai';
 import nock from 'nock';
 import { createSession, fetch, type Platform, type SseEvent, startPlatform, streamMessage, waitFor } from '../support/harness.ts';
+import { interceptThirdParties } from '../support/third-parties.ts';
 
 const BEDROCK = 'https://bedrock-runtime.us-east-1.amazonaws.com';
 const OPENAI = 'http://openai.test';
@@ -31,6 +32,7 @@ const eventStream = (...frames: Uint8Array[]) => Buffer.concat(frames.map((f) =>
 const sse = (...items: unknown[]) => items.map((item) => `data: ${typeof item === 'string' ? item : JSON.stringify(item)}\n\n`).join('');
 
 describe('cloud providers through one streaming interface (nock for Bedrock, OpenAI-compatible, Flowise)', () => {
+  interceptThirdParties();
   let platform: Platform;
   const url = (path: string) => `${platform.instances[0]?.url}${path}`;
   const user = testActor('enduser');
@@ -45,11 +47,7 @@ describe('cloud providers through one streaming interface (nock for Bedrock, Ope
       },
     });
   });
-  afterEach(() => {
-    nock.cleanAll();
-  });
   after(async () => {
-    nock.restore();
     await platform.stop();
   });
 

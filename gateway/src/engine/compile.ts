@@ -1,6 +1,7 @@
 import type { Keyring, Logger } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
+import { ApiKeyResolver } from '../policies/api-keys.ts';
 import { corsAction, corsPolicy } from '../policies/cors.ts';
 import { docsPolicy, endpointAction, healthPolicy } from '../policies/endpoints.ts';
 import { identityHeadersAction, identityHeadersPolicy } from '../policies/identity-headers.ts';
@@ -24,6 +25,13 @@ export interface CompileDeps {
   metrics: Metrics;
   tokenCache: TokenCache;
   pools: ServicePools;
+  /** resolves `Bearer sk-...` (built on first compile and kept across reloads, with its cache) */
+  apiKeys?: ApiKeyResolver;
+}
+
+function apiKeysOf(deps: CompileDeps): ApiKeyResolver {
+  deps.apiKeys ??= new ApiKeyResolver({ redis: deps.redis, keyring: deps.keyring, logger: deps.logger });
+  return deps.apiKeys;
 }
 
 interface BuildContext {
@@ -63,8 +71,10 @@ function define<S extends z.ZodType>(schema: S, build: (action: z.infer<S>, ctx:
 /** Every policy a config may name. */
 export const POLICIES: Record<string, PolicyDefinition> = {
   cors: define(corsAction, (action) => corsPolicy(action)),
-  'verify-token': define(verifyTokenAction, (_action, { deps }) => verifyTokenPolicy({ keyring: deps.keyring, cache: deps.tokenCache })),
-  revocation: define(revocationAction, (_action, { config }) => revocationPolicy({ failMode: () => config.redis.failMode })),
+  'verify-token': define(verifyTokenAction, (_action, { deps }) =>
+    verifyTokenPolicy({ keyring: deps.keyring, cache: deps.tokenCache, apiKeys: apiKeysOf(deps) }),
+  ),
+  revocation: define(revocationAction, (_action, { config, deps }) => revocationPolicy({ failMode: () => config.redis.failMode, apiKeys: apiKeysOf(deps) })),
   'rate-limit': define(rateLimitAction, (action, { deps, config }) =>
     rateLimitPolicy(action, {
       gate: deps.gate,

@@ -21,6 +21,8 @@ export interface Exchange {
   token?: string;
   claims?: AccessClaims;
   actor?: Actor;
+  /** set for `Bearer sk-...` requests: the key's hash (never the key) and the Redis entry it was resolved from */
+  apiKey?: { hash: string; keyId: string; entry: string };
   /** headers to send upstream; the engine prefills them without hop-by-hop and client identity headers */
   upstreamHeaders: Record<string, string | string[]>;
   /** how the client delimited the body (checked at entry; the proxy frames what it forwards from it) */
@@ -39,6 +41,8 @@ export interface Exchange {
 export type GateCheck =
   | { kind: 'revoked-jti'; key: string; jti: string }
   | { kind: 'revoked-before'; key: string; userId: string; iat: number; iatMs?: number }
+  /** the API key's entry must still exist (else the request is refused like a revoked token); `expected` is the entry as resolved */
+  | { kind: 'api-key'; key: string; expected: string }
   | { kind: 'window'; key: string; rule: string; limit: number; periodMs: number }
   | { kind: 'concurrency'; key: string; rule: string; limit: number; leaseMs: number; leaseId: string };
 
@@ -55,6 +59,8 @@ export interface GateResult {
   /** who answered: redis, the in-memory fallback, or nobody (fail-closed with Redis down) */
   source: 'redis' | 'memory' | 'unavailable';
   decisions: Array<RuleDecision | undefined>;
+  /** the API key's entry as Redis holds it now, when it differs from the one the request was resolved with (a role change) */
+  apiKeyEntry?: string;
   /** Redis is down and this instance has no loaded copy of the revocations: nobody can vouch for a token */
   revocationUnknown?: true;
 }

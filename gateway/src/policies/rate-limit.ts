@@ -9,7 +9,8 @@ import type { Gate } from './redis-gate.ts';
  * One rule per step (Express Gateway style: steps carry conditions). `window` rules allow `limit` requests
  * per `windowSeconds` (GCRA, burst = limit); `concurrency` rules allow `limit` requests at once, each holding
  * a lease until its response is over (or `leaseSeconds`, should the gateway die first).
- * Keys: `by: user` (falls back to the client IP when no one is signed in), `ip`, or `ip-body`: the client IP plus
+ * Keys: `by: user` (falls back to the client IP when no one is signed in; API-key requests count under their user),
+ * `api-key` (per API key; requests without one are not counted), `ip`, or `ip-body`: the client IP plus
  * the first present of `bodyFields` from a JSON body (the login identifier, to slow credential stuffing).
  */
 export const rateLimitAction = z
@@ -18,7 +19,7 @@ export const rateLimitAction = z
     type: z.enum(['window', 'concurrency']).default('window'),
     limit: z.coerce.number().int().min(1),
     windowSeconds: z.coerce.number().min(0.001).default(60),
-    by: z.enum(['user', 'ip', 'ip-body']).default('user'),
+    by: z.enum(['user', 'api-key', 'ip', 'ip-body']).default('user'),
     bodyFields: z.array(z.string()).default([]),
     maxBodyBytes: z.coerce.number().int().min(1).default(16_384),
     leaseSeconds: z.coerce.number().min(1).default(600),
@@ -50,6 +51,7 @@ function bodyIdentifier(ex: Exchange, fields: string[]): string {
 
 function subject(ex: Exchange, rule: RateLimitRule): string {
   if (rule.by === 'user' && ex.actor) return `u:${ex.actor.userId}`;
+  if (rule.by === 'api-key' && ex.apiKey) return `k:${ex.apiKey.keyId}`;
   if (rule.by === 'ip-body') return `ib:${ex.clientIp}:${bodyIdentifier(ex, rule.bodyFields)}`;
   return `ip:${ex.clientIp}`;
 }
@@ -72,6 +74,7 @@ export function rateLimitPolicy(rule: RateLimitRule, deps: RateLimitDeps): GateP
       if (rule.by === 'ip-body' && ex.bufferedBody === undefined) ex.bufferedBody = await readBody(ex.req, rule.maxBodyBytes);
     },
     collect(ex): GateCheck[] {
+      if (rule.by === 'api-key' && !ex.apiKey) return [];
       const key = `${deps.keyPrefix()}${rule.name}:${subject(ex, rule)}`;
       if (rule.type === 'concurrency') {
         return [{ kind: 'concurrency', key, rule: rule.name, limit: rule.limit, leaseMs: Math.round(rule.leaseSeconds * 1000), leaseId: randomUUID() }];

@@ -13,7 +13,8 @@ import type { GateCheck, GateResult, RuleDecision } from '../engine/exchange.ts'
  * command's client overhead for all of them); the script decides them one after the other, each exactly
  * as if it were alone. ARGV: group count, then per group its check count and each check's arguments;
  * KEYS: every check's key in the same order.
- * Reply per group: {'ok'|'limited', {allowed, remaining, resetMs, retryAfterMs} per check} or {'revoked'}.
+ * Reply per group: {'ok'|'limited', {allowed, remaining, resetMs, retryAfterMs} per check, changed API-key entry or
+ * false} or {'revoked'} (a revoked token, or an API key whose entry is gone: deleted, expired, user disabled).
  */
 export const GATE_SCRIPT = `
 local t = redis.call('TIME')
@@ -29,6 +30,7 @@ for g = 1, groups do
   local writes = {}
   local allowed = true
   local revoked = false
+  local changed = false
   for i = 1, n do
     k = k + 1
     local key = KEYS[k]
@@ -44,6 +46,12 @@ for g = 1, groups do
       -- whole seconds (older values) cover their whole second; ms values as they are
       if before and before < 100000000000 then before = before * 1000 + 999 end
       if before and issued <= before then revoked = true end
+      out[i] = {1, 0, 0, 0}
+    elseif kind == 'k' then
+      local expected = ARGV[a + 1]
+      a = a + 2
+      local entry = redis.call('GET', key)
+      if not entry then revoked = true elseif entry ~= expected then changed = entry end
       out[i] = {1, 0, 0, 0}
     elseif kind == 'w' then
       local limit = tonumber(ARGV[a + 1])
@@ -92,9 +100,9 @@ for g = 1, groups do
           redis.call('PEXPIRE', w[2], w[4])
         end
       end
-      replies[g] = {'ok', out}
+      replies[g] = {'ok', out, changed}
     else
-      replies[g] = {'limited', out}
+      replies[g] = {'limited', out, changed}
     end
   end
 end
@@ -106,7 +114,7 @@ const MAX_BATCH = 128;
 
 export const RELEASE_SCRIPT = `redis.call('ZREM', KEYS[1], ARGV[1]) return 1`;
 
-type GroupReply = [string, Array<[number, number, number, number]>?];
+type GroupReply = [string, Array<[number, number, number, number]>?, (string | null)?];
 type GateRedis = Redis & {
   gate(keyCount: number, ...args: string[]): Promise<GroupReply[]>;
   gateRelease(key: string, id: string): Promise<number>;
@@ -239,6 +247,7 @@ export function createGate(deps: {
     return {
       revoked: false,
       source: 'redis',
+      ...(typeof reply[2] === 'string' ? { apiKeyEntry: reply[2] } : {}),
       decisions: checks.map((check, index) => {
         if (check.kind !== 'window' && check.kind !== 'concurrency') return undefined;
         const [ok, remaining, resetMs, retryAfterMs] = rows[index] ?? [0, 0, 0, 0];
@@ -271,6 +280,7 @@ export function createGate(deps: {
         keys.push(check.key);
         if (check.kind === 'revoked-jti') args.push('j');
         else if (check.kind === 'revoked-before') args.push('b', String(issuedAtMs(check)));
+        else if (check.kind === 'api-key') args.push('k', check.expected);
         else if (check.kind === 'window') args.push('w', String(check.limit), String(check.periodMs));
         else args.push('c', String(check.limit), String(check.leaseMs), check.leaseId);
       }

@@ -1,6 +1,7 @@
-import { ApiError, revocationKeys } from '@platform/shared-types';
+import { ApiError, apiKeyRedisKeys, revocationKeys } from '@platform/shared-types';
 import { z } from 'zod';
 import type { GatePolicy } from '../engine/exchange.ts';
+import { type ApiKeyResolver, invalidApiKey } from './api-keys.ts';
 
 export const revocationAction = z.object({}).strict();
 
@@ -10,10 +11,12 @@ export const revocationAction = z.object({}).strict();
  * With Redis down the gate answers from this instance's copy of the recent revocations; without a loaded copy
  * the token is refused (no fail-open for revocation, whatever the rate-limit fail mode).
  */
-export function revocationPolicy(deps: { failMode: () => 'open' | 'closed' }): GatePolicy {
+export function revocationPolicy(deps: { failMode: () => 'open' | 'closed'; apiKeys?: ApiKeyResolver }): GatePolicy {
   return {
     kind: 'gate',
     collect(ex) {
+      // an API-key request stands or falls with the key's entry (its minted token is this gateway's own)
+      if (ex.apiKey) return [{ kind: 'api-key', key: apiKeyRedisKeys.entry(ex.apiKey.hash), expected: ex.apiKey.entry }];
       if (!ex.claims) return [];
       return [
         { kind: 'revoked-jti', key: revocationKeys.jti(ex.claims.jti), jti: ex.claims.jti },
@@ -26,8 +29,19 @@ export function revocationPolicy(deps: { failMode: () => 'open' | 'closed' }): G
         },
       ];
     },
-    apply(_ex, result, checks) {
+    apply(ex, result, checks) {
       if (checks.length === 0) return;
+      if (ex.apiKey) {
+        // no fail-open for keys: a deleted key must not come back while Redis is away
+        if (result.source !== 'redis') throw new ApiError('UPSTREAM_UNAVAILABLE', 'API key store unavailable', { headers: { 'retry-after': '2' } });
+        if (result.revoked) {
+          deps.apiKeys?.forget(ex.apiKey.hash);
+          throw invalidApiKey();
+        }
+        if (result.apiKeyEntry !== undefined) deps.apiKeys?.refresh(ex, result.apiKeyEntry);
+        deps.apiKeys?.noteUsed(ex.apiKey.keyId);
+        return;
+      }
       if (result.revoked) throw new ApiError('TOKEN_REVOKED', 'Token has been revoked');
       if (result.revocationUnknown) throw new ApiError('UPSTREAM_UNAVAILABLE', 'Revocation store unavailable', { headers: { 'retry-after': '2' } });
       if (result.source === 'unavailable' && deps.failMode() === 'closed') {

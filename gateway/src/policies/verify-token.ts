@@ -1,6 +1,7 @@
-import { type AccessClaims, ApiError, actorFromClaims, bearerToken, type Keyring, verifyAccessToken } from '@platform/shared-types';
+import { type AccessClaims, ApiError, actorFromClaims, bearerToken, type Keyring, looksLikeApiKey, verifyAccessToken } from '@platform/shared-types';
 import { z } from 'zod';
 import type { StepPolicy } from '../engine/exchange.ts';
+import type { ApiKeyResolver } from './api-keys.ts';
 
 export const verifyTokenAction = z.object({}).strict();
 
@@ -29,13 +30,14 @@ export class TokenCache {
   }
 }
 
-/** DESIGN section 2: the access token is verified once, here, before anything is proxied. */
-export function verifyTokenPolicy(deps: { keyring: Keyring; cache: TokenCache }): StepPolicy {
+/** DESIGN section 2: the access token (or API key, DESIGN 5b) is verified once, here, before anything is proxied. */
+export function verifyTokenPolicy(deps: { keyring: Keyring; cache: TokenCache; apiKeys?: ApiKeyResolver }): StepPolicy {
   return {
     kind: 'step',
     run(ex) {
       const token = bearerToken(ex.req.headers.authorization);
       if (!token) throw new ApiError('UNAUTHENTICATED', 'Bearer token required', { headers: { 'www-authenticate': 'Bearer' } });
+      if (deps.apiKeys && looksLikeApiKey(token)) return deps.apiKeys.resolve(ex, token);
       const now = Math.floor(Date.now() / 1000);
       let claims = deps.cache.get(token, now);
       if (!claims) {

@@ -6,6 +6,7 @@ import { ApiError, PROBLEM_CONTENT_TYPE, problem, problemFromError } from '../er
 import { IDENTITY_CLAIM_HEADERS, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, SERVICE_TOKEN_HEADER } from '../headers.ts';
 import { bindingPath, verifyIdentityHeaders } from '../identity-signature.ts';
 import { type Logger, requestContext } from '../logger.ts';
+import { isOpenAiPath, openAiErrorFromProblem } from '../openai-errors.ts';
 import { bearerToken, type Keyring, verifyAccessToken, verifyServiceToken } from '../tokens.ts';
 import './types.ts';
 
@@ -161,7 +162,13 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       body = problem('INTERNAL', 'Something went wrong', requestId);
     }
     if (body.status === 401 && !res.getHeader('www-authenticate')) res.setHeader('WWW-Authenticate', 'Bearer');
-    res.status(body.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
+    // the OpenAI-compatible routes answer in OpenAI's error shape, which its SDKs parse (DESIGN 6)
+    if (isOpenAiPath(req.path))
+      res
+        .status(body.status)
+        .type('application/json')
+        .send(JSON.stringify(openAiErrorFromProblem(body)));
+    else res.status(body.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
     void next;
   };
 }

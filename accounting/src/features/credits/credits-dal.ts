@@ -205,6 +205,8 @@ export interface LedgerEntry {
   reference: string | null;
   allocationId: string | null;
   reservationId: string | null;
+  /** the API key the entry's reservation was made through */
+  apiKeyId: string | null;
   createdBy: string | null;
   createdAt: string;
 }
@@ -217,9 +219,12 @@ export async function ledgerPage(
   const base = db('ledger').where({ user_id: userId });
   if (options.type) base.andWhere({ type: options.type });
   const [rows, count] = await Promise.all([
-    base
-      .clone()
-      .orderBy('id', 'desc')
+    db
+      .from(base.clone().as('ledger'))
+      // the API key a reservation's entries were made through (migration 006)
+      .leftJoin('reservations', 'reservations.id', 'ledger.reservation_id')
+      .select('ledger.*', 'reservations.api_key_id')
+      .orderBy('ledger.id', 'desc')
       .limit(options.limit)
       .offset((options.page - 1) * options.limit),
     base.clone().count<{ count: string }[]>({ count: '*' }),
@@ -234,6 +239,7 @@ export async function ledgerPage(
       reference: row.reference,
       allocationId: row.allocation_id === null ? null : String(row.allocation_id),
       reservationId: row.reservation_id,
+      apiKeyId: row.api_key_id ?? null,
       createdBy: row.created_by,
       createdAt: iso(row.created_at) as string,
     })),

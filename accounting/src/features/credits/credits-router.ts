@@ -170,6 +170,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
               reference: z.string().nullable(),
               allocationId: z.string().nullable(),
               reservationId: z.string().nullable(),
+              apiKeyId: z.string().nullable(),
               createdBy: z.string().nullable(),
               createdAt: z.string(),
             }),

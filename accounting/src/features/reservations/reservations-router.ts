@@ -14,6 +14,7 @@ import { ApiRouter, requireActor } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { userId } from '../../schemas.ts';
+import { initializeThroughKey, reservationApiKey } from '../api-keys/api-keys-service.ts';
 import { balances, openReservations } from '../credits/credits-dal.ts';
 import { abortStream, activeView, finalizeStream, initializeStream, renewStream } from './reservations-service.ts';
 
@@ -37,11 +38,15 @@ export function reservationsRouter(ctx: AccountingContext): ApiRouter {
         access: 'service',
         body: initializeReservationBody.strict(),
         response: reservationResponse,
-        errors: ['INSUFFICIENT_CREDITS', 'NOT_FOUND', 'CONFLICT'],
+        errors: ['INSUFFICIENT_CREDITS', 'NOT_FOUND', 'CONFLICT', 'FORBIDDEN'],
       },
       async ({ body, req }) => {
         const actor = requireActor(req); // the user's own token: reservations are made only for a signed-in user
-        return initializeStream(db, actor, body, ctx.config.RESERVATION_TTL_SECONDS);
+        const { apiKeyId: named, ...input } = body;
+        const apiKeyId = reservationApiKey(actor, named);
+        // through an API key its credit limit applies too (DESIGN 5b)
+        if (apiKeyId) return initializeThroughKey(db, ctx.lookupApiKey, actor, input, apiKeyId, ctx.config.RESERVATION_TTL_SECONDS);
+        return initializeStream(db, actor, input, ctx.config.RESERVATION_TTL_SECONDS);
       },
     )
     .route(

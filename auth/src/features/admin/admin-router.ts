@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { AuthContext } from '../../context.ts';
 import { withLock } from '../../lib/redis-lock.ts';
 import type { AccountsService } from '../accounts/accounts-service.ts';
+import type { ApiKeysService } from '../api-keys/api-keys-service.ts';
 import type { SessionsService } from '../sessions/sessions-service.ts';
 import { meResponse, newAccountBody, roleSchema, statusSchema, userResponse } from '../users/schemas.ts';
 import { toProfile, toPublicUser } from '../users/users-dal.ts';
@@ -22,7 +23,7 @@ const patchBody = z
   .refine((body) => body.role !== undefined || body.status !== undefined, 'send role or status');
 const createBody = newAccountBody.extend({ role: roleSchema.default('enduser') });
 
-export function adminRouter(ctx: AuthContext, sessions: SessionsService, accounts: AccountsService): ApiRouter {
+export function adminRouter(ctx: AuthContext, sessions: SessionsService, accounts: AccountsService, apiKeys: ApiKeysService): ApiRouter {
   const { users, events } = ctx;
   const router = new ApiRouter();
   const tags = ['admin'];
@@ -118,6 +119,8 @@ export function adminRouter(ctx: AuthContext, sessions: SessionsService, account
       const user = losesAdmin ? await withLock(ctx.redis, `${ctx.config.REDIS_KEY_PREFIX}admins-lock`, apply) : await apply();
       if (!user) throw new ApiError('CONFLICT', 'The user changed meanwhile; reload and retry');
       if (roleChanges || user.status === 'disabled') await sessions.revokeAllSessions(params.id);
+      // API keys follow at once (DESIGN 5b): gone for a disabled user, the new role for everyone else
+      await apiKeys.syncUser(user);
       if (roleChanges) await events.append('user.role_changed', user, { previousRole: target.role });
       if (statusChanges) await events.append(user.status === 'disabled' ? 'user.disabled' : 'user.updated', user);
       return { user: toPublicUser(user) };

@@ -3,7 +3,7 @@ import { type Actor, ApiError, type Logger, type ModelEntry, type ReservationRes
 import { Types } from 'mongoose';
 import type { ModelRegistry, ProviderName } from '../../models/model-registry.ts';
 import { countPromptTokens, countTokens, estimatePromptTokens, estimateTurnTokens } from '../../models/tokens.ts';
-import type { ChatTurn, Provider, Usage } from '../../providers/provider.ts';
+import type { ChatTurn, Provider, Sampling, Usage } from '../../providers/provider.ts';
 import { ProviderError } from '../../providers/provider.ts';
 import type { MessageDoc, MessageStatus, SessionsDal } from '../sessions/sessions-dal.ts';
 import { type SessionsService, titleFrom, toObjectId } from '../sessions/sessions-service.ts';
@@ -24,6 +24,13 @@ export interface StreamRequest {
   fileIds?: string[];
   /** output limit for this reply (default: the model's default; at most the model's maximum) */
   maxOutputTokens?: number;
+  /**
+   * the turns before `message` as the caller sent them (the OpenAI-compatible API): the prompt is these turns and
+   * `message`, in place of the session's stored history
+   */
+  context?: ChatTurn[];
+  /** sampling options passed to the provider (the OpenAI-compatible API) */
+  sampling?: Sampling;
   sink: StreamSink;
 }
 
@@ -59,6 +66,24 @@ export function buildTurns(history: MessageDoc[], newMessage: string, budgetToke
     else merged.push({ ...turn });
   }
   while (merged.length > 0 && merged[0]?.role !== 'user') merged.shift();
+  return merged;
+}
+
+/** The caller's conversation (system turns first) and the new message, refused whole when it does not fit: nothing of it is dropped. */
+export function contextTurns(context: ChatTurn[], newMessage: string, budgetTokens: number): ChatTurn[] {
+  const turns: ChatTurn[] = [
+    ...context.filter((t) => t.role === 'system'),
+    ...context.filter((t) => t.role !== 'system'),
+    { role: 'user', content: newMessage },
+  ];
+  const merged: ChatTurn[] = [];
+  for (const turn of turns) {
+    const last = merged.at(-1);
+    if (last && last.role === turn.role) last.content = `${last.content}\n\n${turn.content}`;
+    else merged.push({ ...turn });
+  }
+  if (estimatePromptTokens(merged) > budgetTokens)
+    throw new ApiError('VALIDATION_FAILED', "The messages do not fit the model's context", { extensions: { param: 'messages' } });
   return merged;
 }
 
@@ -139,7 +164,7 @@ export class StreamService {
     const objectId = toObjectId(request.sessionId);
     const [session, history] = await Promise.all([
       this.#deps.sessions.own(actor, request.sessionId),
-      objectId ? dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
+      objectId && !request.context ? dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
     ]);
     const model = this.#deps.models.require(actor, session.modelId);
     const provider = this.#deps.providers.get(model.provider);
@@ -160,7 +185,10 @@ export class StreamService {
         throw new ApiError('VALIDATION_FAILED', `${model.id} writes at most ${model.maxOutputTokens} tokens per reply`);
       }
       const maxOutputTokens = request.maxOutputTokens ?? model.defaultMaxOutputTokens;
-      const turns = buildTurns(history, request.message + attachmentText, model.contextTokens - maxOutputTokens);
+      const budget = model.contextTokens - maxOutputTokens;
+      const turns = request.context
+        ? contextTurns(request.context, request.message + attachmentText, budget)
+        : buildTurns(history, request.message + attachmentText, budget);
       // reserve a conservative estimate; an abort without provider usage is charged the plain count
       const inputTokens = countPromptTokens(turns);
       const reservedInputTokens = Math.min(estimatePromptTokens(turns), 10_000_000);
@@ -178,7 +206,18 @@ export class StreamService {
           modelId: model.id,
           fileIds: request.fileIds && request.fileIds.length > 0 ? request.fileIds : undefined,
         }),
-        this.#reserve({ reservationId, sessionId, modelId: model.id, inputTokens: reservedInputTokens, maxOutputTokens }, request.userToken),
+        this.#reserve(
+          // the API key's credit limit applies to what is reserved through it (DESIGN 5b)
+          {
+            reservationId,
+            sessionId,
+            modelId: model.id,
+            inputTokens: reservedInputTokens,
+            maxOutputTokens,
+            ...(actor.apiKeyId ? { apiKeyId: actor.apiKeyId } : {}),
+          },
+          request.userToken,
+        ),
       ]);
       if (reserved.status === 'rejected') {
         if (stored.status === 'fulfilled') await dal.deleteMessage(userMessageId);
@@ -305,6 +344,7 @@ export class StreamService {
         maxOutputTokens: s.maxOutputTokens,
         sessionId: s.sessionId,
         signal: controller.signal,
+        ...s.request.sampling,
       })) {
         if (event.type === 'delta') {
           text += event.text;

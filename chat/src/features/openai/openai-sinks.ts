@@ -1,0 +1,96 @@
+import type { Response } from 'express';
+import type { Usage } from '../../providers/provider.ts';
+import { openSse, type StreamSink, writeSseComment } from '../stream/sse.ts';
+
+/** What ended a reply, in OpenAI's words; an interrupt by a supervisor is `interrupted` (with `interruption` beside it). */
+export function finishReason(terminal: string, stopReason: string | undefined): string {
+  if (terminal === 'interrupted') return 'interrupted';
+  if (terminal === 'error') return 'error';
+  if (stopReason === 'max_tokens' || stopReason === 'length') return 'length';
+  if (stopReason === 'content_filter' || stopReason === 'guardrail_intervened') return 'content_filter';
+  return 'stop';
+}
+
+export function openAiUsage(usage: Usage): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  return { prompt_tokens: usage.inputTokens, completion_tokens: usage.outputTokens, total_tokens: usage.inputTokens + usage.outputTokens };
+}
+
+/** `chatcmpl-` and the stored reply's message id: the completion id names the reply in the session */
+export function completionId(messageId: string): string {
+  return `chatcmpl-${messageId}`;
+}
+
+type Payload = Record<string, unknown>;
+
+/**
+ * The stream pipeline's events as OpenAI `chat.completion.chunk` SSE data lines (no `event:` names, which OpenAI's
+ * SDKs do not expect), then `data: [DONE]`. A failure after the first chunk is an `error` object in the stream,
+ * which the SDKs raise as an APIError.
+ */
+export class ChunkSseSink implements StreamSink {
+  readonly #res: Response;
+  readonly #model: string;
+  readonly #sessionId: string;
+  readonly #includeUsage: boolean;
+  readonly #created = Math.floor(Date.now() / 1000);
+  #id = completionId('');
+  opened = false;
+
+  constructor(res: Response, options: { model: string; sessionId: string; includeUsage: boolean }) {
+    this.#res = res;
+    this.#model = options.model;
+    this.#sessionId = options.sessionId;
+    this.#includeUsage = options.includeUsage;
+  }
+
+  #data(payload: unknown): void {
+    if (!this.#res.writableEnded) this.#res.write(`data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
+  }
+
+  #chunk(choices: unknown[], extra: Payload = {}): void {
+    this.#data({ id: this.#id, object: 'chat.completion.chunk', created: this.#created, model: this.#model, system_fingerprint: null, choices, ...extra });
+  }
+
+  open(): void {
+    this.opened = true;
+    this.#res.setHeader('X-Session-Id', this.#sessionId);
+    openSse(this.#res);
+  }
+
+  send(event: string, data: unknown): void {
+    const payload = data as Payload;
+    if (event === 'session') {
+      this.#id = completionId(String(payload.messageId));
+      this.#chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], { session_id: this.#sessionId });
+    } else if (event === 'delta') this.#chunk([{ index: 0, delta: { content: payload.text }, logprobs: null, finish_reason: null }]);
+    else if (event === 'done' || event === 'interrupted') this.#finish(event, payload);
+    else if (event === 'error') {
+      this.#data({
+        error: { message: String(payload.detail ?? 'The model failed to answer'), type: 'server_error', code: 'upstream_unavailable', param: null },
+      });
+      this.#data('[DONE]');
+    }
+  }
+
+  #finish(event: string, payload: Payload): void {
+    const reason = finishReason(event, payload.stopReason as string | undefined);
+    const interruption = event === 'interrupted' ? { interruption: { by: payload.by, reason: payload.reason } } : {};
+    this.#chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: reason }], interruption);
+    if (this.#includeUsage) this.#chunk([], { usage: openAiUsage(payload.usage as Usage), credits: payload.credits });
+    this.#data('[DONE]');
+  }
+
+  heartbeat(): void {
+    writeSseComment(this.#res, 'heartbeat');
+  }
+
+  end(): void {
+    if (!this.#res.writableEnded) this.#res.end();
+  }
+
+  onClose(listener: () => void): void {
+    this.#res.on('close', () => {
+      if (!this.#res.writableFinished) listener();
+    });
+  }
+}
