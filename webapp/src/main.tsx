@@ -2,6 +2,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { currentSession, logout, onSessionChange, type Session } from './api.ts';
+import { ApiKeysScreen } from './api-keys.tsx';
 import { ForgotPasswordScreen, LoginScreen, ResetPasswordScreen, SignupScreen, VerifyEmailScreen } from './auth-screens.tsx';
 import { clearBalance, refreshBalance, useBalance } from './balance.ts';
 import { ChatScreen } from './chat.tsx';
@@ -59,6 +60,9 @@ function Header(props: { session: Session | null; path: string }) {
             </a>
             <a {...linkProps('/usage')} aria-current={path === '/usage' ? 'page' : undefined}>
               Usage
+            </a>
+            <a {...linkProps('/keys')} aria-current={path === '/keys' ? 'page' : undefined}>
+              API keys
             </a>
           </nav>
           <div class="whoami">
@@ -141,6 +145,7 @@ function App() {
   let screen = <SignedOutRoutes path={path} query={query} />;
   if (session && !verifying) {
     if (path === '/usage') screen = <UsageScreen />;
+    else if (path === '/keys') screen = <ApiKeysScreen />;
     else {
       const match = /^\/chat\/([^/]+)$/.exec(path);
       screen = <ChatScreen sessionId={match ? decodeURIComponent(match[1] as string) : null} />;
@@ -152,7 +157,7 @@ function App() {
         Skip to content
       </a>
       <Header session={session} path={path} />
-      <main id="main" tabindex={-1} class={session && !verifying && path !== '/usage' ? 'wide' : undefined}>
+      <main id="main" tabindex={-1} class={session && !verifying && path !== '/usage' && path !== '/keys' ? 'wide' : undefined}>
         {screen}
       </main>
     </>
