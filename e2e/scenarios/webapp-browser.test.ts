@@ -362,7 +362,7 @@ describe('end-user web app in headless Chromium through the gateway', function (
     expect(key).to.match(/^sk-[A-Za-z0-9_-]{43,}$/);
     await student.getByRole('button', { name: 'Copy', exact: true }).click();
     await student.getByText('Copied to the clipboard.').waitFor();
-    expect(await student.evaluate(() => navigator.clipboard.readText())).to.equal(key);
+    expect(await student.evaluate('navigator.clipboard.readText()')).to.equal(key);
     const row = student.locator('#api-keys-table tbody tr');
     await row.getByText('laptop script').waitFor();
     expect(await row.locator('code').textContent()).to.equal(`${key.slice(0, 10)}…`);
