@@ -135,7 +135,7 @@ for (const name of Object.keys(ports) as PartName[]) {
 }
 const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
 process.stdout.write(
-  `platform starting: gateway on ${gatewayUrl}, dashboard ${gatewayUrl}/monitoring/, dev mail in ${env.MAIL_DIR} (Ctrl-C stops everything)\n`,
+  `platform starting: gateway on ${gatewayUrl}, web app ${gatewayUrl}/app/, dashboard ${gatewayUrl}/monitoring/, dev mail in ${env.MAIL_DIR} (Ctrl-C stops everything)\n`,
 );
 
 // where Prometheus scrapes each part, once every one listens (the free ones are known only then)

@@ -609,10 +609,62 @@ async function loadRelationships(): Promise<void> {
   }
 }
 
+/** what a user is called in the relationship pickers: the username and the email, never a raw id */
+const userLabel = (user: User) => `${user.username} <${user.email}>`;
+/** users found by the pickers' searches, by label */
+const pickedUsers = new Map<string, User>();
+
+/** Fills a picker's suggestions with the users whose name or email matches what was typed (admin search). */
+async function suggestUsers(input: HTMLInputElement, list: HTMLDataListElement, role: 'supervisor' | 'enduser'): Promise<void> {
+  const search = input.value.trim();
+  if (search.length < 2 || pickedUsers.has(search)) return;
+  try {
+    const answer = await api<{ users: User[] }>(`/api/admin/users?${new URLSearchParams({ search, role, limit: '10' })}`);
+    if (input.value.trim() !== search) return; // typed on meanwhile
+    for (const user of answer.users) pickedUsers.set(userLabel(user), user);
+    list.replaceChildren(...answer.users.map((user) => el('option', { value: userLabel(user) })));
+  } catch (error) {
+    say(`Could not search users: ${describe(error)}`, 'error');
+  }
+}
+
+/** The user a picker names: a chosen suggestion, or the only user matching what was typed. */
+async function pickedUser(input: HTMLInputElement, role: 'supervisor' | 'enduser'): Promise<User | null> {
+  const typed = input.value.trim();
+  const chosen = pickedUsers.get(typed);
+  if (chosen) return chosen;
+  const answer = await api<{ users: User[] }>(`/api/admin/users?${new URLSearchParams({ search: typed, role, limit: '2' })}`);
+  return answer.users.length === 1 ? (answer.users[0] as User) : null;
+}
+
+function wirePicker(inputId: string, listId: string, role: 'supervisor' | 'enduser'): void {
+  const input = $<HTMLInputElement>(inputId);
+  const list = $<HTMLDataListElement>(listId);
+  let timer: number | undefined;
+  input.addEventListener('input', () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => void suggestUsers(input, list, role), 250);
+  });
+}
+
 async function createRelationship(event: SubmitEvent): Promise<void> {
   event.preventDefault();
-  const supervisorId = $<HTMLInputElement>('rel-supervisor').value.trim();
-  const studentId = $<HTMLInputElement>('rel-student').value.trim();
+  const supervisorInput = $<HTMLInputElement>('rel-supervisor');
+  const studentInput = $<HTMLInputElement>('rel-student');
+  let supervisorId = '';
+  let studentId = '';
+  try {
+    const [supervisor, student] = await Promise.all([pickedUser(supervisorInput, 'supervisor'), pickedUser(studentInput, 'enduser')]);
+    if (!supervisor || !student) {
+      say(`Choose the ${supervisor ? 'student' : 'supervisor'} from the suggestions (type part of the name or email).`, 'error');
+      return;
+    }
+    supervisorId = supervisor.id;
+    studentId = student.id;
+  } catch (error) {
+    say(`Could not search users: ${describe(error)}`, 'error');
+    return;
+  }
   try {
     await api('/api/monitoring/relationships', { method: 'POST', body: { supervisorId, studentId } });
     say('Relationship created.');
@@ -775,6 +827,8 @@ onSubmit('interrupt-form', interrupt);
 onSubmit('feedback-form', sendFeedback);
 onSubmit('allocate-form', allocate);
 onSubmit('relationship-form', createRelationship);
+wirePicker('rel-supervisor', 'rel-supervisor-options', 'supervisor');
+wirePicker('rel-student', 'rel-student-options', 'enduser');
 onSubmit('supervisor-form', async (event) => {
   event.preventDefault();
   await loadStudents();

@@ -19,6 +19,7 @@ import { RelationshipService } from './features/relationships/relationships-serv
 import { studentsRouter } from './features/students/students-router.ts';
 import { StudentsService } from './features/students/students-service.ts';
 import { UserEventsConsumer } from './features/user-events/user-events-consumer.ts';
+import { webAppRouter } from './features/webapp/webapp-router.ts';
 import type { Stores } from './stores.ts';
 import { Upstreams } from './upstreams.ts';
 
@@ -74,7 +75,10 @@ export function createMonitoring(deps: AppDeps): Monitoring {
     accessKeyring,
     ready: stores.ready,
     routers: [relationshipsRouter(relationships), studentsRouter(students), observeRouter(relay)],
-    before: [['/monitoring', dashboardRouter()]],
+    before: [
+      ['/monitoring', dashboardRouter()],
+      ['/app', webAppRouter(logger)],
+    ],
   });
 
   return {

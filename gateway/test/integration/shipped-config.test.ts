@@ -19,7 +19,7 @@ describe('gateway: shipped config', () => {
   const post = (path: string, headers: Record<string, string> = {}) =>
     fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"email":"a@example.test"}' });
 
-  it('lets the public auth routes, health, docs and the dashboard files through without a token', async () => {
+  it('lets the public auth routes, health, docs, the dashboard and the web app files through without a token', async () => {
     for (const path of [
       '/api/auth/signup',
       '/api/auth/register',
@@ -35,7 +35,7 @@ describe('gateway: shipped config', () => {
       expect(response.headers.get('ratelimit-limit'), path).to.be.a('string');
       await response.arrayBuffer();
     }
-    for (const path of ['/health', '/api/docs', '/monitoring/', '/monitoring/assets/app.js']) {
+    for (const path of ['/health', '/api/docs', '/monitoring/', '/monitoring/assets/app.js', '/app', '/app/', '/app/chat/s1', '/app/assets/app.js']) {
       const response = await fetch(`${gw.url}${path}`);
       expect(response.status, path).to.equal(200);
       await response.arrayBuffer();
@@ -84,6 +84,7 @@ describe('gateway: shipped config', () => {
     await expectProblem(await post('/api/auth/logout'), 401, 'UNAUTHENTICATED');
     await expectProblem(await post('/api/chat/sessions/s1/stream'), 401, 'UNAUTHENTICATED');
     await expectProblem(await fetch(`${gw.url}/monitoring/`, { method: 'POST' }), 404, 'NOT_FOUND');
+    await expectProblem(await fetch(`${gw.url}/app/`, { method: 'POST' }), 404, 'NOT_FOUND');
   });
 
   it('limits logins per IP and identifier (5 a minute)', async () => {

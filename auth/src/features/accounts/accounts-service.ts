@@ -18,6 +18,7 @@ const invalidToken = () =>
 export function accountsService(ctx: AuthContext, sessions: SessionsService) {
   const { config, users, passwords, mailer, events, logger } = ctx;
   const tokens = oneTimeTokens(ctx);
+  // the links open the web app's screens (/app/...), which post the token to the API
   const link = (path: string, token: string) => `${config.PUBLIC_URL}${path}?token=${encodeURIComponent(token)}`;
 
   async function sendVerification(user: UserDoc): Promise<void> {
@@ -25,7 +26,7 @@ export function accountsService(ctx: AuthContext, sessions: SessionsService) {
     await mailer.send({
       to: user.email,
       subject: 'Confirm your email address',
-      text: `Hello ${user.username},\n\nconfirm your email address within 24 hours:\n${link('/verify-email', token)}\n`,
+      text: `Hello ${user.username},\n\nconfirm your email address within 24 hours:\n${link('/app/verify-email', token)}\n`,
       meta: { kind: 'verify-email', token },
     });
   }
@@ -35,7 +36,7 @@ export function accountsService(ctx: AuthContext, sessions: SessionsService) {
     await mailer.send({
       to: user.email,
       subject: 'Reset your password',
-      text: `Hello ${user.username},\n\nreset your password within one hour:\n${link('/reset-password', token)}\n\nIf you did not ask for this, ignore this mail.\n`,
+      text: `Hello ${user.username},\n\nreset your password within one hour:\n${link('/app/reset-password', token)}\n\nIf you did not ask for this, ignore this mail.\n`,
       meta: { kind: 'reset-password', token },
     });
   }

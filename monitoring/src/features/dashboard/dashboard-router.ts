@@ -30,7 +30,8 @@ export function dashboardAssets(): Map<string, Asset> {
   ]);
 }
 
-const SECURITY_HEADERS = {
+/** strict CSP: same-origin scripts, styles and calls only; no inline code, no framing (the web app uses it too) */
+export const SECURITY_HEADERS = {
   'content-security-policy':
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
