@@ -95,6 +95,11 @@ describe('Helm chart deploy/helm/platform', function () {
       expect(container.livenessProbe.httpGet.path, part).to.equal('/livez');
       expect(container.readinessProbe.httpGet.path, part).to.equal('/readyz');
     }
+    // the gateway's probes are on its ops port (its public /health depends on every service)
+    const [gateway] = named('Deployment', 'rel-gateway').spec.template.spec.containers;
+    expect(gateway.livenessProbe.httpGet).to.deep.equal({ path: '/livez', port: 'ops' });
+    expect(gateway.readinessProbe.httpGet).to.deep.equal({ path: '/readyz', port: 'ops' });
+    expect(gateway.ports.map((p: { name: string }) => p.name)).to.include('ops');
     // readiness fails for SHUTDOWN_DRAIN_MS before the listener closes, within the grace period
     const env = named('ConfigMap', 'rel-env').data as Record<string, string>;
     const grace = named('Deployment', 'rel-chat').spec.template.spec.terminationGracePeriodSeconds;

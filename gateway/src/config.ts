@@ -17,6 +17,8 @@ export const configSchema = secretsSchema.extend({
   /** the private ops listener (Prometheus /metrics); never published (DESIGN 7). 0 picks a free port (tests) */
   OPS_PORT: portSchema(9464),
   OPS_HOST: z.string().default('127.0.0.1'),
+  /** on SIGTERM: ms during which /readyz (ops listener) fails while requests are still served, before closing */
+  SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).max(300_000).default(0),
   LOG_LEVEL: z.string().optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
   AUTH_URL: z.url().default('http://127.0.0.1:3000'),

@@ -89,7 +89,8 @@ export async function start(config: Config) {
   const connections = guardServer(server.server, () => current().config.http, logger);
   onHttpChange = (next) => applyTimeouts(server.server, next);
   // metrics only on the private ops port (DESIGN 7); the public port answers 404 for /metrics
-  const ops = await listen(createOpsHandler(metrics), config.OPS_PORT, config.OPS_HOST).catch(async (error: unknown) => {
+  let draining = false;
+  const ops = await listen(createOpsHandler(metrics, { ready: () => !draining }), config.OPS_PORT, config.OPS_HOST).catch(async (error: unknown) => {
     await server.close(0);
     await loader.close();
     await pools.close();
@@ -105,7 +106,7 @@ export async function start(config: Config) {
   return {
     url: server.url,
     port: server.port,
-    /** the private ops listener: GET /metrics */
+    /** the private ops listener: GET /metrics, /livez, /readyz */
     opsUrl: ops.url,
     stores: {
       redis,
@@ -122,6 +123,18 @@ export async function start(config: Config) {
     openConnections: connections.open,
     /** this instance's revocation copy (tests: wait until it has loaded) */
     revocations,
+    /**
+     * Before a shutdown: readiness fails (the orchestrator stops sending new connections) for
+     * `SHUTDOWN_DRAIN_MS` while every request is still served; `stop()` closes afterwards.
+     */
+    async drain(ms = config.SHUTDOWN_DRAIN_MS) {
+      draining = true;
+      if (ms > 0) {
+        logger.info({ drainMs: ms }, 'draining: readiness fails, requests still served');
+        // unref: the listeners keep the process up meanwhile, and a stop() during the drain is not held back
+        await new Promise((resolve) => setTimeout(resolve, ms).unref());
+      }
+    },
     async stop() {
       process.off('SIGHUP', onHangup);
       await loader.close();
@@ -139,5 +152,8 @@ export type RunningGateway = Awaited<ReturnType<typeof start>>;
 if (import.meta.main) {
   const config = loadConfig(configSchema);
   const gateway = await start(config);
-  onShutdown(createLogger('gateway', { level: config.LOG_LEVEL, nodeEnv: config.NODE_ENV }), gateway.stop);
+  onShutdown(createLogger('gateway', { level: config.LOG_LEVEL, nodeEnv: config.NODE_ENV }), async () => {
+    await gateway.drain();
+    await gateway.stop();
+  });
 }

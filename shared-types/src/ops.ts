@@ -55,16 +55,33 @@ export function methodLabel(method: string | undefined): string {
   return method && METHODS.has(method) ? method : 'other';
 }
 
+/** Probes a part serves on its ops listener (the gateway: its public port has no store-free route of its own). */
+export interface OpsProbes {
+  /** false while the part drains before a shutdown: `/readyz` answers 503 so it is taken out of rotation */
+  ready(): boolean;
+}
+
+const PROBE_PATHS = new Set(['/livez', '/readyz']);
+
 /**
- * The private ops listener's handler: `GET /metrics` of `registry`, 404 problem for anything else. Ops run it on
- * its own port (`OPS_PORT`, bound to `OPS_HOST`, 127.0.0.1 unless set), never the public one (DESIGN 7).
+ * The private ops listener's handler: `GET /metrics` of `registry` (and `/livez`, `/readyz` when given probes),
+ * 404 problem for anything else. Ops run it on its own port (`OPS_PORT`, bound to `OPS_HOST`, 127.0.0.1 unless
+ * set), never the public one (DESIGN 7).
  */
-export function createOpsHandler(registry: Registry): RequestListener {
+export function createOpsHandler(registry: Registry, probes?: OpsProbes): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+    const path = (req.url ?? '/').split('?')[0] as string;
+    const readable = req.method === 'GET' || req.method === 'HEAD';
+    if (probes && readable && PROBE_PATHS.has(path)) {
+      // liveness: the process answers (whatever its stores do); readiness: it is not draining
+      const up = path === '/livez' || probes.ready();
+      res.writeHead(up ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ status: up ? 'ok' : 'draining' }));
+      return;
+    }
+    if (path !== '/metrics' || !readable) {
       res.writeHead(404, { 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' });
-      res.end(JSON.stringify(problem('NOT_FOUND', 'The ops listener serves GET /metrics only', randomUUID())));
+      res.end(JSON.stringify(problem('NOT_FOUND', 'The ops listener serves GET /metrics (and its probes) only', randomUUID())));
       return;
     }
     registry.metrics().then(

@@ -86,6 +86,26 @@ describe('gateway: cached public extras and the ops listener', () => {
     await expectProblem(await fetch(`${gw.gateway.opsUrl}/metrics`, { method: 'POST' }), 404, 'NOT_FOUND');
   });
 
+  it('serves store-free /livez and /readyz on the ops listener; while draining /readyz fails and requests are still served', async () => {
+    const own = await startGateway({ upstreamUrl: service.url, yaml: testYaml({ prefix: runPrefix() }) });
+    try {
+      const probe = async (path: string, method = 'GET') => (await fetch(`${own.gateway.opsUrl}${path}`, { method })).status;
+      expect(await probe('/livez')).to.equal(200);
+      expect(await probe('/readyz')).to.equal(200);
+      expect(await probe('/readyz', 'HEAD')).to.equal(200);
+      await expectProblem(await fetch(`${own.gateway.opsUrl}/readyz`, { method: 'POST' }), 404, 'NOT_FOUND');
+      // probes are ops-only: the public port does not answer them
+      await expectProblem(await fetch(`${own.url}/readyz`), 404, 'NOT_FOUND');
+      const publicBefore = (await fetch(`${own.url}/health`)).status;
+      void own.gateway.drain(60_000); // longer than the test: it stays draining
+      await waitFor(async () => (await probe('/readyz')) === 503, 'readiness fails while draining');
+      expect(await probe('/livez'), 'still alive while draining').to.equal(200);
+      expect((await fetch(`${own.url}/health`)).status, 'requests are still served while draining').to.equal(publicBefore);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('refuses a routing file that would serve metrics on the public port, keeping the last good config', async () => {
     const good = gw.gateway.configStatus().hash;
     const attempts = gw.gateway.configStatus().attempts;

@@ -112,23 +112,24 @@ export class FilesService {
       });
       if (!received.type) throw new ApiError('UNSUPPORTED_MEDIA_TYPE', NOT_ALLOWED_TYPE);
       const { type } = received;
-      file = await this.#dal.finish(fileId, {
-        userId,
-        name: safeFileName(received.name),
-        contentType: type.contentType,
-        text: type.text,
-        size: received.size,
-        chunkCount: received.chunkCount,
+      // uploads that passed the first check together decide here one at a time: count, then insert or refuse
+      file = await this.#guard.underQuotaLock(userId, async () => {
+        const now = await this.quota(userId);
+        if (now.remaining === 0 || received.size > now.bytesRemaining) {
+          throw this.#quotaExceeded(now, `At most ${now.limit} uploads and ${now.bytesLimit} bytes per day`);
+        }
+        return this.#dal.finish(fileId, {
+          userId,
+          name: safeFileName(received.name),
+          contentType: type.contentType,
+          text: type.text,
+          size: received.size,
+          chunkCount: received.chunkCount,
+        });
       });
     } catch (error) {
       await this.#dal.discardChunks(fileId).catch(() => undefined);
       throw error;
-    }
-    // two concurrent uploads may both have passed the first check: count again and give back what went over
-    const after = await this.quota(userId);
-    if (after.used > after.limit || after.bytesUsed > after.bytesLimit) {
-      await this.#dal.remove(file._id);
-      throw this.#quotaExceeded({ ...after, used: after.used - 1 }, `At most ${after.limit} uploads and ${after.bytesLimit} bytes per day`);
     }
     return file;
   }
