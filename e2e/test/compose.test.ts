@@ -136,7 +136,11 @@ describe('docker-compose.yml for ops: Prometheus, Grafana, tracing profile, .env
     for (const name of [...apps, 'shared-types']) {
       const files = readdirSync(join(root, name, 'src'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'));
       for (const file of files) {
-        for (const match of readFileSync(join(root, name, 'src', file), 'utf8').matchAll(/name: '([a-z_:]+)'/g)) registered.add(match[1] as string);
+        // prom-client's `name: '...'`, and the gateway's map-kept series (`new FastCounter('...'`, `new FastHistogram('...'`)
+        const source = readFileSync(join(root, name, 'src', file), 'utf8');
+        for (const match of source.matchAll(/name: '([a-z_:]+)'|new Fast(?:Counter|Histogram)\(\s*'([a-z_:]+)'/g)) {
+          registered.add((match[1] ?? match[2]) as string);
+        }
       }
     }
     expect(registered).to.include('gateway_requests_total');
