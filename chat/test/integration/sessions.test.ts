@@ -27,6 +27,12 @@ describe('chat models and sessions (real MongoDB-compatible server and Redis)', 
     await expectProblem(await fetch(url('/api/chat/models')), 401, 'UNAUTHENTICATED');
   });
 
+  it('answers an admin chatflow sync without Flowise configured with 409 CONFLICT, not a 5xx', async () => {
+    const res = await fetch(url('/api/chat/chatflows/sync'), { method: 'POST', headers: platform.json(testActor('admin')) });
+    const body = await expectProblem(res, 409, 'CONFLICT');
+    expect(String(body.detail)).to.include('FLOWISE_URL');
+  });
+
   it('documents its public routes, the stream as text/event-stream, in OpenAPI', async () => {
     const doc = (await (await fetch(url('/openapi.json'))).json()) as {
       paths: Record<string, Record<string, { responses: Record<string, { content?: object }> }>>;

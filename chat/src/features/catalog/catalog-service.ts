@@ -223,7 +223,8 @@ export class CatalogService {
    */
   async syncChatflows(): Promise<SyncReport> {
     const flowise = this.#flowise;
-    if (!flowise) throw new ApiError('UPSTREAM_UNAVAILABLE', 'Flowise is not configured (FLOWISE_URL)');
+    // a state of this install the admin can change (not an outage): 409, never a 5xx
+    if (!flowise) throw new ApiError('CONFLICT', 'Flowise is not configured: set FLOWISE_URL (and FLOWISE_API_KEY) to sync chatflows');
     const lockKey = `${this.#options.redisPrefix}chatflows:sync-lock`;
     const token = randomUUID();
     if ((await this.#redis.set(lockKey, token, 'PX', this.#options.syncLockMs, 'NX')) !== 'OK')
