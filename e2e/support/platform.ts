@@ -266,7 +266,8 @@ async function startScaledPlatform(extraEnv: Record<string, string>, instances: 
     throw new Error(`platform did not start: ${(error as Error).message}\n${tails.join('\n')}`);
   }
   const first = Object.fromEntries(Object.entries(instanceUrls).map(([name, list]) => [name, list[0]])) as Record<PartName, string>;
-  const reconcile = () => reconcileRun(base, db.accounting, first.chat);
+  // through a chat instance still running (tests kill instance 0; the services call the last one)
+  const reconcile = () => reconcileRun(base, db.accounting, instanceUrls.chat.at(-1) as string);
   const reconcileSettled = (timeoutMs?: number) => reconcileUntilSettled(reconcile, timeoutMs);
   return {
     databases: db,
