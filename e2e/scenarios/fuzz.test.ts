@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { ROOT } from '../../scripts/platform.ts';
-import { api, createUser } from '../support/client.ts';
+import { api, createUser, login } from '../support/client.ts';
 import { type Platform, startPlatform } from '../support/platform.ts';
 
 function runToEnd(
@@ -95,11 +95,14 @@ describe('fuzzing the public API with schemathesis', function () {
       chat: '/api/chat/sessions',
       monitoring: '/api/supervised-students',
     };
+    // a fresh session: the fuzzer's own calls may have ended the admin's first one (e.g. through its profile)
+    const sentinelToken = (await login(platform, admin)).accessToken;
     for (const [name, path] of Object.entries(sentinels) as Array<[keyof typeof sentinels, string]>) {
-      const id = (await api(platform.gatewayUrl, 'GET', path, { token: admin.accessToken })).headers.get('x-request-id') ?? '';
+      const sentinel = await api(platform.gatewayUrl, 'GET', path, { token: sentinelToken });
+      const id = sentinel.headers.get('x-request-id') ?? '';
       const deadline = Date.now() + 20_000;
       while (!platform.logs(name).some((line) => line.includes(id))) {
-        if (Date.now() > deadline) throw new Error(`${name} never logged the sentinel ${path}`);
+        if (Date.now() > deadline) throw new Error(`${name} never logged the sentinel ${path} (answered ${sentinel.status} ${JSON.stringify(sentinel.body)})`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
