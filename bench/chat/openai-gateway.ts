@@ -24,7 +24,8 @@ export interface OpenAiFigures {
   completedMany: number;
 }
 
-async function providerFirstDeltas(tokens: number, delayMs: number, concurrent: number): Promise<number[]> {
+/** the local provider's own time to first delta, `concurrent` streams at once, in this process */
+export async function providerFirstDeltas(tokens: number, delayMs: number, concurrent: number): Promise<number[]> {
   const provider = new LocalProvider({ tokens, tokenDelayMs: delayMs });
   const model = loadModelCatalog().find((m) => m.provider === 'local') as ReturnType<typeof loadModelCatalog>[number];
   return Promise.all(

@@ -9,13 +9,11 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { loadModelCatalog } from '@platform/shared-types';
 import { connectMongo, connectRedis } from '@platform/shared-types/stores';
 import { createTestAuth, storeUrls, testActor, uniqueDbName } from '@platform/shared-types/testing';
 import { Agent, request } from 'undici';
-import { LocalProvider } from '../../chat/src/providers/local-provider.ts';
 import { AccountingStandIn } from '../../chat/test/support/stand-ins.ts';
-import { measureOpenAiThroughGateway, OPENAI_AT_ONCE, OPENAI_SEQUENTIAL } from './openai-gateway.ts';
+import { measureOpenAiThroughGateway, OPENAI_AT_ONCE, OPENAI_SEQUENTIAL, providerFirstDeltas } from './openai-gateway.ts';
 
 const STREAMS = 500;
 const TOKENS = 20;
@@ -31,26 +29,7 @@ const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/pr
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 const ms = (value: number) => value.toFixed(1);
 
-async function providerFirstDelta(): Promise<number[]> {
-  const provider = new LocalProvider({ tokens: TOKENS, tokenDelayMs: DELAY_MS });
-  const model = loadModelCatalog().find((m) => m.provider === 'local') as ReturnType<typeof loadModelCatalog>[number];
-  return Promise.all(
-    Array.from({ length: STREAMS }, async () => {
-      const started = performance.now();
-      let first = Number.NaN;
-      for await (const event of provider.stream({
-        model,
-        turns: [{ role: 'user', content: 'bench' }],
-        maxOutputTokens: TOKENS,
-        sessionId: 's',
-        signal: AbortSignal.timeout(60_000),
-      })) {
-        if (event.type === 'delta' && Number.isNaN(first)) first = performance.now() - started;
-      }
-      return first;
-    }),
-  );
-}
+const providerFirstDelta = () => providerFirstDeltas(TOKENS, DELAY_MS, STREAMS);
 
 async function main() {
   const auth = createTestAuth();

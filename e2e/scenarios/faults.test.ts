@@ -1,10 +1,9 @@
-// Faults: parts and stores die and come back; money stays right (the ledger invariant after each).
-import { connectPostgres, pgUrlFor } from '@platform/shared-types/stores';
 import { expect } from 'chai';
-import { api, createUser, type Session, type SseEvent, sse } from '../support/client.ts';
+import { api, createUser, type Session } from '../support/client.ts';
 import { assertLedgerInvariant } from '../support/ledger.ts';
 import { type Platform, startPlatform } from '../support/platform.ts';
 import { type PrivateStore, privateMongo, privateRedis } from '../support/private-stores.ts';
+import { reservationRow, startStream } from '../support/streams.ts';
 
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -63,42 +62,9 @@ describe('faults', function () {
     return user;
   }
 
-  async function startStream(user: Session) {
-    const session = await api<{ session: { id: string } }>(gw, 'POST', '/api/chat/sessions', { token: user.accessToken, body: { modelId: 'local-dev' } });
-    const events: SseEvent[] = [];
-    let firstDelta: () => void = () => {};
-    const started = new Promise<void>((resolve) => {
-      firstDelta = resolve;
-    });
-    const done = (async () => {
-      for await (const event of sse(gw, `/api/chat/sessions/${session.body.session.id}/stream`, {
-        token: user.accessToken,
-        body: { message: 'long story please' },
-      })) {
-        events.push(event);
-        if (event.event === 'delta') firstDelta();
-      }
-    })().catch(() => {});
-    await started;
-    const reservationId = String(events.find((event) => event.event === 'session')?.data.reservationId ?? '');
-    return { sessionId: session.body.session.id, reservationId, events, done };
-  }
-
-  /** The reservation row as accounting keeps it (read-only, this run's own database). */
-  async function reservationRow(reservationId: string): Promise<{ status: string; reserved: number; charged: number }> {
-    const db = connectPostgres(pgUrlFor(platform.env.PG_URL as string, platform.env.ACCOUNTING_PG_DB as string), { pool: { min: 0, max: 1 } });
-    try {
-      const row = await db('reservations').where({ id: reservationId }).first('status', 'reserved', 'charged');
-      if (!row) throw new Error(`no reservation ${reservationId}`);
-      return { status: String(row.status), reserved: Number(row.reserved), charged: Number(row.charged) };
-    } finally {
-      await db.destroy();
-    }
-  }
-
   it('accounting killed mid-stream and restarted: the charge lands exactly once', async () => {
     const user = await student(5000);
-    const stream = await startStream(user);
+    const stream = await startStream(gw, user);
     await platform.kill('accounting', 'SIGKILL');
     await stream.done;
     const terminal = stream.events.at(-1);
@@ -155,7 +121,7 @@ describe('faults', function () {
 
   it('a chat process killed mid-stream: the sweeper expires the reservation and nothing is charged twice', async () => {
     const user = await student(5000);
-    const stream = await startStream(user);
+    const stream = await startStream(gw, user);
     expect(stream.reservationId).to.match(/^[0-9a-f-]{36}$/);
     await platform.kill('chat', 'SIGKILL');
     const deltasSeen = stream.events.filter((event) => event.event === 'delta').length;
@@ -167,7 +133,7 @@ describe('faults', function () {
     // Two exact outcomes, depending on whether the stream lived past its first renewal (TTL/4) before the kill:
     // - it had not: nothing durable records what it produced, the sweeper expires the reservation, nothing charged;
     // - it had: the checkpoint it saved in chat's outbox is replayed by the restarted chat and charged once (issue 14).
-    const reservation = await reservationRow(stream.reservationId);
+    const reservation = await reservationRow(platform, stream.reservationId);
     expect(deltasSeen, 'the stream was cut mid-way').to.be.greaterThan(0);
     expect(balance).to.deep.equal({ ...balance, available: 5000 - reservation.charged, reserved: 0 });
     const ledger = await api<{ transactions: Array<{ type: string; amount: number; reservationId: string | null }> }>(

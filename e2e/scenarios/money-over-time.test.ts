@@ -8,9 +8,10 @@ import { countTokens } from 'gpt-tokenizer';
 import type { Knex } from 'knex';
 import mongoose from 'mongoose';
 import { sweepOnce } from '../../accounting/src/sweeper.ts';
-import { api, createUser, type Session, type SseEvent, sse } from '../support/client.ts';
+import { api, createUser, type Session } from '../support/client.ts';
 import { assertLedgerInvariant } from '../support/ledger.ts';
 import { type Platform, startPlatform } from '../support/platform.ts';
+import { startStream } from '../support/streams.ts';
 
 const TTL_SECONDS = 2;
 
@@ -126,34 +127,6 @@ describe('money over time and failure (issue 14)', function () {
     return user;
   }
 
-  async function startStream(user: Session, options: { modelId?: string; message?: string } = {}) {
-    const session = await api<{ session: { id: string } }>(gw, 'POST', '/api/chat/sessions', {
-      token: user.accessToken,
-      body: { modelId: options.modelId ?? 'local-dev' },
-    });
-    expect(session.status).to.equal(201);
-    const events: SseEvent[] = [];
-    const startedAt = Date.now();
-    let endedAt = 0;
-    let firstDelta: () => void = () => {};
-    const started = new Promise<void>((resolve) => {
-      firstDelta = resolve;
-    });
-    const done = (async () => {
-      for await (const event of sse(gw, `/api/chat/sessions/${session.body.session.id}/stream`, {
-        token: user.accessToken,
-        body: { message: options.message ?? 'a long story please' },
-      })) {
-        events.push(event);
-        if (event.event === 'delta') firstDelta();
-      }
-      endedAt = Date.now();
-    })().catch(() => {});
-    await started;
-    const reservationId = String(events.find((e) => e.event === 'session')?.data.reservationId);
-    return { sessionId: session.body.session.id, events, done, reservationId, elapsedMs: () => endedAt - startedAt };
-  }
-
   const reservation = async (id: string) => (await db('reservations').where({ id }).first()) as ReservationRow;
   const charges = (id: string) => db('ledger').where({ reservation_id: id, type: 'charge' });
   const cost = (row: ReservationRow, input: number, output: number) =>
@@ -170,7 +143,7 @@ describe('money over time and failure (issue 14)', function () {
 
   it('reconciliation reports a stored reply whose usage was broken on purpose (route and make reconcile), and nothing once it is restored', async () => {
     const user = await student(5000);
-    const stream = await startStream(user);
+    const stream = await startStream(gw, user);
     await stream.done;
     expect(stream.events.at(-1)?.event).to.equal('done');
     const messageId = String(stream.events.find((e) => e.event === 'session')?.data.messageId);
@@ -196,7 +169,7 @@ describe('money over time and failure (issue 14)', function () {
 
   it('a stream that runs three times the reservation TTL is renewed and charged its full usage exactly once', async () => {
     const user = await student(5000);
-    const stream = await startStream(user);
+    const stream = await startStream(gw, user);
     await stream.done;
     expect(stream.elapsedMs(), 'the stream outlived three TTLs').to.be.greaterThan(3 * TTL_SECONDS * 1000);
     const done = stream.events.at(-1);
@@ -218,7 +191,7 @@ describe('money over time and failure (issue 14)', function () {
 
   it('a chat process killed mid-stream: its checkpoint is charged once (from the hold, or after the expiry from the balance)', async () => {
     const user = await student(5000);
-    const stream = await startStream(user);
+    const stream = await startStream(gw, user);
     // at least two renew intervals of output, so a checkpoint with produced tokens exists
     await until(async () => stream.events.filter((e) => e.event === 'delta').length >= 80, '80 deltas');
     await platform.kill('chat', 'SIGKILL');
@@ -244,7 +217,7 @@ describe('money over time and failure (issue 14)', function () {
 
   it('accounting down for longer than the TTL while a stream ends, then back: the charge lands once', async () => {
     const user = await student(5000);
-    const stream = await startStream(user);
+    const stream = await startStream(gw, user);
     await platform.kill('accounting', 'SIGKILL');
     await stream.done;
     const done = stream.events.at(-1);
@@ -285,7 +258,7 @@ describe('money over time and failure (issue 14)', function () {
     let accountingDown = false;
     try {
       const user = await student(50_000);
-      const stream = await startStream(user);
+      const stream = await startStream(gw, user);
       const reserved = await reservation(stream.reservationId);
       expect(reserved).to.include({ input_per_1k: 30, output_per_1k: 50 });
       expect((await setPrice(110, 130)).status).to.equal(200);
@@ -326,7 +299,7 @@ describe('money over time and failure (issue 14)', function () {
   ] as const) {
     it(`a ${script} prompt: the reservation is a tokenizer estimate and the provider's reported usage is charged exactly`, async () => {
       const user = await student(1000);
-      const stream = await startStream(user, { modelId: 'openai-compatible', message: prompt });
+      const stream = await startStream(gw, user, { modelId: 'openai-compatible', message: prompt });
       await stream.done;
       const done = stream.events.at(-1);
       expect(done?.event).to.equal('done');
@@ -348,7 +321,7 @@ describe('money over time and failure (issue 14)', function () {
 
   it('usage above the reservation with too little balance left: the balance is charged to zero and the shortfall recorded', async () => {
     const user = await student(12);
-    const stream = await startStream(user, { modelId: 'openai-compatible', message: '東京の天気はどうですか？🌧️' });
+    const stream = await startStream(gw, user, { modelId: 'openai-compatible', message: '東京の天気はどうですか？🌧️' });
     await stream.done;
     const row = await reservation(stream.reservationId);
     const maxTokens = openai.requests.at(-1)?.max_tokens as number;

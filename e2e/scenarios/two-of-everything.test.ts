@@ -1,10 +1,8 @@
-// Two instances of every service and two gateways on one Redis (issue 12): the main flows through both
-// gateways; one instance of each service SIGKILLed mid-run; limits and revocation shared across gateways.
-import { connectPostgres, pgUrlFor } from '@platform/shared-types/stores';
 import { expect } from 'chai';
-import { api, createUser, login, type Session, type SseEvent, sse } from '../support/client.ts';
+import { api, createUser, login, type Session } from '../support/client.ts';
 import { assertLedgerInvariant } from '../support/ledger.ts';
 import { type Platform, startPlatform } from '../support/platform.ts';
+import { type OpenStream, reservationRow, startStream } from '../support/streams.ts';
 
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -59,39 +57,6 @@ describe('two of everything: two instances of every service, two gateways', func
     return user;
   }
 
-  async function openStream(gw: string, user: Session) {
-    const session = await api<{ session: { id: string } }>(gw, 'POST', '/api/chat/sessions', { token: user.accessToken, body: { modelId: 'local-dev' } });
-    expect(session.status, JSON.stringify(session.body)).to.equal(201);
-    const events: SseEvent[] = [];
-    let firstDelta: () => void = () => {};
-    const started = new Promise<void>((resolve) => {
-      firstDelta = resolve;
-    });
-    const done = (async () => {
-      for await (const event of sse(gw, `/api/chat/sessions/${session.body.session.id}/stream`, {
-        token: user.accessToken,
-        body: { message: 'a long story' },
-      })) {
-        events.push(event);
-        if (event.event === 'delta') firstDelta();
-      }
-    })().catch(() => undefined);
-    await started;
-    const reservationId = String(events.find((event) => event.event === 'session')?.data.reservationId ?? '');
-    return { user, sessionId: session.body.session.id, reservationId, events, done };
-  }
-
-  async function reservationRow(reservationId: string): Promise<{ status: string; reserved: number; charged: number }> {
-    const db = connectPostgres(pgUrlFor(platform.env.PG_URL as string, platform.env.ACCOUNTING_PG_DB as string), { pool: { min: 0, max: 1 } });
-    try {
-      const row = await db('reservations').where({ id: reservationId }).first('status', 'reserved', 'charged');
-      if (!row) throw new Error(`no reservation ${reservationId}`);
-      return { status: String(row.status), reserved: Number(row.reserved), charged: Number(row.charged) };
-    } finally {
-      await db.destroy();
-    }
-  }
-
   it('every gateway reports both instances of every service in /health', async () => {
     for (const gw of gateways) {
       const health = (await (await fetch(`${gw}/health`)).json()) as { status: string; instances: Record<string, Array<{ url: string; state: string }>> };
@@ -129,7 +94,7 @@ describe('two of everything: two instances of every service, two gateways', func
       const again = await login(platform, user);
       const refreshed = await api(gw, 'POST', '/api/auth/refresh', { body: { refreshToken: again.refreshToken } });
       expect(refreshed.status).to.equal(200);
-      const stream = await openStream(gw, user);
+      const stream = await startStream(gw, user);
       await stream.done;
       const done = stream.events.at(-1);
       expect(done?.event).to.equal('done');
@@ -174,10 +139,11 @@ describe('two of everything: two instances of every service, two gateways', func
       }
     });
 
-    // four streams through one gateway, each opened once the one before streams: least outstanding spreads them
-    // over both chat instances (the reads keep short requests in flight too, so a tie may put two on one)
-    const streams: Array<Awaited<ReturnType<typeof openStream>>> = [];
-    for (let i = 0; i < 4; i++) streams.push(await openStream(gateways[0] as string, await student(5000, 'cut')));
+    // four streams through one gateway at once (students made first): least outstanding spreads them over both
+    // chat instances; with four, a tie with the reads' short requests cannot put them all on one
+    const students = [];
+    for (let i = 0; i < 4; i++) students.push(await student(5000, 'cut'));
+    const streams: OpenStream[] = await Promise.all(students.map((user) => startStream(gateways[0] as string, user)));
     // a few checkpoints (RESERVATION_RENEW_MS 200, a token every 25 ms) before the kill
     const deltas = (stream: (typeof streams)[number]) => stream.events.filter((e) => e.event === 'delta').length;
     await until(async () => (streams.every((stream) => deltas(stream) >= 16) ? true : undefined), 'every stream is well under way');
@@ -197,7 +163,7 @@ describe('two of everything: two instances of every service, two gateways', func
       expect(broken.events.filter((e) => e.event === 'delta').length).to.be.greaterThan(0);
       // the surviving chat instance replays the cut stream's checkpoint once its lease runs out
       const settled = await until(async () => {
-        const row = await reservationRow(broken.reservationId);
+        const row = await reservationRow(platform, broken.reservationId);
         return row.status !== 'active' && row.status !== 'reserved' && row.charged > 0 ? row : undefined;
       }, 'the cut stream is charged');
       const balance = await until(async () => {
