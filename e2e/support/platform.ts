@@ -69,7 +69,7 @@ const SERVICE_ORDER: PartName[] = ['auth', 'accounting', 'monitoring', 'chat'];
  * one URL); the gateways get every instance (`*_URLS`).
  */
 export async function startPlatform(extraEnv: Record<string, string> = {}, shape: PlatformShape = {}): Promise<Platform> {
-  if ((shape.instances ?? 1) > 1 || (shape.gateways ?? 1) > 1) return startScaledPlatform(extraEnv, shape.instances ?? 1, shape.gateways ?? 1);
+  if ((shape.instances ?? 1) > 1 || (shape.gateways ?? 1) > 1) return startScaledPlatformOnFreePorts(extraEnv, shape.instances ?? 1, shape.gateways ?? 1);
   const { stores, secrets, mailDir, db, base, dbEnv } = platformEnv(extraEnv);
   const logs: Record<PartName, string[]> = { auth: [], accounting: [], chat: [], monitoring: [], gateway: [] };
   const parts = new Map<PartName, RunningPart>();
@@ -208,12 +208,21 @@ async function dropDatabases(stores: { PG_URL: string; MONGO_URL: string }, db: 
   ]);
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+/**
+ * `count` distinct free ports. Every probe socket stays bound until all are known, so the kernel cannot hand the
+ * same port out twice within one platform (closing each probe before the next let two instances share a port).
+ */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    await Promise.all(servers.map((server) => new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    })));
+    return servers.map((server) => (server.address() as AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
 }
 
 const URL_VARIABLE: Record<Exclude<PartName, 'gateway'>, string> = {
@@ -223,15 +232,27 @@ const URL_VARIABLE: Record<Exclude<PartName, 'gateway'>, string> = {
   monitoring: 'MONITORING_URL',
 };
 
+/**
+ * The scaled platform's ports are chosen before its parts bind them; another process on the machine may take one
+ * in between. That start fails with EADDRINUSE before any test ran, and is tried once more on new ports.
+ */
+async function startScaledPlatformOnFreePorts(extraEnv: Record<string, string>, instances: number, gateways: number): Promise<Platform> {
+  try {
+    return await startScaledPlatform(extraEnv, instances, gateways);
+  } catch (error) {
+    if (!(error as Error).message.includes('EADDRINUSE')) throw error;
+    return startScaledPlatform(extraEnv, instances, gateways);
+  }
+}
+
 async function startScaledPlatform(extraEnv: Record<string, string>, instances: number, gateways: number): Promise<Platform> {
   const { stores, secrets, mailDir, db, base, dbEnv } = platformEnv(extraEnv);
   const logs: Record<PartName, string[]> = { auth: [], accounting: [], chat: [], monitoring: [], gateway: [] };
   const counts: Record<PartName, number> = { auth: instances, accounting: instances, chat: instances, monitoring: instances, gateway: gateways };
   const instanceUrls = {} as Record<PartName, string[]>;
-  for (const name of [...SERVICE_ORDER, 'gateway'] as PartName[]) {
-    instanceUrls[name] = [];
-    for (let i = 0; i < counts[name]; i++) instanceUrls[name].push(`http://127.0.0.1:${await freePort()}`);
-  }
+  const names = [...SERVICE_ORDER, 'gateway'] as PartName[];
+  const ports = await freePorts(names.reduce((sum, name) => sum + counts[name], 0));
+  for (const name of names) instanceUrls[name] = ports.splice(0, counts[name]).map((port) => `http://127.0.0.1:${port}`);
   const urlEnv: Record<string, string> = {};
   for (const name of SERVICE_ORDER) {
     const list = instanceUrls[name];
@@ -262,8 +283,10 @@ async function startScaledPlatform(extraEnv: Record<string, string>, instances: 
     await Promise.all(Array.from({ length: gateways }, (_, i) => launch('gateway', i)));
   } catch (error) {
     await Promise.all([...running.values()].map((part) => part.stop()));
+    await dropDatabases(stores, db);
     const tails = Object.entries(logs).map(([name, lines]) => `${name}: ${lines.slice(-5).join(' | ')}`);
-    throw new Error(`platform did not start: ${(error as Error).message}\n${tails.join('\n')}`);
+    const addressInUse = Object.values(logs).some((lines) => lines.some((line) => line.includes('EADDRINUSE')));
+    throw new Error(`platform did not start${addressInUse ? ' (EADDRINUSE)' : ''}: ${(error as Error).message}\n${tails.join('\n')}`);
   }
   const first = Object.fromEntries(Object.entries(instanceUrls).map(([name, list]) => [name, list[0]])) as Record<PartName, string>;
   // through a chat instance still running (tests kill instance 0; the services call the last one)
