@@ -1,8 +1,8 @@
 import { ApiError, authorize, publicUser } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
+import { withLock } from '@platform/shared-types/redis';
 import { z } from 'zod';
 import type { AuthContext } from '../../context.ts';
-import { withLock } from '../../lib/redis-lock.ts';
 import type { AccountsService } from '../accounts/accounts-service.ts';
 import type { ApiKeysService } from '../api-keys/api-keys-service.ts';
 import type { SessionsService } from '../sessions/sessions-service.ts';

@@ -1,7 +1,7 @@
 import type { PublicUser, Role } from '@platform/shared-types';
+import { withLock } from '@platform/shared-types/redis';
 import type { Redis } from 'ioredis';
 import { isValidObjectId, type Types } from 'mongoose';
-import { withLock } from '../../lib/redis-lock.ts';
 import type { Models, Preferences, UserDoc, UserStatus } from '../../models.ts';
 
 export function normaliseEmail(email: string): string {

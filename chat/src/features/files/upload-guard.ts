@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '@platform/shared-types';
+import { RedisMutex } from '@platform/shared-types/redis';
 import type { Redis } from 'ioredis';
 
 // Drops holders that outlived the upload deadline (a crashed instance), then takes a slot if one is free.
@@ -9,11 +10,6 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
-
-// Releases the user's quota lock only if this holder still has it (it may have expired and been taken since).
-const RELEASE_IF_HELD = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
 
 /** how long one quota decision may hold the user's lock (a count and an insert), and how long to wait for it */
 const QUOTA_LOCK_MS = 5_000;
@@ -36,10 +32,12 @@ export interface UploadGuardOptions {
 export class UploadGuard {
   readonly #redis: Redis;
   readonly #options: UploadGuardOptions;
+  readonly #quotaLock: RedisMutex;
 
   constructor(redis: Redis, options: UploadGuardOptions) {
     this.#redis = redis;
     this.#options = options;
+    this.#quotaLock = new RedisMutex(redis, { ttlMs: QUOTA_LOCK_MS });
   }
 
   #slotsKey(userId: string): string {
@@ -65,18 +63,10 @@ export class UploadGuard {
    * quota's number succeed (a count-then-insert in the MongoDB-compatible store is not atomic).
    */
   async underQuotaLock<T>(userId: string, decide: () => Promise<T>): Promise<T> {
-    const key = `${this.#options.prefix}files:quota-lock:${userId}`;
-    const holder = randomUUID();
-    const deadline = Date.now() + QUOTA_LOCK_MS;
-    while ((await this.#redis.set(key, holder, 'PX', QUOTA_LOCK_MS, 'NX')) !== 'OK') {
-      if (Date.now() > deadline) throw new ApiError('UPSTREAM_UNAVAILABLE', 'Uploads of this user are busy; try again');
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    try {
-      return await decide();
-    } finally {
-      await this.#redis.eval(RELEASE_IF_HELD, 1, key, holder).catch(() => undefined);
-    }
+    return this.#quotaLock.withLock(`${this.#options.prefix}files:quota-lock:${userId}`, decide, {
+      waitMs: QUOTA_LOCK_MS,
+      busyError: () => new ApiError('UPSTREAM_UNAVAILABLE', 'Uploads of this user are busy; try again'),
+    });
   }
 
   async release(userId: string, slot: string): Promise<void> {

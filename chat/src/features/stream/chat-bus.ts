@@ -1,4 +1,5 @@
 import type { Logger } from '@platform/shared-types';
+import { RedisMutex } from '@platform/shared-types/redis';
 import type { Redis } from 'ioredis';
 
 /** One event of a session as observers see it; `streamId` and `seq` order the events of one stream. */
@@ -20,9 +21,6 @@ export interface InterruptCommand {
 
 type Handler = (message: string) => void;
 
-const RELEASE_IF_OWNER = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
-const REFRESH_IF_OWNER = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
-
 /**
  * Chat's use of Redis across instances: per-session event channels with a short replay list (observers),
  * per-user channels (the student's event stream), one control channel (interrupts), and a per-session lock so
@@ -35,6 +33,7 @@ export class ChatBus {
   readonly #logger: Logger;
   readonly #handlers = new Map<string, Set<Handler>>();
   readonly #options: { lockTtlMs: number; replayMax: number; replayTtlSeconds: number };
+  readonly #sessionLock: RedisMutex;
 
   constructor(redis: Redis, options: { prefix: string; logger: Logger; lockTtlMs: number; replayMax: number; replayTtlSeconds: number }) {
     this.#redis = redis;
@@ -42,6 +41,7 @@ export class ChatBus {
     this.#prefix = options.prefix;
     this.#logger = options.logger;
     this.#options = options;
+    this.#sessionLock = new RedisMutex(redis, { ttlMs: options.lockTtlMs });
     this.#subscriber.on('message', (channel: string, message: string) => {
       for (const handler of this.#handlers.get(channel) ?? []) {
         try {
@@ -126,19 +126,19 @@ export class ChatBus {
 
   // ---- one stream per session ----
   async acquireLock(sessionId: string, holder: string): Promise<boolean> {
-    return (await this.#redis.set(this.key('lock', sessionId), holder, 'PX', this.#options.lockTtlMs, 'NX')) === 'OK';
+    return (await this.#sessionLock.tryAcquire(this.key('lock', sessionId), holder)) !== undefined;
   }
 
   async refreshLock(sessionId: string, holder: string): Promise<void> {
-    await this.#redis.eval(REFRESH_IF_OWNER, 1, this.key('lock', sessionId), holder, String(this.#options.lockTtlMs));
+    await this.#sessionLock.extend(this.key('lock', sessionId), holder);
   }
 
   async releaseLock(sessionId: string, holder: string): Promise<void> {
-    await this.#redis.eval(RELEASE_IF_OWNER, 1, this.key('lock', sessionId), holder);
+    await this.#sessionLock.release(this.key('lock', sessionId), holder);
   }
 
   async isLocked(sessionId: string): Promise<boolean> {
-    return (await this.#redis.exists(this.key('lock', sessionId))) === 1;
+    return this.#sessionLock.isHeld(this.key('lock', sessionId));
   }
 
   async close(): Promise<void> {
