@@ -1,4 +1,4 @@
-import { createKeyring, type Logger, ServiceClient } from '@platform/shared-types';
+import { createKeyring, type Logger, monitoringSupervisorCheck, ServiceClient, type SupervisorCheck } from '@platform/shared-types';
 import { createServiceApp } from '@platform/shared-types/express';
 import type { Express, RequestHandler } from 'express';
 import type { Config } from './config.ts';
@@ -13,7 +13,6 @@ import { chatStoredReplies, type StoredReplies } from './features/reconcile/chat
 import { reconcileRouter } from './features/reconcile/reconcile-router.ts';
 import { reservationsRouter } from './features/reservations/reservations-router.ts';
 import { usageRouter } from './features/usage/usage-router.ts';
-import { monitoringSupervisorCheck, type SupervisorCheck } from './relationships.ts';
 import type { Stores } from './stores.ts';
 
 export interface AppDeps {
@@ -44,6 +43,7 @@ export function buildApp(deps: AppDeps): Express {
     caller: 'accounting',
     internalKeyring,
     baseUrls: { monitoring: config.MONITORING_URL, auth: config.AUTH_URL, chat: config.CHAT_URL },
+    logger: deps.logger,
   });
   const isSupervisorOf = deps.isSupervisorOf ?? monitoringSupervisorCheck(client);
   const lookupUser = deps.lookupUser ?? authUserLookup(client);

@@ -1,11 +1,10 @@
-import { type Action, type Actor, authorize, bearerToken } from '@platform/shared-types';
+import { type Action, type Actor, authorize, bearerToken, type SupervisorCheck } from '@platform/shared-types';
 import type { Request } from 'express';
 import type { Knex } from 'knex';
 import type { Config } from './config.ts';
 import { ensureKnownAccount, type UserLookup } from './features/accounts/accounts-service.ts';
 import type { ApiKeyLookup } from './features/api-keys/api-keys-service.ts';
 import type { StoredReplies } from './features/reconcile/chat-replies.ts';
-import type { SupervisorCheck } from './relationships.ts';
 
 /** What the routers need. */
 export interface AccountingContext {

@@ -55,6 +55,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     internalKeyring: createKeyring(config.INTERNAL_SECRET),
     baseUrls: { accounting: config.ACCOUNTING_URL, monitoring: config.MONITORING_URL },
     connections: 64,
+    logger,
   });
   const seed = loadModelCatalog(config.MODELS_FILE);
   const catalogDal = new CatalogDal(stores.mongo);

@@ -45,6 +45,7 @@ export function createMonitoring(deps: AppDeps): Monitoring {
     caller: 'monitoring',
     internalKeyring,
     baseUrls: { auth: config.AUTH_URL, accounting: config.ACCOUNTING_URL, chat: config.CHAT_URL },
+    logger,
   });
   const upstreams = new Upstreams(client, config.UPSTREAM_TIMEOUT_MS);
   const cache = new CheckCache(config.CHECK_CACHE_TTL_MS);

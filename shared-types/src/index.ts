@@ -10,6 +10,7 @@ export * from './internal-api.ts';
 export * from './logger.ts';
 export * from './models.ts';
 export * from './openai-errors.ts';
+export * from './relationship-check.ts';
 export * from './revocation.ts';
 export * from './roles.ts';
 export * from './service-client.ts';

@@ -1,8 +1,9 @@
 import type { Agent } from 'undici';
+import type { z } from 'zod';
 import type { ServiceName } from './claims.ts';
 import { ApiError, isErrorCode } from './errors.ts';
 import { REQUEST_ID_HEADER, SERVICE_TOKEN_HEADER } from './headers.ts';
-import { currentRequestId } from './logger.ts';
+import { currentRequestId, type Logger } from './logger.ts';
 import { type Keyring, signServiceToken } from './tokens.ts';
 
 type Undici = typeof import('undici');
@@ -13,7 +14,9 @@ const loadUndici = (): Promise<Undici> => {
   return undici;
 };
 
-export interface ServiceCallOptions {
+export interface ServiceCallOptions<T = unknown> {
+  /** the answer a 2xx must match; one that does not is UPSTREAM_UNAVAILABLE (logged, never returned) */
+  schema?: z.ZodType<T>;
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   body?: unknown;
   query?: Record<string, string | number | boolean | undefined>;
@@ -33,22 +36,31 @@ export interface ServiceResponse<T> {
  * Calls another service over the private network (DESIGN section 4): forwards the request id and the
  * user's token and adds a fresh audience-bound service token. Non-2xx answers that carry one of our
  * problem codes are rethrown as that ApiError; a service that cannot be reached is UPSTREAM_UNAVAILABLE.
+ * Given a schema, a 2xx answer that does not match it is UPSTREAM_UNAVAILABLE too: it is logged, never trusted.
  */
 export class ServiceClient {
   readonly #caller: ServiceName;
   readonly #keyring: Keyring;
   readonly #baseUrls: Partial<Record<ServiceName, string>>;
   readonly #connections: number;
+  readonly #logger: Logger | undefined;
   #agent: Agent | undefined;
 
-  constructor(options: { caller: ServiceName; internalKeyring: Keyring; baseUrls: Partial<Record<ServiceName, string>>; connections?: number }) {
+  constructor(options: {
+    caller: ServiceName;
+    internalKeyring: Keyring;
+    baseUrls: Partial<Record<ServiceName, string>>;
+    connections?: number;
+    logger?: Logger;
+  }) {
     this.#caller = options.caller;
+    this.#logger = options.logger;
     this.#keyring = options.internalKeyring;
     this.#baseUrls = options.baseUrls;
     this.#connections = options.connections ?? 32;
   }
 
-  async call<T = unknown>(callee: ServiceName, path: string, options: ServiceCallOptions = {}): Promise<ServiceResponse<T>> {
+  async call<T = unknown>(callee: ServiceName, path: string, options: ServiceCallOptions<T> = {}): Promise<ServiceResponse<T>> {
     const base = this.#baseUrls[callee];
     if (!base) throw new ApiError('INTERNAL', `No URL configured for ${callee}`);
     const url = new URL(path, base);
@@ -90,13 +102,24 @@ export class ServiceClient {
         throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered malformed JSON`, { status: 502 });
       }
     }
-    if (response.statusCode >= 200 && response.statusCode < 300) return { status: response.statusCode, body: body as T };
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      return { status: response.statusCode, body: options.schema ? this.#validated(callee, path, options.schema, body) : (body as T) };
+    }
     const code = (body as { code?: unknown } | null)?.code;
     const detail = (body as { detail?: unknown } | null)?.detail;
     if (response.statusCode < 500 && isErrorCode(code)) {
       throw new ApiError(code, typeof detail === 'string' ? detail : `${callee} refused the call`, { extensions: { upstream: callee } });
     }
     throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered ${response.statusCode}`, { status: response.statusCode === 503 ? 503 : 502 });
+  }
+
+  #validated<T>(callee: ServiceName, path: string, schema: z.ZodType<T>, body: unknown): T {
+    const parsed = schema.safeParse(body);
+    if (parsed.success) return parsed.data;
+    // where the answer is wrong, never its values (they may be personal data)
+    const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    this.#logger?.warn({ callee, path, issues }, 'a service answered outside its contract');
+    throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered an unexpected ${path}`, { status: 502 });
   }
 
   async close(): Promise<void> {

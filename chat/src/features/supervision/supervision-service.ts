@@ -1,4 +1,4 @@
-import { type Actor, ApiError, authorize, type RelationshipCheck, type ServiceClient } from '@platform/shared-types';
+import { type Actor, ApiError, authorize, monitoringSupervisorCheck, type ServiceClient, type SupervisorCheck } from '@platform/shared-types';
 import type { SessionDoc, SessionsDal } from '../sessions/sessions-dal.ts';
 import type { SessionsService } from '../sessions/sessions-service.ts';
 import type { ChatBus } from '../stream/chat-bus.ts';
@@ -15,18 +15,12 @@ export interface SupervisionDeps {
 
 export class SupervisionService {
   readonly #deps: SupervisionDeps;
+  /** asks monitoring, on the supervisor's behalf, whether they supervise the student */
+  readonly #supervises: SupervisorCheck;
 
   constructor(deps: SupervisionDeps) {
     this.#deps = deps;
-  }
-
-  /** asks monitoring, on the supervisor's behalf, whether they supervise the student */
-  async #supervises(supervisorId: string, studentId: string, userToken: string | undefined): Promise<boolean> {
-    const answer = await this.#deps.client.call<RelationshipCheck>('monitoring', '/internal/relationships/check', {
-      query: { supervisorId, studentId },
-      userToken,
-    });
-    return answer.body.supervises === true;
+    this.#supervises = monitoringSupervisorCheck(deps.client);
   }
 
   /** the session when the actor may act on it; sessions the actor may not know about are NOT_FOUND */
