@@ -2,11 +2,12 @@ import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import { z } from 'zod';
 import { ApiError } from '../../src/errors.ts';
-import { ApiRouter, createServiceApp, listen, type RunningServer } from '../../src/express/index.ts';
+import { ApiRouter, type RunningServer } from '../../src/express/index.ts';
 import { createLogger } from '../../src/logger.ts';
 import { monitoringSupervisorCheck } from '../../src/relationship-check.ts';
 import { ServiceClient } from '../../src/service-client.ts';
 import { createTestAuth, testActor } from '../../src/testing/index.ts';
+import { listenServiceApp } from '../support/service-app.ts';
 
 /** A real monitoring-named service app whose relationship check answers what the test sets. */
 describe('relationship check client and ServiceClient response schemas', () => {
@@ -31,16 +32,7 @@ describe('relationship check client and ServiceClient response schemas', () => {
         return answer as object;
       },
     );
-    const app = createServiceApp({
-      name: 'monitoring',
-      logger: createLogger('test', { level: 'silent' }),
-      internalSecret: auth.secrets.INTERNAL_SECRET,
-      internalKeyring: auth.internalKeyring,
-      accessKeyring: auth.accessKeyring,
-      ready: async () => ({ ok: true }),
-      routers: [router],
-    });
-    server = await listen(app, 0);
+    server = await listenServiceApp('monitoring', auth, [router]);
     const sink = new Writable({
       write(chunk, _encoding, done) {
         logLines.push(String(chunk));

@@ -1,9 +1,9 @@
 import { request } from 'node:http';
 import { expect } from 'chai';
 import { z } from 'zod';
-import { ApiRouter, createServiceApp, listen, type RunningServer } from '../../src/express/index.ts';
-import { createLogger } from '../../src/logger.ts';
+import { ApiRouter, type RunningServer } from '../../src/express/index.ts';
 import { createTestAuth, testActor } from '../../src/testing/index.ts';
+import { listenServiceApp } from '../support/service-app.ts';
 
 /** Sends the target exactly as written (fetch would normalise it). */
 function send(base: string, method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; body: string }> {
@@ -35,16 +35,7 @@ describe('shared express kit: one routing rule (case-sensitive, strict)', () => 
         hits.push(req.originalUrl);
         return { ok: true };
       });
-    const app = createServiceApp({
-      name: 'auth',
-      logger: createLogger('test', { level: 'silent' }),
-      internalSecret: auth.secrets.INTERNAL_SECRET,
-      internalKeyring: auth.internalKeyring,
-      accessKeyring: auth.accessKeyring,
-      ready: async () => ({ ok: true }),
-      routers: [router],
-    });
-    server = await listen(app, 0);
+    server = await listenServiceApp('auth', auth, [router]);
   });
   after(async () => {
     await server.close();

@@ -2,10 +2,11 @@ import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import { z } from 'zod';
 import { ApiError } from '../../src/errors.ts';
-import { ApiRouter, createServiceApp, listen, type RunningServer } from '../../src/express/index.ts';
+import { ApiRouter, type RunningServer } from '../../src/express/index.ts';
 import { createLogger, requestContext } from '../../src/logger.ts';
 import { ServiceClient } from '../../src/service-client.ts';
 import { createTestAuth, testActor } from '../../src/testing/index.ts';
+import { listenServiceApp } from '../support/service-app.ts';
 
 describe('ServiceClient against a real service app', () => {
   const auth = createTestAuth();
@@ -25,16 +26,7 @@ describe('ServiceClient against a real service app', () => {
       .route({ method: 'get', path: '/internal/refuse', summary: 'refuse', access: 'service' }, () => {
         throw new ApiError('INSUFFICIENT_CREDITS', 'need 3 more');
       });
-    const app = createServiceApp({
-      name: 'accounting',
-      logger: createLogger('test', { level: 'silent' }),
-      internalSecret: auth.secrets.INTERNAL_SECRET,
-      internalKeyring: auth.internalKeyring,
-      accessKeyring: auth.accessKeyring,
-      ready: async () => ({ ok: true }),
-      routers: [router],
-    });
-    server = await listen(app, 0);
+    server = await listenServiceApp('accounting', auth, [router]);
     client = new ServiceClient({
       caller: 'chat',
       internalKeyring: auth.internalKeyring,
