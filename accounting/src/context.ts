@@ -1,5 +1,4 @@
-import { type Action, type Actor, authorize, bearerToken, type SupervisorCheck } from '@platform/shared-types';
-import type { Request } from 'express';
+import { type Action, type Actor, authorize, type SupervisorCheck } from '@platform/shared-types';
 import type { Knex } from 'knex';
 import type { Config } from './config.ts';
 import { ensureKnownAccount, type UserLookup } from './features/accounts/accounts-service.ts';
@@ -25,9 +24,7 @@ export interface AccountingContext {
  * owner accounting has not heard of yet is looked up in auth and created just in time (never a 404 for a user
  * auth created a moment ago).
  */
-export async function authorizeOn(ctx: AccountingContext, req: Request, actor: Actor, action: Action, ownerId: string): Promise<void> {
-  await authorize(actor, action, { ownerId }, (supervisorId, studentId) =>
-    ctx.isSupervisorOf(supervisorId, studentId, req.userToken ?? bearerToken(req.headers.authorization)),
-  );
+export async function authorizeOn(ctx: AccountingContext, userToken: string | undefined, actor: Actor, action: Action, ownerId: string): Promise<void> {
+  await authorize(actor, action, { ownerId }, (supervisorId, studentId) => ctx.isSupervisorOf(supervisorId, studentId, userToken));
   if (ownerId !== actor.userId) await ensureKnownAccount(ctx.db, ctx.lookupUser, ownerId);
 }

@@ -47,7 +47,6 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
     let headers: Record<string, string> = {};
     if (error instanceof ApiError) {
       body = problemFromError(error, ex.requestId);
-      if (error.extensions?.timeout === true) body.status = 504;
       headers = error.headers ?? {};
     } else {
       logger.error({ err: error }, 'gateway failure');

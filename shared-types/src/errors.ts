@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
   QUOTA_EXCEEDED: { status: 429, title: 'Quota exceeded' },
   UPSTREAM_UNAVAILABLE: { status: 503, title: 'Upstream unavailable' },
+  UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timeout' },
   INTERNAL: { status: 500, title: 'Internal error' },
 } as const;
 

@@ -1,4 +1,4 @@
-import type { Problem } from './errors.ts';
+import type { ErrorCode, Problem } from './errors.ts';
 
 /**
  * DESIGN 6: the OpenAI-compatible routes under `/v1/` answer errors in OpenAI's shape (its SDKs parse
@@ -14,7 +14,7 @@ export function isOpenAiPath(path: string): boolean {
   return path === '/v1' || path.startsWith('/v1/');
 }
 
-const TYPES: Record<string, { type: string; code: string | null }> = {
+const TYPES: Record<ErrorCode, { type: string; code: string | null }> = {
   VALIDATION_FAILED: { type: 'invalid_request_error', code: null },
   UNAUTHENTICATED: { type: 'invalid_request_error', code: 'invalid_api_key' },
   INVALID_CREDENTIALS: { type: 'invalid_request_error', code: 'invalid_api_key' },
@@ -32,6 +32,7 @@ const TYPES: Record<string, { type: string; code: string | null }> = {
   RATE_LIMITED: { type: 'requests', code: 'rate_limit_exceeded' },
   QUOTA_EXCEEDED: { type: 'insufficient_quota', code: 'insufficient_quota' },
   UPSTREAM_UNAVAILABLE: { type: 'server_error', code: 'upstream_unavailable' },
+  UPSTREAM_TIMEOUT: { type: 'timeout', code: 'upstream_timeout' },
   INTERNAL: { type: 'server_error', code: null },
 };
 
@@ -41,8 +42,7 @@ const TYPES: Record<string, { type: string; code: string | null }> = {
  */
 export function openAiErrorFromProblem(problem: Problem): OpenAiErrorBody {
   const mapped = TYPES[problem.code] ?? { type: 'server_error', code: null };
-  const status = problem.status;
-  const type = status === 504 ? 'timeout' : mapped.type;
+  const type = mapped.type;
   const code = typeof problem.openaiCode === 'string' ? problem.openaiCode : mapped.code;
   let param = typeof problem.param === 'string' ? problem.param : null;
   const firstField = problem.errors?.[0]?.path;

@@ -94,7 +94,7 @@ function errorCode(error: unknown): string {
 export function upstreamProblem(service: string, error: unknown): { error: ApiError; kind: string } {
   const code = errorCode(error);
   if (code === 'UPSTREAM_HEADERS_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
-    return { kind: 'timeout', error: new ApiError('UPSTREAM_UNAVAILABLE', `${service} did not answer in time`, { extensions: { timeout: true } }) };
+    return { kind: 'timeout', error: new ApiError('UPSTREAM_TIMEOUT', `${service} did not answer in time`) };
   }
   if (
     [

@@ -121,19 +121,35 @@ describe('gateway: routing, identity headers, proxying', () => {
     const missing = await fetch(`${gw.url}/api/nowhere`);
     expect(missing.status).to.equal(404);
     expect(missing.headers.get('content-type')).to.match(/^application\/problem\+json/);
-    const down = await fetch(`${gw.url}/api/open/down`);
+    const down = await fetch(`${gw.url}/api/open/down`, { headers: { 'x-request-id': 'client-request-down-01' } });
     expect(down.status).to.equal(503);
-    expect(((await down.json()) as { code: string }).code).to.equal('UPSTREAM_UNAVAILABLE');
+    expect(down.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    const body = (await down.json()) as { code: string; status: number; requestId: string };
+    expect(body.code).to.equal('UPSTREAM_UNAVAILABLE');
+    expect(body).to.include({ status: 503, requestId: 'client-request-down-01' });
   });
 
-  it('answers 504 when the upstream does not send headers in time', async () => {
+  it('answers 504 UPSTREAM_TIMEOUT (DESIGN 6) when the upstream does not send headers in time', async () => {
     upstream.handle('/api/open/slow', () => {
       // never answers
     });
-    const response = await fetch(`${gw.url}/api/open/slow`);
+    const response = await fetch(`${gw.url}/api/open/slow`, { headers: { 'x-request-id': 'client-request-slow-01' } });
     expect(response.status).to.equal(504);
-    const body = (await response.json()) as { code: string; status: number };
-    expect(body).to.include({ code: 'UPSTREAM_UNAVAILABLE', status: 504 });
+    expect(response.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    const body = (await response.json()) as { code: string; status: number; requestId: string; type: string };
+    expect(body).to.include({ code: 'UPSTREAM_TIMEOUT', status: 504, requestId: 'client-request-slow-01' });
+    expect(body.type).to.equal('https://errors.platform.local/upstream-timeout');
+  });
+
+  it('answers 502 UPSTREAM_UNAVAILABLE when the upstream drops the connection without an answer', async () => {
+    upstream.handle('/api/open/broken', (req) => {
+      req.socket.destroy();
+    });
+    const response = await fetch(`${gw.url}/api/open/broken`, { headers: { 'x-request-id': 'client-request-broken-01' } });
+    expect(response.status).to.equal(502);
+    expect(response.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    const body = (await response.json()) as { code: string; status: number; requestId: string };
+    expect(body).to.include({ code: 'UPSTREAM_UNAVAILABLE', status: 502, requestId: 'client-request-broken-01' });
   });
 
   it('sets security headers and CORS from config (preflight answered without a token)', async () => {

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { type Action, can } from '../authz.ts';
 import type { Actor } from '../claims.ts';
 import { ApiError, type ErrorCode } from '../errors.ts';
+import { bearerToken } from '../tokens.ts';
 import './types.ts';
 
 /** Who may call a route: anyone, a signed-in user (gateway identity), or another service (/internal). */
@@ -42,6 +43,11 @@ export interface RouteInput<B extends Schema, Q extends Schema, P extends Schema
   params: Out<P>;
   /** the verified user; always present on 'user' routes */
   actor: A extends 'user' ? Actor : Actor | undefined;
+  /**
+   * The caller's access token, for service-to-service calls made on the user's behalf (DESIGN 4): the one verified
+   * by service auth on /internal routes, else the bearer token the gateway forwarded unchanged.
+   */
+  userToken: string | undefined;
   req: Request;
   res: Response;
 }
@@ -102,6 +108,7 @@ export class ApiRouter {
         query: spec.query ? parsePart(spec.query, req.query, 'query') : undefined,
         params: spec.params ? parsePart(spec.params, req.params, 'params') : undefined,
         actor: req.actor,
+        userToken: req.userToken ?? bearerToken(req.headers.authorization),
         req,
         res,
       } as RouteInput<B, Q, P, A>;

@@ -32,9 +32,9 @@ export function apiKeysRouter(ctx: AccountingContext): ApiRouter {
       response: spendResponse,
       errors: ['FORBIDDEN', 'NOT_FOUND'],
     },
-    async ({ actor, query, req }) => {
+    async ({ actor, userToken, query }) => {
       const owner = query.userId ?? actor.userId;
-      await authorizeOn(ctx, req, actor, 'credits:read', owner);
+      await authorizeOn(ctx, userToken, actor, 'credits:read', owner);
       if (!(await findAccount(ctx.db, owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
       return { userId: owner, apiKeys: await spendOf(ctx.db, owner) };
     },

@@ -60,9 +60,9 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: balanceSchema,
         errors: ['FORBIDDEN', 'NOT_FOUND'],
       },
-      async ({ actor, query, req }) => {
+      async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
-        await authorizeOn(ctx, req, actor, 'credits:read', owner);
+        await authorizeOn(ctx, userToken, actor, 'credits:read', owner);
         return balanceOf(db, owner);
       },
     )
@@ -77,9 +77,9 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ totalCredits: z.number().int() }),
         errors: ['FORBIDDEN', 'NOT_FOUND'],
       },
-      async ({ actor, query, req }) => {
+      async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
-        await authorizeOn(ctx, req, actor, 'credits:read', owner);
+        await authorizeOn(ctx, userToken, actor, 'credits:read', owner);
         return { totalCredits: (await balanceOf(db, owner)).available };
       },
     )
@@ -95,9 +95,9 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ allocation: allocationSchema, newBalance: z.number().int() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT'],
       },
-      async ({ actor, body, req, res }) => {
+      async ({ actor, userToken, body, req, res }) => {
         const key = keyOf(req);
-        await authorizeOn(ctx, req, actor, 'credits:allocate', body.userId);
+        await authorizeOn(ctx, userToken, actor, 'credits:allocate', body.userId);
         const result = await allocateCredits(db, actor.userId, body, key);
         if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
         res.status(result.status).json(result.body);
@@ -114,9 +114,9 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ userId: z.string(), deducted: z.number().int(), transactionId: z.string(), newBalance: z.number().int() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'INSUFFICIENT_CREDITS'],
       },
-      async ({ actor, body, req, res }) => {
+      async ({ actor, userToken, body, req, res }) => {
         const key = keyOf(req);
-        await authorizeOn(ctx, req, actor, 'credits:deduct', body.userId);
+        await authorizeOn(ctx, userToken, actor, 'credits:deduct', body.userId);
         const result = await deductCredits(db, actor.userId, body, key);
         if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
         res.status(result.status).json(result.body);
@@ -140,8 +140,8 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         }),
         errors: ['FORBIDDEN', 'NOT_FOUND'],
       },
-      async ({ actor, body, req }) => {
-        await authorizeOn(ctx, req, actor, 'credits:calculate', actor.userId);
+      async ({ actor, userToken, body }) => {
+        await authorizeOn(ctx, userToken, actor, 'credits:calculate', actor.userId);
         const price = await findPrice(db, body.modelId);
         if (!price) throw new ApiError('NOT_FOUND', `Unknown model ${body.modelId}`);
         return {
@@ -184,9 +184,9 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         }),
         errors: ['FORBIDDEN', 'NOT_FOUND'],
       },
-      async ({ actor, query, req }) => {
+      async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
-        await authorizeOn(ctx, req, actor, 'transactions:read', owner);
+        await authorizeOn(ctx, userToken, actor, 'transactions:read', owner);
         if (!(await findAccount(db, owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
         const { entries, total } = await ledgerPage(db, owner, query);
         return { userId: owner, page: query.page, limit: query.limit, total, transactions: entries };

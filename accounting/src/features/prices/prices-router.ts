@@ -25,8 +25,8 @@ export function pricesRouter(ctx: AccountingContext): ApiRouter {
         access: 'user',
         response: z.object({ prices: z.array(priceSchema) }),
       },
-      async ({ actor, req }) => {
-        await authorizeOn(ctx, req, actor, 'prices:read', actor.userId);
+      async ({ actor, userToken }) => {
+        await authorizeOn(ctx, userToken, actor, 'prices:read', actor.userId);
         return { prices: await listPrices(ctx.db) };
       },
     )
@@ -42,8 +42,8 @@ export function pricesRouter(ctx: AccountingContext): ApiRouter {
         response: priceSchema,
         errors: ['FORBIDDEN', 'NOT_FOUND'],
       },
-      async ({ actor, params, body, req }) => {
-        await authorizeOn(ctx, req, actor, 'prices:update', actor.userId);
+      async ({ actor, userToken, params, body }) => {
+        await authorizeOn(ctx, userToken, actor, 'prices:update', actor.userId);
         const price = await updatePrice(ctx.db, params.modelId, body, actor.userId);
         if (!price) throw new ApiError('NOT_FOUND', `Unknown model ${params.modelId}`);
         return price;

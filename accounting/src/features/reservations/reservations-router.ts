@@ -128,8 +128,8 @@ export function reservationsRouter(ctx: AccountingContext): ApiRouter {
         response: internalActiveResponse,
         errors: ['FORBIDDEN'],
       },
-      async ({ actor, params, req }) => {
-        await authorizeOn(ctx, req, actor, 'streams:read-active', params.userId);
+      async ({ actor, userToken, params }) => {
+        await authorizeOn(ctx, userToken, actor, 'streams:read-active', params.userId);
         return { sessions: (await openReservations(db, [params.userId])).map(activeView) };
       },
     );

@@ -55,9 +55,9 @@ export function usageRouter(ctx: AccountingContext): ApiRouter {
         }),
         errors: ['FORBIDDEN', 'NOT_FOUND'],
       },
-      async ({ actor, query, req }) => {
+      async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
-        await authorizeOn(ctx, req, actor, 'usage:read', owner);
+        await authorizeOn(ctx, userToken, actor, 'usage:read', owner);
         const { from, to } = usageRange(query);
         if (!(await findAccount(ctx.db, owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
         return usageStats(ctx.db, owner, from, to);
@@ -75,10 +75,10 @@ export function usageRouter(ctx: AccountingContext): ApiRouter {
         produces: 'text/csv',
         errors: ['FORBIDDEN', 'NOT_FOUND'],
       },
-      async ({ actor, query, req, res }) => {
+      async ({ actor, userToken, query, res }) => {
         // an admin without userId exports everyone; anyone else exports one user they may read
         const owner = query.userId ?? (actor.role === 'admin' ? undefined : actor.userId);
-        if (owner) await authorizeOn(ctx, req, actor, 'usage:read', owner);
+        if (owner) await authorizeOn(ctx, userToken, actor, 'usage:read', owner);
         const { from, to } = usageRange(query);
         if (owner && !(await findAccount(ctx.db, owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
         const rows = await usageExport(ctx.db, from, to, owner);

@@ -1,4 +1,4 @@
-import { ApiError, bearerToken, kidOf, permissionsFor, publicUser, verifyAccessToken } from '@platform/shared-types';
+import { ApiError, kidOf, permissionsFor, publicUser, verifyAccessToken } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
 import type { AuthContext } from '../../context.ts';
@@ -163,8 +163,8 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
       tags,
       body: z.strictObject({ refreshToken: tokenString.optional() }),
     },
-    async ({ actor, body, req, res }) => {
-      await sessions.logout(actor, { refreshToken: body.refreshToken ?? refreshCookie(req), bearer: bearerToken(req.headers.authorization) });
+    async ({ actor, body, userToken, req, res }) => {
+      await sessions.logout(actor, { refreshToken: body.refreshToken ?? refreshCookie(req), bearer: userToken });
       clearRefreshCookie(res, config);
     },
   );
@@ -232,8 +232,7 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
         algorithm: z.string(),
       }),
     },
-    ({ actor, req }) => {
-      const token = bearerToken(req.headers.authorization);
+    ({ actor, userToken: token }) => {
       if (!token) throw new ApiError('UNAUTHENTICATED', 'Send the access token as a bearer token');
       const claims = verifyAccessToken(ctx.accessKeyring, token);
       if (claims.sub !== actor.userId) throw new ApiError('UNAUTHENTICATED', 'The bearer token is not the signed-in user');

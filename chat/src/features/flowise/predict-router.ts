@@ -1,4 +1,4 @@
-import { ApiError, bearerToken } from '@platform/shared-types';
+import { ApiError } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
 import type { ModelRegistry } from '../../models/model-registry.ts';
@@ -41,7 +41,7 @@ export function predictRouter(deps: { streams: StreamService; sessions: Sessions
       }),
       errors: ['NOT_FOUND', 'FORBIDDEN', 'CONFLICT', 'INSUFFICIENT_CREDITS', 'UPSTREAM_UNAVAILABLE'],
     },
-    async ({ actor, body, req, res }) => {
+    async ({ actor, userToken, body, res }) => {
       await models.refresh();
       const model = models.findForChatflow(body.chatflow_id);
       if (!model) throw new ApiError('NOT_FOUND', `Unknown chatflow ${body.chatflow_id}`);
@@ -52,7 +52,6 @@ export function predictRouter(deps: { streams: StreamService; sessions: Sessions
         if (session.modelId !== model.id) throw new ApiError('CONFLICT', 'That session uses another chatflow');
       } else session = await sessions.create(actor, { modelId: model.id });
       const sessionId = session._id.toHexString();
-      const userToken = bearerToken(req.headers.authorization);
       if (body.streaming) {
         await streams.run({ actor, userToken, sessionId, message: body.question, sink: new FlowiseSseSink(res) });
         return undefined;

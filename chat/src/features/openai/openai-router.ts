@@ -1,4 +1,3 @@
-import { bearerToken } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { completionRequestSchema, completionSchema, modelListSchema } from './openai-schema.ts';
 import { OpenAiCollectingSink, type OpenAiService } from './openai-service.ts';
@@ -24,11 +23,10 @@ export function openAiRouter(deps: { openai: OpenAiService; maxMessageChars: num
         response: completionSchema,
         errors: ['NOT_FOUND', 'INSUFFICIENT_CREDITS', 'RATE_LIMITED', 'UPSTREAM_UNAVAILABLE'],
       },
-      async ({ actor, body, req, res }) => {
+      async ({ actor, userToken, body, res }) => {
         const prepared = await openai.prepare(actor, body);
         const session = openai.newSession(actor, prepared);
         const sessionId = session.doc._id.toHexString();
-        const userToken = bearerToken(req.headers.authorization);
         if (prepared.stream) {
           const sink = new ChunkSseSink(res, { model: prepared.model.id, sessionId, includeUsage: prepared.includeUsage });
           await openai.run({ actor, userToken, session, prepared, sink, opened: () => sink.opened });

@@ -1,4 +1,4 @@
-import { ApiError, bearerToken, type Keyring, type RevocationMirror, streamToken, watchStreamToken } from '@platform/shared-types';
+import { ApiError, type Keyring, type RevocationMirror, streamToken, watchStreamToken } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import type { Response } from 'express';
 import { z } from 'zod';
@@ -49,10 +49,10 @@ export function streamRouter(deps: {
         produces: 'text/event-stream',
         errors: ['NOT_FOUND', 'FORBIDDEN', 'CONFLICT', 'INSUFFICIENT_CREDITS', 'UPSTREAM_UNAVAILABLE'],
       },
-      async ({ actor, params, body, req, res }) => {
+      async ({ actor, userToken, params, body, res }) => {
         await streams.run({
           actor,
-          userToken: bearerToken(req.headers.authorization),
+          userToken,
           sessionId: params.id,
           message: body.message,
           fileIds: body.fileIds,
@@ -81,14 +81,14 @@ export function streamRouter(deps: {
         }),
         errors: ['NOT_FOUND', 'FORBIDDEN', 'CONFLICT', 'INSUFFICIENT_CREDITS', 'UPSTREAM_UNAVAILABLE'],
       },
-      async ({ actor, params, body, req, res }) => {
+      async ({ actor, userToken, params, body, res }) => {
         const sink = new CollectingSink();
         res.on('close', () => {
           if (!res.writableFinished) sink.close();
         });
         await streams.run({
           actor,
-          userToken: bearerToken(req.headers.authorization),
+          userToken,
           sessionId: params.id,
           message: body.message,
           fileIds: body.fileIds,
@@ -193,8 +193,8 @@ export function streamRouter(deps: {
         response: z.object({ status: z.literal('interrupting') }),
         errors: ['NOT_FOUND', 'FORBIDDEN', 'CONFLICT'],
       },
-      async ({ actor, params, body, req }) => {
-        await supervision.interrupt(actor, params.id, body.reason, bearerToken(req.headers.authorization));
+      async ({ actor, userToken, params, body }) => {
+        await supervision.interrupt(actor, params.id, body.reason, userToken);
         return { status: 'interrupting' as const };
       },
     )
@@ -211,8 +211,8 @@ export function streamRouter(deps: {
         response: z.object({ messageId: z.string(), sessionId: z.string(), createdAt: z.string() }),
         errors: ['NOT_FOUND', 'FORBIDDEN'],
       },
-      async ({ actor, params, body, req }) => {
-        const message = await supervision.feedback(actor, params.id, body.message, bearerToken(req.headers.authorization));
+      async ({ actor, userToken, params, body }) => {
+        const message = await supervision.feedback(actor, params.id, body.message, userToken);
         return { messageId: message._id.toHexString(), sessionId: message.sessionId.toHexString(), createdAt: message.createdAt.toISOString() };
       },
     );

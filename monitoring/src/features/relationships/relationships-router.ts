@@ -1,4 +1,4 @@
-import { bearerToken, ROLES, relationshipCheckQuery, relationshipCheckResponse } from '@platform/shared-types';
+import { ROLES, relationshipCheckQuery, relationshipCheckResponse } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
 import type { RelationshipService } from './relationships-service.ts';
@@ -42,7 +42,7 @@ export function relationshipsRouter(service: RelationshipService): ApiRouter {
         response: z.object({ relationship: relationshipSchema, reactivated: z.boolean() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'UPSTREAM_UNAVAILABLE'],
       },
-      ({ actor, body, req }) => service.create(actor, body, bearerToken(req.headers.authorization)),
+      ({ actor, body, userToken }) => service.create(actor, body, userToken),
     )
     .route(
       {
@@ -71,12 +71,12 @@ export function relationshipsRouter(service: RelationshipService): ApiRouter {
         }),
         errors: ['FORBIDDEN'],
       },
-      ({ actor, query, req }) =>
+      ({ actor, query, userToken }) =>
         service.list(
           actor,
           { supervisorId: query.supervisorId, studentId: query.studentId, active: query.active },
           { page: query.page, limit: query.limit },
-          bearerToken(req.headers.authorization),
+          userToken,
         ),
     )
     .route(

@@ -1,4 +1,3 @@
-import { bearerToken } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { pageQuery } from '../relationships/relationships-router.ts';
@@ -35,7 +34,7 @@ export function studentsRouter(service: StudentsService): ApiRouter {
         response: z.object({ supervisorId: z.string(), students: z.array(student), page: z.number(), limit: z.number(), total: z.number(), sources }),
         errors: ['FORBIDDEN'],
       },
-      ({ actor, query, req }) => service.list(actor, query, bearerToken(req.headers.authorization)),
+      ({ actor, query, userToken }) => service.list(actor, query, userToken),
     )
     .route(
       {
@@ -49,6 +48,6 @@ export function studentsRouter(service: StudentsService): ApiRouter {
         response: z.object({ supervisorId: z.string(), student, sources }),
         errors: ['FORBIDDEN', 'NOT_FOUND'],
       },
-      ({ actor, params, query, req }) => service.one(actor, params.studentId, query.supervisorId, bearerToken(req.headers.authorization)),
+      ({ actor, params, query, userToken }) => service.one(actor, params.studentId, query.supervisorId, userToken),
     );
 }
