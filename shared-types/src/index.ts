@@ -13,5 +13,6 @@ export * from './openai-errors.ts';
 export * from './revocation.ts';
 export * from './roles.ts';
 export * from './service-client.ts';
+export * from './stream-events.ts';
 export * from './stream-lifetime.ts';
 export * from './tokens.ts';
