@@ -41,7 +41,7 @@ export function buildApp(deps: AppDeps): Express {
     filesRouter({ files: runtime.files }),
     predictRouter({ streams: runtime.streams, sessions: runtime.sessions, models: runtime.models, ...shared }),
     openAiRouter({
-      openai: new OpenAiService({ models: runtime.models, sessions: runtime.sessions, streams: runtime.streams }),
+      openai: new OpenAiService({ models: runtime.models, sessions: runtime.sessions, streams: runtime.streams, logger: deps.logger }),
       maxMessageChars: config.MAX_MESSAGE_CHARS,
     }),
   ];

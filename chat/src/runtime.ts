@@ -24,8 +24,8 @@ import { ChargeOutbox } from './features/stream/charge-outbox.ts';
 import { ChatBus } from './features/stream/chat-bus.ts';
 import { StreamService } from './features/stream/stream-service.ts';
 import { SupervisionService } from './features/supervision/supervision-service.ts';
+import { ModelRegistry, type ProviderName } from './llm-catalog/model-registry.ts';
 import { watchOutbox } from './metrics.ts';
-import { ModelRegistry, type ProviderName } from './models/model-registry.ts';
 import { createProviders, type ProviderOverrides } from './providers/providers.ts';
 import type { Stores } from './stores.ts';
 

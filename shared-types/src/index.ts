@@ -14,5 +14,6 @@ export * from './relationship-check.ts';
 export * from './revocation.ts';
 export * from './roles.ts';
 export * from './service-client.ts';
+export * from './stream-events.ts';
 export * from './stream-lifetime.ts';
 export * from './tokens.ts';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { countPromptTokens } from '../models/tokens.ts';
+import { countPromptTokens } from '../llm-catalog/tokens.ts';
 import type { Provider, ProviderEvent, ProviderRequest } from './provider.ts';
 
 const WORDS = ['the', 'model', 'answers', 'offline', 'with', 'a', 'steady', 'reply', 'of', 'words', 'for', 'local', 'development', 'and', 'tests'];

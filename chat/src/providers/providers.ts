@@ -1,6 +1,6 @@
 import type { BedrockRuntimeClientConfig } from '@aws-sdk/client-bedrock-runtime';
 import type { Config } from '../config.ts';
-import type { ProviderName } from '../models/model-registry.ts';
+import type { ProviderName } from '../llm-catalog/model-registry.ts';
 import { BedrockProvider } from './bedrock-provider.ts';
 import { FlowiseProvider } from './flowise-provider.ts';
 import { LocalProvider } from './local-provider.ts';

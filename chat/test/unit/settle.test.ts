@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { type StreamOutcome, settle } from '../../src/features/stream/stream-service.ts';
+import { type StreamOutcome, settle, type TerminalInput, terminalEvent } from '../../src/features/stream/settle.ts';
 
 describe('settle: what a stream outcome stores and charges', () => {
   const base: StreamOutcome = { reservationId: 'r1', completed: false, producedText: true, promptTokens: 40, outputTokens: 7 };
@@ -53,5 +53,54 @@ describe('settle: what a stream outcome stores and charges', () => {
     });
     expect(settle({ ...base, cause: 'store' })).to.deep.include({ status: 'error', usage: { inputTokens: 40, outputTokens: 7 } });
     expect(settle({ ...base, cause: 'store', producedText: false, outputTokens: 0 }).usage).to.deep.equal({ inputTokens: 0, outputTokens: 0 });
+  });
+});
+
+describe('terminalEvent: the one event that ends a settled stream', () => {
+  const usage = { inputTokens: 40, outputTokens: 7 };
+  const base: TerminalInput = {
+    messageId: 'm1',
+    settlement: { status: 'complete', usage },
+    charged: { pending: false, credits: 3 },
+    cause: undefined,
+    stopReason: 'end_turn',
+    failureDetail: 'The model failed to answer',
+  };
+
+  it('done: usage, credits and the stop reason, to the client', () => {
+    expect(terminalEvent(base)).to.deep.equal({
+      event: { event: 'done', data: { messageId: 'm1', usage, credits: 3, chargePending: undefined, stopReason: 'end_turn' } },
+      toClient: true,
+    });
+  });
+
+  it('a charge waiting in the outbox shows no credits and chargePending', () => {
+    expect(terminalEvent({ ...base, charged: { pending: true } }).event).to.deep.include({
+      data: { messageId: 'm1', usage, credits: undefined, chargePending: true, stopReason: 'end_turn' },
+    });
+  });
+
+  it('interrupted by a supervisor names them; a client that left is told nothing (observers only)', () => {
+    const interrupted = { ...base, settlement: { status: 'interrupted' as const, usage } };
+    const bySupervisor = terminalEvent({ ...interrupted, cause: { kind: 'interrupt', by: 'sam', byUserId: 'u9', reason: 'off topic' } });
+    expect(bySupervisor).to.deep.equal({
+      event: { event: 'interrupted', data: { messageId: 'm1', by: 'sam', byUserId: 'u9', reason: 'off topic', usage, credits: 3 } },
+      toClient: true,
+    });
+    const clientGone = terminalEvent({ ...interrupted, cause: { kind: 'client' } });
+    expect(clientGone.toClient).to.equal(false);
+    expect(clientGone.event).to.deep.include({ event: 'interrupted' });
+    expect(clientGone.event.data).to.deep.include({ by: 'client' });
+  });
+
+  it('provider error: the safe detail; store error: the conversation could not be stored', () => {
+    const failed = { ...base, settlement: { status: 'error' as const, usage } };
+    expect(terminalEvent({ ...failed, failureDetail: 'upstream said no' }).event).to.deep.equal({
+      event: 'error',
+      data: { messageId: 'm1', code: 'UPSTREAM_UNAVAILABLE', detail: 'upstream said no', usage, credits: 3 },
+    });
+    const store = terminalEvent({ ...failed, cause: { kind: 'store', error: new Error('locked') } });
+    expect(store.toClient).to.equal(true);
+    expect(store.event.data).to.deep.include({ code: 'UPSTREAM_UNAVAILABLE', detail: 'The conversation could not be stored' });
   });
 });

@@ -5,8 +5,8 @@ import { Types } from 'mongoose';
 import { detectType, safeFileName } from '../../src/features/files/file-types.ts';
 import type { MessageDoc } from '../../src/features/sessions/sessions-dal.ts';
 import { titleFrom } from '../../src/features/sessions/sessions-service.ts';
-import { buildTurns } from '../../src/features/stream/stream-service.ts';
-import { ModelRegistry } from '../../src/models/model-registry.ts';
+import { buildTurns } from '../../src/features/stream/prompt.ts';
+import { ModelRegistry } from '../../src/llm-catalog/model-registry.ts';
 import { LocalProvider } from '../../src/providers/local-provider.ts';
 import { retryTransient } from '../../src/store-retry.ts';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Actor, ApiError, type Logger, type ModelEntry, type Role } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
-import type { ProviderName, RegistrySnapshot, RegistrySource } from '../../models/model-registry.ts';
+import type { ProviderName, RegistrySnapshot, RegistrySource } from '../../llm-catalog/model-registry.ts';
 import { type CatalogDal, type ChatflowDoc, type ChatflowPatch, isDuplicateKey, type ModelDoc, type ModelPatch } from './catalog-dal.ts';
 import type { FlowiseClient, RemoteChatflow } from './flowise-client.ts';
 import type { Prices, PricesClient } from './prices-client.ts';

@@ -1,7 +1,7 @@
 import { ApiError } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
-import type { ModelRegistry } from '../../models/model-registry.ts';
+import type { ModelRegistry } from '../../llm-catalog/model-registry.ts';
 import type { SessionDoc } from '../sessions/sessions-dal.ts';
 import type { SessionsService } from '../sessions/sessions-service.ts';
 import { CollectingSink, FlowiseSseSink } from '../stream/sse.ts';

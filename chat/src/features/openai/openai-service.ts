@@ -1,16 +1,16 @@
-import { type Actor, ApiError, type ModelEntry } from '@platform/shared-types';
+import { type Actor, ApiError, type Logger, type ModelEntry } from '@platform/shared-types';
 import { Types } from 'mongoose';
-import type { ModelRegistry } from '../../models/model-registry.ts';
-import type { ChatTurn, Sampling, Usage } from '../../providers/provider.ts';
+import type { ModelRegistry } from '../../llm-catalog/model-registry.ts';
+import type { ChatTurn, Sampling } from '../../providers/provider.ts';
 import type { SessionDoc } from '../sessions/sessions-dal.ts';
 import { type SessionsService, titleFrom } from '../sessions/sessions-service.ts';
 import { CollectingSink, type StreamSink } from '../stream/sse.ts';
+import { pendingWrite } from '../stream/stream-preparation.ts';
 import type { StreamRequest, StreamService } from '../stream/stream-service.ts';
-
-type NewSession = NonNullable<StreamRequest['newSession']>;
-
 import type { CompletionRequest } from './openai-schema.ts';
 import { completionId, finishReason, openAiUsage } from './openai-sinks.ts';
+
+type NewSession = NonNullable<StreamRequest['newSession']>;
 
 function invalid(message: string, param: string | null): ApiError {
   return new ApiError('VALIDATION_FAILED', message, { extensions: { param } });
@@ -66,11 +66,13 @@ export class OpenAiService {
   readonly #models: ModelRegistry;
   readonly #sessions: SessionsService;
   readonly #streams: StreamService;
+  readonly #logger: Logger;
 
-  constructor(deps: { models: ModelRegistry; sessions: SessionsService; streams: StreamService }) {
+  constructor(deps: { models: ModelRegistry; sessions: SessionsService; streams: StreamService; logger: Logger }) {
     this.#models = deps.models;
     this.#sessions = deps.sessions;
     this.#streams = deps.streams;
+    this.#logger = deps.logger;
   }
 
   /** the models the caller may use, in OpenAI's list shape (ids as in /api/chat/models); an admin's change holds at once */
@@ -142,8 +144,8 @@ export class OpenAiService {
       createdAt: now,
       updatedAt: now,
     };
-    const written = this.#sessions.dal.createSession({ _id: doc._id, userId: actor.userId, modelId: doc.modelId, title: doc.title });
-    written.catch(() => undefined); // observed by the stream; a refusal before it waits for it below
+    // the stream ends with an error when it failed; a refusal before the stream opened waits for it in run()
+    const written = pendingWrite(this.#sessions.dal.createSession({ _id: doc._id, userId: actor.userId, modelId: doc.modelId, title: doc.title }));
     return { doc, written };
   }
 
@@ -174,9 +176,13 @@ export class OpenAiService {
       });
     } catch (error) {
       if (!input.opened()) {
-        // after its write settled, so the delete cannot run ahead of the insert
-        await session.written.catch(() => undefined);
-        await this.#sessions.dal.deleteSession(session.doc._id).catch(() => undefined);
+        // after its write settled, so the delete cannot run ahead of the insert (a failed insert left nothing to delete)
+        const failed = await session.written;
+        if (!failed) {
+          await this.#sessions.dal.deleteSession(session.doc._id).catch((deleteError: unknown) => {
+            this.#logger.warn({ err: deleteError, sessionId: session.doc._id.toHexString() }, 'could not delete the session of a refused completion');
+          });
+        }
       }
       throw error;
     }
@@ -185,20 +191,12 @@ export class OpenAiService {
   /** the whole reply as OpenAI's `chat.completion` object (a failed run is a 502 in OpenAI's error shape) */
   completion(sink: CollectingSink, modelId: string, sessionId: string) {
     const terminal = sink.terminal();
-    const data = (terminal?.data ?? {}) as {
-      messageId?: string;
-      usage?: Usage;
-      credits?: number;
-      stopReason?: string;
-      by?: string;
-      reason?: string;
-      detail?: string;
-    };
-    if (!terminal || terminal.event === 'error' || !data.usage) {
-      throw new ApiError('UPSTREAM_UNAVAILABLE', data.detail ?? 'The model failed to answer', { status: 502 });
+    if (!terminal || terminal.event === 'error') {
+      throw new ApiError('UPSTREAM_UNAVAILABLE', terminal?.data.detail ?? 'The model failed to answer', { status: 502 });
     }
+    const { data } = terminal;
     return {
-      id: completionId(data.messageId as string),
+      id: completionId(data.messageId),
       object: 'chat.completion' as const,
       created: Math.floor(Date.now() / 1000),
       model: modelId,
@@ -207,14 +205,14 @@ export class OpenAiService {
           index: 0,
           message: { role: 'assistant' as const, content: sink.text, refusal: null },
           logprobs: null,
-          finish_reason: finishReason(terminal.event, data.stopReason),
+          finish_reason: finishReason(terminal),
         },
       ],
       usage: openAiUsage(data.usage),
       system_fingerprint: null,
       session_id: sessionId,
       credits: data.credits,
-      ...(terminal.event === 'interrupted' ? { interruption: { by: data.by, reason: data.reason } } : {}),
+      ...(terminal.event === 'interrupted' ? { interruption: { by: terminal.data.by, reason: terminal.data.reason } } : {}),
     };
   }
 }

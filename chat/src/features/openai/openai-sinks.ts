@@ -1,17 +1,18 @@
+import type { ChatStreamEvent, StreamUsage, TerminalStreamEvent } from '@platform/shared-types';
 import type { Response } from 'express';
-import type { Usage } from '../../providers/provider.ts';
 import { openSse, type StreamSink, writeSseComment } from '../stream/sse.ts';
 
 /** What ended a reply, in OpenAI's words; an interrupt by a supervisor is `interrupted` (with `interruption` beside it). */
-export function finishReason(terminal: string, stopReason: string | undefined): string {
-  if (terminal === 'interrupted') return 'interrupted';
-  if (terminal === 'error') return 'error';
+export function finishReason(terminal: TerminalStreamEvent): string {
+  if (terminal.event === 'interrupted') return 'interrupted';
+  if (terminal.event === 'error') return 'error';
+  const { stopReason } = terminal.data;
   if (stopReason === 'max_tokens' || stopReason === 'length') return 'length';
   if (stopReason === 'content_filter' || stopReason === 'guardrail_intervened') return 'content_filter';
   return 'stop';
 }
 
-export function openAiUsage(usage: Usage): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+export function openAiUsage(usage: StreamUsage): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
   return { prompt_tokens: usage.inputTokens, completion_tokens: usage.outputTokens, total_tokens: usage.inputTokens + usage.outputTokens };
 }
 
@@ -19,8 +20,6 @@ export function openAiUsage(usage: Usage): { prompt_tokens: number; completion_t
 export function completionId(messageId: string): string {
   return `chatcmpl-${messageId}`;
 }
-
-type Payload = Record<string, unknown>;
 
 /**
  * The stream pipeline's events as OpenAI `chat.completion.chunk` SSE data lines (no `event:` names, which OpenAI's
@@ -47,7 +46,7 @@ export class ChunkSseSink implements StreamSink {
     if (!this.#res.writableEnded) this.#res.write(`data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
   }
 
-  #chunk(choices: unknown[], extra: Payload = {}): void {
+  #chunk(choices: unknown[], extra: Record<string, unknown> = {}): void {
     this.#data({ id: this.#id, object: 'chat.completion.chunk', created: this.#created, model: this.#model, system_fingerprint: null, choices, ...extra });
   }
 
@@ -57,26 +56,21 @@ export class ChunkSseSink implements StreamSink {
     openSse(this.#res);
   }
 
-  send(event: string, data: unknown): void {
-    const payload = data as Payload;
-    if (event === 'session') {
-      this.#id = completionId(String(payload.messageId));
+  send(event: ChatStreamEvent): void {
+    if (event.event === 'session') {
+      this.#id = completionId(event.data.messageId);
       this.#chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], { session_id: this.#sessionId });
-    } else if (event === 'delta') this.#chunk([{ index: 0, delta: { content: payload.text }, logprobs: null, finish_reason: null }]);
-    else if (event === 'done' || event === 'interrupted') this.#finish(event, payload);
-    else if (event === 'error') {
-      this.#data({
-        error: { message: String(payload.detail ?? 'The model failed to answer'), type: 'server_error', code: 'upstream_unavailable', param: null },
-      });
+    } else if (event.event === 'delta') this.#chunk([{ index: 0, delta: { content: event.data.text }, logprobs: null, finish_reason: null }]);
+    else if (event.event === 'error') {
+      this.#data({ error: { message: event.data.detail, type: 'server_error', code: 'upstream_unavailable', param: null } });
       this.#data('[DONE]');
-    }
+    } else this.#finish(event);
   }
 
-  #finish(event: string, payload: Payload): void {
-    const reason = finishReason(event, payload.stopReason as string | undefined);
-    const interruption = event === 'interrupted' ? { interruption: { by: payload.by, reason: payload.reason } } : {};
-    this.#chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: reason }], interruption);
-    if (this.#includeUsage) this.#chunk([], { usage: openAiUsage(payload.usage as Usage), credits: payload.credits });
+  #finish(event: Exclude<TerminalStreamEvent, { event: 'error' }>): void {
+    const interruption = event.event === 'interrupted' ? { interruption: { by: event.data.by, reason: event.data.reason } } : {};
+    this.#chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(event) }], interruption);
+    if (this.#includeUsage) this.#chunk([], { usage: openAiUsage(event.data.usage), credits: event.data.credits });
     this.#data('[DONE]');
   }
 

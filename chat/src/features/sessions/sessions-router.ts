@@ -1,6 +1,6 @@
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
-import type { ModelRegistry } from '../../models/model-registry.ts';
+import type { ModelRegistry } from '../../llm-catalog/model-registry.ts';
 import { messageView, type SessionsService, sessionView } from './sessions-service.ts';
 
 const idParams = z.object({ id: z.string().min(1).max(64) }).strict();

@@ -1,6 +1,6 @@
 import { type Actor, ApiError, type StoredReply } from '@platform/shared-types';
 import type { Types } from 'mongoose';
-import type { ModelRegistry } from '../../models/model-registry.ts';
+import type { ModelRegistry } from '../../llm-catalog/model-registry.ts';
 import type { MessageDoc, SessionDoc, SessionsDal } from './sessions-dal.ts';
 import { toObjectId } from './sessions-dal.ts';
 

@@ -1,14 +1,9 @@
-import type { Logger } from '@platform/shared-types';
+import type { Logger, ObserveEvent, UserStreamEvent } from '@platform/shared-types';
 import { RedisMutex } from '@platform/shared-types/redis';
 import type { Redis } from 'ioredis';
 
 /** One event of a session as observers see it; `streamId` and `seq` order the events of one stream. */
-export interface SessionEvent {
-  event: string;
-  data: unknown;
-  streamId?: string;
-  seq?: number;
-}
+export type SessionEvent = ObserveEvent & { streamId?: string; seq?: number };
 
 /** Sent to every instance; the one holding the session's stream acts on it. */
 export interface InterruptCommand {
@@ -71,7 +66,8 @@ export class ChatBus {
       current?.delete(handler);
       if (current && current.size === 0) {
         this.#handlers.delete(channel);
-        await this.#subscriber.unsubscribe(channel).catch(() => undefined);
+        // the channel's last listener is gone either way; a failed UNSUBSCRIBE only leaves messages nobody reads
+        await this.#subscriber.unsubscribe(channel).catch((error: unknown) => this.#logger.warn({ err: error, channel }, 'could not unsubscribe'));
       }
     };
   }
@@ -111,8 +107,8 @@ export class ChatBus {
     return this.key('user', userId);
   }
 
-  async publishUserEvent(userId: string, event: string, data: unknown): Promise<void> {
-    await this.#redis.publish(this.userChannel(userId), JSON.stringify({ event, data }));
+  async publishUserEvent(userId: string, event: UserStreamEvent): Promise<void> {
+    await this.#redis.publish(this.userChannel(userId), JSON.stringify(event));
   }
 
   // ---- control (interrupts reach the holding instance) ----
@@ -143,6 +139,6 @@ export class ChatBus {
 
   async close(): Promise<void> {
     this.#handlers.clear();
-    await this.#subscriber.quit().catch(() => undefined);
+    await this.#subscriber.quit().catch((error: unknown) => this.#logger.warn({ err: error }, 'could not close the subscriber connection'));
   }
 }

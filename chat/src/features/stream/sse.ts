@@ -1,10 +1,12 @@
+import type { ChatStreamEvent, StreamEvent, TerminalStreamEvent } from '@platform/shared-types';
+import { isTerminalEvent } from '@platform/shared-types';
 import type { Response } from 'express';
 
 /** Where a stream's events go: an SSE response, or a collector for the non-streaming APIs. */
 export interface StreamSink {
   /** called once, after the reservation succeeded: from here on failures are events, not problems */
   open(): void;
-  send(event: string, data: unknown): void;
+  send(event: ChatStreamEvent): void;
   heartbeat(): void;
   end(): void;
   /** `listener` runs if the client goes away before `end` */
@@ -21,7 +23,7 @@ export function openSse(res: Response): void {
   res.socket?.setNoDelay(true);
 }
 
-export function writeSse(res: Response, event: string, data: unknown): void {
+export function writeSse(res: Response, { event, data }: StreamEvent): void {
   if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }
 
@@ -37,8 +39,8 @@ export class SseSink implements StreamSink {
   open(): void {
     openSse(this.#res);
   }
-  send(event: string, data: unknown): void {
-    writeSse(this.#res, event, data);
+  send(event: ChatStreamEvent): void {
+    writeSse(this.#res, event);
   }
   heartbeat(): void {
     writeSseComment(this.#res, 'heartbeat');
@@ -55,11 +57,11 @@ export class SseSink implements StreamSink {
 
 /** Collects a whole reply (POST .../messages and the Flowise-compatible API without streaming). */
 export class CollectingSink implements StreamSink {
-  readonly events: Array<{ event: string; data: unknown }> = [];
+  readonly events: ChatStreamEvent[] = [];
   #closeListeners: Array<() => void> = [];
   open(): void {}
-  send(event: string, data: unknown): void {
-    this.events.push({ event, data });
+  send(event: ChatStreamEvent): void {
+    this.events.push(event);
   }
   heartbeat(): void {}
   end(): void {
@@ -73,13 +75,10 @@ export class CollectingSink implements StreamSink {
     for (const listener of this.#closeListeners) listener();
   }
   get text(): string {
-    return this.events
-      .filter((e) => e.event === 'delta')
-      .map((e) => (e.data as { text: string }).text)
-      .join('');
+    return this.events.map((e) => (e.event === 'delta' ? e.data.text : '')).join('');
   }
-  terminal(): { event: string; data: Record<string, unknown> } | undefined {
-    return this.events.find((e) => ['done', 'interrupted', 'error'].includes(e.event)) as { event: string; data: Record<string, unknown> } | undefined;
+  terminal(): TerminalStreamEvent | undefined {
+    return this.events.find(isTerminalEvent);
   }
 }
 
@@ -96,25 +95,21 @@ export class FlowiseSseSink extends SseSink {
   #write(event: string, data: unknown): void {
     if (!this.#res.writableEnded) this.#res.write(`data: ${JSON.stringify({ event, data })}\n\n`);
   }
-  override send(event: string, data: unknown): void {
-    const payload = data as Record<string, unknown>;
-    if (event === 'session') {
+  override send(event: ChatStreamEvent): void {
+    if (event.event === 'session') {
       this.#write('start', '');
-      this.#write('metadata', { chatId: payload.sessionId, sessionId: payload.sessionId, chatMessageId: payload.messageId });
-    } else if (event === 'delta') this.#write('token', payload.text);
-    else if (event === 'done') {
-      this.#write('usageMetadata', {
-        input_tokens: (payload.usage as { inputTokens: number }).inputTokens,
-        output_tokens: (payload.usage as { outputTokens: number }).outputTokens,
-        credits: payload.credits,
-      });
-      this.#write('end', '[DONE]');
-    } else if (event === 'interrupted') {
-      this.#write('abort', payload.reason);
-      this.#write('end', '[DONE]');
-    } else if (event === 'error') {
-      this.#write('error', payload.detail);
-      this.#write('end', '[DONE]');
+      this.#write('metadata', { chatId: event.data.sessionId, sessionId: event.data.sessionId, chatMessageId: event.data.messageId });
+      return;
     }
+    if (event.event === 'delta') {
+      this.#write('token', event.data.text);
+      return;
+    }
+    if (event.event === 'done') {
+      const { usage, credits } = event.data;
+      this.#write('usageMetadata', { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens, credits });
+    } else if (event.event === 'interrupted') this.#write('abort', event.data.reason);
+    else this.#write('error', event.data.detail);
+    this.#write('end', '[DONE]');
   }
 }

@@ -1,4 +1,4 @@
-import { ApiError, type Keyring, type RevocationMirror, streamToken, watchStreamToken } from '@platform/shared-types';
+import { ApiError, type Keyring, type RevocationMirror, streamToken, type UserStreamEvent, watchStreamToken } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import type { Response } from 'express';
 import { z } from 'zod';
@@ -112,10 +112,7 @@ export function streamRouter(deps: {
       async ({ actor, req, res }) => {
         const claims = streamToken(deps.accessKeyring, req.headers.authorization, actor);
         openSse(res);
-        const unsubscribe = await bus.subscribe(bus.userChannel(actor.userId), (message) => {
-          const { event, data } = JSON.parse(message) as { event: string; data: unknown };
-          writeSse(res, event, data);
-        });
+        const unsubscribe = await bus.subscribe(bus.userChannel(actor.userId), (message) => writeSse(res, JSON.parse(message) as UserStreamEvent));
         writeSseComment(res, 'ready');
         let unwatch = () => {};
         keepAlive(res, heartbeatMs, async () => {
@@ -127,7 +124,7 @@ export function streamRouter(deps: {
           claims,
           revocations: deps.revocations,
           onEnd: (reason) => {
-            writeSse(res, 'error', reason);
+            writeSse(res, { event: 'error', data: reason });
             res.end();
           },
         });
@@ -156,7 +153,8 @@ export function streamRouter(deps: {
             if (last !== undefined && event.seq <= last) return;
             seen.set(event.streamId, event.seq);
           }
-          writeSse(res, event.event, event.data);
+          const { streamId: _streamId, seq: _seq, ...observed } = event;
+          writeSse(res, observed);
         };
         // subscribe before reading the replay, then drop what both delivered (by stream and sequence)
         let buffered: SessionEvent[] | undefined = [];
@@ -221,19 +219,20 @@ export function streamRouter(deps: {
 /** The reply of a non-streaming call, or the stream's error as a problem. */
 export function collectedReply(sink: CollectingSink) {
   const terminal = sink.terminal();
-  const data = (terminal?.data ?? {}) as { messageId?: string; usage?: unknown; credits?: number; chargePending?: boolean; detail?: string };
   if (!terminal || terminal.event === 'error') {
-    throw new ApiError('UPSTREAM_UNAVAILABLE', data.detail ?? 'The model failed to answer', {
+    const data = terminal?.data;
+    throw new ApiError('UPSTREAM_UNAVAILABLE', data?.detail ?? 'The model failed to answer', {
       status: 502,
-      extensions: { messageId: data.messageId, usage: data.usage, credits: data.credits },
+      extensions: { messageId: data?.messageId, usage: data?.usage, credits: data?.credits },
     });
   }
+  const { data } = terminal;
   return {
-    messageId: data.messageId as string,
+    messageId: data.messageId,
     content: sink.text,
     status: terminal.event === 'done' ? 'complete' : 'interrupted',
     usage: data.usage,
     credits: data.credits,
-    chargePending: data.chargePending,
+    chargePending: terminal.event === 'done' ? terminal.data.chargePending : undefined,
   };
 }

@@ -57,7 +57,7 @@ export class SupervisionService {
       content,
       createdAt: message.createdAt.toISOString(),
     };
-    await this.#deps.bus.publishUserEvent(session.userId, 'feedback', data);
+    await this.#deps.bus.publishUserEvent(session.userId, { event: 'feedback', data });
     this.#deps.bus.publishSessionEvent(session._id.toHexString(), { event: 'feedback', data }, { replay: false });
     return message;
   }
