@@ -1,5 +1,5 @@
-// Bundles the web app (Preact screens, marked, DOMPurify, styles) with esbuild from the lock, in memory.
-// Monitoring calls buildWebApp() once when it starts and serves the result at /app/; `node build.ts` writes the
+// Bundles the web app (Preact screens, marked, DOMPurify, styles) with esbuild from the lock, in memory, and the
+// dashboard the same way (bundleUi). Monitoring calls buildWebApp() once when it starts and serves the result at /app/; `node build.ts` writes the
 // same files to webapp/dist/ (git-ignored) to look at them.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,11 +18,11 @@ function asset(body: Buffer, type: string): WebAsset {
   return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 16)}"` };
 }
 
-/** The app's files by path under /app: `/` (index.html), `/assets/app.js`, `/assets/app.css`. */
-export async function buildWebApp(): Promise<Map<string, WebAsset>> {
+/** One UI bundled from `root`: `index.html`, the entry script and its styles (Preact JSX, minified ESM). */
+export async function bundleUi(options: { root: URL; entry: string; styles: string; scriptPath: string; stylePath: string }): Promise<Map<string, WebAsset>> {
   const result = await build({
-    absWorkingDir: new URL('.', ROOT).pathname,
-    entryPoints: { app: 'src/main.tsx', 'app-styles': 'styles.css' },
+    absWorkingDir: options.root.pathname,
+    entryPoints: { 'ui-script': options.entry, 'ui-styles': options.styles },
     bundle: true,
     minify: true,
     format: 'esm',
@@ -35,14 +35,19 @@ export async function buildWebApp(): Promise<Map<string, WebAsset>> {
     logLevel: 'silent',
   });
   const assets = new Map<string, WebAsset>();
-  assets.set('/', asset(readFileSync(new URL('index.html', ROOT)), 'text/html; charset=utf-8'));
+  assets.set('/', asset(readFileSync(new URL('index.html', options.root)), 'text/html; charset=utf-8'));
   for (const file of result.outputFiles) {
     const name = basename(file.path);
-    if (name === 'app.js') assets.set('/assets/app.js', asset(Buffer.from(file.contents), 'text/javascript; charset=utf-8'));
-    else if (name === 'app-styles.css') assets.set('/assets/app.css', asset(Buffer.from(file.contents), 'text/css; charset=utf-8'));
+    if (name === 'ui-script.js') assets.set(options.scriptPath, asset(Buffer.from(file.contents), 'text/javascript; charset=utf-8'));
+    else if (name === 'ui-styles.css') assets.set(options.stylePath, asset(Buffer.from(file.contents), 'text/css; charset=utf-8'));
   }
-  if (assets.size !== 3) throw new Error(`web app build produced ${[...assets.keys()].join(', ')}`);
+  if (assets.size !== 3) throw new Error(`UI build produced ${[...assets.keys()].join(', ')}`);
   return assets;
+}
+
+/** The app's files by path under /app: `/` (index.html), `/assets/app.js`, `/assets/app.css`. */
+export function buildWebApp(): Promise<Map<string, WebAsset>> {
+  return bundleUi({ root: ROOT, entry: 'src/main.tsx', styles: 'styles.css', scriptPath: '/assets/app.js', stylePath: '/assets/app.css' });
 }
 
 if (import.meta.main) {

@@ -87,7 +87,7 @@ describe('supervisor dashboard in headless Chromium through the gateway', functi
     await page.getByText(`Welcome, ${supervisor.username}.`).waitFor();
     const row = page.locator(`tr[data-student-id="${student.userId}"]`);
     await row.getByRole('rowheader', { name: student.username }).waitFor();
-    const watchButton = row.getByRole('button', { name: `Watch session ${sessionId} of ${student.username}` });
+    const watchButton = row.locator(`li[data-session-id="${sessionId}"]`).getByRole('button', { name: `Watch ${student.username}'s local-dev session` });
     await watchButton.waitFor();
     expect(await row.textContent())
       .to.contain(student.email)

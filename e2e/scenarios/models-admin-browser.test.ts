@@ -128,9 +128,9 @@ describe('admin screen of models and chatflows in headless Chromium through the 
     expect(flowise.predictions).to.deep.equal([]);
 
     // the admin adds the student in the screen; the next request is served and charged at accounting's price
-    await page.getByLabel('Allowed user ids of Physics tutor').fill(student.userId);
-    await page.getByRole('button', { name: 'Save allowed users of Physics tutor' }).click();
-    await flowRow.getByText(`users: ${student.userId}`).waitFor();
+    await page.getByLabel('Add a user to Physics tutor (name or email)').fill(student.email);
+    await page.getByRole('button', { name: 'Add the user to Physics tutor' }).click();
+    await flowRow.getByText(`users: ${student.username}`).waitFor();
     await page.locator('#status').getByText('Chatflow Physics tutor updated.').waitFor();
     const served = await predict();
     expect(served.status, JSON.stringify(served.body)).to.equal(200);

@@ -182,7 +182,7 @@ describe('end-user web app in headless Chromium through the gateway', function (
     const { page: adminPage, errors } = await newPage(browser);
     await signInThroughForm(adminPage, gw, admin.email, admin.password);
     await adminPage.getByText(`Welcome, ${admin.username}.`).waitFor();
-    await adminPage.getByLabel('Or any user id').fill(studentId);
+    await adminPage.getByLabel('Or any user (name or email)').fill(person.email);
     await adminPage.locator('#allocate-credits').fill(String(CREDITS));
     await adminPage.getByLabel('Notes (optional)').fill('welcome credits');
     await adminPage.getByRole('button', { name: 'Allocate' }).click();
@@ -266,7 +266,10 @@ describe('end-user web app in headless Chromium through the gateway', function (
     const { page: dashboard, errors: dashboardErrors } = await newPage(browser);
     await signInThroughForm(dashboard, gw, supervisor.email, supervisor.password);
     const row = dashboard.locator(`tr[data-student-id="${studentId}"]`);
-    await row.getByRole('button', { name: `Watch session ${sessionId} of ${person.username}` }).click();
+    await row
+      .locator(`li[data-session-id="${sessionId}"]`)
+      .getByRole('button', { name: `Watch ${person.username}'s ` })
+      .click();
     const transcript = dashboard.locator('#transcript');
     await waitFor(async () => ((await transcript.textContent()) ?? '').length > 0, 'the dashboard transcript to fill', 15_000);
 
@@ -335,7 +338,7 @@ describe('end-user web app in headless Chromium through the gateway', function (
     );
     expect(stats.body.totals.credits).to.equal(CREDITS - (await balanceShown(student)));
     const today = new Date().toISOString().slice(0, 10);
-    await student.locator(`rect[data-day="${today}"][data-credits="${stats.body.totals.credits}"]`).waitFor();
+    await student.locator(`rect[data-day="${today}"][data-value="${stats.body.totals.credits}"]`).waitFor();
     expect(await student.locator('rect.bar[data-day]').count()).to.equal(30);
     for (const model of stats.body.byModel) {
       expect(await student.locator(`tr[data-model-id="${model.modelId}"] .figure`).textContent()).to.equal(String(model.credits));

@@ -1,5 +1,19 @@
-// Supervisor dashboard (browser module). Served by monitoring at /monitoring/app.js with its types stripped.
-// It talks only to public gateway paths on the same origin, with the signed-in user's access token.
+// Supervisor dashboard (browser module), bundled by esbuild with the web app's API helper and chart and served by
+// monitoring at /monitoring/app.js. It talks only to public gateway paths on the same origin, with the signed-in
+// user's access token.
+import {
+  api,
+  authorizedFetch,
+  currentSession,
+  describe,
+  keepSessionUnder,
+  onSessionChange,
+  problemOf,
+  readSse,
+  type Session,
+  setSession,
+} from '@platform/webapp/api';
+import { hideStudentCharts, showStudentCharts } from './student-charts.tsx';
 
 interface User {
   id: string;
@@ -8,21 +22,13 @@ interface User {
   role: 'admin' | 'supervisor' | 'enduser';
   status?: string;
 }
-interface Session {
-  accessToken: string;
-  refreshToken: string;
-  user: User;
-}
-interface Problem {
-  status: number;
-  code: string;
-  detail: string;
-}
 interface ActiveStream {
   sessionId: string;
   modelId: string;
   reservedCredits: number;
   startedAt: string;
+  /** null until the first token (or when chat could not tell) */
+  timeToFirstTokenMs?: number | null;
 }
 interface Student {
   id: string;
@@ -105,89 +111,15 @@ function say(message: string, kind: 'info' | 'error' = 'info'): void {
 }
 
 const formatTime = (iso: string) => new Date(iso).toLocaleString();
+const formatClock = (iso: string) => new Date(iso).toLocaleTimeString();
 
-// ---------------------------------------------------------------- session and API
+// ---------------------------------------------------------------- session and API (shared with the web app)
 
-let session: Session | null = loadSession();
-
-function loadSession(): Session | null {
-  try {
-    const raw = sessionStorage.getItem(STORAGE_KEY);
-    return raw ? (JSON.parse(raw) as Session) : null;
-  } catch {
-    return null;
-  }
-}
-
-function saveSession(next: Session | null): void {
-  session = next;
-  if (next) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(next));
-  else sessionStorage.removeItem(STORAGE_KEY);
-}
-
-class ApiProblem extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(problem: Problem) {
-    super(problem.detail);
-    this.status = problem.status;
-    this.code = problem.code;
-  }
-}
-
-async function problemOf(response: Response): Promise<ApiProblem> {
-  try {
-    const body = (await response.json()) as Partial<Problem>;
-    return new ApiProblem({ status: response.status, code: body.code ?? 'INTERNAL', detail: body.detail ?? response.statusText });
-  } catch {
-    return new ApiProblem({ status: response.status, code: 'INTERNAL', detail: response.statusText || 'Request failed' });
-  }
-}
-
-/** Swaps the refresh token for a new pair once; false when the session cannot be renewed. */
-async function refreshSession(): Promise<boolean> {
-  if (!session) return false;
-  const response = await fetch('/api/auth/refresh', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ refreshToken: session.refreshToken }),
-  }).catch(() => null);
-  if (!response?.ok) return false;
-  const body = (await response.json()) as Partial<Session>;
-  if (!body.accessToken) return false;
-  saveSession({ accessToken: body.accessToken, refreshToken: body.refreshToken ?? session.refreshToken, user: body.user ?? session.user });
-  return true;
-}
-
-/** Authorized fetch; an expired token is refreshed once, then the request is repeated. */
-async function authorizedFetch(path: string, init: RequestInit = {}, retry = true): Promise<Response> {
-  if (!session) throw new ApiProblem({ status: 401, code: 'UNAUTHENTICATED', detail: 'Sign in first' });
-  const headers = new Headers(init.headers);
-  headers.set('authorization', `Bearer ${session.accessToken}`);
-  const response = await fetch(path, { ...init, headers });
-  if (response.status === 401 && retry) {
-    const problem = await problemOf(response.clone());
-    if (problem.code === 'TOKEN_EXPIRED' && (await refreshSession())) return authorizedFetch(path, init, false);
-    if (problem.code !== 'INVALID_CREDENTIALS') signedOut('Your session ended; sign in again.');
-  }
-  return response;
-}
-
-async function api<T>(path: string, options: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await authorizedFetch(path, {
-    method: options.method ?? 'GET',
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  if (!response.ok) throw await problemOf(response);
-  if (response.status === 204) return undefined as T;
-  return (await response.json()) as T;
-}
-
-const describe = (error: unknown) =>
-  error instanceof ApiProblem ? `${error.message} (${error.code})` : error instanceof Error ? error.message : String(error);
+keepSessionUnder(STORAGE_KEY);
+// a session that ended elsewhere (refresh refused, signed out in another way) shows the sign-in form
+onSessionChange((next) => {
+  if (!next && !$('app-view').hidden) signedOut('Your session ended; sign in again.');
+});
 
 // ---------------------------------------------------------------- sign in / out
 
@@ -214,15 +146,15 @@ async function signIn(event: SubmitEvent): Promise<void> {
     error.textContent = 'This dashboard is for supervisors and admins.';
     return;
   }
-  saveSession({ accessToken: answer.accessToken, refreshToken: answer.refreshToken, user: answer.user });
+  setSession({ accessToken: answer.accessToken, refreshToken: answer.refreshToken, user: answer.user });
   $<HTMLInputElement>('login-password').value = '';
   showApp();
 }
 
 async function signOut(): Promise<void> {
-  const current = session;
+  const current = currentSession();
   stopWatching();
-  saveSession(null);
+  setSession(null);
   if (current) {
     void fetch('/api/auth/logout', {
       method: 'POST',
@@ -236,9 +168,10 @@ async function signOut(): Promise<void> {
 let refreshTimer: number | undefined;
 
 function signedOut(message: string): void {
-  saveSession(null);
+  if (currentSession()) setSession(null);
   shownStudents = '';
   stopWatching();
+  hideStudentCharts($('charts-root'));
   window.clearInterval(refreshTimer);
   $('app-view').hidden = true;
   $('whoami').hidden = true;
@@ -247,6 +180,7 @@ function signedOut(message: string): void {
 }
 
 function showApp(): void {
+  const session = currentSession();
   if (!session) return;
   const admin = session.user.role === 'admin';
   $('login-view').hidden = true;
@@ -273,12 +207,13 @@ function showApp(): void {
 // ---------------------------------------------------------------- students
 
 let students: Student[] = [];
+/** the supervisor whose students an admin looks at (null: the admin's own) */
+let viewedSupervisor: User | null = null;
 /** what the table shows now: an unchanged answer is not re-rendered (keeps focus and open selects during auto-refresh) */
 let shownStudents = '';
 
 async function loadStudents(quiet = false): Promise<void> {
-  const supervisorId = $<HTMLInputElement>('supervisor-id').value.trim();
-  const query = supervisorId ? `?supervisorId=${encodeURIComponent(supervisorId)}` : '';
+  const query = viewedSupervisor ? `?supervisorId=${encodeURIComponent(viewedSupervisor.id)}` : '';
   try {
     const answer = await api<StudentsAnswer>(`/api/supervised-students${query}`);
     const signature = JSON.stringify(answer);
@@ -295,7 +230,7 @@ function renderStudents(answer: StudentsAnswer): void {
   const body = $('students-table').querySelector('tbody') as HTMLTableSectionElement;
   body.replaceChildren(
     ...answer.students.map((student) => {
-      const name = student.username ?? student.id;
+      const name = student.username ?? 'unknown user';
       const balance = student.balance
         ? el(
             'span',
@@ -311,9 +246,18 @@ function renderStudents(answer: StudentsAnswer): void {
               'ul',
               { class: 'plain' },
               ...student.activeStreams.map((stream) => {
-                const button = el('button', { type: 'button', class: 'small', 'aria-label': `Watch session ${stream.sessionId} of ${name}` }, 'Watch');
-                button.addEventListener('click', () => void watch(student.id, name, stream.sessionId));
-                return el('li', {}, el('span', { class: 'live-dot', 'aria-hidden': 'true' }), `${stream.modelId} `, button);
+                const label = `${stream.modelId} session started ${formatClock(stream.startedAt)}`;
+                const button = el('button', { type: 'button', class: 'small', 'aria-label': `Watch ${name}'s ${label}` }, 'Watch');
+                button.addEventListener('click', () => void watch(student.id, name, stream.sessionId, label));
+                return el(
+                  'li',
+                  { 'data-session-id': stream.sessionId },
+                  el('span', { class: 'live-dot', 'aria-hidden': 'true' }),
+                  `${stream.modelId} `,
+                  firstTokenText(stream),
+                  ' ',
+                  button,
+                );
               }),
             )
         : el('span', { class: 'muted' }, 'unknown');
@@ -331,6 +275,11 @@ function renderStudents(answer: StudentsAnswer): void {
   $('students-empty').hidden = answer.students.length > 0;
   $('students-note').textContent = answer.sources.accounting === 'ok' ? '' : 'Balances and live sessions are unknown right now (accounting is unavailable).';
   renderStudentChoices();
+  showStudentCharts(
+    $('charts-root'),
+    answer.students.map((student) => ({ id: student.id, username: student.username ?? 'unknown user', email: student.email })),
+    currentSession()?.user.role === 'admin',
+  );
 }
 
 function renderStudentChoices(): void {
@@ -338,9 +287,18 @@ function renderStudentChoices(): void {
   const chosen = select.value;
   select.replaceChildren(
     el('option', { value: '' }, students.length ? 'Choose a student' : 'No students'),
-    ...students.map((student) => el('option', { value: student.id }, student.username ?? student.id)),
+    ...students.map((student) => el('option', { value: student.id }, student.username ?? 'unknown user')),
   );
   select.value = students.some((s) => s.id === chosen) ? chosen : '';
+}
+
+/** time to first token of a live session, as chat measured it */
+function firstTokenText(stream: ActiveStream): HTMLElement {
+  const ms = stream.timeToFirstTokenMs;
+  if (ms === undefined) return el('span', { class: 'muted ttft' }, 'first token: unknown');
+  if (ms === null) return el('span', { class: 'muted ttft', 'data-ttft-ms': '' }, 'waiting for the first token');
+  const shown = ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+  return el('span', { class: 'ttft', 'data-ttft-ms': String(ms) }, `first token after ${shown}`);
 }
 
 // ---------------------------------------------------------------- watching a live session
@@ -364,35 +322,6 @@ function setWatchState(state: string): void {
 
 function logEvent(text: string): void {
   $('watch-events').append(el('li', {}, text));
-}
-
-/** Minimal SSE reader: EventSource cannot send Authorization, so the stream is read with fetch. */
-async function readSse(response: Response, onEvent: (event: string, data: string) => void): Promise<void> {
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
-    let end = buffer.indexOf('\n\n');
-    while (end >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = 'message';
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const content = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'event') event = content;
-        else if (field === 'data') data.push(content);
-      }
-      if (data.length > 0) onEvent(event, data.join('\n'));
-      end = buffer.indexOf('\n\n');
-    }
-  }
 }
 
 function handleStreamEvent(event: string, raw: string): void {
@@ -435,13 +364,13 @@ function handleStreamEvent(event: string, raw: string): void {
   }
 }
 
-async function watch(studentId: string, studentName: string, sessionId: string): Promise<void> {
+async function watch(studentId: string, studentName: string, sessionId: string, label: string): Promise<void> {
   stopWatching();
   const controller = new AbortController();
   const current: Watching = { controller, studentId, sessionId };
   watching = current;
   $('watch-student').textContent = studentName;
-  $('watch-session').textContent = sessionId;
+  $('watch-session').textContent = label;
   $('transcript').textContent = '';
   $('watch-events').replaceChildren();
   setWatchState('connecting');
@@ -498,7 +427,18 @@ let allocationKey: { key: string; fingerprint: string } | null = null;
 
 async function allocate(event: SubmitEvent): Promise<void> {
   event.preventDefault();
-  const userId = $<HTMLInputElement>('allocate-user-id').value.trim() || $<HTMLSelectElement>('allocate-user').value;
+  let userId = $<HTMLSelectElement>('allocate-user').value;
+  let who = students.find((s) => s.id === userId)?.username ?? '';
+  const other = $<HTMLInputElement>('allocate-other');
+  if (other.value.trim()) {
+    const user = await pickedUser(other).catch(() => null);
+    if (!user) {
+      say('Choose the user from the suggestions (type part of the name or email).', 'error');
+      return;
+    }
+    userId = user.id;
+    who = user.username;
+  }
   const credits = Number($<HTMLInputElement>('allocate-credits').value);
   const expiry = $<HTMLInputElement>('allocate-expiry').value;
   const notes = $<HTMLInputElement>('allocate-notes').value.trim();
@@ -514,10 +454,10 @@ async function allocate(event: SubmitEvent): Promise<void> {
   try {
     const answer = await api<{ newBalance?: number }>('/api/credits/allocate', { method: 'POST', body, headers: { 'idempotency-key': allocationKey.key } });
     allocationKey = null;
-    const who = students.find((s) => s.id === userId)?.username ?? userId;
     say(`Allocated ${credits} credits to ${who}${answer?.newBalance !== undefined ? `; new balance ${answer.newBalance}` : ''}.`);
     $<HTMLInputElement>('allocate-credits').value = '';
     $<HTMLInputElement>('allocate-notes').value = '';
+    other.value = '';
     void loadStudents(true);
   } catch (error) {
     say(`Could not allocate: ${describe(error)}`, 'error');
@@ -560,7 +500,6 @@ function renderUsers(users: User[], total?: number): void {
         {},
         el('th', { scope: 'row' }, user.username),
         el('td', {}, user.email),
-        el('td', {}, el('code', {}, user.id)),
         el('td', {}, role),
         el('td', {}, `${user.status ?? ''} `, toggle),
       );
@@ -589,8 +528,8 @@ async function loadRelationships(): Promise<void> {
     const body = $('relationships-table').querySelector('tbody') as HTMLTableSectionElement;
     body.replaceChildren(
       ...answer.relationships.map((rel) => {
-        const supervisor = rel.supervisor?.username ?? rel.supervisorId;
-        const student = rel.student?.username ?? rel.studentId;
+        const supervisor = rel.supervisor?.username ?? 'unknown user';
+        const student = rel.student?.username ?? 'unknown user';
         const remove = el('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${supervisor} supervising ${student}` }, 'Delete');
         remove.addEventListener('click', () => void deleteRelationship(rel.id));
         return el(
@@ -609,17 +548,21 @@ async function loadRelationships(): Promise<void> {
   }
 }
 
-/** what a user is called in the relationship pickers: the username and the email, never a raw id */
+type PickerRole = 'supervisor' | 'enduser';
+const userSearch = (search: string, role: PickerRole | undefined, limit: number) =>
+  new URLSearchParams({ search, limit: String(limit), ...(role ? { role } : {}) });
+
+/** what a user is called in the pickers: the username and the email, never a raw id */
 const userLabel = (user: User) => `${user.username} <${user.email}>`;
 /** users found by the pickers' searches, by label */
 const pickedUsers = new Map<string, User>();
 
 /** Fills a picker's suggestions with the users whose name or email matches what was typed (admin search). */
-async function suggestUsers(input: HTMLInputElement, list: HTMLDataListElement, role: 'supervisor' | 'enduser'): Promise<void> {
+async function suggestUsers(input: HTMLInputElement, list: HTMLDataListElement, role?: PickerRole): Promise<void> {
   const search = input.value.trim();
   if (search.length < 2 || pickedUsers.has(search)) return;
   try {
-    const answer = await api<{ users: User[] }>(`/api/admin/users?${new URLSearchParams({ search, role, limit: '10' })}`);
+    const answer = await api<{ users: User[] }>(`/api/admin/users?${userSearch(search, role, 10)}`);
     if (input.value.trim() !== search) return; // typed on meanwhile
     for (const user of answer.users) pickedUsers.set(userLabel(user), user);
     list.replaceChildren(...answer.users.map((user) => el('option', { value: userLabel(user) })));
@@ -629,15 +572,15 @@ async function suggestUsers(input: HTMLInputElement, list: HTMLDataListElement, 
 }
 
 /** The user a picker names: a chosen suggestion, or the only user matching what was typed. */
-async function pickedUser(input: HTMLInputElement, role: 'supervisor' | 'enduser'): Promise<User | null> {
+async function pickedUser(input: HTMLInputElement, role?: PickerRole): Promise<User | null> {
   const typed = input.value.trim();
   const chosen = pickedUsers.get(typed);
-  if (chosen) return chosen;
-  const answer = await api<{ users: User[] }>(`/api/admin/users?${new URLSearchParams({ search: typed, role, limit: '2' })}`);
+  if (chosen && (!role || chosen.role === role)) return chosen;
+  const answer = await api<{ users: User[] }>(`/api/admin/users?${userSearch(typed, role, 2)}`);
   return answer.users.length === 1 ? (answer.users[0] as User) : null;
 }
 
-function wirePicker(inputId: string, listId: string, role: 'supervisor' | 'enduser'): void {
+function wirePicker(inputId: string, listId: string, role?: PickerRole): void {
   const input = $<HTMLInputElement>(inputId);
   const list = $<HTMLDataListElement>(listId);
   let timer: number | undefined;
@@ -689,10 +632,25 @@ async function deleteRelationship(id: string): Promise<void> {
 
 // ---------------------------------------------------------------- models and chatflows (admin)
 
+/** users named in access lists, by id (admin lookups; an id auth does not know stays "unknown user") */
+const knownUsers = new Map<string, User | null>();
+
+async function learnUsers(ids: string[]): Promise<void> {
+  const unknown = [...new Set(ids)].filter((id) => !knownUsers.has(id));
+  await Promise.all(
+    unknown.map(async (id) => {
+      const user = await api<{ user: User }>(`/api/admin/users/${encodeURIComponent(id)}`).catch(() => null);
+      knownUsers.set(id, user?.user ?? null);
+    }),
+  );
+}
+
+const nameOf = (id: string) => knownUsers.get(id)?.username ?? 'unknown user';
+
 /** who may use a model or chatflow besides admins (who may use everything) */
 function accessText(isPublic: boolean | undefined, roles: string[] = [], users: string[] = []): string {
   if (isPublic) return 'everyone';
-  const parts = [roles.length ? `roles: ${roles.join(', ')}` : '', users.length ? `users: ${users.join(', ')}` : ''].filter(Boolean);
+  const parts = [roles.length ? `roles: ${roles.join(', ')}` : '', users.length ? `users: ${users.map(nameOf).join(', ')}` : ''].filter(Boolean);
   return parts.length ? parts.join('; ') : 'admins only';
 }
 
@@ -705,6 +663,7 @@ async function loadCatalog(): Promise<void> {
       api<{ models: CatalogModel[] }>('/api/chat/models/catalog'),
       api<{ chatflows: Chatflow[] }>('/api/chat/chatflows'),
     ]);
+    await learnUsers([...models.models.flatMap((model) => model.access.users ?? []), ...flows.chatflows.flatMap((flow) => flow.allowedUsers)]);
     renderModels(models.models);
     renderChatflows(flows.chatflows);
   } catch (error) {
@@ -742,31 +701,64 @@ function renderChatflows(flows: Chatflow[]): void {
       const visibility = el('button', { type: 'button', class: 'small secondary' }, flow.isPublic ? 'Make private' : 'Make public');
       visibility.setAttribute('aria-label', `${flow.isPublic ? 'Make private' : 'Make public'} chatflow ${label}`);
       visibility.addEventListener('click', () => void changeChatflow(flow, { isPublic: !flow.isPublic }));
-      const users = el('input', { value: flow.allowedUsers.join(', '), 'aria-label': `Allowed user ids of ${label}`, size: '24' }) as HTMLInputElement;
-      const save = el('button', { type: 'submit', class: 'small' }, 'Save users');
-      save.setAttribute('aria-label', `Save allowed users of ${label}`);
-      const form = el('form', { class: 'inline' }, users, save);
-      form.addEventListener('submit', (event) => {
-        event.preventDefault();
-        const allowedUsers = users.value
-          .split(/[\s,]+/)
-          .map((id) => id.trim())
-          .filter(Boolean);
-        void changeChatflow(flow, { allowedUsers: [...new Set(allowedUsers)] });
-      });
-      return el(
-        'tr',
-        { 'data-chatflow-id': flow.id },
-        el('th', { scope: 'row' }, label, flow.displayName !== flow.name ? el('span', { class: 'muted' }, ` (${flow.name} in Flowise)`) : ''),
-        el('td', {}, el('code', {}, flow.id)),
-        el('td', {}, accessText(flow.isPublic, flow.allowedRoles, flow.allowedUsers)),
-        pricesCell(flow.prices),
-        el('td', {}, flow.available ? 'available' : 'retired (gone from Flowise)'),
-        el('td', {}, visibility, form),
-      );
+      return chatflowRow(flow, visibility);
     }),
   );
   $('chatflows-empty').hidden = flows.length > 0;
+}
+
+/** The allowed users of a chatflow by name, each removable, and a picker (name or email) to add one. */
+function allowedUsersEditor(flow: Chatflow): HTMLElement {
+  const label = flow.displayName;
+  const allowed = el(
+    'ul',
+    { class: 'plain', 'aria-label': `Allowed users of ${label}` },
+    ...flow.allowedUsers.map((id) => {
+      const remove = el('button', { type: 'button', class: 'small secondary', 'aria-label': `Remove ${nameOf(id)} from ${label}` }, 'Remove');
+      remove.addEventListener('click', () => void changeChatflow(flow, { allowedUsers: flow.allowedUsers.filter((other) => other !== id) }));
+      return el('li', {}, `${nameOf(id)} `, remove);
+    }),
+  );
+  const listId = `allow-${flow.id}-options`;
+  const input = el('input', {
+    type: 'search',
+    list: listId,
+    autocomplete: 'off',
+    'aria-label': `Add a user to ${label} (name or email)`,
+    size: '20',
+  }) as HTMLInputElement;
+  const options = el('datalist', { id: listId }) as HTMLDataListElement;
+  let timer: number | undefined;
+  input.addEventListener('input', () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => void suggestUsers(input, options), 250);
+  });
+  const add = el('button', { type: 'submit', class: 'small' }, 'Add user');
+  add.setAttribute('aria-label', `Add the user to ${label}`);
+  const form = el('form', { class: 'inline' }, input, options, add);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void (async () => {
+      const user = await pickedUser(input).catch(() => null);
+      if (!user) return say('Choose the user from the suggestions (type part of the name or email).', 'error');
+      knownUsers.set(user.id, user);
+      await changeChatflow(flow, { allowedUsers: [...new Set([...flow.allowedUsers, user.id])] });
+    })();
+  });
+  return el('div', {}, allowed, form);
+}
+
+function chatflowRow(flow: Chatflow, visibility: HTMLElement): HTMLElement {
+  const label = flow.displayName;
+  return el(
+    'tr',
+    { 'data-chatflow-id': flow.id },
+    el('th', { scope: 'row' }, label, flow.displayName !== flow.name ? el('span', { class: 'muted' }, ` (${flow.name} in Flowise)`) : ''),
+    el('td', {}, accessText(flow.isPublic, flow.allowedRoles, flow.allowedUsers)),
+    pricesCell(flow.prices),
+    el('td', {}, flow.available ? 'available' : 'retired (gone from Flowise)'),
+    el('td', {}, visibility, allowedUsersEditor(flow)),
+  );
 }
 
 async function changeModel(id: string, change: { enabled: boolean }): Promise<void> {
@@ -831,8 +823,21 @@ wirePicker('rel-supervisor', 'rel-supervisor-options', 'supervisor');
 wirePicker('rel-student', 'rel-student-options', 'enduser');
 onSubmit('supervisor-form', async (event) => {
   event.preventDefault();
+  const input = $<HTMLInputElement>('supervisor-pick');
+  if (!input.value.trim()) viewedSupervisor = null;
+  else {
+    const found = await pickedUser(input, 'supervisor').catch(() => null);
+    if (!found) {
+      say('Choose the supervisor from the suggestions (type part of the name or email).', 'error');
+      return;
+    }
+    viewedSupervisor = found;
+  }
+  say(viewedSupervisor ? `Showing the students of ${viewedSupervisor.username}.` : 'Showing your students.');
   await loadStudents();
 });
+wirePicker('supervisor-pick', 'supervisor-pick-options', 'supervisor');
+wirePicker('allocate-other', 'allocate-other-options');
 onSubmit('users-search', async (event) => {
   event.preventDefault();
   usersPage = 1;
@@ -851,4 +856,4 @@ $('sync-chatflows').addEventListener('click', () => void syncChatflows());
 $('stop-watching').addEventListener('click', stopWatching);
 $('sign-out').addEventListener('click', () => void signOut());
 
-if (session) showApp();
+if (currentSession()) showApp();

@@ -77,7 +77,7 @@ export function createMonitoring(deps: AppDeps): Monitoring {
     ready: stores.ready,
     routers: [relationshipsRouter(relationships), studentsRouter(students), observeRouter(relay)],
     before: [
-      ['/monitoring', dashboardRouter()],
+      ['/monitoring', dashboardRouter(logger)],
       ['/app', webAppRouter(logger)],
     ],
   });

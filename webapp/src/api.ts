@@ -1,5 +1,6 @@
-// Talks to the public gateway paths on the same origin with the signed-in user's access token. The session (tokens
-// and user) lives in sessionStorage, like the dashboard's: a reload stays signed in, closing the tab signs out.
+// Talks to the public gateway paths on the same origin with the signed-in user's access token; both UIs (the web app
+// and the dashboard) use it. The session (tokens and user) lives in sessionStorage under the UI's own key: a reload
+// stays signed in, closing the tab signs out.
 // An expired access token is renewed once, silently, with the refresh token; concurrent callers share one renewal.
 
 export interface User {
@@ -20,7 +21,8 @@ interface Problem {
   errors?: Array<{ path: string; message: string }>;
 }
 
-const STORAGE_KEY = 'webapp.session';
+/** each UI keeps its own session (the web app's default; the dashboard calls keepSessionUnder first) */
+let storageKey = 'webapp.session';
 
 export class ApiProblem extends Error {
   readonly status: number;
@@ -54,11 +56,17 @@ export function describe(error: unknown): string {
 }
 
 let session: Session | null = load();
+
+/** Keeps the session under another sessionStorage key (the dashboard's), and loads what is stored there. */
+export function keepSessionUnder(key: string): void {
+  storageKey = key;
+  session = load();
+}
 const listeners = new Set<(session: Session | null) => void>();
 
 function load(): Session | null {
   try {
-    const raw = sessionStorage.getItem(STORAGE_KEY);
+    const raw = sessionStorage.getItem(storageKey);
     return raw ? (JSON.parse(raw) as Session) : null;
   } catch {
     return null;
@@ -71,8 +79,8 @@ export function currentSession(): Session | null {
 
 export function setSession(next: Session | null): void {
   session = next;
-  if (next) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(next));
-  else sessionStorage.removeItem(STORAGE_KEY);
+  if (next) sessionStorage.setItem(storageKey, JSON.stringify(next));
+  else sessionStorage.removeItem(storageKey);
   for (const listener of listeners) listener(next);
 }
 

@@ -1,6 +1,7 @@
 // Usage: credits per UTC day and per model over the last 30 days (SVG drawn here), and the ledger.
 import { useEffect, useState } from 'preact/hooks';
 import { api, describe } from './api.ts';
+import { DAYS, DayChart, daySeries } from './chart.tsx';
 
 interface Bucket {
   requests: number;
@@ -24,68 +25,7 @@ interface Transaction {
   createdAt: string;
 }
 
-const DAYS = 30;
 const PAGE = 20;
-
-/** the last 30 UTC days, oldest first, with 0 for the days without usage */
-export function dailySeries(stats: Stats, now = new Date()): Array<{ day: string; credits: number }> {
-  const byDay = new Map(stats.byDay.map((d) => [d.day.slice(0, 10), d.credits]));
-  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
-  return Array.from({ length: DAYS }, (_, i) => {
-    const day = new Date(today - (DAYS - 1 - i) * 86_400_000).toISOString().slice(0, 10);
-    return { day, credits: byDay.get(day) ?? 0 };
-  });
-}
-
-function DayChart(props: { series: Array<{ day: string; credits: number }> }) {
-  const { series } = props;
-  const max = Math.max(1, ...series.map((d) => d.credits));
-  const width = 600;
-  const height = 200;
-  const left = 40;
-  const bottom = 24;
-  const barWidth = (width - left) / series.length;
-  const total = series.reduce((sum, d) => sum + d.credits, 0);
-  return (
-    <figure class="chart">
-      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-labelledby="day-chart-title" class="chart-svg">
-        <title id="day-chart-title">{`Credits per day over the last ${DAYS} days: ${total} in all, at most ${max === 1 && total === 0 ? 0 : max} in a day`}</title>
-        <line x1={left} y1={height - bottom} x2={width} y2={height - bottom} class="axis" />
-        <text x={left - 6} y={12} class="tick" text-anchor="end">
-          {max}
-        </text>
-        <text x={left - 6} y={height - bottom} class="tick" text-anchor="end">
-          0
-        </text>
-        {series.map((d, i) => {
-          const h = ((height - bottom - 8) * d.credits) / max;
-          return (
-            <rect
-              key={d.day}
-              class="bar"
-              x={left + i * barWidth + 1}
-              y={height - bottom - h}
-              width={Math.max(1, barWidth - 2)}
-              height={h}
-              data-day={d.day}
-              data-credits={d.credits}
-            >
-              <title>{`${d.day}: ${d.credits} credits`}</title>
-            </rect>
-          );
-        })}
-        {series
-          .filter((_, i) => (series.length - 1 - i) % 7 === 0)
-          .map((d) => (
-            <text key={d.day} x={left + series.indexOf(d) * barWidth + barWidth / 2} y={height - 6} class="tick" text-anchor="middle">
-              {d.day.slice(5)}
-            </text>
-          ))}
-      </svg>
-      <figcaption class="note">Credits per UTC day, last {DAYS} days.</figcaption>
-    </figure>
-  );
-}
 
 function ModelBars(props: { models: Stats['byModel'] }) {
   const max = Math.max(1, ...props.models.map((m) => m.credits));
@@ -155,7 +95,13 @@ export function UsageScreen() {
               <strong>{stats.totals.credits}</strong> credits in {stats.totals.requests} requests ({stats.totals.inputTokens} tokens in,{' '}
               {stats.totals.outputTokens} out).
             </p>
-            <DayChart series={dailySeries(stats)} />
+            <DayChart
+              id="day-chart"
+              unit="credits"
+              title={`Credits per day over the last ${DAYS} days: ${stats.totals.credits} in all`}
+              caption={`Credits per UTC day, last ${DAYS} days.`}
+              series={daySeries(new Map(stats.byDay.map((d) => [d.day.slice(0, 10), d.credits])))}
+            />
             <h3>Per model</h3>
             <ModelBars models={stats.byModel} />
           </>

@@ -73,7 +73,10 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
       .and.contain('local-echo');
     await page.locator(`tr[data-student-id="${student2.userId}"]`).getByText('none').waitFor();
 
-    await row.getByRole('button', { name: `Watch session ${sessionId} of ${student.username}` }).click();
+    await row
+      .locator(`li[data-session-id="${sessionId}"]`)
+      .getByRole('button', { name: `Watch ${student.username}'s local-echo session` })
+      .click();
     await page.locator('#watch-state').getByText('streaming').waitFor();
     await waitFor(() => m.chat.openObservers === 1, 'the relay to open chat’s observe stream');
     m.chat.emit(sessionId, 'delta', { text: 'The mitochondria ' });
@@ -136,10 +139,15 @@ describe('dashboard in headless Chromium (monitoring + same-origin test front)',
       .and.contain('enabled');
     const flow = page.locator('#chatflows-table tr[data-chatflow-id="flow-1"]');
     await flow.getByText('admins only').waitFor();
-    await page.getByLabel('Allowed user ids of Tutor').fill(`${student.userId}, ${student.userId}`);
-    await page.getByRole('button', { name: 'Save allowed users of Tutor' }).click();
-    await flow.getByText(`users: ${student.userId}`).waitFor();
+    // allowed users by name or email, never by id; adding the same user twice keeps one entry
+    for (let twice = 0; twice < 2; twice++) {
+      await page.getByLabel('Add a user to Tutor (name or email)').fill(student.email);
+      await page.getByRole('button', { name: 'Add the user to Tutor' }).click();
+      await flow.getByText(`users: ${student.username}`).waitFor();
+    }
     expect(front.catalog.chatflows[0]?.allowedUsers).to.deep.equal([student.userId]);
+    expect(await flow.textContent()).not.to.contain(student.userId);
+    await flow.getByRole('button', { name: `Remove ${student.username} from Tutor` }).waitFor();
     await screenshot(page, OUTPUT_DIR, 'dashboard-admin.png');
     expect(pageErrors.filter((e) => !e.includes('401'))).to.deep.equal([]);
   });

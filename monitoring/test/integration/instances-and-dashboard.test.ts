@@ -55,7 +55,8 @@ describe('two monitoring instances on one database; dashboard assets', () => {
     const script = await fetch(`${a.url}/monitoring/app.js`);
     expect(script.headers.get('content-type')).to.match(/^text\/javascript/);
     const source = await script.text();
-    expect(source).to.contain('function readSse(');
+    // the bundle (the web app's API helper included) calls the public paths
+    expect(source).to.contain('/api/supervised-students').and.contain('/api/auth/refresh');
     expect(source).not.to.match(/interface Session|: Promise<void>/);
     const again = await fetch(`${a.url}/monitoring/app.js`, { headers: { 'if-none-match': script.headers.get('etag') ?? '' } });
     expect(again.status).to.equal(304);

@@ -142,9 +142,31 @@ export async function startFrontServer(options: {
       return sendJson(res, 201, { messageId, sessionId, createdAt });
     }
     if (req.method === 'GET' && path === '/api/admin/users' && actor.role === 'admin') {
-      const users = [...fakeAuth.users.values()].filter((u) => !url.searchParams.get('role') || u.role === url.searchParams.get('role'));
+      // as auth: by role, and by a part of the username or email
+      const role = url.searchParams.get('role');
+      const search = url.searchParams.get('search')?.toLowerCase();
+      const users = [...fakeAuth.users.values()].filter(
+        (u) => (!role || u.role === role) && (!search || u.username.toLowerCase().includes(search) || u.email.toLowerCase().includes(search)),
+      );
       return sendJson(res, 200, { users, total: users.length, page: 1, limit: 20 });
     }
+    // the dashboard's charts: accounting's answers for someone without usage or ledger entries yet
+    const owner = url.searchParams.get('userId') ?? actor.userId;
+    if (req.method === 'GET' && path === '/api/usage/stats') {
+      const totals = { requests: 0, inputTokens: 0, outputTokens: 0, credits: 0 };
+      return sendJson(res, 200, {
+        userId: owner,
+        from: new Date(Date.now() - 30 * 86_400_000).toISOString(),
+        to: new Date().toISOString(),
+        totals,
+        byDay: [],
+        byModel: [],
+      });
+    }
+    if (req.method === 'GET' && path === '/api/credits/balance')
+      return sendJson(res, 200, { userId: owner, ...(accounting.balances.get(owner) ?? { available: 0, reserved: 0 }), allocations: [] });
+    if (req.method === 'GET' && path === '/api/credits/transactions')
+      return sendJson(res, 200, { userId: owner, page: 1, limit: 100, total: 0, transactions: [] });
     if (req.method === 'GET' && path === '/api/chat/models/catalog' && actor.role === 'admin') return sendJson(res, 200, { models: catalog.models });
     if (req.method === 'GET' && path === '/api/chat/chatflows' && actor.role === 'admin') return sendJson(res, 200, { chatflows: catalog.chatflows });
     const flowRoute = /^\/api\/chat\/chatflows\/([^/]+)$/.exec(path);
@@ -155,6 +177,10 @@ export async function startFrontServer(options: {
       return sendJson(res, 200, flow);
     }
     const userRoute = /^\/api\/admin\/users\/([^/]+)$/.exec(path);
+    if (req.method === 'GET' && userRoute && actor.role === 'admin') {
+      const user = fakeAuth.users.get(decodeURIComponent(userRoute[1] as string));
+      return user ? sendJson(res, 200, { user }) : sendProblem(res, 404, 'NOT_FOUND', 'No such user');
+    }
     if (req.method === 'PATCH' && userRoute && actor.role === 'admin') {
       const user = fakeAuth.users.get(decodeURIComponent(userRoute[1] as string));
       if (!user) return sendProblem(res, 404, 'NOT_FOUND', 'No such user');

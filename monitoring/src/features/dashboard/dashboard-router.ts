@@ -1,33 +1,19 @@
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { stripTypeScriptTypes } from 'node:module';
+import type { Logger } from '@platform/shared-types';
 import { ROUTING } from '@platform/shared-types/express';
+import { bundleUi, type WebAsset } from '@platform/webapp/build';
 import express, { type Router } from 'express';
 
 const DASHBOARD_DIR = new URL('../../../dashboard/', import.meta.url);
 
-interface Asset {
-  body: Buffer;
-  type: string;
-  etag: string;
-}
-
-function asset(body: string, type: string): Asset {
-  const buffer = Buffer.from(body);
-  return { body: buffer, type, etag: `"${createHash('sha256').update(buffer).digest('base64url').slice(0, 16)}"` };
-}
+let built: Promise<Map<string, WebAsset>> | undefined;
 
 /**
- * The browser module is TypeScript; browsers cannot run it, so its types are stripped once when the service
- * builds its app (Node's own stripper: same erasable-syntax rule as the server code, no bundler).
+ * The dashboard's files (`/`, `/app.js`, `/styles.css`), bundled once per process like the web app (esbuild, in
+ * memory, from the lock): it shares the web app's API helper, chart and styles.
  */
-export function dashboardAssets(): Map<string, Asset> {
-  const read = (name: string) => readFileSync(new URL(name, DASHBOARD_DIR), 'utf8');
-  return new Map([
-    ['/', asset(read('index.html'), 'text/html; charset=utf-8')],
-    ['/app.js', asset(stripTypeScriptTypes(read('app.ts')), 'text/javascript; charset=utf-8')],
-    ['/styles.css', asset(read('styles.css'), 'text/css; charset=utf-8')],
-  ]);
+export function dashboardAssets(): Promise<Map<string, WebAsset>> {
+  built ??= bundleUi({ root: DASHBOARD_DIR, entry: 'app.ts', styles: 'styles.css', scriptPath: '/app.js', stylePath: '/styles.css' });
+  return built;
 }
 
 /** strict CSP: same-origin scripts, styles and calls only; no inline code, no framing (the web app uses it too) */
@@ -40,16 +26,22 @@ export const SECURITY_HEADERS = {
 };
 
 /** Serves the supervisor dashboard at /monitoring/ (public assets; every API call it makes carries the user's token). */
-export function dashboardRouter(): Router {
+export function dashboardRouter(logger: Logger): Router {
   const assets = dashboardAssets();
+  assets.catch((error: unknown) => logger.error({ err: error }, 'the dashboard could not be built'));
   const router = express.Router(ROUTING);
   router.get('/', (req, res, next) => {
     // /monitoring -> /monitoring/ so relative URLs resolve under the prefix
     if (req.originalUrl.split('?')[0] === '/monitoring') return res.redirect(301, '/monitoring/');
     next();
   });
-  router.get(['/', '/app.js', '/styles.css'], (req, res) => {
-    const found = assets.get(req.path) as Asset;
+  router.get(['/', '/app.js', '/styles.css'], async (req, res, next) => {
+    let found: WebAsset;
+    try {
+      found = (await assets).get(req.path) as WebAsset;
+    } catch (error) {
+      return next(error);
+    }
     res.set({ ...SECURITY_HEADERS, 'content-type': found.type, etag: found.etag, 'cache-control': 'no-cache' });
     if (req.headers['if-none-match'] === found.etag) return res.status(304).end();
     res.send(found.body);
