@@ -208,7 +208,9 @@ export class StreamService {
     const [session, history] = await Promise.all([
       request.newSession ? request.newSession.doc : this.#deps.sessions.own(actor, request.sessionId),
       objectId && !request.context && !request.newSession ? dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
-      this.#deps.models.refresh(), // an admin's change (access, disable) holds from this request on
+      // an admin's change (access, disable) holds from this request on; a caller that made the session for this
+      // stream (the OpenAI-compatible API) refreshed and chose the model just before
+      request.newSession ? undefined : this.#deps.models.refresh(),
     ]);
     const model = this.#deps.models.require(actor, session.modelId);
     const provider = this.#deps.providers.get(model.provider);
@@ -384,7 +386,8 @@ export class StreamService {
       stop({ kind: 'store', error });
     });
 
-    await bus.startReplay(s.sessionId).catch(() => undefined);
+    // a session made for this stream has no replay list of an earlier stream to clear
+    if (!s.request.newSession) await bus.startReplay(s.sessionId).catch(() => undefined);
     sink.open();
     emit('session', { sessionId: s.sessionId, messageId: messageId.toHexString(), reservationId: s.reservationId, modelId: s.model.id });
     const heartbeat = setInterval(() => {
