@@ -1,25 +1,33 @@
 // The OpenAI-compatible route through the gateway (issue 13): time to the first content chunk of
-// `POST /v1/chat/completions` with `stream: true`, through the real gateway (shipped config: token check,
-// revocation, rate limits, stream caps, long-lived pool) in front of the chat child, against the local provider's
-// own time to first delta, side by side: one at a time and 100 at once (100 users, one stream each).
+// `POST /v1/chat/completions` with `stream: true`, through the real gateway (shipped config: API-key resolution
+// and token minting, revocation, rate limits, stream caps, long-lived pool) in front of a chat child, against the
+// local provider's own time to first delta, side by side: one at a time (provider, API key, access token, in turn)
+// and 100 at once (100 users, one stream each, with API keys).
+// BENCH_BASELINE_DIR (another checkout, e.g. a copy of main): its chat and gateway run too, measured in the same
+// turns, so a change is judged against its baseline in one run.
 
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { loadModelCatalog } from '@platform/shared-types';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { apiKeyRedisKeys, loadModelCatalog } from '@platform/shared-types';
+import { connectRedis } from '@platform/shared-types/stores';
 import type { TestAuth } from '@platform/shared-types/testing';
 import { testActor } from '@platform/shared-types/testing';
 import { type Agent, request } from 'undici';
 import { LocalProvider } from '../../chat/src/providers/local-provider.ts';
+import { type Child, chatDir, gatewayDir, startChild } from './children.ts';
 
-const SEQUENTIAL = 20;
+const SEQUENTIAL = Number(process.env.BENCH_OPENAI_SEQUENTIAL ?? 20);
 const AT_ONCE = 100;
 const root = new URL('../..', import.meta.url).pathname;
 
 export interface OpenAiFigures {
   providerOne: number[];
   providerMany: number[];
+  /** through the gateway with an API key, one at a time */
   gatewayOne: number[];
+  /** the same with an access token */
+  tokenOne: number[];
+  /** BENCH_BASELINE_DIR's chat and gateway with an API key, one at a time (empty without it) */
+  baselineOne: number[];
   gatewayMany: number[];
   completedMany: number;
 }
@@ -48,11 +56,11 @@ export async function providerFirstDeltas(tokens: number, delayMs: number, concu
 /** a chunk whose delta carries text (the first chunk only names the role, with empty content) */
 const CONTENT = /"delta":\{"content":"[^"]/;
 
-async function firstChunk(gatewayUrl: string, token: string, agent: Agent, message: string): Promise<{ first: number; done: boolean }> {
+async function firstChunk(gatewayUrl: string, credential: string, agent: Agent, message: string): Promise<{ first: number; done: boolean }> {
   const t0 = performance.now();
   const res = await request(`${gatewayUrl}/v1/chat/completions`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'local-dev', messages: [{ role: 'user', content: message }], stream: true }),
     dispatcher: agent,
   });
@@ -69,6 +77,26 @@ async function firstChunk(gatewayUrl: string, token: string, agent: Agent, messa
   return { first, done: text.includes('data: [DONE]') };
 }
 
+/** chat's own stand-in for auth's key writes: the Redis entry DESIGN 5b describes, for a fresh user */
+async function apiKeyFor(redis: Awaited<ReturnType<typeof connectRedis>>, written: string[]): Promise<string> {
+  const actor = testActor('enduser');
+  const key = `sk-${randomBytes(32).toString('base64url')}`;
+  const entryKey = apiKeyRedisKeys.entry(createHash('sha256').update(key).digest('hex'));
+  const entry = { keyId: randomUUID(), userId: actor.userId, username: actor.username, email: actor.email, role: actor.role };
+  await redis.set(entryKey, JSON.stringify(entry), 'EX', 3600);
+  written.push(entryKey);
+  return key;
+}
+
+async function startGateway(name: string, dir: string, auth: TestAuth, redisUrl: string, chatUrl: string): Promise<Child> {
+  return startChild(name, gatewayDir(dir), {
+    ...auth.secrets,
+    REDIS_URL: redisUrl,
+    CHAT_URL: chatUrl,
+    RATE_LIMIT_PREFIX: `bench-oa:${randomBytes(4).toString('hex')}:`,
+  });
+}
+
 export async function measureOpenAiThroughGateway(options: {
   chatUrl: string;
   auth: TestAuth;
@@ -76,59 +104,68 @@ export async function measureOpenAiThroughGateway(options: {
   agent: Agent;
   tokens: number;
   delayMs: number;
+  /** the environment a baseline chat child needs (same as the measured one's) */
+  chatEnv: Record<string, string>;
 }): Promise<OpenAiFigures> {
   const { auth, agent } = options;
-  const gateway = spawn(process.execPath, ['src/main.ts'], {
-    cwd: join(root, 'gateway'),
-    env: {
-      ...process.env,
-      ...auth.secrets,
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'info',
-      PORT: '0',
-      OPS_PORT: '0',
-      REDIS_URL: options.redisUrl,
-      CHAT_URL: options.chatUrl,
-      RATE_LIMIT_PREFIX: `bench-oa:${randomBytes(4).toString('hex')}:`,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const children: Child[] = [];
+  const redis = await connectRedis(options.redisUrl);
+  const keys: string[] = [];
   try {
-    const gatewayUrl = await new Promise<string>((resolve, reject) => {
-      let buffer = '';
-      gateway.stdout.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        const match = /"url":"(http:\/\/[^"]+)"/.exec(buffer);
-        if (match) resolve(match[1] as string);
-        if (buffer.length > 100_000) buffer = buffer.slice(-1000);
-      });
-      gateway.once('exit', (code) => reject(new Error(`gateway exited with ${code}`)));
-      setTimeout(() => reject(new Error('gateway did not start')), 30_000).unref();
-    });
-    // one warm-up stream (JIT, pools, Redis scripts), not measured
-    await firstChunk(gatewayUrl, auth.token(testActor('enduser')), agent, 'warm up');
-    const providerOne: number[] = [];
-    const gatewayOne: number[] = [];
-    // alternating, so both see the same machine load
+    const gateway = await startGateway('gateway', root, auth, options.redisUrl, options.chatUrl);
+    children.push(gateway);
+    const baselineDir = process.env.BENCH_BASELINE_DIR;
+    let baselineUrl: string | undefined;
+    if (baselineDir) {
+      const chat = await startChild('baseline-chat', chatDir(baselineDir), options.chatEnv);
+      children.push(chat);
+      const baselineGateway = await startGateway('baseline-gateway', baselineDir, auth, options.redisUrl, chat.url);
+      children.push(baselineGateway);
+      baselineUrl = baselineGateway.url;
+    }
+    // warm-up streams (JIT, pools, Redis scripts), not measured
+    for (let i = 0; i < 3; i++) {
+      await firstChunk(gateway.url, await apiKeyFor(redis, keys), agent, 'warm up');
+      await firstChunk(gateway.url, auth.token(testActor('enduser')), agent, 'warm up');
+      if (baselineUrl) await firstChunk(baselineUrl, await apiKeyFor(redis, keys), agent, 'warm up');
+    }
+    const figures: OpenAiFigures = { providerOne: [], providerMany: [], gatewayOne: [], tokenOne: [], baselineOne: [], gatewayMany: [], completedMany: 0 };
+    // one key per user, used for every sequential call (the resolved key is cached, as for a real program)
+    const key = await apiKeyFor(redis, keys);
+    const baselineKey = await apiKeyFor(redis, keys);
+    const turns: Array<() => Promise<void>> = [
+      async () => {
+        figures.providerOne.push(...(await providerFirstDeltas(options.tokens, options.delayMs, 1)));
+      },
+      async () => {
+        figures.gatewayOne.push((await firstChunk(gateway.url, key, agent, `one at a time ${figures.gatewayOne.length}`)).first);
+      },
+      async () => {
+        figures.tokenOne.push((await firstChunk(gateway.url, auth.token(testActor('enduser')), agent, 'one at a time')).first);
+      },
+      ...(baselineUrl
+        ? [
+            async () => {
+              figures.baselineOne.push((await firstChunk(baselineUrl, baselineKey, agent, 'one at a time')).first);
+            },
+          ]
+        : []),
+    ];
+    // every case in every turn, the order rotated and reversed every other turn, so all see the same machine load
     for (let i = 0; i < SEQUENTIAL; i++) {
-      providerOne.push(...(await providerFirstDeltas(options.tokens, options.delayMs, 1)));
-      gatewayOne.push((await firstChunk(gatewayUrl, auth.token(testActor('enduser')), agent, `one at a time ${i}`)).first);
+      const order = turns.map((_, j) => turns[(i + j) % turns.length] as () => Promise<void>);
+      for (const turn of i % 2 === 0 ? order : order.reverse()) await turn();
     }
-    const providerMany = await providerFirstDeltas(options.tokens, options.delayMs, AT_ONCE);
-    const tokens = Array.from({ length: AT_ONCE }, () => auth.token(testActor('enduser')));
-    const many = await Promise.all(tokens.map((token, i) => firstChunk(gatewayUrl, token, agent, `at once ${i}`)));
-    return {
-      providerOne,
-      providerMany,
-      gatewayOne,
-      gatewayMany: many.map((r) => r.first).filter((v) => !Number.isNaN(v)),
-      completedMany: many.filter((r) => r.done).length,
-    };
+    figures.providerMany = await providerFirstDeltas(options.tokens, options.delayMs, AT_ONCE);
+    const manyKeys = await Promise.all(Array.from({ length: AT_ONCE }, () => apiKeyFor(redis, keys)));
+    const many = await Promise.all(manyKeys.map((k, i) => firstChunk(gateway.url, k, agent, `at once ${i}`)));
+    figures.gatewayMany = many.map((r) => r.first).filter((v) => !Number.isNaN(v));
+    figures.completedMany = many.filter((r) => r.done).length;
+    return figures;
   } finally {
-    if (gateway.exitCode === null) {
-      gateway.kill('SIGTERM');
-      await new Promise((resolve) => gateway.once('exit', resolve));
-    }
+    for (const child of children.reverse()) await child.stop();
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
   }
 }
 

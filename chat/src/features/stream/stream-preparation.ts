@@ -169,7 +169,9 @@ export class StreamPreparation {
     const [session, history] = await Promise.all([
       request.newSession ? request.newSession.doc : this.#deps.sessions.own(actor, request.sessionId),
       objectId && !request.context && !request.newSession ? this.#deps.dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
-      this.#deps.models.refresh(), // an admin's change (access, disable) holds from this request on
+      // an admin's change (access, disable) holds from this request on; a caller that made the session for this
+      // stream (the OpenAI-compatible API) refreshed and chose the model just before
+      request.newSession ? undefined : this.#deps.models.refresh(),
     ]);
     const model = this.#deps.models.require(actor, session.modelId);
     const provider = this.#deps.providers.get(model.provider);

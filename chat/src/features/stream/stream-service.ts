@@ -107,7 +107,7 @@ export class StreamService {
       : this.#deps.dal
           .titleFromFirstMessage(session._id, titleFrom(request.message))
           .catch((error: unknown) => log.warn({ err: error }, 'could not title the session from its first message'));
-    const live = await this.#open(prepared, request.sink, closedEarly);
+    const live = await this.#open(prepared, request.sink, closedEarly, request.newSession !== undefined);
     const produced = await this.#produce(prepared, live, request.sink, request.sampling);
     // the writes the stream did not wait for are done before anything is told (a failure ends it as an error)
     await prepared.written;
@@ -128,7 +128,7 @@ export class StreamService {
   }
 
   /** registers the stream (interrupts, client gone, failed writes stop it) and opens it with its `session` event */
-  async #open(prepared: PreparedStream, sink: StreamSink, closedEarly: boolean): Promise<LiveStream> {
+  async #open(prepared: PreparedStream, sink: StreamSink, closedEarly: boolean, newSession: boolean): Promise<LiveStream> {
     const { sessionId, streamId, log } = prepared;
     const live = new LiveStream({ sessionId, streamId, messageId: new Types.ObjectId().toHexString(), sink, bus: this.#deps.bus });
     this.#active.set(sessionId, live);
@@ -139,9 +139,12 @@ export class StreamService {
       log.error({ err: failed.error }, 'could not store the conversation; ending the stream');
       live.stop({ kind: 'store', error: failed.error });
     });
-    await this.#deps.bus
-      .startReplay(sessionId)
-      .catch((error: unknown) => log.warn({ err: error }, "could not clear the previous stream's replay; a late observer may see it too"));
+    // a session made for this stream has no replay list of an earlier stream to clear
+    if (!newSession) {
+      await this.#deps.bus
+        .startReplay(sessionId)
+        .catch((error: unknown) => log.warn({ err: error }, "could not clear the previous stream's replay; a late observer may see it too"));
+    }
     sink.open();
     const { messageId } = live;
     live.emit({ event: 'session', data: { sessionId, messageId, reservationId: prepared.reservation.reservationId, modelId: prepared.model.id } });
