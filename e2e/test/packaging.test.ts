@@ -1,0 +1,201 @@
+// Packaging (issue 15): each part installs what it uses. The gateway's production install carries no store
+// driver or Express; shared-types lists those as optional peers, and every part that loads a shared-types
+// subpath declares the peers that subpath loads, so no part runs on another part's hoisted dependencies.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { expect } from 'chai';
+import { closureNames, productionClosure, pruneToPart, readLock } from '../../scripts/part-closure.ts';
+import { ROOT } from '../../scripts/platform.ts';
+
+interface Manifest {
+  name: string;
+  workspaces?: string[];
+  exports?: Record<string, string>;
+  scripts?: Record<string, string>;
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+}
+
+const HEAVY = ['express', 'knex', 'mongoose', 'mongodb', 'pg'];
+const rootManifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Manifest;
+const workspaces = rootManifest.workspaces ?? [];
+const manifests = new Map(workspaces.map((dir) => [dir, JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8')) as Manifest]));
+const workspaceByName = new Map([...manifests].map(([dir, manifest]) => [manifest.name, dir]));
+const builtins = new Set(builtinModules);
+
+/** The package a bare specifier names (`@scope/pkg/sub` -> `@scope/pkg`, `pkg/sub` -> `pkg`). */
+function packageOf(specifier: string): string {
+  const parts = specifier.split('/');
+  return (specifier.startsWith('@') ? parts.slice(0, 2) : parts.slice(0, 1)).join('/');
+}
+
+/**
+ * What a source file loads at run time: static imports and re-exports that are not type-only, side-effect
+ * imports, `import('x')` and `require('x')`; a knex `client: 'pg'` loads its driver by that name.
+ */
+function runtimeSpecifiers(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const found: string[] = [];
+  for (const match of text.matchAll(/^\s*(import|export)\s+(type\s+)?([^'";]*?)\s*from\s+['"]([^'"]+)['"]/gm)) {
+    const [, , typeOnly, clause = '', specifier = ''] = match;
+    const names = /\{([^}]*)\}/.exec(clause)?.[1];
+    const onlyTypes = names !== undefined && !/^[\s\w$]+,/.test(clause) && names.split(',').every((name) => name.trim() === '' || /^type\s/.test(name.trim()));
+    if (!typeOnly && !onlyTypes) found.push(specifier);
+  }
+  for (const match of text.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm)) found.push(match[1] as string);
+  for (const match of text.matchAll(/\b(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g)) found.push(match[1] as string);
+  for (const match of text.matchAll(/\bclient:\s*'(pg|mysql2?|sqlite3|better-sqlite3|tedious|oracledb)'/g)) found.push(match[1] as string);
+  return found;
+}
+
+const isBare = (specifier: string) => !specifier.startsWith('.') && !specifier.startsWith('/') && !specifier.startsWith('node:') && !builtins.has(specifier);
+
+/** The bare packages a workspace entry file loads, following its relative imports (runtime ones only) inside the workspace. */
+function packagesLoadedFrom(entry: string): Set<string> {
+  const packages = new Set<string>();
+  const seen = new Set<string>();
+  const pending = [entry];
+  while (pending.length > 0) {
+    const file = pending.pop() as string;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const specifier of runtimeSpecifiers(file)) {
+      if (specifier.startsWith('.')) pending.push(join(dirname(file), specifier));
+      else if (isBare(specifier)) packages.add(specifier);
+    }
+  }
+  return packages;
+}
+
+/** A workspace subpath import (`@platform/shared-types/stores`) as the entry file its exports map names. */
+function workspaceEntry(specifier: string): string | undefined {
+  const dir = workspaceByName.get(packageOf(specifier));
+  if (!dir) return undefined;
+  const subpath = `.${specifier.slice(packageOf(specifier).length)}`;
+  const target = manifests.get(dir)?.exports?.[subpath];
+  return target ? join(ROOT, dir, target) : undefined;
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+    .filter((file) => /\.(ts|tsx|mts|mjs|js|cjs)$/.test(file) && !file.split('/').includes('node_modules'))
+    .map((file) => join(ROOT, dir, file));
+}
+
+/** Test code and test support (shared-types/src/testing): dev dependencies may serve them. */
+const isTestFile = (dir: string, file: string) => {
+  const path = relative(join(ROOT, dir), file).split('/');
+  return path[0] === 'test' || (dir === 'shared-types' && path[0] === 'src' && path[1] === 'testing');
+};
+
+/**
+ * Each bare package a workspace's files load (directly or through another workspace's subpath that leaves the
+ * package to its users as a peer) that the workspace does not declare: production files against `dependencies`
+ * (and, for the workspace that lists them, its peers); test files also against dev dependencies and the root's.
+ */
+function undeclaredImports(dir: string): string[] {
+  const manifest = manifests.get(dir) as Manifest;
+  const production = new Set([manifest.name, ...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})]);
+  const development = new Set([...production, ...Object.keys(manifest.devDependencies ?? {}), ...Object.keys(rootManifest.devDependencies ?? {})]);
+  const problems: string[] = [];
+  const check = (where: string, name: string, allowed: Set<string>) => {
+    if (!allowed.has(name)) problems.push(`${where} loads ${name}`);
+  };
+  const startImports = (manifest.scripts?.start ?? '').match(/--import=([^\s]+)/g)?.map((flag) => flag.slice('--import='.length)) ?? [];
+  const uses: { where: string; specifier: string; allowed: Set<string> }[] = startImports
+    .filter(isBare)
+    .map((specifier) => ({ where: `${dir} npm start`, specifier, allowed: production }));
+  for (const file of sourceFiles(dir)) {
+    const allowed = isTestFile(dir, file) ? development : production;
+    for (const specifier of runtimeSpecifiers(file).filter(isBare)) uses.push({ where: relative(ROOT, file), specifier, allowed });
+  }
+  for (const { where, specifier, allowed } of uses) {
+    const name = packageOf(specifier);
+    check(where, name, allowed);
+    const entry = workspaceByName.get(name) !== dir ? workspaceEntry(specifier) : undefined;
+    if (!entry) continue;
+    const provider = manifests.get(workspaceByName.get(name) as string) as Manifest;
+    for (const loaded of packagesLoadedFrom(entry)) {
+      const loadedName = packageOf(loaded);
+      // the provider's own dependencies come with it; its peers are its users' to install
+      if (provider.peerDependencies?.[loadedName]) check(`${where} (through ${specifier})`, loadedName, allowed);
+    }
+  }
+  return [...new Set(problems)].sort();
+}
+
+describe('packaging: each part installs what it uses', () => {
+  const lock = readLock(ROOT);
+  const parts = ['gateway', 'auth', 'accounting', 'chat', 'monitoring'];
+
+  it("the gateway's production closure in the lock has no mongoose, knex, pg or express", () => {
+    const gateway = closureNames(lock, productionClosure(lock, 'gateway'));
+    expect(gateway.has('ioredis') && gateway.has('zod') && gateway.has('jsonwebtoken'), 'the walk reaches shared-types and its dependencies').to.equal(true);
+    expect([...gateway].filter((name) => HEAVY.includes(name))).to.deep.equal([]);
+    // the walk finds the drivers where a part does depend on them
+    expect(closureNames(lock, productionClosure(lock, 'auth'))).to.include.keys('mongoose', 'mongodb', 'express');
+    expect(closureNames(lock, productionClosure(lock, 'accounting'))).to.include.keys('knex', 'pg', 'express');
+  });
+
+  it('shared-types leaves express, ioredis, knex, mongoose and pg to its users (optional peers, not dependencies)', () => {
+    const shared = manifests.get('shared-types') as Manifest & { peerDependenciesMeta?: Record<string, { optional?: boolean }> };
+    for (const name of [...HEAVY.filter((name) => name !== 'mongodb'), 'ioredis']) {
+      expect(shared.dependencies?.[name], name).to.equal(undefined);
+      expect(shared.peerDependencies?.[name], name).to.be.a('string');
+      expect(shared.peerDependenciesMeta?.[name]?.optional, name).to.equal(true);
+    }
+  });
+
+  for (const dir of workspaces) {
+    it(`${dir}: every package its code loads is one it declares (none from another part's hoisted dependencies)`, () => {
+      expect(sourceFiles(dir).length, `${dir} has source files`).to.be.greaterThan(0);
+      expect(undeclaredImports(dir)).to.deep.equal([]);
+    });
+  }
+
+  it('a part that declares a peer uses the version range shared-types accepts', () => {
+    const peers = manifests.get('shared-types')?.peerDependencies ?? {};
+    for (const dir of parts) {
+      const manifest = manifests.get(dir) as Manifest;
+      for (const [name, range] of Object.entries({ ...manifest.devDependencies, ...manifest.dependencies })) {
+        if (peers[name]) expect(range, `${dir} ${name}`).to.equal(peers[name]);
+      }
+    }
+  });
+
+  it('npm ci from the lock, pruned to the closure as the Dockerfile does, gives the gateway none of them', function () {
+    this.timeout(300_000);
+    const scratch = mkdtempSync(join(tmpdir(), 'gateway-install-'));
+    try {
+      for (const file of ['package.json', 'package-lock.json', ...workspaces.map((dir) => `${dir}/package.json`)]) {
+        mkdirSync(dirname(join(scratch, file)), { recursive: true });
+        copyFileSync(join(ROOT, file), join(scratch, file));
+      }
+      // the same install as the Dockerfile's (scripts are not needed to list what lands); the cache serves it
+      execFileSync('npm', ['ci', '--omit=dev', '--workspace=gateway', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], {
+        cwd: scratch,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      pruneToPart(scratch, 'gateway');
+      const installed = Object.keys(lock.packages).filter(
+        (location) => location.includes('node_modules/') && existsSync(join(scratch, location, 'package.json')),
+      );
+      const names = new Set(installed.map((location) => location.slice(location.lastIndexOf('node_modules/') + 'node_modules/'.length)));
+      expect([...names].filter((name) => HEAVY.includes(name))).to.deep.equal([]);
+      // and everything the gateway needs is there (platform-specific optional packages aside)
+      const closure = productionClosure(lock, 'gateway');
+      const missing = [...closure].filter(
+        (location) =>
+          location.includes('node_modules/') && !(lock.packages[location] as { optional?: boolean }).optional && !existsSync(join(scratch, location)),
+      );
+      expect(missing).to.deep.equal([]);
+      expect(names.has('ioredis') && names.has('prom-client')).to.equal(true);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
