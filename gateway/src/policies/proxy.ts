@@ -132,10 +132,6 @@ export function proxyPolicy(
         return;
       }
       const body = forwardedBody(ex, action.bodyLimit);
-      if (PROTO && body === undefined && action.pool === 'ordinary') {
-        const instance = service.pick();
-        if (instance) return dispatchProto(ex, instance, action.headersTimeoutMs ?? service.config.headersTimeoutMs);
-      }
       const call = sendUpstream(service, {
         path: ex.path + ex.query,
         method: ex.method,
@@ -186,59 +182,6 @@ export function proxyPolicy(
       res.off('close', abortOnLeave);
     },
   };
-}
-
-const PROTO = process.env.GATEWAY_UNDICI_PROTO === '1';
-const { Pool } = PROTO ? await import('undici') : ({} as typeof import('undici'));
-const pools = new Map<string, InstanceType<typeof Pool>>();
-function dispatchProto(ex: Exchange, instance: { origin: string; outstanding: number }, headersTimeout: number): Promise<void> {
-  const { res } = ex;
-  let pool = pools.get(instance.origin);
-  if (!pool) {
-    pool = new Pool(instance.origin, { connections: 64, pipelining: 1 });
-    pools.set(instance.origin, pool);
-  }
-  instance.outstanding += 1;
-  return new Promise<void>((resolve, reject) => {
-    let done = false;
-    const settle = () => {
-      if (done) return false;
-      done = true;
-      instance.outstanding -= 1;
-      return true;
-    };
-    (pool as InstanceType<typeof Pool>).dispatch(
-      { path: ex.path + ex.query, method: ex.method, headers: ex.upstreamHeaders as Record<string, string>, headersTimeout, bodyTimeout: 0 },
-      {
-        onConnect() {},
-        onHeaders(status: number, raw: Buffer[], resume: () => void) {
-          const upstream: Record<string, string> = {};
-          for (let i = 0; i < raw.length; i += 2) upstream[(raw[i] as Buffer).toString('latin1').toLowerCase()] = (raw[i + 1] as Buffer).toString('latin1');
-          const headers = clientResponseHeaders(upstream);
-          for (const name in ex.responseHeaders) headers[name] = ex.responseHeaders[name] as string;
-          for (const name in SECURITY_HEADERS) if (headers[name] === undefined) headers[name] = SECURITY_HEADERS[name] as string;
-          res.writeHead(status, headers);
-          ex.answered = true;
-          res.on('drain', resume);
-          return true;
-        },
-        onData(chunk: Buffer) {
-          return res.write(chunk);
-        },
-        onComplete() {
-          res.end();
-          if (settle()) resolve();
-        },
-        onError(error: Error) {
-          if (!settle()) return;
-          if (res.headersSent) {
-            res.destroy();
-            resolve();
-          } else reject(upstreamProblem('upstream', error).error);
-        },
-      } as never,
-    );
-  });
 }
 
 /**
