@@ -34,8 +34,7 @@ export interface StreamRequest {
   sampling?: Sampling;
   /**
    * a session the caller just made for this stream (the OpenAI-compatible API) and its write, still running: the
-   * stream does not wait for it before the first token, only before its terminal event. Its caller refreshed the
-   * models and chose the model just before: the stream does not read the model version again
+   * stream does not wait for it before the first token, only before its terminal event
    */
   newSession?: { doc: SessionDoc; written: Promise<unknown> };
   sink: StreamSink;
