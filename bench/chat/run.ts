@@ -33,7 +33,12 @@ const providerFirstDelta = () => providerFirstDeltas(TOKENS, DELAY_MS, STREAMS);
 const pass = (ok: boolean) => (ok ? 'pass' : 'short');
 
 function openAiReport(oa: OpenAiFigures): string {
-  const p50 = (values: number[]) => percentile(values, 50);
+  const p50 = (values: number[]) =>
+    percentile(
+      values.filter((v) => !Number.isNaN(v)),
+      50,
+    );
+  const failedOne = [oa.gatewayOne, oa.tokenOne, oa.baselineOne].flat().filter((v) => Number.isNaN(v)).length;
   const one = p50(oa.gatewayOne) / p50(oa.providerOne);
   const many = p50(oa.gatewayMany) / p50(oa.providerMany);
   const baseline =
@@ -51,7 +56,8 @@ function openAiReport(oa: OpenAiFigures): string {
 | ratio gateway + /v1 with an API key / provider, one at a time (p50) | ${one.toFixed(2)}x | <= 1.5x | ${pass(one <= 1.5)} |
 | gateway + /v1 with an access token, one at a time (p50 / p95) | ${ms(p50(oa.tokenOne))} / ${ms(percentile(oa.tokenOne, 95))} ms | | |
 | ratio gateway + /v1 with an access token / provider, one at a time (p50) | ${(p50(oa.tokenOne) / p50(oa.providerOne)).toFixed(2)}x | | |
-${baseline}| gateway + /v1, ${OPENAI_AT_ONCE} at once (p50 / p95) | ${ms(p50(oa.gatewayMany))} / ${ms(percentile(oa.gatewayMany, 95))} ms | | |
+${baseline}| one-at-a-time calls without a content chunk (refused or failed) | ${failedOne} | 0 | ${pass(failedOne === 0)} |
+| gateway + /v1, ${OPENAI_AT_ONCE} at once (p50 / p95) | ${ms(p50(oa.gatewayMany))} / ${ms(percentile(oa.gatewayMany, 95))} ms | | |
 | ratio gateway + /v1 / provider, ${OPENAI_AT_ONCE} at once (p50) | ${many.toFixed(2)}x | | |
 | /v1 streams ended with [DONE], ${OPENAI_AT_ONCE} at once | ${oa.completedMany} / ${OPENAI_AT_ONCE} | all | ${pass(oa.completedMany === OPENAI_AT_ONCE)} |
 `;
