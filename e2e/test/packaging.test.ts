@@ -7,7 +7,7 @@ import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { expect } from 'chai';
-import { closureNames, productionClosure, pruneToPart, readLock } from '../../scripts/part-closure.ts';
+import { closureNames, productionClosure, pruneToPart, reachable, readLock } from '../../scripts/part-closure.ts';
 import { ROOT } from '../../scripts/platform.ts';
 
 interface Manifest {
@@ -57,17 +57,11 @@ const isBare = (specifier: string) => !specifier.startsWith('.') && !specifier.s
 /** The bare packages a workspace entry file loads, following its relative imports (runtime ones only) inside the workspace. */
 function packagesLoadedFrom(entry: string): Set<string> {
   const packages = new Set<string>();
-  const seen = new Set<string>();
-  const pending = [entry];
-  while (pending.length > 0) {
-    const file = pending.pop() as string;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    for (const specifier of runtimeSpecifiers(file)) {
-      if (specifier.startsWith('.')) pending.push(join(dirname(file), specifier));
-      else if (isBare(specifier)) packages.add(specifier);
-    }
-  }
+  reachable([entry], (file) => {
+    const specifiers = runtimeSpecifiers(file);
+    for (const specifier of specifiers.filter(isBare)) packages.add(specifier);
+    return specifiers.filter((specifier) => specifier.startsWith('.')).map((specifier) => join(dirname(file), specifier));
+  });
   return packages;
 }
 
