@@ -7,7 +7,7 @@ import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { storeUrls } from '@platform/shared-types/testing';
+import { storeUrls, testSecrets } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import { closureNames, closureWorkspaces, productionClosure, pruneToPart, reachable, readLock } from '../../scripts/part-closure.ts';
 import { ROOT } from '../../scripts/platform.ts';
@@ -209,7 +209,15 @@ describe('packaging: the gateway installed as its image installs it (npm ci from
 
   it("starts from it as the image's start command does, and the image's health check passes, then fails once it stops", async () => {
     const opsPort = await freePort();
-    const env = { ...process.env, NODE_ENV: 'production', PORT: '0', OPS_PORT: String(opsPort), PART: 'gateway', REDIS_URL: storeUrls().REDIS_URL };
+    const env = {
+      ...process.env,
+      ...testSecrets(),
+      NODE_ENV: 'production',
+      PORT: '0',
+      OPS_PORT: String(opsPort),
+      PART: 'gateway',
+      REDIS_URL: storeUrls().REDIS_URL,
+    };
     const start = (JSON.parse(readFileSync(join(ROOT, 'gateway', 'package.json'), 'utf8')) as Manifest).scripts?.start as string;
     const [command, ...args] = start.split(' ');
     let output = '';
