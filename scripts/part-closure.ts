@@ -3,8 +3,10 @@
 // workspace lists as optional peers or dev dependencies (express, knex, mongoose, pg) whenever another part
 // needs them in production, so the gateway's image got every store driver. The Dockerfile runs
 // `node scripts/part-closure.ts prune <part>` after npm ci to remove everything outside this closure.
-// Usage: node scripts/part-closure.ts list <part>   (the package names, one a line)
-//        node scripts/part-closure.ts prune <part>  (in the folder npm ci installed into)
+// Usage (in the folder of the lock): node scripts/part-closure.ts
+//   list <part>        the package names, one a line
+//   workspaces <part>  the workspace folders the part runs with (itself, shared-types, webapp for monitoring)
+//   prune <part>       after npm ci: removes every installed package outside the closure
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -57,24 +59,28 @@ function runtimeEdges(entry: LockEntry): { name: string; optional: boolean }[] {
  */
 export function productionClosure(lock: Lock, part: string): Set<string> {
   if (!lock.packages[part]) throw new Error(`${part} is not a workspace of the lock`);
-  const needed = new Set<string>();
-  const pending = [part];
-  while (pending.length > 0) {
-    const location = pending.pop() as string;
-    if (needed.has(location)) continue;
-    needed.add(location);
+  return reachable([part], (location) => {
     const entry = lock.packages[location] as LockEntry;
-    if (entry.link && entry.resolved) {
-      pending.push(entry.resolved);
-      continue;
-    }
-    for (const edge of runtimeEdges(entry)) {
+    if (entry.link && entry.resolved) return [entry.resolved];
+    return runtimeEdges(entry).flatMap((edge) => {
       const found = resolveLocation(lock, location, edge.name);
-      if (found) pending.push(found);
-      else if (!edge.optional) throw new Error(`${location} needs ${edge.name}, which the lock does not hold`);
-    }
+      if (!found && !edge.optional) throw new Error(`${location} needs ${edge.name}, which the lock does not hold`);
+      return found ? [found] : [];
+    });
+  });
+}
+
+/** Everything reachable from `start` through `next` (a graph walk, each item visited once). */
+export function reachable<T>(start: T[], next: (item: T) => T[]): Set<T> {
+  const seen = new Set<T>();
+  const pending = [...start];
+  while (pending.length > 0) {
+    const item = pending.pop() as T;
+    if (seen.has(item)) continue;
+    seen.add(item);
+    pending.push(...next(item));
   }
-  return needed;
+  return seen;
 }
 
 /** The package names of a closure (installed copies, not workspace folders or links). */
@@ -85,6 +91,11 @@ export function closureNames(lock: Lock, closure: Set<string>): Set<string> {
     if (location.includes('node_modules/') && !entry.link) names.add(location.slice(location.lastIndexOf('node_modules/') + 'node_modules/'.length));
   }
   return names;
+}
+
+/** The workspace folders in a closure (the part's own and the workspaces it depends on). */
+export function closureWorkspaces(lock: Lock, closure: Set<string>): string[] {
+  return [...closure].filter((location) => !location.includes('node_modules/') && lock.packages[location]).sort();
 }
 
 /** Removes from an install (the folder of the lock) every locked package outside the part's closure; returns what it removed. */
@@ -104,14 +115,17 @@ export function pruneToPart(root: string, part: string): string[] {
 
 if (import.meta.main) {
   const [command, part] = process.argv.slice(2);
-  if (!part || (command !== 'list' && command !== 'prune')) {
-    process.stderr.write('usage: node scripts/part-closure.ts list|prune <part>\n');
+  if (!part || !['list', 'workspaces', 'prune'].includes(command ?? '')) {
+    process.stderr.write('usage: node scripts/part-closure.ts list|workspaces|prune <part>\n');
     process.exit(2);
   }
   const root = process.cwd();
   if (command === 'list') {
     const lock = readLock(root);
     process.stdout.write(`${[...closureNames(lock, productionClosure(lock, part))].sort().join('\n')}\n`);
+  } else if (command === 'workspaces') {
+    const lock = readLock(root);
+    process.stdout.write(`${closureWorkspaces(lock, productionClosure(lock, part)).join('\n')}\n`);
   } else {
     const removed = pruneToPart(root, part);
     process.stdout.write(`${part}: removed ${removed.length} packages outside its production closure\n`);

@@ -1,5 +1,5 @@
-// Docker does not run on our machines, so the compose file and Dockerfiles are checked as data.
-import { readdirSync, readFileSync } from 'node:fs';
+// Docker does not run on our machines, so the compose file and the Dockerfile are checked as data.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
@@ -11,6 +11,7 @@ const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { 
     string,
     {
       image?: string;
+      build?: unknown;
       profiles?: string[];
       ports?: string[];
       networks?: string[];
@@ -69,21 +70,112 @@ describe('docker-compose.yml', () => {
   });
 });
 
-describe('Dockerfiles', () => {
+/** The Dockerfile's instructions (continuation lines joined, comments dropped), grouped by build stage. */
+function dockerStages(text: string): Array<{ from: string; name?: string; instructions: Array<{ op: string; args: string }> }> {
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'));
+  const stages: Array<{ from: string; name?: string; instructions: Array<{ op: string; args: string }> }> = [];
+  for (const line of lines) {
+    const [, op = '', args = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
+    if (op.toUpperCase() === 'FROM') {
+      const [, from = '', name] = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args) ?? [];
+      stages.push({ from, name, instructions: [] });
+    } else stages.at(-1)?.instructions.push({ op: op.toUpperCase(), args });
+  }
+  return stages;
+}
+
+describe('Dockerfile (one for every part, PART build argument)', () => {
+  const text = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  const stages = dockerStages(text);
+  const runtime = stages.at(-1) as (typeof stages)[number];
+  const all = (op: string, stage = runtime) => stage.instructions.filter((instruction) => instruction.op === op);
+  const runs = stages.flatMap((stage) => all('RUN', stage).map((run) => run.args)).join('\n');
+
+  it('replaces the per-part Dockerfiles; compose builds every part from it with PART set', () => {
+    for (const name of apps) expect(existsSync(join(root, name, 'Dockerfile')), `${name}/Dockerfile`).to.equal(false);
+    for (const name of apps) {
+      expect(compose.services[name]?.build, name).to.deep.equal({ context: '.', args: { PART: name } });
+    }
+    expect(runs).to.match(/case "\$PART" in gateway\|auth\|accounting\|chat\|monitoring\)/);
+  });
+
+  it('builds on node:24-slim and installs with npm ci from the lock, production only, pruned to the part', () => {
+    for (const stage of stages) expect(stage.from === 'node:24-slim' || stages.some((other) => other.name === stage.from), stage.from).to.equal(true);
+    const deps = stages[0] as (typeof stages)[number];
+    const copied = all('COPY', deps).flatMap((copy) => copy.args.split(/\s+/).slice(0, -1));
+    expect(copied).to.include('package-lock.json');
+    // npm ci refuses a lock whose workspaces it cannot all find
+    const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { workspaces: string[] };
+    for (const dir of manifest.workspaces) expect(copied, dir).to.include(`${dir}/package.json`);
+    expect(runs).to.match(/npm ci --omit=dev --workspace="\$PART"/);
+    expect(runs).to.not.match(/npm install/);
+    expect(runs).to.match(/node scripts\/part-closure\.ts prune "\$PART"/);
+  });
+
+  it('runs as the non-root user over app files owned by root and read-only to it', () => {
+    const users = all('USER');
+    expect(users.at(-1)?.args).to.equal('node');
+    // everything the runtime stage gets comes from the assembled /out, as root's, with no write bit for others
+    const copies = all('COPY');
+    expect(copies.length).to.be.greaterThan(0);
+    for (const copy of copies) expect(copy.args, copy.args).to.match(/^--from=\S+ --chown=root:root /);
+    expect(runs).to.match(/chown -R root:root \/out/);
+    expect(runs).to.match(/chmod -R u=rwX,go=rX \/out/);
+    // nothing runs after USER that could hand the files back
+    const afterUser = runtime.instructions.slice(runtime.instructions.findIndex((instruction) => instruction.op === 'USER'));
+    expect(afterUser.filter((instruction) => instruction.op === 'RUN' || instruction.op === 'COPY' || instruction.op === 'ADD')).to.deep.equal([]);
+  });
+
+  it('has a HEALTHCHECK asking /readyz: the services on PORT, the gateway on its ops listener (OPS_PORT), defaults as in their configs', async () => {
+    const checks = all('HEALTHCHECK');
+    expect(checks).to.have.length(1);
+    expect(checks[0]?.args).to.match(/CMD \["node", "\/app\/healthcheck\.mjs"\]$/);
+    // plain JS on purpose (run every few seconds in the container): loaded by path, untyped
+    const healthcheck = '../../scripts/healthcheck.mjs';
+    const { readinessUrl } = (await import(healthcheck)) as { readinessUrl: (env: Record<string, string>) => string };
+    const configDefault = (name: string, variable: string) =>
+      new RegExp(`${variable}: portSchema\\((\\d+)\\)`).exec(readFileSync(join(root, name, 'src', 'config.ts'), 'utf8'))?.[1];
+    for (const name of apps) {
+      const port = name === 'gateway' ? configDefault(name, 'OPS_PORT') : configDefault(name, 'PORT');
+      expect(port, name).to.match(/^\d+$/);
+      expect(readinessUrl({ PART: name }), name).to.equal(`http://127.0.0.1:${port}/readyz`);
+    }
+    expect(readinessUrl({ PART: 'gateway', PORT: '8080', OPS_PORT: '9100' })).to.equal('http://127.0.0.1:9100/readyz');
+    expect(readinessUrl({ PART: 'chat', PORT: '3002', OPS_PORT: '9100' })).to.equal('http://127.0.0.1:3002/readyz');
+    expect(() => readinessUrl({ PART: 'redis' })).to.throw(/PART must be one of/);
+    // compose keeps the image's test (only its timing in the file)
+    for (const name of apps) {
+      const check = compose.services[name]?.healthcheck as { test?: unknown; interval?: string } | undefined;
+      expect(check?.interval, name).to.be.a('string');
+      expect(check?.test, name).to.equal(undefined);
+    }
+  });
+
   for (const name of apps) {
-    it(`${name}: node:24-slim, production dependencies only, non-root`, () => {
-      const text = readFileSync(join(root, name, 'Dockerfile'), 'utf8');
-      expect(text).to.match(/^FROM node:24-slim/m);
-      expect(text).to.match(/npm (ci|install) --omit=dev/);
-      expect(text).to.match(/^USER node$/m);
-    });
     it(`${name}: starts as \`npm start\` does, with the OpenTelemetry preload (traces when OTEL_EXPORTER_OTLP_ENDPOINT is set)`, () => {
-      const text = readFileSync(join(root, name, 'Dockerfile'), 'utf8');
-      const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(text)?.[1] ?? 'null') as string[] | null;
-      expect(cmd).to.deep.equal(['node', ...startFlags(name as PartName), 'src/main.ts']);
-      expect(cmd).to.include('--import=@platform/shared-types/telemetry');
+      // the image's start.sh execs the part's start script, which must be exactly node, its flags and src/main.ts
+      expect(JSON.parse(/^CMD (\[.*\])$/m.exec(text)?.[1] ?? 'null')).to.deep.equal(['/app/start.sh']);
+      expect(runs).to.match(/require\('\/src\/\$PART\/package\.json'\)\.scripts\.start/);
+      expect(runs).to.include("'#!/bin/sh\\nexec ' + start");
+      const start = (JSON.parse(readFileSync(join(root, name, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+      expect(start.split(' ')).to.deep.equal(['node', ...startFlags(name as PartName), 'src/main.ts']);
+      expect(startFlags(name as PartName)).to.include('--import=@platform/shared-types/telemetry');
     });
   }
+
+  it('holds no secret: no secret-named ARG or ENV, .env and the dev stores never in the build context', () => {
+    for (const stage of stages) {
+      for (const instruction of stage.instructions.filter((i) => i.op === 'ARG' || i.op === 'ENV')) {
+        expect(instruction.args, instruction.args).to.not.match(/SECRET|PASSWORD|TOKEN|_KEY|PRIVATE/i);
+      }
+    }
+    const ignored = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n');
+    for (const entry of ['.env', '.data', '.git', '**/node_modules']) expect(ignored, entry).to.include(entry);
+  });
 });
 
 describe('docker-compose.yml for ops: Prometheus, Grafana, tracing profile, .env.example', () => {

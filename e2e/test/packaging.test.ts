@@ -1,14 +1,17 @@
 // Packaging (issue 15): each part installs what it uses. The gateway's production install carries no store
 // driver or Express; shared-types lists those as optional peers, and every part that loads a shared-types
 // subpath declares the peers that subpath loads, so no part runs on another part's hoisted dependencies.
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { storeUrls, testSecrets } from '@platform/shared-types/testing';
 import { expect } from 'chai';
-import { closureNames, productionClosure, pruneToPart, readLock } from '../../scripts/part-closure.ts';
+import { closureNames, closureWorkspaces, productionClosure, pruneToPart, reachable, readLock } from '../../scripts/part-closure.ts';
 import { ROOT } from '../../scripts/platform.ts';
+import { freePort } from '../support/private-stores.ts';
 
 interface Manifest {
   name: string;
@@ -57,17 +60,11 @@ const isBare = (specifier: string) => !specifier.startsWith('.') && !specifier.s
 /** The bare packages a workspace entry file loads, following its relative imports (runtime ones only) inside the workspace. */
 function packagesLoadedFrom(entry: string): Set<string> {
   const packages = new Set<string>();
-  const seen = new Set<string>();
-  const pending = [entry];
-  while (pending.length > 0) {
-    const file = pending.pop() as string;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    for (const specifier of runtimeSpecifiers(file)) {
-      if (specifier.startsWith('.')) pending.push(join(dirname(file), specifier));
-      else if (isBare(specifier)) packages.add(specifier);
-    }
-  }
+  reachable([entry], (file) => {
+    const specifiers = runtimeSpecifiers(file);
+    for (const specifier of specifiers.filter(isBare)) packages.add(specifier);
+    return specifiers.filter((specifier) => specifier.startsWith('.')).map((specifier) => join(dirname(file), specifier));
+  });
   return packages;
 }
 
@@ -166,36 +163,92 @@ describe('packaging: each part installs what it uses', () => {
       }
     }
   });
+});
 
-  it('npm ci from the lock, pruned to the closure as the Dockerfile does, gives the gateway none of them', function () {
-    this.timeout(300_000);
-    const scratch = mkdtempSync(join(tmpdir(), 'gateway-install-'));
-    try {
-      for (const file of ['package.json', 'package-lock.json', ...workspaces.map((dir) => `${dir}/package.json`)]) {
-        mkdirSync(dirname(join(scratch, file)), { recursive: true });
-        copyFileSync(join(ROOT, file), join(scratch, file));
-      }
-      // the same install as the Dockerfile's (scripts are not needed to list what lands); the cache serves it
-      execFileSync('npm', ['ci', '--omit=dev', '--workspace=gateway', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], {
-        cwd: scratch,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      pruneToPart(scratch, 'gateway');
-      const installed = Object.keys(lock.packages).filter(
-        (location) => location.includes('node_modules/') && existsSync(join(scratch, location, 'package.json')),
-      );
-      const names = new Set(installed.map((location) => location.slice(location.lastIndexOf('node_modules/') + 'node_modules/'.length)));
-      expect([...names].filter((name) => HEAVY.includes(name))).to.deep.equal([]);
-      // and everything the gateway needs is there (platform-specific optional packages aside)
-      const closure = productionClosure(lock, 'gateway');
-      const missing = [...closure].filter(
-        (location) =>
-          location.includes('node_modules/') && !(lock.packages[location] as { optional?: boolean }).optional && !existsSync(join(scratch, location)),
-      );
-      expect(missing).to.deep.equal([]);
-      expect(names.has('ioredis') && names.has('prom-client')).to.equal(true);
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
+describe('packaging: the gateway installed as its image installs it (npm ci from the lock, pruned to its closure)', function () {
+  this.timeout(300_000);
+  const lock = readLock(ROOT);
+  let scratch: string;
+  let gateway: ChildProcess | undefined;
+
+  before(() => {
+    scratch = mkdtempSync(join(tmpdir(), 'gateway-install-'));
+    // what the Dockerfile's deps stage copies: every workspace manifest and the lock
+    for (const file of ['package.json', 'package-lock.json', ...workspaces.map((dir) => `${dir}/package.json`)]) {
+      mkdirSync(dirname(join(scratch, file)), { recursive: true });
+      copyFileSync(join(ROOT, file), join(scratch, file));
     }
+    execFileSync('npm', ['ci', '--omit=dev', '--workspace=gateway', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], {
+      cwd: scratch,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    pruneToPart(scratch, 'gateway');
+    // and, as its app stage, the part's workspace folders without their tests
+    for (const dir of closureWorkspaces(lock, productionClosure(lock, 'gateway'))) {
+      cpSync(join(ROOT, dir), join(scratch, dir), { recursive: true, filter: (source) => !/\/(test|node_modules)(\/|$)/.test(relative(ROOT, source)) });
+    }
+  });
+  after(() => {
+    gateway?.kill('SIGKILL');
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('has none of express, knex, mongoose, mongodb, pg, and every package of its closure', () => {
+    const installed = Object.keys(lock.packages).filter(
+      (location) => location.includes('node_modules/') && existsSync(join(scratch, location, 'package.json')),
+    );
+    const names = new Set(installed.map((location) => location.slice(location.lastIndexOf('node_modules/') + 'node_modules/'.length)));
+    expect([...names].filter((name) => HEAVY.includes(name))).to.deep.equal([]);
+    // platform-specific optional packages aside, npm ci put every needed one there
+    const missing = [...productionClosure(lock, 'gateway')].filter(
+      (location) => location.includes('node_modules/') && !(lock.packages[location] as { optional?: boolean }).optional && !existsSync(join(scratch, location)),
+    );
+    expect(missing).to.deep.equal([]);
+    expect(names.has('ioredis') && names.has('prom-client')).to.equal(true);
+  });
+
+  it("starts from it as the image's start command does, and the image's health check passes, then fails once it stops", async () => {
+    const opsPort = await freePort();
+    const env = {
+      ...process.env,
+      ...testSecrets(),
+      NODE_ENV: 'production',
+      PORT: '0',
+      OPS_PORT: String(opsPort),
+      PART: 'gateway',
+      REDIS_URL: storeUrls().REDIS_URL,
+    };
+    const start = (JSON.parse(readFileSync(join(ROOT, 'gateway', 'package.json'), 'utf8')) as Manifest).scripts?.start as string;
+    const [command, ...args] = start.split(' ');
+    let output = '';
+    gateway = spawn(command === 'node' ? process.execPath : (command as string), args, {
+      cwd: join(scratch, 'gateway'),
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    gateway.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    gateway.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const healthy = () =>
+      new Promise<boolean>((resolve) => {
+        const check = spawn(process.execPath, [join(ROOT, 'scripts', 'healthcheck.mjs')], { env, stdio: 'ignore' });
+        check.once('exit', (code) => resolve(code === 0));
+      });
+    const until = async (wanted: boolean) => {
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        if ((await healthy()) === wanted) return true;
+        if (gateway?.exitCode !== null && wanted) return false;
+        await delay(250);
+      }
+      return false;
+    };
+    expect(await until(true), `the gateway did not become ready:\n${output}`).to.equal(true);
+    expect(output).to.not.match(/ERR_MODULE_NOT_FOUND|Cannot find (module|package)/);
+    gateway.kill('SIGTERM');
+    expect(await until(false), 'the health check still passes after the gateway stopped').to.equal(true);
   });
 });
