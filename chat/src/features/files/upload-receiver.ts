@@ -69,14 +69,18 @@ export function receiveUpload(req: IncomingMessage, writeChunk: (n: number, data
   return new Promise((resolve, reject) => new Reception({ req, parser, writeChunk, limits, resolve, reject }).start());
 }
 
+interface ReceptionInput {
+  req: IncomingMessage;
+  parser: busboy.Busboy;
+  writeChunk: (n: number, data: Buffer) => Promise<void>;
+  limits: ReceiveLimits;
+  resolve: (received: Received) => void;
+  reject: (error: unknown) => void;
+}
+
 /** One upload body being read: its timers, its file part and the first failure, which ends it. */
 class Reception {
-  readonly #req: IncomingMessage;
-  readonly #parser: busboy.Busboy;
-  readonly #writeChunk: (n: number, data: Buffer) => Promise<void>;
-  readonly #limits: ReceiveLimits;
-  readonly #resolve: (received: Received) => void;
-  readonly #reject: (error: unknown) => void;
+  readonly #io: ReceptionInput;
   #failure: unknown;
   #fileStream: Readable | undefined;
   #fileTask: Promise<Received | undefined> | undefined;
@@ -84,52 +88,41 @@ class Reception {
   #deadline: NodeJS.Timeout | undefined;
   readonly #touch = () => {
     clearTimeout(this.#idle);
-    this.#idle = setTimeout(() => this.#fail(refusal('VALIDATION_FAILED', `The upload stalled for ${this.#limits.idleMs} ms`)), this.#limits.idleMs);
+    const { idleMs } = this.#io.limits;
+    this.#idle = setTimeout(() => this.#fail(refusal('VALIDATION_FAILED', `The upload stalled for ${idleMs} ms`)), idleMs);
   };
 
-  constructor(input: {
-    req: IncomingMessage;
-    parser: busboy.Busboy;
-    writeChunk: (n: number, data: Buffer) => Promise<void>;
-    limits: ReceiveLimits;
-    resolve: (received: Received) => void;
-    reject: (error: unknown) => void;
-  }) {
-    this.#req = input.req;
-    this.#parser = input.parser;
-    this.#writeChunk = input.writeChunk;
-    this.#limits = input.limits;
-    this.#resolve = input.resolve;
-    this.#reject = input.reject;
+  constructor(io: ReceptionInput) {
+    this.#io = io;
   }
 
   start(): void {
-    const { timeoutMs } = this.#limits;
+    const { timeoutMs } = this.#io.limits;
     this.#deadline = setTimeout(() => this.#fail(refusal('VALIDATION_FAILED', `The upload must arrive within ${timeoutMs} ms`)), timeoutMs);
-    this.#parser.on('file', (_field, stream, info) => {
+    this.#io.parser.on('file', (_field, stream, info) => {
       this.#fileStream = stream;
-      stream.on('limit', () => this.#fail(this.#limits.tooLarge()));
+      stream.on('limit', () => this.#fail(this.#io.limits.tooLarge()));
       this.#fileTask = this.#consume(stream, info.filename ?? '').catch((error: unknown) => {
         this.#fail(error);
         return undefined;
       });
     });
-    this.#parser.on('error', () => this.#fail(refusal('VALIDATION_FAILED', 'Malformed multipart body')));
-    this.#parser.on('close', () => {
+    this.#io.parser.on('error', () => this.#fail(refusal('VALIDATION_FAILED', 'Malformed multipart body')));
+    this.#io.parser.on('close', () => {
       void Promise.resolve(this.#fileTask).then((received) => {
         if (this.#failure !== undefined) return;
         this.#stopTimers();
-        if (received) this.#resolve(received);
+        if (received) this.#io.resolve(received);
         else this.#fail(refusal('VALIDATION_FAILED', 'No file in the upload (send it as a multipart file part)'));
       });
     });
     // a client that goes away mid-body: nothing it sent is kept
-    this.#req.on('close', () => {
-      if (!this.#req.complete) this.#fail(refusal('VALIDATION_FAILED', 'The upload was cut off'));
+    this.#io.req.on('close', () => {
+      if (!this.#io.req.complete) this.#fail(refusal('VALIDATION_FAILED', 'The upload was cut off'));
     });
-    this.#req.on('data', this.#touch);
+    this.#io.req.on('data', this.#touch);
     this.#touch();
-    this.#req.pipe(this.#parser);
+    this.#io.req.pipe(this.#io.parser);
   }
 
   #stopTimers(): void {
@@ -141,11 +134,11 @@ class Reception {
     if (this.#failure !== undefined) return;
     this.#failure = error;
     this.#stopTimers();
-    this.#req.unpipe(this.#parser);
-    this.#req.off('data', this.#touch);
+    this.#io.req.unpipe(this.#io.parser);
+    this.#io.req.off('data', this.#touch);
     this.#fileStream?.destroy();
     // answer only once no chunk write is in flight any more
-    void Promise.resolve(this.#fileTask).then(() => this.#reject(this.#failure));
+    void Promise.resolve(this.#fileTask).then(() => this.#io.reject(this.#failure));
   }
 
   async #consume(stream: Readable, name: string): Promise<Received | undefined> {
@@ -165,14 +158,14 @@ class Reception {
         filled += copied;
         offset += copied;
         if (filled === CHUNK_BYTES) {
-          await this.#writeChunk(n++, chunk);
+          await this.#io.writeChunk(n++, chunk);
           filled = 0;
           if (this.#failure !== undefined) return undefined;
         }
       }
     }
     if (this.#failure !== undefined) return undefined;
-    if (filled > 0) await this.#writeChunk(n++, chunk.subarray(0, filled));
+    if (filled > 0) await this.#io.writeChunk(n++, chunk.subarray(0, filled));
     return { name, size, chunkCount: n, type: sniffer.result(name) };
   }
 }
