@@ -47,16 +47,10 @@ export interface ChatRuntime {
   stop(): Promise<void>;
 }
 
-export async function createRuntime(config: Config, logger: Logger, stores: Stores, overrides: ProviderOverrides = {}): Promise<ChatRuntime> {
-  const providers = createProviders(config, overrides);
-  const configured = new Set<ProviderName>(providers.keys());
-  const client = new ServiceClient({
-    caller: 'chat',
-    internalKeyring: createKeyring(config.INTERNAL_SECRET),
-    baseUrls: { accounting: config.ACCOUNTING_URL, monitoring: config.MONITORING_URL },
-    connections: 64,
-    logger,
-  });
+type Parts = Pick<ChatRuntime, 'models' | 'catalog' | 'files' | 'outbox' | 'streams'>;
+
+/** the catalog (seeded on a fresh install) and the model registry read through it */
+async function createCatalog(config: Config, logger: Logger, stores: Stores, client: ServiceClient, configured: Set<ProviderName>) {
   const seed = loadModelCatalog(config.MODELS_FILE);
   const catalogDal = new CatalogDal(stores.mongo);
   await catalogDal.seed(seed);
@@ -78,23 +72,10 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     seedPrices: new Map(seed.map((m) => [m.id, m.prices])),
   });
   const models = await ModelRegistry.fromSource(configured, catalog.source());
-  const bus = new ChatBus(stores.redis, {
-    prefix: config.REDIS_PREFIX,
-    logger,
-    lockTtlMs: config.STREAM_LOCK_TTL_MS,
-    replayMax: config.REPLAY_MAX_EVENTS,
-    replayTtlSeconds: config.REPLAY_TTL_SECONDS,
-  });
-  const dal = new SessionsDal(stores.mongo);
-  const accounting = new AccountingClient(client);
-  const outbox = new ChargeOutbox(stores.mongo, accounting, {
-    logger,
-    pollMs: config.OUTBOX_POLL_MS,
-    backoffMinMs: config.OUTBOX_BACKOFF_MIN_MS,
-    backoffMaxMs: config.OUTBOX_BACKOFF_MAX_MS,
-    onSettled: (reservationId, credits) => dal.settleCharge(reservationId, credits),
-  });
-  watchOutbox(outbox);
+  return { catalog, models };
+}
+
+function createFiles(config: Config, stores: Stores): FilesService {
   const uploadGuard = new UploadGuard(stores.redis, {
     prefix: config.REDIS_PREFIX,
     maxConcurrent: config.FILE_MAX_CONCURRENT_UPLOADS,
@@ -102,7 +83,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     maxRefused: config.FILE_REFUSED_MAX,
     refusedWindowSeconds: config.FILE_REFUSED_WINDOW_SECONDS,
   });
-  const files = new FilesService(new FilesDal(stores.mongo), uploadGuard, {
+  return new FilesService(new FilesDal(stores.mongo), uploadGuard, {
     maxBytes: config.FILE_MAX_BYTES,
     uploadsPerDay: config.FILE_UPLOADS_PER_DAY,
     bytesPerDay: config.FILE_BYTES_PER_DAY,
@@ -111,75 +92,106 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     promptMaxChars: config.FILE_PROMPT_MAX_CHARS,
     maxFilesPerMessage: config.MAX_FILES_PER_MESSAGE,
   });
-  let streams: StreamService | undefined;
-  const sessions = new SessionsService(dal, models, (sessionId) => (streams as StreamService).isStreaming(sessionId));
-  streams = new StreamService({
-    config: { heartbeatMs: config.HEARTBEAT_MS, renewMs: config.RESERVATION_RENEW_MS },
+}
+
+function createBus(config: Config, logger: Logger, stores: Stores): ChatBus {
+  return new ChatBus(stores.redis, {
+    prefix: config.REDIS_PREFIX,
     logger,
-    models,
-    providers,
-    sessions,
-    dal,
-    bus,
-    accounting,
-    outbox,
-    attachments: (userId, fileIds) => files.attachmentText(userId, fileIds),
+    lockTtlMs: config.STREAM_LOCK_TTL_MS,
+    replayMax: config.REPLAY_MAX_EVENTS,
+    replayTtlSeconds: config.REPLAY_TTL_SECONDS,
   });
-  await streams.start();
-  const supervision = new SupervisionService({ sessions, dal, streams, bus, client });
-  const running = streams;
+}
+
+function createOutbox(config: Config, logger: Logger, stores: Stores, accounting: AccountingClient, dal: SessionsDal): ChargeOutbox {
+  const outbox = new ChargeOutbox(stores.mongo, accounting, {
+    logger,
+    pollMs: config.OUTBOX_POLL_MS,
+    backoffMinMs: config.OUTBOX_BACKOFF_MIN_MS,
+    backoffMaxMs: config.OUTBOX_BACKOFF_MAX_MS,
+    onSettled: (reservationId, credits) => dal.settleCharge(reservationId, credits),
+  });
+  watchOutbox(outbox);
+  return outbox;
+}
+
+/** the outbox retry loop, the upload sweep, the model cache refresh and the chatflow sync schedule */
+function background(config: Config, logger: Logger, parts: Parts) {
+  const { models, catalog, files, outbox } = parts;
   const timers: NodeJS.Timeout[] = [];
   const every = (ms: number, task: () => Promise<unknown>, what: string) => {
     const timer = setInterval(() => task().catch((error: unknown) => logger.warn({ err: error }, `${what} failed`)), ms);
     timer.unref();
     timers.push(timer);
   };
-  const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
-  let sweepTimer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> | undefined;
   // chunks of uploads cut by a crash of their instance (FerretDB has no TTL indexes)
-  const sweepUploads = () => {
+  const sweepUploads = async () => {
     sweeping ??= files
       .sweepUnfinished()
       .then((removed) => removed > 0 && logger.info({ removed }, 'removed unfinished uploads'))
-      .catch((error: unknown) => logger.warn({ err: error }, 'upload sweep failed'))
       .finally(() => {
         sweeping = undefined;
       });
+    await sweeping;
   };
+  // another instance syncing at the same moment is not a failure
+  const syncChatflows = () =>
+    catalog.syncChatflows().catch((error: unknown) => {
+      if (!(error instanceof ApiError && error.code === 'CONFLICT')) throw error;
+    });
   return {
-    models,
-    catalog,
-    sessions,
-    streams: running,
-    supervision,
-    files,
-    bus,
-    outbox,
-    revocations: revocations.mirror,
-    startBackground: () => {
+    start: () => {
       outbox.start();
-      sweepTimer = setInterval(sweepUploads, config.FILE_SWEEP_INTERVAL_MS);
-      sweepTimer.unref();
+      every(config.FILE_SWEEP_INTERVAL_MS, sweepUploads, 'upload sweep');
       // callers that read the registry without awaiting refresh() still see a change within this bound
       every(Math.min(1_000, config.MODELS_CACHE_TTL_MS), () => models.refresh(), 'model cache refresh');
-      if (catalog.flowiseConfigured && config.CHATFLOW_SYNC_MS > 0) {
-        every(
-          config.CHATFLOW_SYNC_MS,
-          () =>
-            catalog.syncChatflows().catch((error: unknown) => {
-              if (!(error instanceof ApiError && error.code === 'CONFLICT')) throw error; // another instance is syncing
-            }),
-          'chatflow sync',
-        );
-      }
+      if (catalog.flowiseConfigured && config.CHATFLOW_SYNC_MS > 0) every(config.CHATFLOW_SYNC_MS, syncChatflows, 'chatflow sync');
     },
-    async stop() {
+    stop: async () => {
       for (const timer of timers) clearInterval(timer);
+      await Promise.allSettled([sweeping]); // a failure was logged by the timer that ran it
+    },
+  };
+}
+
+export async function createRuntime(config: Config, logger: Logger, stores: Stores, overrides: ProviderOverrides = {}): Promise<ChatRuntime> {
+  const providers = createProviders(config, overrides);
+  const configured = new Set<ProviderName>(providers.keys());
+  const client = new ServiceClient({
+    caller: 'chat',
+    internalKeyring: createKeyring(config.INTERNAL_SECRET),
+    baseUrls: { accounting: config.ACCOUNTING_URL, monitoring: config.MONITORING_URL },
+    connections: 64,
+    logger,
+  });
+  const { catalog, models } = await createCatalog(config, logger, stores, client, configured);
+  const bus = createBus(config, logger, stores);
+  const dal = new SessionsDal(stores.mongo);
+  const accounting = new AccountingClient(client);
+  const outbox = createOutbox(config, logger, stores, accounting, dal);
+  const files = createFiles(config, stores);
+  let late: StreamService | undefined;
+  const sessions = new SessionsService(dal, models, (sessionId) => (late as StreamService).isStreaming(sessionId));
+  const streams = new StreamService({
+    config: { heartbeatMs: config.HEARTBEAT_MS, renewMs: config.RESERVATION_RENEW_MS },
+    ...{ logger, models, providers, sessions, dal, bus, accounting, outbox },
+    attachments: (userId, fileIds) => files.attachmentText(userId, fileIds),
+  });
+  late = streams;
+  await streams.start();
+  const supervision = new SupervisionService({ sessions, dal, streams, bus, client });
+  const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
+  const jobs = background(config, logger, { models, catalog, files, outbox, streams });
+  return {
+    ...{ models, catalog, sessions, streams, supervision, files, bus, outbox },
+    revocations: revocations.mirror,
+    startBackground: jobs.start,
+    async stop() {
       revocations.close();
-      clearInterval(sweepTimer);
-      await sweeping;
-      await running.stop();
+      await jobs.stop();
+      await streams.stop();
       await outbox.stop();
       await bus.close();
       await client.close();

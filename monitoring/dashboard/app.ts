@@ -1,6 +1,8 @@
 // Supervisor dashboard (browser module), bundled by esbuild with the web app's API helper and chart and served by
 // monitoring at /monitoring/app.js. It talks only to public gateway paths on the same origin, with the signed-in
 // user's access token.
+
+import type { ObserveEvent } from '@platform/shared-types/stream-events';
 import {
   api,
   authorizedFetch,
@@ -325,42 +327,43 @@ function logEvent(text: string): void {
 }
 
 function handleStreamEvent(event: string, raw: string): void {
-  let data: Record<string, unknown> = {};
+  let observed: ObserveEvent;
   try {
-    data = JSON.parse(raw) as Record<string, unknown>;
+    // chat's observe events (shared-types' ObserveEvent), relayed by monitoring
+    observed = { event, data: JSON.parse(raw) } as ObserveEvent;
   } catch {
-    data = { text: raw };
+    logEvent(event);
+    return;
   }
   const transcript = $('transcript');
-  switch (event) {
+  switch (observed.event) {
     case 'session':
       setWatchState('streaming');
-      logEvent(`Stream started (message ${String(data.messageId ?? '')})`);
+      logEvent(`Stream started (message ${observed.data.messageId})`);
       break;
     case 'delta':
-      transcript.append(String(data.text ?? ''));
+      transcript.append(observed.data.text);
       transcript.scrollTop = transcript.scrollHeight;
       break;
     case 'done':
-      setWatchState(`done (${String(data.credits ?? '?')} credits)`);
+      setWatchState(`done (${observed.data.credits ?? '?'} credits)`);
       logEvent('Stream finished');
       void loadStudents(true); // the list would show the session live until the next auto-refresh
       break;
     case 'interrupted':
       setWatchState('interrupted');
-      logEvent(`Interrupted${data.reason ? `: ${String(data.reason)}` : ''}`);
+      logEvent(`Interrupted${observed.data.reason ? `: ${observed.data.reason}` : ''}`);
       void loadStudents(true);
       break;
     case 'feedback':
-      // chat's feedback event: {sessionId, messageId, from: {userId, username, role}, content, createdAt}
-      logEvent(`Feedback: ${String(data.content ?? '')}`);
+      logEvent(`Feedback: ${observed.data.content}`);
       break;
     case 'error':
       setWatchState('ended with an error');
-      logEvent(`Error: ${String(data.detail ?? data.code ?? 'unknown')}`);
+      logEvent(`Error: ${observed.data.detail ?? observed.data.code ?? 'unknown'}`);
       break;
     default:
-      logEvent(`${event}`);
+      logEvent(event);
   }
 }
 

@@ -1,6 +1,7 @@
 // Chat: the session list, a new session with a model picker that shows prices, and the chat view, which streams
 // the reply as it arrives (SSE over fetch), can be stopped, takes attachments and shows supervisors' feedback and
 // interrupts where they belong.
+import type { ChatStreamEvent } from '@platform/shared-types/stream-events';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, authorizedFetch, describe, problemOf, readSse } from './api.ts';
 import { refreshBalance, refreshBalanceUntilSettled } from './balance.ts';
@@ -293,31 +294,28 @@ function ChatView(props: { sessionId: string; models: Array<Model & { price?: Pr
       if (!response.ok) throw await problemOf(response);
       void refreshBalance(); // shows the reservation while the reply streams
       await readSse(response, (name, raw) => {
-        const data = JSON.parse(raw) as Record<string, unknown>;
-        if (name === 'session') {
-          streamedHere.current.add(String(data.messageId));
-          updateLast((m) => ({ ...m, id: String(data.messageId ?? '') }));
-        } else if (name === 'delta') updateLast((m) => ({ ...m, content: m.content + String(data.text ?? '') }));
-        else if (name === 'done') {
+        // chat's stream events (shared-types' ChatStreamEvent)
+        const received = { event: name, data: JSON.parse(raw) } as ChatStreamEvent;
+        if (received.event === 'session') {
+          const { messageId } = received.data;
+          streamedHere.current.add(messageId);
+          updateLast((m) => ({ ...m, id: messageId }));
+        } else if (received.event === 'delta') {
+          const { text } = received.data;
+          updateLast((m) => ({ ...m, content: m.content + text }));
+        } else if (received.event === 'done') {
           ended = true;
-          updateLast((m) => ({ ...m, status: 'complete', credits: Number(data.credits) }));
-        } else if (name === 'interrupted') {
+          const { credits } = received.data;
+          updateLast((m) => ({ ...m, status: 'complete', credits }));
+        } else if (received.event === 'interrupted') {
           ended = true;
-          const by = data.by === 'client' ? 'You stopped this reply' : `Stopped by ${String(data.by ?? 'your supervisor')}`;
-          updateLast((m) => ({
-            ...m,
-            status: 'interrupted',
-            credits: Number(data.credits),
-            note: data.reason && data.by !== 'client' ? `${by}: ${String(data.reason)}` : by,
-          }));
-        } else if (name === 'error') {
+          const { by, reason, credits } = received.data;
+          const who = by === 'client' ? 'You stopped this reply' : `Stopped by ${by}`;
+          updateLast((m) => ({ ...m, status: 'interrupted', credits, note: reason && by !== 'client' ? `${who}: ${reason}` : who }));
+        } else if (received.event === 'error') {
           ended = true;
-          updateLast((m) => ({
-            ...m,
-            status: 'error',
-            credits: data.credits === undefined ? undefined : Number(data.credits),
-            note: `Error: ${String(data.detail ?? data.code)}`,
-          }));
+          const { credits, detail, code } = received.data;
+          updateLast((m) => ({ ...m, status: 'error', credits, note: `Error: ${detail ?? code}` }));
         }
       });
       if (!ended) updateLast((m) => ({ ...m, status: 'error', note: 'The connection closed before the reply ended.' }));

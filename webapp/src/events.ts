@@ -1,21 +1,9 @@
 // The signed-in user's own event stream (GET /api/chat/events): supervisor feedback and interrupts, live. One
 // connection per tab, reconnected with a growing pause after a drop; screens subscribe to what they show.
+import type { FeedbackEventData, InterruptNoticeData, UserStreamEvent } from '@platform/shared-types/stream-events';
 import { authorizedFetch, problemOf, readSse } from './api.ts';
 
-export interface FeedbackEvent {
-  sessionId: string;
-  messageId: string;
-  from: { userId: string; username: string; role: string };
-  content: string;
-  createdAt: string;
-}
-export interface InterruptEvent {
-  sessionId: string;
-  messageId: string;
-  by: string;
-  reason?: string;
-}
-export type SupervisionEvent = { kind: 'feedback'; data: FeedbackEvent } | { kind: 'interrupted'; data: InterruptEvent };
+export type SupervisionEvent = { kind: 'feedback'; data: FeedbackEventData } | { kind: 'interrupted'; data: InterruptNoticeData };
 export type Connection = 'connecting' | 'live' | 'offline';
 
 const listeners = new Set<(event: SupervisionEvent) => void>();
@@ -40,14 +28,17 @@ export function onConnection(listener: (state: Connection) => void): () => void 
 }
 
 function dispatch(event: string, raw: string): void {
-  let data: unknown;
+  let received: UserStreamEvent;
   try {
-    data = JSON.parse(raw);
+    // chat's user events (shared-types' UserStreamEvent)
+    received = { event, data: JSON.parse(raw) } as UserStreamEvent;
   } catch {
     return;
   }
-  if (event !== 'feedback' && event !== 'interrupted') return;
-  const message = { kind: event, data } as SupervisionEvent;
+  let message: SupervisionEvent;
+  if (received.event === 'feedback') message = { kind: 'feedback', data: received.data };
+  else if (received.event === 'interrupted') message = { kind: 'interrupted', data: received.data };
+  else return;
   for (const listener of listeners) listener(message);
 }
 

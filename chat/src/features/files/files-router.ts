@@ -1,6 +1,7 @@
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { type FilesService, fileView } from './files-service.ts';
+import { multipartUpload } from './upload-receiver.ts';
 
 const fileSchema = z.object({ id: z.string(), name: z.string(), contentType: z.string(), size: z.number(), text: z.boolean(), createdAt: z.string() });
 const quotaSchema = z.object({
@@ -28,7 +29,7 @@ export function filesRouter(deps: { files: FilesService }): ApiRouter {
         response: z.object({ file: fileSchema }),
         errors: ['PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'QUOTA_EXCEEDED', 'RATE_LIMITED'],
       },
-      async ({ actor, req }) => ({ file: fileView(await files.upload(actor.userId, req)) }),
+      async ({ actor, req }) => ({ file: fileView(await files.upload(actor.userId, multipartUpload(req))) }),
     )
     .route(
       { method: 'get', path: '/api/chat/files/quota', summary: "Today's uploads and bytes, and the daily limits", access: 'user', tags, response: quotaSchema },

@@ -1,10 +1,9 @@
 import { ApiError } from '@platform/shared-types';
-import type { Request } from 'express';
 import { toObjectId } from '../sessions/sessions-dal.ts';
 import { safeFileName } from './file-types.ts';
 import type { FileDoc, FilesDal } from './files-dal.ts';
 import type { UploadGuard } from './upload-guard.ts';
-import { NOT_ALLOWED_TYPE, receiveUpload, refusal } from './upload-receiver.ts';
+import { NOT_ALLOWED_TYPE, refusal, type UploadBody } from './upload-receiver.ts';
 
 export function fileView(file: FileDoc) {
   return {
@@ -65,21 +64,21 @@ export class FilesService {
    * daily count and bytes, concurrent uploads); then the body streams into chunk documents. Every refusal counts
    * towards the refused-attempt rate, and nothing of a refused or failed upload stays stored.
    */
-  async upload(userId: string, req: Request): Promise<FileDoc> {
+  async upload(userId: string, body: UploadBody): Promise<FileDoc> {
     const blocked = await this.#guard.refusedBlockSeconds(userId);
     if (blocked > 0) throw refusal('RATE_LIMITED', 'Too many refused uploads; try again later', { retryAfter: blocked });
     try {
-      return await this.#admitAndStore(userId, req);
+      return await this.#admitAndStore(userId, body);
     } catch (error) {
       if (error instanceof ApiError) await this.#guard.countRefused(userId).catch(() => undefined);
       throw error;
     }
   }
 
-  async #admitAndStore(userId: string, req: Request): Promise<FileDoc> {
+  async #admitAndStore(userId: string, body: UploadBody): Promise<FileDoc> {
     const { maxBytes } = this.#options;
-    if (!/^multipart\/form-data/i.test(req.headers['content-type'] ?? '')) throw refusal('UNSUPPORTED_MEDIA_TYPE', 'Upload files as multipart/form-data');
-    const declared = Number(req.headers['content-length']);
+    if (!/^multipart\/form-data/i.test(body.contentType ?? '')) throw refusal('UNSUPPORTED_MEDIA_TYPE', 'Upload files as multipart/form-data');
+    const declared = body.declaredBytes ?? Number.NaN;
     if (Number.isFinite(declared) && declared > maxBytes + MULTIPART_OVERHEAD) throw refusal('PAYLOAD_TOO_LARGE', `Files may be at most ${maxBytes} bytes`);
     const quota = await this.quota(userId);
     if (quota.remaining === 0) throw this.#quotaExceeded(quota, `At most ${quota.limit} uploads per day`);
@@ -89,19 +88,19 @@ export class FilesService {
     const slot = await this.#guard.acquire(userId);
     if (!slot) throw refusal('RATE_LIMITED', 'Another upload of yours is still running; wait for it to finish', { retryAfter: 1 });
     try {
-      return await this.#store(userId, req, quota);
+      return await this.#store(userId, body, quota);
     } finally {
       await this.#guard.release(userId, slot).catch(() => undefined);
     }
   }
 
-  async #store(userId: string, req: Request, quota: Awaited<ReturnType<FilesService['quota']>>): Promise<FileDoc> {
+  async #store(userId: string, body: UploadBody, quota: Awaited<ReturnType<FilesService['quota']>>): Promise<FileDoc> {
     const { maxBytes } = this.#options;
     const fileBytes = Math.min(maxBytes, quota.bytesRemaining);
     const fileId = this.#dal.newFileId();
     let file: FileDoc;
     try {
-      const received = await receiveUpload(req, (n, data) => this.#dal.writeChunk(fileId, n, data), {
+      const received = await body.receive((n, data) => this.#dal.writeChunk(fileId, n, data), {
         fileBytes,
         tooLarge: () =>
           fileBytes < maxBytes

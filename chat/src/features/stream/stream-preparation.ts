@@ -106,12 +106,7 @@ export interface PrepareDeps {
   attachments: AttachmentReader;
 }
 
-interface Loaded {
-  session: SessionDoc;
-  history: MessageDoc[];
-  model: ModelEntry;
-  provider: Provider;
-}
+type Loaded = { session: SessionDoc; history: MessageDoc[]; model: ModelEntry; provider: Provider };
 
 /**
  * The first step of a stream: the session and its history, the stream lock, the attachments and the prompt, and
@@ -120,12 +115,11 @@ interface Loaded {
  * no user message and no reservation behind.
  */
 export class StreamPreparation {
-  readonly #deps: PrepareDeps;
-  readonly #instanceId: string;
+  /** `instanceId` names this process in the lock's holder */
+  readonly #deps: PrepareDeps & { instanceId: string };
 
-  constructor(deps: PrepareDeps, instanceId: string) {
+  constructor(deps: PrepareDeps & { instanceId: string }) {
     this.#deps = deps;
-    this.#instanceId = instanceId;
   }
 
   async prepare(request: StreamRequest): Promise<PreparedStream> {
@@ -180,7 +174,7 @@ export class StreamPreparation {
   }
 
   async #lock(sessionId: string, streamId: string, log: Logger): Promise<SessionLock> {
-    const holder = `${this.#instanceId}:${streamId}`;
+    const holder = `${this.#deps.instanceId}:${streamId}`;
     const locked = await this.#deps.bus.acquireLock(sessionId, holder).catch((error: unknown) => {
       throw new ApiError('UPSTREAM_UNAVAILABLE', 'The chat service cannot reach Redis', { cause: error });
     });

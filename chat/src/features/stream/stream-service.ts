@@ -45,7 +45,7 @@ export class StreamService {
 
   constructor(deps: StreamDeps) {
     this.#deps = deps;
-    this.#preparation = new StreamPreparation(deps, randomUUID());
+    this.#preparation = new StreamPreparation({ ...deps, instanceId: randomUUID() });
   }
 
   /** Listens for interrupts addressed to streams this instance holds. */
@@ -168,9 +168,11 @@ export class StreamService {
       const request = { model, turns: prompt.turns, maxOutputTokens: prompt.maxOutputTokens, sessionId: prepared.sessionId, signal: live.signal };
       for await (const event of prepared.provider.stream({ ...request, ...sampling })) {
         if (event.type === 'delta') {
-          if (produced.text === '') endFirstToken();
+          const first = produced.text === '';
+          if (first) endFirstToken();
           produced.text += event.text;
           live.emit({ event: 'delta', data: { text: event.text } });
+          if (first) keeping.begin();
         } else {
           produced.reported = event.usage;
           produced.stopReason = event.stopReason;
@@ -182,7 +184,7 @@ export class StreamService {
     } finally {
       clearInterval(heartbeat);
       chatMetrics.streamsOpen.dec(labels);
-      await keeping();
+      await keeping.stop();
     }
     if (produced.failure) chatMetrics.providerErrors.inc(labels);
     return produced;
@@ -198,10 +200,12 @@ export class StreamService {
   /**
    * While a stream runs: renew its reservation (so accounting's sweeper leaves it alone) and checkpoint what it
    * produced into the outbox (charged by any instance if this process dies), at an interval well below the TTL.
-   * Failures are logged and tried again on the next tick: a late charge is still taken (DESIGN 8). The returned
-   * stopper waits for a tick in flight, so no checkpoint lands after the final charge.
+   * The first checkpoint is written once the first delta is out (`begin`), not before it: the reservation was
+   * just made, and a burst of streams would otherwise put one store write and one renewal per stream in front of
+   * every first token. Failures are logged and tried again on the next tick: a late charge is still taken
+   * (DESIGN 8). `stop` waits for a tick in flight, so no checkpoint lands after the final charge.
    */
-  #keepReservation({ reservation, log }: { reservation: ReservationResponse; log: Logger }, produced: () => Usage): () => Promise<void> {
+  #keepReservation({ reservation, log }: { reservation: ReservationResponse; log: Logger }, produced: () => Usage) {
     const { accounting, outbox } = this.#deps;
     const ttlMs = (reservation.ttlSeconds ?? Number.POSITIVE_INFINITY) * 1_000;
     const intervalMs = Math.max(50, Math.min(this.#deps.config.renewMs, Math.floor(ttlMs / 4)));
@@ -209,9 +213,9 @@ export class StreamService {
     const leaseMs = intervalMs * 3;
     const reservationId = reservation.reservationId;
     let warned = false;
-    const tick = async () => {
+    const tick = async (renew: boolean) => {
       const checkpoint = outbox.checkpoint({ kind: 'abort', body: { reservationId, ...produced() } }, leaseMs);
-      const renewal = accounting.renew({ reservationId });
+      const renewal = renew ? accounting.renew({ reservationId }) : undefined;
       const [saved, renewed] = await Promise.allSettled([checkpoint, renewal]);
       if ((saved.status === 'rejected' || renewed.status === 'rejected') && !warned) {
         warned = true;
@@ -219,13 +223,22 @@ export class StreamService {
         log.warn({ err: reason }, 'could not renew the reservation or checkpoint the stream; retrying on the next tick');
       }
     };
-    let inFlight: Promise<void> = tick();
+    let begun = false;
+    let inFlight: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
-      inFlight = inFlight.then(tick);
+      begun = true;
+      inFlight = inFlight.then(() => tick(true));
     }, intervalMs);
-    return async () => {
-      clearInterval(timer);
-      await inFlight;
+    return {
+      begin: () => {
+        if (begun) return;
+        begun = true;
+        inFlight = inFlight.then(() => tick(false));
+      },
+      stop: async () => {
+        clearInterval(timer);
+        await inFlight;
+      },
     };
   }
 

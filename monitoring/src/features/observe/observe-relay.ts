@@ -4,6 +4,8 @@ import {
   type Actor,
   ApiError,
   bearerToken,
+  type ErrorEventData,
+  type ErrorStreamEvent,
   isErrorCode,
   type Keyring,
   type Logger,
@@ -32,7 +34,7 @@ export function sseFrame(message: { event?: string; data: string; id?: string })
 
 interface OpenRelay {
   pair: Pair | undefined;
-  end(reason?: { code: string; detail: string }): void;
+  end(reason?: ErrorEventData): void;
 }
 
 /**
@@ -156,7 +158,7 @@ export class ObserveRelay {
       if (!res.destroyed && !res.writableEnded) res.write(text);
     };
     const heartbeat = setInterval(() => send(': heartbeat\n\n'), this.#heartbeatMs);
-    let endedBy: { code: string; detail: string } | undefined;
+    let endedBy: ErrorEventData | undefined;
     const relay: OpenRelay = {
       pair: actor.role === 'admin' ? undefined : { supervisorId: actor.userId, studentId },
       end: (reason) => {
@@ -192,7 +194,10 @@ export class ObserveRelay {
       controller.abort();
       body.destroy();
       if (!res.writableEnded && !res.destroyed) {
-        if (endedBy) res.write(sseFrame({ event: 'error', data: JSON.stringify(endedBy) }));
+        if (endedBy) {
+          const terminal: ErrorStreamEvent = { event: 'error', data: endedBy };
+          res.write(sseFrame({ event: terminal.event, data: JSON.stringify(terminal.data) }));
+        }
         res.end();
       }
     }
