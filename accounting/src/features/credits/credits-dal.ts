@@ -1,7 +1,6 @@
-import type { Actor } from '@platform/shared-types';
-import { type Db, iso, num, preparedRows } from '../../db.ts';
+import { type Db, iso, num } from '../../db.ts';
 
-/** Data access for the money functions of migrations/003 and the read side of credits. */
+/** Data access for the allocation and deduction functions of migrations/003 and the read side of credits (balances, ledger). */
 
 export interface AllocationView {
   id: string;
@@ -59,117 +58,6 @@ export async function deduct(
 ): Promise<{ ledgerId: string; available: number }> {
   const { rows } = await db.raw('SELECT ledger_id, available FROM acc_deduct(?, ?, ?, ?)', [input.userId, input.credits, input.reference, input.by]);
   return { ledgerId: String(rows[0].ledger_id), available: num(rows[0].available) };
-}
-
-export interface ReservationRow {
-  id: string;
-  user_id: string;
-  session_id: string;
-  model_id: string;
-  input_per_1k: number;
-  output_per_1k: number;
-  input_tokens: number;
-  max_output_tokens: number;
-  reserved: string;
-  charged: string;
-  /** the part of `charged` taken from the balance beyond the hold (usage above the reservation, or after an expiry) */
-  beyond_hold: string;
-  /** credits of usage that could not be charged: the balance ran out */
-  shortfall: string;
-  status: 'open' | 'finalized' | 'aborted' | 'expired';
-  expires_at: Date;
-  expired_at: Date | null;
-  renewed_at: Date | null;
-  created_at: Date;
-  settled_at: Date | null;
-}
-
-/** A reservation with the user's available credits right after the change. */
-export type Settled = ReservationRow & { available_after: string };
-
-export interface ReserveInput {
-  reservationId: string;
-  sessionId: string;
-  modelId: string;
-  inputTokens: number;
-  maxOutputTokens: number;
-  ttlSeconds: number;
-}
-
-export interface SettleInput {
-  reservationId: string;
-  status: 'finalized' | 'aborted' | 'expired';
-  inputTokens?: number;
-  outputTokens: number;
-  expectUserId?: string;
-}
-
-export async function reserve(db: Db, actor: Actor, input: ReserveInput): Promise<Settled> {
-  const rows = await preparedRows<Settled>(
-    db,
-    'acc_reserve',
-    'SELECT (r.reservation).*, r.available_after FROM acc_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) r',
-    [
-      input.reservationId,
-      actor.userId,
-      actor.username,
-      actor.email,
-      actor.role,
-      input.sessionId,
-      input.modelId,
-      input.inputTokens,
-      input.maxOutputTokens,
-      input.ttlSeconds,
-    ],
-  );
-  return rows[0] as Settled;
-}
-
-export async function settle(db: Db, input: SettleInput): Promise<Settled> {
-  const rows = await preparedRows<Settled>(db, 'acc_settle', 'SELECT (r.reservation).*, r.available_after FROM acc_settle($1, $2, $3, $4, $5) r', [
-    input.reservationId,
-    input.status,
-    input.inputTokens ?? null,
-    input.outputTokens,
-    input.expectUserId ?? null,
-  ]);
-  return rows[0] as Settled;
-}
-
-/** Extends an open reservation's expiry by the TTL; a settled one is returned as is. */
-export async function renew(db: Db, input: { reservationId: string; ttlSeconds: number; expectUserId?: string }): Promise<Settled> {
-  const rows = await preparedRows<Settled>(db, 'acc_renew', 'SELECT (r.reservation).*, r.available_after FROM acc_renew($1, $2, $3) r', [
-    input.reservationId,
-    input.ttlSeconds,
-    input.expectUserId ?? null,
-  ]);
-  return rows[0] as Settled;
-}
-
-/** A reserve or settle call, as `batch` takes them. */
-export type MoneyCall = { op: 'reserve'; actor: Actor; input: ReserveInput } | { op: 'settle'; input: SettleInput };
-
-/**
- * Runs several calls in order in one transaction through `acc_batch` (migrations/004): all apply, or none
- * (the error of the first call that failed is thrown). Answers are JSON: amounts as numbers, times as strings.
- */
-export async function batch(db: Db, calls: MoneyCall[]): Promise<Settled[]> {
-  const json = calls.map((call) =>
-    call.op === 'reserve'
-      ? { op: 'reserve', ...call.input, userId: call.actor.userId, username: call.actor.username, email: call.actor.email, role: call.actor.role }
-      : { op: 'settle', ...call.input },
-  );
-  const rows = await preparedRows<{ result: Settled }>(db, 'acc_batch', 'SELECT r AS result FROM acc_batch($1) r', [JSON.stringify(json)]);
-  return rows.map((row) => row.result);
-}
-
-export async function findReservation(db: Db, reservationId: string): Promise<ReservationRow | undefined> {
-  return db<ReservationRow>('reservations').where({ id: reservationId }).first();
-}
-
-export async function openReservations(db: Db, userIds: string[]): Promise<ReservationRow[]> {
-  if (userIds.length === 0) return [];
-  return db<ReservationRow>('reservations').where({ status: 'open' }).whereIn('user_id', userIds).orderBy('created_at');
 }
 
 /** Live balances: expired allocations stop counting at once, even before the sweeper writes their expiry. */
@@ -252,12 +140,12 @@ export async function usersWithDueAllocations(db: Db, limit: number): Promise<st
   return rows.map((row: { user_id: string }) => row.user_id);
 }
 
-/** Locks the account and writes the expiry of its due allocations. */
-export async function expireDueAllocations(db: Db, userId: string): Promise<void> {
-  await db.raw('SELECT acc_lock(?)', [userId]);
-}
-
-export async function overdueReservations(db: Db, limit: number): Promise<string[]> {
-  const rows = await db('reservations').select('id').where({ status: 'open' }).andWhere('expires_at', '<', db.fn.now()).orderBy('expires_at').limit(limit);
-  return rows.map((row: { id: string }) => row.id);
+/**
+ * Expires the user's allocations past expiry (an `expiry` ledger entry each) and returns the available credits
+ * after it. acc_lock (migration 003) is the function that does it: every money change first locks the account row and
+ * expires what is due, so this is that first step alone (the row lock ends with the statement).
+ */
+export async function expireDueAllocations(db: Db, userId: string): Promise<number> {
+  const { rows } = await db.raw('SELECT acc_lock(?) AS available', [userId]);
+  return num(rows[0]?.available);
 }

@@ -1,6 +1,6 @@
-import { ApiError, creditsFor, IDEMPOTENCY_KEY_HEADER } from '@platform/shared-types';
+import { type Action, type Actor, ApiError, creditsFor, IDEMPOTENCY_KEY_HEADER } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { credits, idempotencyKey, modelId, ownerQuery, pageQuery, tokens, userId } from '../../schemas.ts';
@@ -8,6 +8,7 @@ import { findAccount } from '../accounts/accounts-dal.ts';
 import { findPrice } from '../prices/prices-dal.ts';
 import { ledgerPage } from './credits-dal.ts';
 import { allocateCredits, balanceOf, deductCredits } from './credits-service.ts';
+import type { IdempotentResult } from './idempotency.ts';
 
 const allocationSchema = z.object({
   id: z.string(),
@@ -44,6 +45,29 @@ function keyOf(req: Request): string | undefined {
       errors: [{ path: 'headers.idempotency-key', message: parsed.error.issues[0]?.message ?? 'invalid' }],
     });
   return parsed.data;
+}
+
+interface WriteInput<B> {
+  actor: Actor;
+  userToken: string | undefined;
+  body: B;
+  req: Request;
+  res: Response;
+}
+
+/** A credit write on the body's user: authorized for `action`, Idempotency-Key honoured, a replayed answer flagged. */
+function idempotentWrite<B extends { userId: string }>(
+  ctx: AccountingContext,
+  action: Action,
+  write: (by: string, body: B, key: string | undefined) => Promise<IdempotentResult<unknown>>,
+) {
+  return async ({ actor, userToken, body, req, res }: WriteInput<B>): Promise<void> => {
+    const key = keyOf(req);
+    await authorizeOn(ctx, userToken, actor, action, body.userId);
+    const result = await write(actor.userId, body, key);
+    if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(result.status).json(result.body);
+  };
 }
 
 export function creditsRouter(ctx: AccountingContext): ApiRouter {
@@ -95,13 +119,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ allocation: allocationSchema, newBalance: z.number().int() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT'],
       },
-      async ({ actor, userToken, body, req, res }) => {
-        const key = keyOf(req);
-        await authorizeOn(ctx, userToken, actor, 'credits:allocate', body.userId);
-        const result = await allocateCredits(db, actor.userId, body, key);
-        if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
-        res.status(result.status).json(result.body);
-      },
+      idempotentWrite(ctx, 'credits:allocate', (by, body: z.output<typeof allocateBody>, key) => allocateCredits(db, by, body, key)),
     )
     .route(
       {
@@ -114,13 +132,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ userId: z.string(), deducted: z.number().int(), transactionId: z.string(), newBalance: z.number().int() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'INSUFFICIENT_CREDITS'],
       },
-      async ({ actor, userToken, body, req, res }) => {
-        const key = keyOf(req);
-        await authorizeOn(ctx, userToken, actor, 'credits:deduct', body.userId);
-        const result = await deductCredits(db, actor.userId, body, key);
-        if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
-        res.status(result.status).json(result.body);
-      },
+      idempotentWrite(ctx, 'credits:deduct', (by, body: z.output<typeof deductBody>, key) => deductCredits(db, by, body, key)),
     )
     .route(
       {
