@@ -1,8 +1,8 @@
 import type { PublicUser, Role } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
 import { isValidObjectId, type Types } from 'mongoose';
+import type { Models, Preferences, UserDoc, UserStatus } from '../../documents.ts';
 import { withLock } from '../../lib/redis-lock.ts';
-import type { Models, Preferences, UserDoc, UserStatus } from '../../models.ts';
 
 export function normaliseEmail(email: string): string {
   return email.normalize('NFKC').trim().toLowerCase();
