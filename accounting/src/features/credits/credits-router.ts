@@ -6,8 +6,8 @@ import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { credits, idempotencyKey, modelId, ownerQuery, pageQuery, tokens, userId } from '../../schemas.ts';
 import { findAccount } from '../accounts/accounts-dal.ts';
 import { findPrice } from '../prices/prices-dal.ts';
-import { ledgerPage } from './credits-dal.ts';
-import { allocateCredits, balanceOf, deductCredits } from './credits-service.ts';
+import { creditsDal } from './credits-dal.ts';
+import { creditsService } from './credits-service.ts';
 import type { IdempotentResult } from './idempotency.ts';
 
 const allocationSchema = z.object({
@@ -72,6 +72,8 @@ function idempotentWrite<B extends { userId: string }>(
 
 export function creditsRouter(ctx: AccountingContext): ApiRouter {
   const { db } = ctx;
+  const dal = creditsDal(db);
+  const credits = creditsService({ db, credits: dal });
   return new ApiRouter()
     .route(
       {
@@ -87,7 +89,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
       async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
         await authorizeOn(ctx, userToken, actor, 'credits:read', owner);
-        return balanceOf(db, owner);
+        return credits.balanceOf(owner);
       },
     )
     .route(
@@ -104,7 +106,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
       async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
         await authorizeOn(ctx, userToken, actor, 'credits:read', owner);
-        return { totalCredits: (await balanceOf(db, owner)).available };
+        return { totalCredits: (await credits.balanceOf(owner)).available };
       },
     )
     .route(
@@ -119,7 +121,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ allocation: allocationSchema, newBalance: z.number().int() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT'],
       },
-      idempotentWrite(ctx, 'credits:allocate', (by, body: z.output<typeof allocateBody>, key) => allocateCredits(db, by, body, key)),
+      idempotentWrite(ctx, 'credits:allocate', (by, body: z.output<typeof allocateBody>, key) => credits.allocate(by, body, key)),
     )
     .route(
       {
@@ -132,7 +134,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ userId: z.string(), deducted: z.number().int(), transactionId: z.string(), newBalance: z.number().int() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'INSUFFICIENT_CREDITS'],
       },
-      idempotentWrite(ctx, 'credits:deduct', (by, body: z.output<typeof deductBody>, key) => deductCredits(db, by, body, key)),
+      idempotentWrite(ctx, 'credits:deduct', (by, body: z.output<typeof deductBody>, key) => credits.deduct(by, body, key)),
     )
     .route(
       {
@@ -200,7 +202,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         const owner = query.userId ?? actor.userId;
         await authorizeOn(ctx, userToken, actor, 'transactions:read', owner);
         if (!(await findAccount(db, owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
-        const { entries, total } = await ledgerPage(db, owner, query);
+        const { entries, total } = await dal.ledgerPage(owner, query);
         return { userId: owner, page: query.page, limit: query.limit, total, transactions: entries };
       },
     );

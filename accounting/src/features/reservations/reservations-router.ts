@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { userId } from '../../schemas.ts';
 import { initializeThroughKey, reservationApiKey } from '../api-keys/api-keys-service.ts';
-import { balances } from '../credits/credits-dal.ts';
+import { creditsDal } from '../credits/credits-dal.ts';
 import type { ReservationsService } from './reservations-service.ts';
 
 function idList(value: string): string[] {
@@ -102,7 +102,7 @@ export function reservationsRouter(ctx: AccountingContext, streams: Reservations
       },
       async ({ query }) => {
         const ids = idList(query.userIds);
-        const found = await balances(db, ids);
+        const found = await creditsDal(db).balances(ids);
         return { balances: ids.map((id) => ({ userId: id, available: found.get(id)?.available ?? 0, reserved: found.get(id)?.reserved ?? 0 })) };
       },
     )
