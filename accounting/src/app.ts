@@ -11,7 +11,9 @@ import { creditsRouter } from './features/credits/credits-router.ts';
 import { pricesRouter } from './features/prices/prices-router.ts';
 import { chatStoredReplies, type StoredReplies } from './features/reconcile/chat-replies.ts';
 import { reconcileRouter } from './features/reconcile/reconcile-router.ts';
+import { reservationsDal } from './features/reservations/reservations-dal.ts';
 import { reservationsRouter } from './features/reservations/reservations-router.ts';
+import { reservationsService } from './features/reservations/reservations-service.ts';
 import { usageRouter } from './features/usage/usage-router.ts';
 import type { Stores } from './stores.ts';
 
@@ -48,6 +50,7 @@ export function buildApp(deps: AppDeps): Express {
   const isSupervisorOf = deps.isSupervisorOf ?? monitoringSupervisorCheck(client);
   const lookupUser = deps.lookupUser ?? authUserLookup(client);
   const storedReplies = deps.storedReplies ?? chatStoredReplies(client);
+  const streams = reservationsService({ reservations: reservationsDal(deps.stores.db), ttlSeconds: config.RESERVATION_TTL_SECONDS });
   const ctx: AccountingContext = { db: deps.stores.db, config, isSupervisorOf, lookupUser, lookupApiKey: authApiKeyLookup(client), storedReplies };
   return createServiceApp({
     name: 'accounting',
@@ -56,7 +59,7 @@ export function buildApp(deps: AppDeps): Express {
     internalKeyring,
     accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
     ready: deps.stores.ready,
-    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx), reconcileRouter(ctx), apiKeysRouter(ctx)],
+    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx, streams), reconcileRouter(ctx), apiKeysRouter(ctx)],
     before: [['/api', accountsJustInTime(deps.stores)]],
   });
 }

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { LEDGER_TYPES } from './migrations/002-credits.ts';
+import { LEDGER_TYPES, MAX_CREDITS } from './domain.ts';
 
-export const MAX_CREDITS = 1_000_000_000;
 export const userId = z.string().min(1).max(64);
 /** credits are positive integers in 1..1,000,000,000 (JSON numbers only: strings and floats are refused) */
 export const credits = z.number().int().min(1).max(MAX_CREDITS);

@@ -1,13 +1,15 @@
 import type { Logger } from '@platform/shared-types';
 import type { Knex } from 'knex';
+import { creditsDal } from './features/credits/credits-dal.ts';
 import { sweepAllocations } from './features/credits/credits-service.ts';
 import { forgetIdempotencyKeys } from './features/credits/idempotency.ts';
-import { sweepReservations } from './features/reservations/reservations-service.ts';
+import { reservationsDal } from './features/reservations/reservations-dal.ts';
+import { expireAbandonedReservations } from './features/reservations/reservations-service.ts';
 
 /** One pass: expire open reservations past their TTL, expire due allocations, forget old idempotency keys. */
 export async function sweepOnce(db: Knex, options: { idempotencyTtlHours: number }) {
-  const reservations = await sweepReservations(db);
-  const accounts = await sweepAllocations(db);
+  const reservations = await expireAbandonedReservations(reservationsDal(db));
+  const accounts = await sweepAllocations(creditsDal(db));
   const keys = await forgetIdempotencyKeys(db, options.idempotencyTtlHours);
   return { reservations, accounts, keys };
 }

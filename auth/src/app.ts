@@ -5,12 +5,14 @@ import type { Config } from './config.ts';
 import { type AuthContext, createContext } from './context.ts';
 import { accountsService } from './features/accounts/accounts-service.ts';
 import { adminRouter } from './features/admin/admin-router.ts';
+import { adminService } from './features/admin/admin-service.ts';
 import { apiKeysDal } from './features/api-keys/api-keys-dal.ts';
 import { apiKeysRouter } from './features/api-keys/api-keys-router.ts';
 import { apiKeysService } from './features/api-keys/api-keys-service.ts';
 import { internalRouter } from './features/internal/internal-router.ts';
 import { profileRouter } from './features/profile/profile-router.ts';
-import { authRouter } from './features/sessions/auth-router.ts';
+import { profileService } from './features/profile/profile-service.ts';
+import { sessionsRouter } from './features/sessions/sessions-router.ts';
 import { sessionsService } from './features/sessions/sessions-service.ts';
 import type { Stores } from './stores.ts';
 
@@ -26,13 +28,23 @@ export function buildServices(ctx: AuthContext) {
   const accounts = accountsService(ctx, sessions);
   const keysDal = apiKeysDal(ctx.models, ctx.redis);
   const apiKeys = apiKeysService(ctx, keysDal);
-  return { sessions, accounts, apiKeys, keysDal };
+  const admin = adminService({
+    users: ctx.users,
+    events: ctx.events,
+    redis: ctx.redis,
+    adminsLockKey: `${ctx.config.REDIS_KEY_PREFIX}admins-lock`,
+    accounts,
+    sessions,
+    apiKeys,
+  });
+  const profiles = profileService({ users: ctx.users, events: ctx.events });
+  return { sessions, accounts, apiKeys, keysDal, admin, profiles };
 }
 
 /** Builds the auth app, not yet listening. */
 export function buildApp(deps: AppDeps): Express {
   const ctx = createContext(deps.config, deps.logger, deps.stores);
-  const { sessions, accounts, apiKeys, keysDal } = buildServices(ctx);
+  const { sessions, accounts, apiKeys, keysDal, admin, profiles } = buildServices(ctx);
   return createServiceApp({
     name: 'auth',
     logger: deps.logger,
@@ -41,12 +53,6 @@ export function buildApp(deps: AppDeps): Express {
     accessKeyring: ctx.accessKeyring,
     ready: deps.stores.ready,
     bodyLimit: '16kb',
-    routers: [
-      authRouter(ctx, sessions, accounts),
-      profileRouter(ctx),
-      adminRouter(ctx, sessions, accounts, apiKeys),
-      apiKeysRouter(apiKeys, keysDal),
-      internalRouter(ctx),
-    ],
+    routers: [sessionsRouter(ctx, sessions, accounts), profileRouter(profiles), adminRouter(admin), apiKeysRouter(apiKeys, keysDal), internalRouter(ctx)],
   });
 }

@@ -1,11 +1,11 @@
 import { createKeyring, type Keyring, type Logger } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
+import type { Models } from './documents.ts';
 import { type UsersDal, usersDal } from './features/users/users-dal.ts';
 import { createMailer, type Mailer } from './lib/mailer.ts';
 import type { PasswordHasher } from './lib/passwords.ts';
 import { createUserEvents, type UserEvents } from './lib/user-events.ts';
-import type { Models } from './models.ts';
 import type { Stores } from './stores.ts';
 
 /** Everything the auth features need, built once per process (or per test). */

@@ -2,9 +2,9 @@ import { connectMongo, connectRedis, ping } from '@platform/shared-types/stores'
 import type { Redis } from 'ioredis';
 import type mongoose from 'mongoose';
 import type { Config } from './config.ts';
+import { createModels, type Models } from './documents.ts';
 import { BcryptPool } from './lib/bcrypt-pool.ts';
 import { createPasswordHasher, type PasswordHasher } from './lib/passwords.ts';
-import { createModels, type Models } from './models.ts';
 
 /** Connections and process-wide resources with a lifetime (the bcrypt worker pool is closed with the stores). */
 export interface Stores {

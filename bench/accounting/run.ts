@@ -17,10 +17,10 @@ import { createTestAuth, storeUrls, uniqueDbName } from '@platform/shared-types/
 import type { Knex } from 'knex';
 import { configSchema } from '../../accounting/src/config.ts';
 import { withRetry } from '../../accounting/src/db.ts';
-import * as dal from '../../accounting/src/features/credits/credits-dal.ts';
 import { invariantViolations } from '../../accounting/src/features/credits/invariant.ts';
 import { seedPrices } from '../../accounting/src/features/prices/prices-dal.ts';
-import { finalizeStream, initializeStream } from '../../accounting/src/features/reservations/reservations-service.ts';
+import { reservationsDal } from '../../accounting/src/features/reservations/reservations-dal.ts';
+import { type ReservationsService, reservationsService } from '../../accounting/src/features/reservations/reservations-service.ts';
 import { start } from '../../accounting/src/main.ts';
 import { migrations } from '../../accounting/src/migrations/index.ts';
 
@@ -77,18 +77,31 @@ function actor(i: number): Actor {
   return { userId: `bench-user-${i}`, username: `bench${i}`, email: `bench${i}@example.test`, role: 'enduser' };
 }
 
+/** One reservations service per database handle, so concurrent pairs share its per-account batching. */
+const servicesByDb = new WeakMap<Knex, ReservationsService>();
+function streamsOf(db: Knex): ReservationsService {
+  let service = servicesByDb.get(db);
+  if (!service) {
+    service = reservationsService({ reservations: reservationsDal(db), ttlSeconds: 600 });
+    servicesByDb.set(db, service);
+  }
+  return service;
+}
+
 async function pair(db: Knex, user: Actor): Promise<void> {
   const reservationId = randomUUID();
-  await initializeStream(db, user, { reservationId, sessionId: 'bench', modelId: 'local-dev', inputTokens: 200, maxOutputTokens: 500 }, 600);
-  await finalizeStream(db, { reservationId, inputTokens: 200, outputTokens: 120 }, user.userId);
+  const streams = streamsOf(db);
+  await streams.initialize(user, { reservationId, sessionId: 'bench', modelId: 'local-dev', inputTokens: 200, maxOutputTokens: 500 });
+  await streams.finalize({ reservationId, inputTokens: 200, outputTokens: 120 }, user.userId);
 }
 
 /** The same pair with each call in its own transaction (the DAL, no per-account batching): the reference. */
 async function unbatchedPair(db: Knex, user: Actor): Promise<void> {
   const reservationId = randomUUID();
   const stream = { reservationId, sessionId: 'bench', modelId: 'local-dev', inputTokens: 200, maxOutputTokens: 500, ttlSeconds: 600 };
-  await withRetry(() => dal.reserve(db, user, stream));
-  await withRetry(() => dal.settle(db, { reservationId, status: 'finalized', inputTokens: 200, outputTokens: 120, expectUserId: user.userId }));
+  const reservations = reservationsDal(db);
+  await withRetry(() => reservations.reserve(user, stream));
+  await withRetry(() => reservations.settle({ reservationId, status: 'finalized', inputTokens: 200, outputTokens: 120, expectUserId: user.userId }));
 }
 
 function pgbenchBinary(): string {
@@ -269,7 +282,7 @@ async function main() {
     const report = [
       '## accounting',
       '',
-      `Reserve+finalize pairs called through the domain layer (\`initializeStream\` + \`finalizeStream\`, the functions behind`,
+      `Reserve+finalize pairs called through the domain layer (\`initialize\` + \`finalize\` of the reservations service, the functions behind`,
       `\`/internal/streaming-sessions/{initialize,finalize}\`; no HTTP) from ${CONCURRENCY} concurrent workers in one process, ${SECONDS} s per run,`,
       `${ROUNDS} rounds alternating with the pgbench runs (each row but HTTP is the median round by ops/s, every figure of it from that`,
       "round; ratios are the median of each round's pairs against the pgbench run next to it, as a shared machine's load changes",

@@ -14,6 +14,7 @@ import { dashboardRouter } from './features/dashboard/dashboard-router.ts';
 import { ObserveRelay } from './features/observe/observe-relay.ts';
 import { observeRouter } from './features/observe/observe-router.ts';
 import { CheckCache, RelationshipChanges } from './features/relationships/relationship-changes.ts';
+import { relationshipsDal } from './features/relationships/relationships-dal.ts';
 import { relationshipsRouter } from './features/relationships/relationships-router.ts';
 import { RelationshipService } from './features/relationships/relationships-service.ts';
 import { studentsRouter } from './features/students/students-router.ts';
@@ -52,8 +53,9 @@ export function createMonitoring(deps: AppDeps): Monitoring {
   const subscriber = stores.redis.duplicate();
   const changes = new RelationshipChanges({ publisher: stores.redis, subscriber, channel: config.RELATIONSHIP_CHANGES_CHANNEL, logger });
   changes.onChange((pairs) => cache.invalidate(pairs)); // first listener: later ones see the fresh state
-  const relationships = new RelationshipService({ db: stores.db, upstreams, cache, changes });
-  const students = new StudentsService({ db: stores.db, upstreams, relationships, logger });
+  const pairs = relationshipsDal(stores.db);
+  const relationships = new RelationshipService({ relationships: pairs, upstreams, cache, changes });
+  const students = new StudentsService({ pairs, upstreams, relationships, logger });
   const accessKeyring = createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS);
   // filled by the revocation feed once the background starts: ends relays whose token is revoked
   const revocations = new RevocationMirror();

@@ -1,8 +1,6 @@
 import type { Migration } from '@platform/shared-types/stores';
-
-export const LEDGER_TYPES = ['allocation', 'deduction', 'reservation', 'release', 'charge', 'refund', 'expiry', 'adjustment'] as const;
-export const RESERVATION_STATUSES = ['open', 'finalized', 'aborted', 'expired'] as const;
-const MAX_CREDITS = 1_000_000_000;
+// the lists as they stand: a change to one of them needs a migration of its own that alters the constraint
+import { LEDGER_TYPES, MAX_CREDITS, RESERVATION_STATUSES } from '../domain.ts';
 
 /**
  * Money tables. `accounts.available` is the spendable balance (the sum of allocation remainders, the ledger's

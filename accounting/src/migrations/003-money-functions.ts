@@ -9,6 +9,22 @@ import type { Migration } from '@platform/shared-types/stores';
  * Errors carry our own SQLSTATEs, mapped to problem codes in src/db.ts:
  * P0402 insufficient credits (DETAIL = available), P0403 forbidden, P0404 not found (MESSAGE names what), P0409 conflict.
  */
+/**
+ * Gives a settled reservation's holds back, less the charge `v_left` they pay (soonest-expiring first); notes in
+ * `v_into_expired` whether credits went back into an expired allocation. Migration 005 nests it one level deeper.
+ */
+export const RETURN_HOLDS = `  FOR h IN SELECT rh.allocation_id, rh.amount, a.expires_at <= now() AS expired
+           FROM reservation_holds rh JOIN allocations a ON a.id = rh.allocation_id
+           WHERE rh.reservation_id = p_id ORDER BY a.expires_at NULLS LAST, a.id LOOP
+    v_take := least(h.amount, v_left);
+    v_left := v_left - v_take;
+    IF h.amount > v_take THEN
+      UPDATE allocations SET remaining = remaining + (h.amount - v_take) WHERE id = h.allocation_id;
+      v_into_expired := v_into_expired OR coalesce(h.expired, false);
+    END IF;
+  END LOOP;
+  DELETE FROM reservation_holds WHERE reservation_id = p_id;`;
+
 const FUNCTIONS = `
 -- Expires the due allocations of an account the caller has locked; returns available credits after expiry.
 CREATE FUNCTION acc_expire_due(p_user text, p_available bigint) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -179,17 +195,7 @@ BEGIN
   END IF;
   -- the charge consumes the holds soonest-expiring first; what is left goes back to its allocation
   v_left := v_charge;
-  FOR h IN SELECT rh.allocation_id, rh.amount, a.expires_at <= now() AS expired
-           FROM reservation_holds rh JOIN allocations a ON a.id = rh.allocation_id
-           WHERE rh.reservation_id = p_id ORDER BY a.expires_at NULLS LAST, a.id LOOP
-    v_take := least(h.amount, v_left);
-    v_left := v_left - v_take;
-    IF h.amount > v_take THEN
-      UPDATE allocations SET remaining = remaining + (h.amount - v_take) WHERE id = h.allocation_id;
-      v_into_expired := v_into_expired OR coalesce(h.expired, false);
-    END IF;
-  END LOOP;
-  DELETE FROM reservation_holds WHERE reservation_id = p_id;
+${RETURN_HOLDS}
   -- the whole hold comes back (release), then the actual cost goes (charge), both in one statement
   INSERT INTO ledger (user_id, type, amount, balance_after, reference, reservation_id)
   SELECT v_user, e.type, e.amount, e.balance_after, 'reservation:' || p_id, p_id

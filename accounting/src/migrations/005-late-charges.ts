@@ -1,5 +1,8 @@
 import type { Migration } from '@platform/shared-types/stores';
-import { moneyFunctions003 } from './003-money-functions.ts';
+import { moneyFunctions003, RETURN_HOLDS } from './003-money-functions.ts';
+
+/** 003's text one level deeper (inside `IF v_was_open THEN`), so the function source stays as first written. */
+const indented = (text: string) => text.replace(/^/gm, '  ');
 
 /**
  * Money exact over time (DESIGN section 8, issue 14): a running stream renews its reservation; the sweeper expires
@@ -84,17 +87,7 @@ BEGIN
     v_from_hold := least(v_res.reserved, v_cost);
     -- the charge consumes the holds soonest-expiring first; what is left goes back to its allocation
     v_left := v_from_hold;
-    FOR h IN SELECT rh.allocation_id, rh.amount, a.expires_at <= now() AS expired
-             FROM reservation_holds rh JOIN allocations a ON a.id = rh.allocation_id
-             WHERE rh.reservation_id = p_id ORDER BY a.expires_at NULLS LAST, a.id LOOP
-      v_take := least(h.amount, v_left);
-      v_left := v_left - v_take;
-      IF h.amount > v_take THEN
-        UPDATE allocations SET remaining = remaining + (h.amount - v_take) WHERE id = h.allocation_id;
-        v_into_expired := v_into_expired OR coalesce(h.expired, false);
-      END IF;
-    END LOOP;
-    DELETE FROM reservation_holds WHERE reservation_id = p_id;
+${indented(RETURN_HOLDS)}
   END IF;
   -- above the hold (or after an expiry released it): from the live balance, never below zero
   v_extra := least(v_cost - v_from_hold, v_available);

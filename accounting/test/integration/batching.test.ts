@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { ApiError } from '@platform/shared-types';
 import { testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
-import * as dal from '../../src/features/credits/credits-dal.ts';
 import { assertInvariant } from '../../src/features/credits/invariant.ts';
-import { finalizeStream, initializeStream, runCalls } from '../../src/features/reservations/reservations-service.ts';
+import { type ReservationsDal, reservationsDal } from '../../src/features/reservations/reservations-dal.ts';
+import { type ReservationsService, reservationsService } from '../../src/features/reservations/reservations-service.ts';
 import { type Harness, startAccounting } from '../helpers.ts';
 
 // claude-3-7-sonnet: 3/1k input, 15/1k output -> 1000 + 1000 tokens reserve 18 credits
@@ -12,10 +12,14 @@ const stream = (reservationId = randomUUID()) => ({ reservationId, sessionId: 's
 
 describe('accounting batched reserve/settle of one account (real PostgreSQL)', () => {
   let h: Harness;
+  let reservations: ReservationsDal;
+  let streams: ReservationsService;
   const admin = testActor('admin');
 
   before(async () => {
     h = await startAccounting({ SWEEP_INTERVAL_MS: '100000' });
+    reservations = reservationsDal(h.db);
+    streams = reservationsService({ reservations, ttlSeconds: 600 });
   });
   after(async () => {
     await h.stop();
@@ -31,7 +35,7 @@ describe('accounting batched reserve/settle of one account (real PostgreSQL)', (
   it('sends calls that arrive together as one transaction, with the answers each would get alone', async () => {
     const user = await userWith(1000);
     const ids = Array.from({ length: 8 }, () => randomUUID());
-    const opened = await Promise.all(ids.map((id) => initializeStream(h.db, user, stream(id), 600)));
+    const opened = await Promise.all(ids.map((id) => streams.initialize(user, stream(id))));
     expect(opened.map((r) => r.status)).to.deep.equal(Array(8).fill('open'));
     // concurrent calls may apply in any order, each one seeing the balance the one before left
     expect(opened.map((r) => r.availableCredits).sort((a, b) => b - a)).to.deep.equal(ids.map((_, i) => 1000 - 18 * (i + 1)));
@@ -49,7 +53,7 @@ describe('accounting batched reserve/settle of one account (real PostgreSQL)', (
     // settles in a batch, one of them twice: the repeat answers the settled reservation (idempotent)
     const settles = await Promise.all(
       [...ids, ids[3] as string].map((reservationId, i) =>
-        finalizeStream(h.db, { reservationId, inputTokens: 1000, outputTokens: i === 8 ? 1 : 100 }, user.userId),
+        streams.finalize({ reservationId, inputTokens: 1000, outputTokens: i === 8 ? 1 : 100 }, user.userId),
       ),
     );
     expect(settles.map((r) => r.chargedCredits)).to.deep.equal(Array(9).fill(5)); // 3 + ceil(1.5)
@@ -65,7 +69,7 @@ describe('accounting batched reserve/settle of one account (real PostgreSQL)', (
     const user = await userWith(40); // two reservations of 18 fit, a third does not
     const reserve = (input = stream()) => ({ op: 'reserve' as const, actor: user, input: { ...input, ttlSeconds: 600 } });
     const calls = [reserve(), reserve(), reserve(), reserve({ ...stream(), modelId: 'local-dev', maxOutputTokens: 1 })];
-    const outcomes = await runCalls(h.db, calls);
+    const outcomes = await streams.runCalls(calls);
     expect(outcomes.map((o) => o.ok)).to.deep.equal([true, true, false, true]);
     const refused = (outcomes[2] as { error: ApiError }).error;
     expect(refused).to.be.instanceOf(ApiError);
@@ -79,8 +83,8 @@ describe('accounting batched reserve/settle of one account (real PostgreSQL)', (
   it('refuses exactly what does not fit when concurrent calls of one account come in batches', async () => {
     const user = await userWith(40);
     const results = await Promise.allSettled([
-      ...Array.from({ length: 3 }, () => initializeStream(h.db, user, stream(), 600)),
-      initializeStream(h.db, user, { ...stream(), modelId: 'local-dev', maxOutputTokens: 1 }, 600),
+      ...Array.from({ length: 3 }, () => streams.initialize(user, stream())),
+      streams.initialize(user, { ...stream(), modelId: 'local-dev', maxOutputTokens: 1 }),
     ]);
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(refused).to.have.length(1); // whatever the order: two of 18 and the one of 2 fit, the third 18 does not
@@ -95,13 +99,13 @@ describe('accounting batched reserve/settle of one account (real PostgreSQL)', (
     const ok = { op: 'reserve' as const, actor: user, input: { ...stream(), ttlSeconds: 600 } };
     const unknownModel = { op: 'reserve' as const, actor: user, input: { ...stream(), modelId: 'no-such-model', ttlSeconds: 600 } };
     let failed: unknown;
-    await dal.batch(h.db, [ok, unknownModel]).catch((error: unknown) => {
+    await reservations.batch([ok, unknownModel]).catch((error: unknown) => {
       failed = error;
     });
     expect(failed).to.include({ code: 'P0404' });
     expect(await h.db('reservations').where({ user_id: user.userId })).to.have.length(0);
     expect(await h.db('ledger').where({ user_id: user.userId })).to.have.length(1); // the allocation only
-    const [reserved] = await dal.batch(h.db, [ok]);
+    const [reserved] = await reservations.batch([ok]);
     expect(reserved).to.include({ id: ok.input.reservationId, status: 'open', reserved: 18, available_after: 82 });
     await assertInvariant(h.db, user.userId);
   });
@@ -110,8 +114,8 @@ describe('accounting batched reserve/settle of one account (real PostgreSQL)', (
     const user = await userWith(100);
     const reservationId = randomUUID();
     await h.db.transaction(async (trx) => {
-      await dal.reserve(trx, user, { ...stream(reservationId), ttlSeconds: 600 });
-      const settled = await dal.settle(trx, { reservationId, status: 'aborted', outputTokens: 0 });
+      await reservations.reserve(user, { ...stream(reservationId), ttlSeconds: 600 }, trx);
+      const settled = await reservations.settle({ reservationId, status: 'aborted', outputTokens: 0 }, trx);
       expect(settled).to.include({ status: 'aborted' });
       expect(Number(settled.available_after)).to.equal(97); // charged the input estimate: ceil(3)
     });

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { type Logger, USER_EVENT_FIELD, type UserEvent, type UserEventType, userEvent } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
 import { type Connection, type Model, Schema } from 'mongoose';
-import type { UserDoc } from '../models.ts';
+import type { UserDoc } from '../documents.ts';
 
 export interface UserEvents {
   append(type: UserEventType, user: UserDoc, extra?: { previousRole?: UserEvent['previousRole'] }): Promise<void>;

@@ -1,6 +1,6 @@
 import type { Actor } from '@platform/shared-types';
 import { type Db, num, preparedRows } from '../../db.ts';
-import type { ReserveInput, Settled } from '../credits/credits-dal.ts';
+import { type ReserveInput, reserveArguments, type Settled } from '../reservations/reservations-dal.ts';
 
 export interface KnownApiKey {
   id: string;
@@ -24,19 +24,7 @@ export async function reserveThroughKey(db: Db, actor: Actor, input: ReserveInpu
     db,
     'acc_reserve_key',
     'SELECT (r.reservation).*, r.available_after FROM acc_reserve_key($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) r',
-    [
-      input.reservationId,
-      actor.userId,
-      actor.username,
-      actor.email,
-      actor.role,
-      input.sessionId,
-      input.modelId,
-      input.inputTokens,
-      input.maxOutputTokens,
-      input.ttlSeconds,
-      apiKeyId,
-    ],
+    [...reserveArguments(actor, input), apiKeyId],
   );
   return rows[0] as Settled;
 }

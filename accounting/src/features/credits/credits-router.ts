@@ -1,13 +1,14 @@
-import { ApiError, creditsFor, IDEMPOTENCY_KEY_HEADER } from '@platform/shared-types';
+import { type Action, type Actor, ApiError, creditsFor, IDEMPOTENCY_KEY_HEADER } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { credits, idempotencyKey, modelId, ownerQuery, pageQuery, tokens, userId } from '../../schemas.ts';
 import { findAccount } from '../accounts/accounts-dal.ts';
 import { findPrice } from '../prices/prices-dal.ts';
-import { ledgerPage } from './credits-dal.ts';
-import { allocateCredits, balanceOf, deductCredits } from './credits-service.ts';
+import { creditsDal } from './credits-dal.ts';
+import { creditsService } from './credits-service.ts';
+import type { IdempotentResult } from './idempotency.ts';
 
 const allocationSchema = z.object({
   id: z.string(),
@@ -46,8 +47,33 @@ function keyOf(req: Request): string | undefined {
   return parsed.data;
 }
 
+interface WriteInput<B> {
+  actor: Actor;
+  userToken: string | undefined;
+  body: B;
+  req: Request;
+  res: Response;
+}
+
+/** A credit write on the body's user: authorized for `action`, Idempotency-Key honoured, a replayed answer flagged. */
+function idempotentWrite<B extends { userId: string }>(
+  ctx: AccountingContext,
+  action: Action,
+  write: (by: string, body: B, key: string | undefined) => Promise<IdempotentResult<unknown>>,
+) {
+  return async ({ actor, userToken, body, req, res }: WriteInput<B>): Promise<void> => {
+    const key = keyOf(req);
+    await authorizeOn(ctx, userToken, actor, action, body.userId);
+    const result = await write(actor.userId, body, key);
+    if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(result.status).json(result.body);
+  };
+}
+
 export function creditsRouter(ctx: AccountingContext): ApiRouter {
   const { db } = ctx;
+  const dal = creditsDal(db);
+  const credits = creditsService({ db, credits: dal });
   return new ApiRouter()
     .route(
       {
@@ -63,7 +89,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
       async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
         await authorizeOn(ctx, userToken, actor, 'credits:read', owner);
-        return balanceOf(db, owner);
+        return credits.balanceOf(owner);
       },
     )
     .route(
@@ -80,7 +106,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
       async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
         await authorizeOn(ctx, userToken, actor, 'credits:read', owner);
-        return { totalCredits: (await balanceOf(db, owner)).available };
+        return { totalCredits: (await credits.balanceOf(owner)).available };
       },
     )
     .route(
@@ -95,13 +121,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ allocation: allocationSchema, newBalance: z.number().int() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT'],
       },
-      async ({ actor, userToken, body, req, res }) => {
-        const key = keyOf(req);
-        await authorizeOn(ctx, userToken, actor, 'credits:allocate', body.userId);
-        const result = await allocateCredits(db, actor.userId, body, key);
-        if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
-        res.status(result.status).json(result.body);
-      },
+      idempotentWrite(ctx, 'credits:allocate', (by, body: z.output<typeof allocateBody>, key) => credits.allocate(by, body, key)),
     )
     .route(
       {
@@ -114,13 +134,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ userId: z.string(), deducted: z.number().int(), transactionId: z.string(), newBalance: z.number().int() }),
         errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'INSUFFICIENT_CREDITS'],
       },
-      async ({ actor, userToken, body, req, res }) => {
-        const key = keyOf(req);
-        await authorizeOn(ctx, userToken, actor, 'credits:deduct', body.userId);
-        const result = await deductCredits(db, actor.userId, body, key);
-        if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
-        res.status(result.status).json(result.body);
-      },
+      idempotentWrite(ctx, 'credits:deduct', (by, body: z.output<typeof deductBody>, key) => credits.deduct(by, body, key)),
     )
     .route(
       {
@@ -188,7 +202,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
         const owner = query.userId ?? actor.userId;
         await authorizeOn(ctx, userToken, actor, 'transactions:read', owner);
         if (!(await findAccount(db, owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
-        const { entries, total } = await ledgerPage(db, owner, query);
+        const { entries, total } = await dal.ledgerPage(owner, query);
         return { userId: owner, page: query.page, limit: query.limit, total, transactions: entries };
       },
     );

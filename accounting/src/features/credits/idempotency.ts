@@ -34,7 +34,7 @@ export function requestHash(value: unknown): string {
 export async function idempotent<T>(
   db: Knex,
   options: { scope: string; actorId: string; key: string | undefined; request: unknown; status: number },
-  work: (trx: Db) => Promise<T>,
+  work: (trx: Knex.Transaction) => Promise<T>,
 ): Promise<IdempotentResult<T>> {
   const { key } = options;
   if (key === undefined) return { status: options.status, body: await withRetry(() => db.transaction(work)), replayed: false };

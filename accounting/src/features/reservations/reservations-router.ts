@@ -1,6 +1,7 @@
 import {
   ApiError,
   abortReservationBody,
+  type ErrorCode,
   finalizeReservationBody,
   initializeReservationBody,
   internalActiveResponse,
@@ -15,8 +16,8 @@ import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { userId } from '../../schemas.ts';
 import { initializeThroughKey, reservationApiKey } from '../api-keys/api-keys-service.ts';
-import { balances, openReservations } from '../credits/credits-dal.ts';
-import { abortStream, activeView, finalizeStream, initializeStream, renewStream } from './reservations-service.ts';
+import { creditsDal } from '../credits/credits-dal.ts';
+import type { ReservationsService } from './reservations-service.ts';
 
 function idList(value: string): string[] {
   try {
@@ -26,7 +27,21 @@ function idList(value: string): string[] {
   }
 }
 
-export function reservationsRouter(ctx: AccountingContext): ApiRouter {
+/** A route that changes an existing reservation: service-only, answered with the reservation, works after the user token expired. */
+function changeRoute<B extends z.ZodType>(action: string, summary: string, body: B) {
+  return {
+    method: 'post' as const,
+    path: `/internal/streaming-sessions/${action}`,
+    summary: `${summary} (service-only; works after the user token expired)`,
+    tags: ['internal'],
+    access: 'service' as const,
+    body,
+    response: reservationResponse,
+    errors: ['NOT_FOUND', 'FORBIDDEN'] satisfies ErrorCode[],
+  };
+}
+
+export function reservationsRouter(ctx: AccountingContext, streams: ReservationsService): ApiRouter {
   const { db } = ctx;
   return new ApiRouter()
     .route(
@@ -46,48 +61,22 @@ export function reservationsRouter(ctx: AccountingContext): ApiRouter {
         const apiKeyId = reservationApiKey(actor, named);
         // through an API key its credit limit applies too (DESIGN 5b)
         if (apiKeyId) return initializeThroughKey(db, ctx.lookupApiKey, actor, input, apiKeyId, ctx.config.RESERVATION_TTL_SECONDS);
-        return initializeStream(db, actor, input, ctx.config.RESERVATION_TTL_SECONDS);
+        return streams.initialize(actor, input);
       },
     )
-    .route(
-      {
-        method: 'post',
-        path: '/internal/streaming-sessions/renew',
-        summary: "Keep a running stream's reservation alive for another TTL (service-only; works after the user token expired)",
-        tags: ['internal'],
-        access: 'service',
-        body: renewReservationBody.strict(),
-        response: reservationResponse,
-        errors: ['NOT_FOUND', 'FORBIDDEN'],
-      },
-      async ({ body, req }) => renewStream(db, body, ctx.config.RESERVATION_TTL_SECONDS, req.actor?.userId),
+    .route(changeRoute('renew', "Keep a running stream's reservation alive for another TTL", renewReservationBody.strict()), async ({ body, req }) =>
+      streams.renew(body, req.actor?.userId),
     )
     .route(
-      {
-        method: 'post',
-        path: '/internal/streaming-sessions/finalize',
-        summary:
-          "Charge the actual usage at the reservation's prices (beyond the hold or after an expiry: from the balance, shortfall recorded) and release the rest (service-only; works after the user token expired)",
-        tags: ['internal'],
-        access: 'service',
-        body: finalizeReservationBody.strict(),
-        response: reservationResponse,
-        errors: ['NOT_FOUND', 'FORBIDDEN'],
-      },
-      async ({ body, req }) => finalizeStream(db, body, req.actor?.userId),
+      changeRoute(
+        'finalize',
+        "Charge the actual usage at the reservation's prices (beyond the hold or after an expiry: from the balance, shortfall recorded) and release the rest",
+        finalizeReservationBody.strict(),
+      ),
+      async ({ body, req }) => streams.finalize(body, req.actor?.userId),
     )
-    .route(
-      {
-        method: 'post',
-        path: '/internal/streaming-sessions/abort',
-        summary: 'Charge what was produced and release the rest (service-only; works after the user token expired)',
-        tags: ['internal'],
-        access: 'service',
-        body: abortReservationBody.strict(),
-        response: reservationResponse,
-        errors: ['NOT_FOUND', 'FORBIDDEN'],
-      },
-      async ({ body, req }) => abortStream(db, body, req.actor?.userId),
+    .route(changeRoute('abort', 'Charge what was produced and release the rest', abortReservationBody.strict()), async ({ body, req }) =>
+      streams.abort(body, req.actor?.userId),
     )
     .route(
       {
@@ -99,7 +88,7 @@ export function reservationsRouter(ctx: AccountingContext): ApiRouter {
         query: z.object({ userIds: internalBalancesQuery.shape.userIds }).strict(),
         response: internalActiveResponse,
       },
-      async ({ query }) => ({ sessions: (await openReservations(db, idList(query.userIds))).map(activeView) }),
+      async ({ query }) => ({ sessions: await streams.active(idList(query.userIds)) }),
     )
     .route(
       {
@@ -113,7 +102,7 @@ export function reservationsRouter(ctx: AccountingContext): ApiRouter {
       },
       async ({ query }) => {
         const ids = idList(query.userIds);
-        const found = await balances(db, ids);
+        const found = await creditsDal(db).balances(ids);
         return { balances: ids.map((id) => ({ userId: id, available: found.get(id)?.available ?? 0, reserved: found.get(id)?.reserved ?? 0 })) };
       },
     )
@@ -130,7 +119,7 @@ export function reservationsRouter(ctx: AccountingContext): ApiRouter {
       },
       async ({ actor, userToken, params }) => {
         await authorizeOn(ctx, userToken, actor, 'streams:read-active', params.userId);
-        return { sessions: (await openReservations(db, [params.userId])).map(activeView) };
+        return { sessions: await streams.active([params.userId]) };
       },
     );
 }

@@ -1,11 +1,10 @@
 import type { Actor, ReservationResponse } from '@platform/shared-types';
-import type { Knex } from 'knex';
 import { AccountBatcher, type Outcome } from '../../account-queue.ts';
 import { iso, num, withRetry } from '../../db.ts';
 import { accountingMetrics, timedLedgerCall } from '../../metrics.ts';
-import * as dal from '../credits/credits-dal.ts';
+import type { MoneyCall, ReservationRow, ReservationsDal, Settled, SettleInput } from './reservations-dal.ts';
 
-export function reservationView(row: dal.Settled, ttlSeconds?: number): ReservationResponse {
+export function reservationView(row: Settled, ttlSeconds?: number): ReservationResponse {
   const reserved = num(row.reserved);
   const charged = num(row.charged);
   // what went back to the balance: the hold less the part of the charge it paid (nothing came back after an expiry)
@@ -34,13 +33,6 @@ export interface InitializeInput {
   maxOutputTokens: number;
 }
 
-/** Reserves the worst case of a stream for the acting user; INSUFFICIENT_CREDITS when short. Idempotent. */
-export async function initializeStream(db: Knex, actor: Actor, input: InitializeInput, ttlSeconds: number): Promise<ReservationResponse> {
-  const view = reservationView(await batcherFor(db).submit(actor.userId, { op: 'reserve', actor, input: { ...input, ttlSeconds } }), ttlSeconds);
-  accountingMetrics.reservationsOpened.inc();
-  return view;
-}
-
 /** Settlement metrics: by status, credits charged, and what the balance could not cover. */
 function countSettled(view: ReservationResponse): ReservationResponse {
   accountingMetrics.reservationsSettled.inc({ status: view.status });
@@ -52,21 +44,7 @@ function countSettled(view: ReservationResponse): ReservationResponse {
   return view;
 }
 
-/** Keeps a running stream's reservation alive for another TTL. Idempotent; a settled reservation is answered as is. */
-export async function renewStream(db: Knex, input: { reservationId: string }, ttlSeconds: number, expectUserId?: string): Promise<ReservationResponse> {
-  return reservationView(await withRetry(() => dal.renew(db, { reservationId: input.reservationId, ttlSeconds, expectUserId })), ttlSeconds);
-}
-
-/** Settles in the owner's batches when the caller names the owner (a user token); otherwise on its own. */
-function settleQueued(db: Knex, input: dal.SettleInput): Promise<dal.Settled> {
-  return input.expectUserId ? batcherFor(db).submit(input.expectUserId, { op: 'settle', input }) : runOne(db, { op: 'settle', input });
-}
-
-function runOne(db: Knex, call: dal.MoneyCall): Promise<dal.Settled> {
-  return timedLedgerCall('single', () => withRetry(() => (call.op === 'reserve' ? dal.reserve(db, call.actor, call.input) : dal.settle(db, call.input))));
-}
-
-async function outcomeOf(work: () => Promise<dal.Settled>): Promise<Outcome<dal.Settled>> {
+async function outcomeOf(work: () => Promise<Settled>): Promise<Outcome<Settled>> {
   try {
     return { ok: true, value: await work() };
   } catch (error) {
@@ -75,59 +53,83 @@ async function outcomeOf(work: () => Promise<dal.Settled>): Promise<Outcome<dal.
 }
 
 /**
- * One call alone; several in one `acc_batch` transaction. When the batch fails (one call is refused, e.g. short of
- * credits, or a deadlock) nothing of it applied, and each call runs on its own to get its own answer.
+ * Streaming reservations (DESIGN 8): reserve the worst case, keep it alive, charge the usage and release the rest.
+ * Reserve and settle calls of one account are batched into one `acc_batch` transaction (see AccountBatcher).
  */
-export async function runCalls(db: Knex, calls: dal.MoneyCall[]): Promise<Outcome<dal.Settled>[]> {
-  if (calls.length > 1) {
-    try {
-      return (await timedLedgerCall('batch', () => dal.batch(db, calls))).map((value) => ({ ok: true, value }));
-    } catch {
-      // fall through: the whole batch rolled back
+export function reservationsService(deps: { reservations: ReservationsDal; ttlSeconds: number }) {
+  const { reservations, ttlSeconds } = deps;
+
+  function runOne(call: MoneyCall): Promise<Settled> {
+    return timedLedgerCall('single', () =>
+      withRetry(() => (call.op === 'reserve' ? reservations.reserve(call.actor, call.input) : reservations.settle(call.input))),
+    );
+  }
+
+  /**
+   * One call alone; several in one `acc_batch` transaction. When the batch fails (one call is refused, e.g. short of
+   * credits, or a deadlock) nothing of it applied, and each call runs on its own to get its own answer.
+   */
+  async function runCalls(calls: MoneyCall[]): Promise<Outcome<Settled>[]> {
+    if (calls.length > 1) {
+      try {
+        return (await timedLedgerCall('batch', () => reservations.batch(calls))).map((value) => ({ ok: true, value }));
+      } catch {
+        // fall through: the whole batch rolled back
+      }
     }
+    const outcomes: Outcome<Settled>[] = [];
+    for (const call of calls) outcomes.push(await outcomeOf(() => runOne(call)));
+    return outcomes;
   }
-  const outcomes: Outcome<dal.Settled>[] = [];
-  for (const call of calls) outcomes.push(await outcomeOf(() => runOne(db, call)));
-  return outcomes;
-}
 
-const batchers = new WeakMap<Knex, AccountBatcher<dal.MoneyCall, dal.Settled>>();
+  const batcher = new AccountBatcher<MoneyCall, Settled>(runCalls);
 
-/** Reserve and settle calls of one account, batched per database handle (see AccountBatcher). */
-function batcherFor(db: Knex): AccountBatcher<dal.MoneyCall, dal.Settled> {
-  let batcher = batchers.get(db);
-  if (!batcher) {
-    batcher = new AccountBatcher((calls) => runCalls(db, calls));
-    batchers.set(db, batcher);
+  /** Settles in the owner's batches when the caller names the owner (a user token); otherwise on its own. */
+  function settleQueued(input: SettleInput): Promise<Settled> {
+    return input.expectUserId ? batcher.submit(input.expectUserId, { op: 'settle', input }) : runOne({ op: 'settle', input });
   }
-  return batcher;
+
+  return {
+    runCalls,
+
+    /** Reserves the worst case of a stream for the acting user; INSUFFICIENT_CREDITS when short. Idempotent. */
+    async initialize(actor: Actor, input: InitializeInput): Promise<ReservationResponse> {
+      const view = reservationView(await batcher.submit(actor.userId, { op: 'reserve', actor, input: { ...input, ttlSeconds } }), ttlSeconds);
+      accountingMetrics.reservationsOpened.inc();
+      return view;
+    },
+
+    /** Keeps a running stream's reservation alive for another TTL. Idempotent; a settled reservation is answered as is. */
+    async renew(input: { reservationId: string }, expectUserId?: string): Promise<ReservationResponse> {
+      return reservationView(await withRetry(() => reservations.renew({ reservationId: input.reservationId, ttlSeconds, expectUserId })), ttlSeconds);
+    },
+
+    /** Charges the actual cost at the reservation's prices (beyond the hold: from the balance, up to what is left) and releases the rest. Idempotent. */
+    async finalize(input: { reservationId: string; inputTokens: number; outputTokens: number }, expectUserId?: string): Promise<ReservationResponse> {
+      return countSettled(reservationView(await settleQueued({ ...input, status: 'finalized', expectUserId })));
+    },
+
+    /** Charges what was produced before the stream stopped and releases the rest. Idempotent. */
+    async abort(input: { reservationId: string; inputTokens?: number; outputTokens: number }, expectUserId?: string): Promise<ReservationResponse> {
+      return countSettled(reservationView(await settleQueued({ ...input, status: 'aborted', expectUserId })));
+    },
+
+    /** The open reservations of the given users. */
+    async active(userIds: string[]) {
+      return (await reservations.openOf(userIds)).map(activeView);
+    },
+  };
 }
 
-/** Charges the actual cost at the reservation's prices (beyond the hold: from the balance, up to what is left) and releases the rest. Idempotent. */
-export async function finalizeStream(
-  db: Knex,
-  input: { reservationId: string; inputTokens: number; outputTokens: number },
-  expectUserId?: string,
-): Promise<ReservationResponse> {
-  return countSettled(reservationView(await settleQueued(db, { ...input, status: 'finalized', expectUserId })));
-}
-
-/** Charges what was produced before the stream stopped and releases the rest. Idempotent. */
-export async function abortStream(
-  db: Knex,
-  input: { reservationId: string; inputTokens?: number; outputTokens: number },
-  expectUserId?: string,
-): Promise<ReservationResponse> {
-  return countSettled(reservationView(await settleQueued(db, { ...input, status: 'aborted', expectUserId })));
-}
+export type ReservationsService = ReturnType<typeof reservationsService>;
 
 /** Expires open reservations whose holder stopped renewing and releases their holds; returns how many it expired. */
-export async function sweepReservations(db: Knex, batch = 200): Promise<number> {
+export async function expireAbandonedReservations(reservations: ReservationsDal, batch = 200): Promise<number> {
   let expired = 0;
   for (let round = 0; round < 50; round++) {
-    const ids = await dal.overdueReservations(db, batch);
+    const ids = await reservations.overdue(batch);
     for (const reservationId of ids) {
-      const row = await withRetry(() => dal.settle(db, { reservationId, status: 'expired', outputTokens: 0 }));
+      const row = await withRetry(() => reservations.settle({ reservationId, status: 'expired', outputTokens: 0 }));
       if (row.status === 'expired') {
         expired++;
         accountingMetrics.reservationsExpired.inc();
@@ -138,7 +140,7 @@ export async function sweepReservations(db: Knex, batch = 200): Promise<number> 
   return expired;
 }
 
-export function activeView(row: dal.ReservationRow) {
+export function activeView(row: ReservationRow) {
   return {
     reservationId: row.id,
     userId: row.user_id,

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type Actor, ApiError, type Role } from '@platform/shared-types';
 import type { AuthContext } from '../../context.ts';
+import { isDuplicateKeyError, type UserDoc } from '../../documents.ts';
 import { assertPasswordAllowed } from '../../lib/passwords.ts';
-import { isDuplicateKeyError, type UserDoc } from '../../models.ts';
 import type { DeviceInfo, SessionsService } from '../sessions/sessions-service.ts';
 import { oneTimeTokens } from './one-time-tokens.ts';
 

@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import type { AuthContext } from '../../context.ts';
+import type { OneTimeKind, OneTimeTokenDoc } from '../../documents.ts';
 import { randomToken, sha256 } from '../../lib/secrets.ts';
-import type { OneTimeKind, OneTimeTokenDoc } from '../../models.ts';
 
 /** Single-use tokens (email verification, password reset), stored hashed. */
 export function oneTimeTokens(ctx: AuthContext) {

@@ -1,13 +1,9 @@
-import { ApiError, authorize, publicUser } from '@platform/shared-types';
+import { publicUser } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
-import { withLock } from '@platform/shared-types/redis';
 import { z } from 'zod';
-import type { AuthContext } from '../../context.ts';
-import type { AccountsService } from '../accounts/accounts-service.ts';
-import type { ApiKeysService } from '../api-keys/api-keys-service.ts';
-import type { SessionsService } from '../sessions/sessions-service.ts';
 import { meResponse, newAccountBody, roleSchema, statusSchema, userResponse } from '../users/schemas.ts';
 import { toProfile, toPublicUser } from '../users/users-dal.ts';
+import type { AdminService } from './admin-service.ts';
 
 const idParams = z.strictObject({ id: z.string().regex(/^[0-9a-f]{24}$/, 'must be a user id') });
 const listQuery = z.strictObject({
@@ -23,8 +19,7 @@ const patchBody = z
   .refine((body) => body.role !== undefined || body.status !== undefined, 'send role or status');
 const createBody = newAccountBody.extend({ role: roleSchema.default('enduser') });
 
-export function adminRouter(ctx: AuthContext, sessions: SessionsService, accounts: AccountsService, apiKeys: ApiKeysService): ApiRouter {
-  const { users, events } = ctx;
+export function adminRouter(admin: AdminService): ApiRouter {
   const router = new ApiRouter();
   const tags = ['admin'];
 
@@ -40,8 +35,7 @@ export function adminRouter(ctx: AuthContext, sessions: SessionsService, account
       errors: ['FORBIDDEN'],
     },
     async ({ actor, query }) => {
-      await authorize(actor, 'users:list', {});
-      const { users: found, total } = await users.list(query);
+      const { users: found, total } = await admin.list(actor, query);
       return { users: found.map(toPublicUser), page: query.page, limit: query.limit, total };
     },
   );
@@ -58,12 +52,7 @@ export function adminRouter(ctx: AuthContext, sessions: SessionsService, account
       response: userResponse,
       errors: ['FORBIDDEN', 'CONFLICT'],
     },
-    async ({ actor, body }) => {
-      await authorize(actor, 'users:create', {});
-      const user = await accounts.createUser({ ...body, emailVerified: true });
-      await events.append('user.registered', user);
-      return { user: toPublicUser(user) };
-    },
+    async ({ actor, body }) => ({ user: toPublicUser(await admin.create(actor, body)) }),
   );
 
   router.route(
@@ -78,9 +67,7 @@ export function adminRouter(ctx: AuthContext, sessions: SessionsService, account
       errors: ['FORBIDDEN', 'NOT_FOUND'],
     },
     async ({ actor, params }) => {
-      await authorize(actor, 'users:read', { ownerId: params.id });
-      const user = await users.findById(params.id);
-      if (!user) throw new ApiError('NOT_FOUND', 'User not found');
+      const user = await admin.get(actor, params.id);
       return { user: toPublicUser(user), profile: toProfile(user) };
     },
   );
@@ -97,34 +84,7 @@ export function adminRouter(ctx: AuthContext, sessions: SessionsService, account
       response: userResponse,
       errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT'],
     },
-    async ({ actor, params, body }) => {
-      await authorize(actor, 'users:update', { ownerId: params.id });
-      const target = await users.findById(params.id);
-      if (!target) throw new ApiError('NOT_FOUND', 'User not found');
-      const roleChanges = body.role !== undefined && body.role !== target.role;
-      const statusChanges = body.status !== undefined && body.status !== target.status;
-      const losesAdmin =
-        target.role === 'admin' && target.status === 'active' && ((roleChanges && body.role !== 'admin') || (statusChanges && body.status === 'disabled'));
-      if (!roleChanges && !statusChanges) return { user: toPublicUser(target) };
-      const apply = async () => {
-        // The last active admin cannot demote or disable itself (nor be removed by a racing change of another admin).
-        if (losesAdmin && (await users.countActiveAdmins()) <= 1) {
-          throw new ApiError('CONFLICT', 'This is the last active admin: promote another admin first');
-        }
-        // Conditional on the state we checked, so a concurrent change is not silently overwritten.
-        const set = { ...(roleChanges ? { role: body.role } : {}), ...(statusChanges ? { status: body.status } : {}) };
-        return users.update(target._id, set, { role: target.role, status: target.status });
-      };
-      // Changes that remove an active admin are serialised, so two admins demoting themselves at once cannot leave none.
-      const user = losesAdmin ? await withLock(ctx.redis, `${ctx.config.REDIS_KEY_PREFIX}admins-lock`, apply) : await apply();
-      if (!user) throw new ApiError('CONFLICT', 'The user changed meanwhile; reload and retry');
-      if (roleChanges || user.status === 'disabled') await sessions.revokeAllSessions(params.id);
-      // API keys follow at once (DESIGN 5b): gone for a disabled user, the new role for everyone else
-      await apiKeys.syncUser(user);
-      if (roleChanges) await events.append('user.role_changed', user, { previousRole: target.role });
-      if (statusChanges) await events.append(user.status === 'disabled' ? 'user.disabled' : 'user.updated', user);
-      return { user: toPublicUser(user) };
-    },
+    async ({ actor, params, body }) => ({ user: toPublicUser(await admin.changeRoleOrStatus(actor, params.id, body)) }),
   );
   return router;
 }

@@ -1,7 +1,7 @@
 import { type ApiKeyEntry, apiKeyRedisKeys } from '@platform/shared-types';
 import type { Redis } from 'ioredis';
 import { isValidObjectId, Types } from 'mongoose';
-import type { ApiKeyDoc, Models, UserDoc } from '../../models.ts';
+import type { ApiKeyDoc, Models, UserDoc } from '../../documents.ts';
 
 export interface NewApiKey {
   userId: string;

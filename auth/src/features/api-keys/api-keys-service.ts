@@ -1,6 +1,6 @@
 import { type Actor, API_KEY_SHOWN_PREFIX_LENGTH, ApiError, authorize, generateApiKey, hashApiKey } from '@platform/shared-types';
 import type { AuthContext } from '../../context.ts';
-import type { ApiKeyDoc, UserDoc } from '../../models.ts';
+import type { ApiKeyDoc, UserDoc } from '../../documents.ts';
 import type { ApiKeysDal } from './api-keys-dal.ts';
 
 /** keys one user may hold at once */

@@ -1,20 +1,16 @@
-import { ApiError, authorize } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
-import type { AuthContext } from '../../context.ts';
-import type { UserDoc } from '../../models.ts';
 import { meResponse, profilePatchBody } from '../users/schemas.ts';
 import { toProfile, toPublicUser } from '../users/users-dal.ts';
+import type { ProfileService } from './profile-service.ts';
 
-export function profileRouter(ctx: AuthContext): ApiRouter {
+export function profileRouter(profiles: ProfileService): ApiRouter {
   const router = new ApiRouter();
   const tags = ['profile'];
+  const view = (user: Awaited<ReturnType<ProfileService['read']>>) => ({ user: toPublicUser(user), profile: toProfile(user) });
 
-  router.route({ method: 'get', path: '/api/profile', summary: 'Own profile', access: 'user', tags, response: meResponse }, async ({ actor }) => {
-    await authorize(actor, 'profile:read', { ownerId: actor.userId });
-    const user = await ctx.users.findById(actor.userId);
-    if (!user) throw new ApiError('NOT_FOUND', 'User not found');
-    return { user: toPublicUser(user), profile: toProfile(user) };
-  });
+  router.route({ method: 'get', path: '/api/profile', summary: 'Own profile', access: 'user', tags, response: meResponse }, async ({ actor }) =>
+    view(await profiles.read(actor)),
+  );
 
   router.route(
     {
@@ -26,19 +22,7 @@ export function profileRouter(ctx: AuthContext): ApiRouter {
       body: profilePatchBody,
       response: meResponse,
     },
-    async ({ actor, body }) => {
-      await authorize(actor, 'profile:update', { ownerId: actor.userId });
-      const set: Record<string, unknown> = {};
-      if (body.displayName !== undefined) set.displayName = body.displayName;
-      if (body.bio !== undefined) set.bio = body.bio;
-      if (body.avatarUrl !== undefined) set.avatarUrl = body.avatarUrl;
-      // Preferences merge key by key, so a client can change one without resending the rest.
-      for (const [name, value] of Object.entries(body.preferences ?? {})) if (value !== undefined) set[`preferences.${name}`] = value;
-      const user = await ctx.users.update(actor.userId, set as Partial<UserDoc>);
-      if (!user) throw new ApiError('NOT_FOUND', 'User not found');
-      await ctx.events.append('user.updated', user);
-      return { user: toPublicUser(user), profile: toProfile(user) };
-    },
+    async ({ actor, body }) => view(await profiles.update(actor, body)),
   );
   return router;
 }

@@ -1,5 +1,5 @@
 import type { Types } from 'mongoose';
-import type { Models, RefreshTokenDoc } from '../../models.ts';
+import type { Models, RefreshTokenDoc } from '../../documents.ts';
 
 /** Data access for refresh tokens. Every state change is a conditional update (no transactions on FerretDB). */
 export function sessionsDal(models: Models) {

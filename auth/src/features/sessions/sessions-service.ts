@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Actor, ApiError, type RefreshClaims, signAccessToken, signRefreshToken, verifyAccessToken, verifyRefreshToken } from '@platform/shared-types';
 import type { AuthContext } from '../../context.ts';
+import type { UserDoc } from '../../documents.ts';
 import { openWithToken, sealWithToken, sha256 } from '../../lib/secrets.ts';
 import { authMetrics } from '../../metrics.ts';
-import type { UserDoc } from '../../models.ts';
 import { normaliseEmail, usernameKey } from '../users/users-dal.ts';
 import { loginLockout } from './login-lockout.ts';
 import { revocationWriter } from './revocation.ts';

@@ -1,7 +1,7 @@
 import { publicUser, ROLES } from '@platform/shared-types';
 import { z } from 'zod';
+import { THEMES, USER_STATUSES } from '../../documents.ts';
 import { newPasswordSchema } from '../../lib/passwords.ts';
-import { THEMES, USER_STATUSES } from '../../models.ts';
 import { normaliseEmail } from './users-dal.ts';
 
 /** 3-32 of [a-z0-9_.-], compared case-insensitively. */
@@ -43,6 +43,7 @@ export const profilePatchBody = z
     preferences: preferencesSchema.optional(),
   })
   .refine((body) => Object.keys(body).length > 0, 'send at least one field');
+export type ProfilePatch = z.output<typeof profilePatchBody>;
 
 export const userResponse = z.object({ user: publicUser });
 export const meResponse = z.object({ user: publicUser, profile: profileSchema }).meta({ id: 'Me' });

@@ -2,7 +2,7 @@ import type { PublicUser, Role } from '@platform/shared-types';
 import { withLock } from '@platform/shared-types/redis';
 import type { Redis } from 'ioredis';
 import { isValidObjectId, type Types } from 'mongoose';
-import type { Models, Preferences, UserDoc, UserStatus } from '../../models.ts';
+import type { Models, Preferences, UserDoc, UserStatus } from '../../documents.ts';
 
 export function normaliseEmail(email: string): string {
   return email.normalize('NFKC').trim().toLowerCase();

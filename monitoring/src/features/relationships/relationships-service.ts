@@ -1,13 +1,12 @@
 import { type Actor, ApiError, authorize, type RelationshipCheck, type UserEvent } from '@platform/shared-types';
-import type { Knex } from 'knex';
 import type { Upstreams } from '../../upstreams.ts';
 import type { CheckCache, Pair, RelationshipChanges } from './relationship-changes.ts';
-import { type ListFilter, type Relationship, relationshipsDal, toRelationship } from './relationships-dal.ts';
+import { type ListFilter, type Relationship, type RelationshipsDal, toRelationship } from './relationships-dal.ts';
 
 const SUPERVISING_ROLES = new Set(['supervisor', 'admin']);
 
 export interface RelationshipServiceDeps {
-  db: Knex;
+  relationships: RelationshipsDal;
   upstreams: Upstreams;
   cache: CheckCache;
   changes: RelationshipChanges;
@@ -42,7 +41,7 @@ export class RelationshipService {
     if (student.status !== 'active') errors.push({ path: 'body.studentId', message: 'user is disabled' });
     if (errors.length > 0) throw new ApiError('VALIDATION_FAILED', 'These users cannot form a supervision', { errors });
 
-    const created = await relationshipsDal.createOrReactivate(this.#deps.db, { ...input, createdBy: actor.userId });
+    const created = await this.#deps.relationships.createOrReactivate({ ...input, createdBy: actor.userId });
     if (!created) throw new ApiError('CONFLICT', 'This supervisor already supervises this student');
     await this.#deps.changes.publish([input]);
     return { relationship: toRelationship(created.relationship), reactivated: created.reactivated };
@@ -50,7 +49,7 @@ export class RelationshipService {
 
   async remove(actor: Actor, id: string): Promise<void> {
     await authorize(actor, 'relationships:manage', {});
-    const removed = await relationshipsDal.deleteById(this.#deps.db, id);
+    const removed = await this.#deps.relationships.deleteById(id);
     if (!removed) throw new ApiError('NOT_FOUND', `No relationship ${id}`);
     // Invalidate before answering: a check right after this DELETE must not see the pair.
     await this.#deps.changes.publish([{ supervisorId: removed.supervisor_id, studentId: removed.student_id }]);
@@ -64,7 +63,7 @@ export class RelationshipService {
       await authorize(actor, 'relationships:read', { ownerId: supervisorId });
       effective = { ...filter, supervisorId };
     }
-    const { rows, total } = await relationshipsDal.list(this.#deps.db, effective, { offset: (page.page - 1) * page.limit, limit: page.limit });
+    const { rows, total } = await this.#deps.relationships.list(effective, { offset: (page.page - 1) * page.limit, limit: page.limit });
     // Names for people reading the list; best effort, the pairs stand without them.
     const users = await this.#deps.upstreams
       .users(
@@ -85,7 +84,7 @@ export class RelationshipService {
     const cached = this.#deps.cache.get(pair);
     if (cached) return cached;
     const generation = this.#deps.cache.begin();
-    const row = await relationshipsDal.findActivePair(this.#deps.db, pair.supervisorId, pair.studentId);
+    const row = await this.#deps.relationships.findActivePair(pair.supervisorId, pair.studentId);
     const answer: RelationshipCheck = row ? { supervises: true, relationshipId: row.id, since: row.since.toISOString() } : { supervises: false };
     this.#deps.cache.store(pair, answer, generation);
     return answer;
@@ -99,7 +98,7 @@ export class RelationshipService {
   }
 
   pruneProcessedEvents(days = 30): Promise<number> {
-    return relationshipsDal.pruneProcessedEvents(this.#deps.db, days);
+    return this.#deps.relationships.pruneProcessedEvents(days);
   }
 
   /**
@@ -110,17 +109,18 @@ export class RelationshipService {
   async applyUserEvent(event: UserEvent): Promise<number> {
     const occurredAt = new Date(event.occurredAt);
     const notAfter = Number.isNaN(occurredAt.getTime()) ? new Date() : occurredAt;
-    const ended = await this.#deps.db.transaction(async (trx) => {
-      const fresh = await relationshipsDal.markEventProcessed(trx, { eventId: event.eventId, type: event.type, userId: event.user.id });
+    const dal = this.#deps.relationships;
+    const ended = await dal.transaction(async (trx) => {
+      const fresh = await dal.markEventProcessed({ eventId: event.eventId, type: event.type, userId: event.user.id }, trx);
       if (!fresh) return [];
       const rows = [];
       if (event.user.status === 'disabled') {
-        rows.push(...(await relationshipsDal.deactivate(trx, { supervisorId: event.user.id }, 'supervisor_disabled', notAfter)));
-        rows.push(...(await relationshipsDal.deactivate(trx, { studentId: event.user.id }, 'student_disabled', notAfter)));
+        rows.push(...(await dal.deactivate({ supervisorId: event.user.id }, 'supervisor_disabled', notAfter, trx)));
+        rows.push(...(await dal.deactivate({ studentId: event.user.id }, 'student_disabled', notAfter, trx)));
       } else if (!SUPERVISING_ROLES.has(event.user.role)) {
-        rows.push(...(await relationshipsDal.deactivate(trx, { supervisorId: event.user.id }, 'supervisor_role_changed', notAfter)));
+        rows.push(...(await dal.deactivate({ supervisorId: event.user.id }, 'supervisor_role_changed', notAfter, trx)));
       }
-      if (rows.length > 0) await relationshipsDal.setEventDeactivations(trx, event.eventId, rows.length);
+      if (rows.length > 0) await dal.setEventDeactivations(event.eventId, rows.length, trx);
       return rows;
     });
     await this.#deps.changes.publish(ended.map((row) => ({ supervisorId: row.supervisor_id, studentId: row.student_id })));

@@ -1,7 +1,6 @@
 import { type Actor, ApiError, authorize, type Logger, type PublicUser } from '@platform/shared-types';
-import type { Knex } from 'knex';
 import type { ActiveStream, Balance, Upstreams } from '../../upstreams.ts';
-import { type RelationshipRow, relationshipsDal } from '../relationships/relationships-dal.ts';
+import type { RelationshipRow, RelationshipsDal } from '../relationships/relationships-dal.ts';
 import type { RelationshipService } from '../relationships/relationships-service.ts';
 
 export type SourceState = 'ok' | 'unavailable';
@@ -20,13 +19,13 @@ export interface SupervisedStudent {
 
 /** A supervisor's students with names (auth) and balances and running streams (accounting), each source best effort. */
 export class StudentsService {
-  readonly #db: Knex;
+  readonly #pairs: RelationshipsDal;
   readonly #upstreams: Upstreams;
   readonly #relationships: RelationshipService;
   readonly #logger: Logger;
 
-  constructor(deps: { db: Knex; upstreams: Upstreams; relationships: RelationshipService; logger: Logger }) {
-    this.#db = deps.db;
+  constructor(deps: { pairs: RelationshipsDal; upstreams: Upstreams; relationships: RelationshipService; logger: Logger }) {
+    this.#pairs = deps.pairs;
     this.#upstreams = deps.upstreams;
     this.#relationships = deps.relationships;
     this.#logger = deps.logger;
@@ -42,11 +41,7 @@ export class StudentsService {
 
   async list(actor: Actor, query: { supervisorId?: string; page: number; limit: number }, userToken?: string) {
     const supervisorId = await this.#supervisorFor(actor, query.supervisorId);
-    const { rows, total } = await relationshipsDal.list(
-      this.#db,
-      { supervisorId, active: true },
-      { offset: (query.page - 1) * query.limit, limit: query.limit },
-    );
+    const { rows, total } = await this.#pairs.list({ supervisorId, active: true }, { offset: (query.page - 1) * query.limit, limit: query.limit });
     const enriched = await this.#enrich(rows, userToken);
     return { supervisorId, students: enriched.students, page: query.page, limit: query.limit, total, sources: enriched.sources };
   }
@@ -59,7 +54,7 @@ export class StudentsService {
       if (actor.role !== 'admin') throw new ApiError('FORBIDDEN', 'You do not supervise this student');
       throw new ApiError('NOT_FOUND', `Supervisor ${supervisorId} has no student ${studentId}`);
     }
-    const row = await relationshipsDal.findById(this.#db, check.relationshipId as string);
+    const row = await this.#pairs.findById(check.relationshipId as string);
     if (!row) throw new ApiError('NOT_FOUND', `No student ${studentId}`);
     const enriched = await this.#enrich([row], userToken);
     return { supervisorId, student: enriched.students[0] as SupervisedStudent, sources: enriched.sources };

@@ -1,3 +1,4 @@
+/** The MongoDB documents auth stores (users, refresh tokens, one-time tokens, API keys): their types, mongoose schemas and models. */
 import { ROLES, type Role } from '@platform/shared-types';
 import mongoose, { type Model, Schema, type Types } from 'mongoose';
 

@@ -30,7 +30,7 @@ const loginBody = z
     examples: [{ email: 'ada@example.com', password: 'correct horse battery staple' }],
   });
 
-export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts: AccountsService): ApiRouter {
+export function sessionsRouter(ctx: AuthContext, sessions: SessionsService, accounts: AccountsService): ApiRouter {
   const { config } = ctx;
   const router = new ApiRouter();
   const tags = ['auth'];
@@ -65,22 +65,20 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
     async ({ body }) => ({ user: toPublicUser(await accounts.verifyEmail(body.token)) }),
   );
 
-  router.route(
-    {
-      method: 'post',
-      path: '/api/auth/resend-verification',
-      summary: 'Send the verification mail again (202 whatever the email)',
-      access: 'public',
-      tags,
-      body: z.strictObject({ email: emailSchema }),
-      status: 202,
-      response: accepted,
-    },
-    ({ body }) => {
-      accounts.resendVerification(body.email);
-      return { status: 'accepted' as const };
-    },
-  );
+  // mail that goes (or not) after the answer: 202 whatever the email, so the answer tells nothing about accounts
+  const mailRoutes = [
+    { path: '/api/auth/resend-verification', summary: 'Send the verification mail again (202 whatever the email)', send: accounts.resendVerification },
+    { path: '/api/auth/forgot-password', summary: 'Mail a password reset link (202 whatever the email)', send: accounts.forgotPassword },
+  ];
+  for (const { path, summary, send } of mailRoutes) {
+    router.route(
+      { method: 'post', path, summary, access: 'public', tags, body: z.strictObject({ email: emailSchema }), status: 202, response: accepted },
+      ({ body }) => {
+        send(body.email);
+        return { status: 'accepted' as const };
+      },
+    );
+  }
 
   router.route(
     {
@@ -120,23 +118,6 @@ export function authRouter(ctx: AuthContext, sessions: SessionsService, accounts
       const { pair, user } = await sessions.refresh(token, deviceOf(req, config));
       setRefreshCookie(res, config, pair.refreshToken);
       return { ...pair, user: toPublicUser(user) };
-    },
-  );
-
-  router.route(
-    {
-      method: 'post',
-      path: '/api/auth/forgot-password',
-      summary: 'Mail a password reset link (202 whatever the email)',
-      access: 'public',
-      tags,
-      body: z.strictObject({ email: emailSchema }),
-      status: 202,
-      response: accepted,
-    },
-    ({ body }) => {
-      accounts.forgotPassword(body.email);
-      return { status: 'accepted' as const };
     },
   );
 
