@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, describe } from './api.ts';
 
-interface ApiKey {
+export interface ApiKey {
   id: string;
   name: string;
   prefix: string;
@@ -12,7 +12,7 @@ interface ApiKey {
   creditLimit?: number;
   lastUsedAt?: string;
 }
-interface Spend {
+export interface Spend {
   apiKeyId: string;
   creditLimit: number | null;
   chargedCredits: number;
@@ -25,9 +25,13 @@ interface CreatedKey extends ApiKey {
 
 const when = (iso: string | undefined, none: string) => (iso ? new Date(iso).toLocaleString() : none);
 
-/** Keys (auth) and their spend (accounting: only keys that reserved anything are listed there). */
-async function loadKeys(): Promise<{ keys: ApiKey[]; spend: Map<string, Spend>; spendError: string }> {
-  const [listed, spent] = await Promise.allSettled([api<{ apiKeys: ApiKey[] }>('/api/auth/api-keys'), api<{ apiKeys: Spend[] }>('/api/credits/api-keys')]);
+/** Keys (auth) and their spend (accounting: only keys that reserved anything are listed there); an admin names whose. */
+export async function loadKeys(userId?: string): Promise<{ keys: ApiKey[]; spend: Map<string, Spend>; spendError: string }> {
+  const owner = userId ? `?${new URLSearchParams({ userId })}` : '';
+  const [listed, spent] = await Promise.allSettled([
+    api<{ apiKeys: ApiKey[] }>(`/api/auth/api-keys${owner}`),
+    api<{ apiKeys: Spend[] }>(`/api/credits/api-keys${owner}`),
+  ]);
   if (listed.status === 'rejected') throw listed.reason;
   const spend = new Map(spent.status === 'fulfilled' ? spent.value.apiKeys.map((s) => [s.apiKeyId, s] as const) : []);
   return { keys: listed.value.apiKeys, spend, spendError: spent.status === 'rejected' ? describe(spent.reason) : '' };
