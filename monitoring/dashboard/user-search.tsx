@@ -9,6 +9,10 @@ export interface FoundUser {
   email?: string | null;
 }
 
+const label = (user: FoundUser) => `${user.username} <${user.email ?? ''}>`;
+const search = async (typed: string, limit: number) =>
+  (await api<{ users: FoundUser[] }>(`/api/admin/users?${new URLSearchParams({ search: typed.trim(), limit: String(limit) })}`)).users;
+
 /** `action` names the button (several searches share a page). */
 export function UserSearch(props: { id: string; label: string; action: string; onPick: (user: FoundUser) => void }) {
   const [typed, setTyped] = useState('');
@@ -17,21 +21,27 @@ export function UserSearch(props: { id: string; label: string; action: string; o
   useEffect(() => {
     if (typed.trim().length < 2) return;
     const timer = setTimeout(() => {
-      api<{ users: FoundUser[] }>(`/api/admin/users?${new URLSearchParams({ search: typed.trim(), limit: '10' })}`)
-        .then((answer) => setFound(answer.users))
+      search(typed, 10)
+        .then(setFound)
         .catch((problem: unknown) => setError(describe(problem)));
     }, 250);
     return () => clearTimeout(timer);
   }, [typed]);
-  const label = (user: FoundUser) => `${user.username} <${user.email ?? ''}>`;
+  /** a chosen suggestion, else the only user matching what was typed (submitted before the suggestions came) */
+  const pick = async () => {
+    const chosen = found.find((u) => label(u) === typed.trim());
+    if (chosen) return chosen;
+    const matching = await search(typed, 2);
+    return matching.length === 1 ? matching[0] : undefined;
+  };
   return (
     <form
       class="inline"
       onSubmit={(event) => {
         event.preventDefault();
-        const user = found.find((u) => label(u) === typed.trim()) ?? (found.length === 1 ? found[0] : undefined);
-        if (user) props.onPick(user);
-        else setError('Choose the user from the suggestions (type part of the name or email).');
+        pick()
+          .then((user) => (user ? props.onPick(user) : setError('Choose the user from the suggestions (type part of the name or email).')))
+          .catch((problem: unknown) => setError(describe(problem)));
       }}
     >
       <label for={`${props.id}-search`}>{props.label}</label>
