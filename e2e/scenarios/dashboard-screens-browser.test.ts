@@ -20,12 +20,12 @@ const FIRST_CHUNK_MS = 600;
 
 describe('dashboard screens (charts, live sessions with time to first token, relationships, prices, API keys) in headless Chromium', function () {
   this.timeout(180_000);
-  let platform: Platform;
   let gw: string;
-  let echo: EchoModel;
+  let platform: Platform;
   let admin: Session;
   let supervisor: Session;
   let student: Session;
+  let echo: EchoModel;
   let browser: Browser;
   let adminPage: Page;
   let supervisorPage: Page;
@@ -67,9 +67,9 @@ describe('dashboard screens (charts, live sessions with time to first token, rel
   });
   after(async () => {
     for (const controller of aborts) controller.abort();
+    echo?.server.close();
     await browser?.close();
     await platform?.stop();
-    echo?.server.close();
   });
 
   it('an admin creates the relationship by searching names and emails; no raw id on the page', async () => {
@@ -79,7 +79,7 @@ describe('dashboard screens (charts, live sessions with time to first token, rel
     await signInThroughForm(adminPage, gw, admin.email, admin.password);
     await adminPage.getByText(`Welcome, ${admin.username}.`).waitFor();
     await adminPage.getByRole('heading', { name: 'Admin console' }).waitFor();
-    await adminPage.getByLabel('Supervisor (name or email)', { exact: true }).nth(0).waitFor();
+    await adminPage.getByLabel('Supervisor (name or email)', { exact: true }).waitFor();
     await adminPage.locator('#rel-supervisor').fill(supervisor.email);
     await adminPage.locator('#rel-student').fill(student.username);
     await adminPage.getByRole('button', { name: 'Create', exact: true }).click();

@@ -3,6 +3,7 @@
 // email.
 import { api, describe } from '@platform/webapp/api';
 import { type ApiKey, loadKeys, type Spend } from '@platform/webapp/api-keys';
+import { TableHead } from '@platform/webapp/table';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { type FoundUser, UserSearch } from './user-search.tsx';
@@ -16,6 +17,21 @@ interface Price {
 }
 
 const when = (iso: string | undefined | null, none: string) => (iso ? new Date(iso).toLocaleString() : none);
+
+function PriceInput(props: { label: string; value: string; onChange: (value: string) => void }) {
+  return (
+    <input
+      type="number"
+      min={1}
+      step={1}
+      required
+      size={6}
+      aria-label={props.label}
+      value={props.value}
+      onInput={(e) => props.onChange((e.target as HTMLInputElement).value)}
+    />
+  );
+}
 
 function PriceRow(props: { price: Price; onSaved: (message: string) => void }) {
   const { price } = props;
@@ -38,28 +54,10 @@ function PriceRow(props: { price: Price; onSaved: (message: string) => void }) {
       <th scope="row">
         {name} <span class="muted">{price.modelId}</span>
       </th>
-      <td colSpan={2}>
+      <td>
         <form class="inline" onSubmit={save}>
-          <input
-            type="number"
-            min={1}
-            step={1}
-            required
-            size={6}
-            aria-label={`Input price of ${name} (credits per 1,000 tokens)`}
-            value={inputPer1k}
-            onInput={(e) => setInput((e.target as HTMLInputElement).value)}
-          />
-          <input
-            type="number"
-            min={1}
-            step={1}
-            required
-            size={6}
-            aria-label={`Output price of ${name} (credits per 1,000 tokens)`}
-            value={outputPer1k}
-            onInput={(e) => setOutput((e.target as HTMLInputElement).value)}
-          />
+          <PriceInput label={`Input price of ${name} (credits per 1,000 tokens)`} value={inputPer1k} onChange={setInput} />
+          <PriceInput label={`Output price of ${name} (credits per 1,000 tokens)`} value={outputPer1k} onChange={setOutput} />
           <button type="submit" class="small" aria-label={`Save prices of ${name}`}>
             Save
           </button>
@@ -88,15 +86,7 @@ function PricesAdmin(props: { say: (message: string, kind?: 'info' | 'error') =>
       <div class="table-wrap">
         <table id="prices-table">
           <caption class="visually-hidden">Prices of every model accounting knows</caption>
-          <thead>
-            <tr>
-              <th scope="col">Model</th>
-              <th scope="col" colSpan={2}>
-                Input / output price
-              </th>
-              <th scope="col">Changed</th>
-            </tr>
-          </thead>
+          <TableHead columns={['Model', 'Input / output price', 'Changed']} />
           <tbody>
             {(prices ?? []).map((price) => (
               <PriceRow
@@ -173,19 +163,7 @@ function KeysAdmin(props: { say: (message: string, kind?: 'info' | 'error') => v
           <div class="table-wrap">
             <table id="keys-table">
               <caption class="visually-hidden">API keys of {owner.username} with last use and spend</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Key</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Credits spent</th>
-                  <th scope="col">Credit limit</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={['Key', 'Created', 'Expires', 'Last used', 'Credits spent', 'Credit limit', '']} />
               <tbody>
                 {loaded.keys.map((apiKey) => (
                   <KeyRow

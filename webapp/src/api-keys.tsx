@@ -2,6 +2,7 @@
 // it while it is shown (once: auth keeps only its hash), see each key's last use and spend, delete it.
 import { useEffect, useState } from 'preact/hooks';
 import { api, describe } from './api.ts';
+import { TableHead } from './table.tsx';
 
 export interface ApiKey {
   id: string;
@@ -227,20 +228,7 @@ export function ApiKeysScreen() {
           <section class="table-wrap" aria-label="Your API keys" tabindex={0}>
             <table id="api-keys-table">
               <caption class="visually-hidden">Your API keys with their last use and spend</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Key</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Credits spent</th>
-                  <th scope="col">Limit</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={['Name', 'Key', 'Created', 'Expires', 'Last used', 'Credits spent', 'Limit', '']} />
               <tbody>
                 {keys.map((key) => (
                   <KeyRow key={key.id} apiKey={key} spend={spend.get(key.id)} onDelete={onDelete} />
