@@ -10,6 +10,7 @@ import { OpenAiService } from './features/openai/openai-service.ts';
 import { repliesRouter } from './features/sessions/replies-router.ts';
 import { sessionsRouter } from './features/sessions/sessions-router.ts';
 import { streamRouter } from './features/stream/stream-router.ts';
+import { timingRouter } from './features/stream/timing-router.ts';
 import type { ChatRuntime } from './runtime.ts';
 import type { Stores } from './stores.ts';
 
@@ -38,6 +39,7 @@ export function buildApp(deps: AppDeps): Express {
       accessKeyring,
       ...shared,
     }),
+    timingRouter({ bus: runtime.bus }),
     filesRouter({ files: runtime.files }),
     predictRouter({ streams: runtime.streams, sessions: runtime.sessions, models: runtime.models, ...shared }),
     openAiRouter({

@@ -5,8 +5,6 @@
 // in the dashboard at the same time. Model output with HTML and javascript: links renders as text: the
 // OpenAI-compatible model is pointed at a stand-in server (a third party) that echoes the user's message.
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createKeyring, signAccessToken } from '@platform/shared-types';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
@@ -14,46 +12,12 @@ import { launchChromium, screenshot, signInThroughForm } from '../../monitoring/
 import { waitFor } from '../../monitoring/test/support/wait.ts';
 import { type AxeViolation, seriousViolations } from '../support/axe.ts';
 import { api, createUser, type Session, uniqueUser } from '../support/client.ts';
+import { type EchoModel, HOSTILE, startEchoModel } from '../support/echo-model.ts';
 import { assertLedgerInvariant } from '../support/ledger.ts';
 import { type Platform, startPlatform } from '../support/platform.ts';
 
 const OUTPUT_DIR = new URL('../test-output/webapp/', import.meta.url);
 const CREDITS = 5000;
-const HOSTILE = [
-  'Plain **bold** text.',
-  '<script>window.__pwned = "script"</script>',
-  '<img src="x" onerror="window.__pwned = \'img\'">',
-  '[click me](javascript:window.__pwned=1) and [fine](https://example.com/)',
-  '<a href="javascript:alert(1)">raw link</a>',
-].join('\n\n');
-
-/** An OpenAI-compatible server that streams back the last user message in small chunks, with exact usage. */
-async function startEchoModel(): Promise<{ url: string; server: Server }> {
-  const server = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (chunk: Buffer) => {
-      raw += chunk.toString('utf8');
-    });
-    req.on('end', async () => {
-      const body = JSON.parse(raw) as { messages: Array<{ role: string; content: string }> };
-      const last = body.messages.filter((m) => m.role === 'user').at(-1)?.content ?? '';
-      const reply = last.replace(/^[\s\S]*?(?=Plain \*\*bold\*\*)/, ''); // the message alone, whatever chat put before it
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
-      for (let i = 0; i < reply.length; i += 16) {
-        send({ choices: [{ delta: { content: reply.slice(i, i + 16) }, finish_reason: null }] });
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      send({ choices: [{ delta: {}, finish_reason: 'stop' }] });
-      const promptChars = body.messages.reduce((sum, m) => sum + m.content.length, 0);
-      send({ choices: [], usage: { prompt_tokens: Math.ceil(promptChars / 4), completion_tokens: Math.ceil(reply.length / 4) } });
-      res.end('data: [DONE]\n\n');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
-}
-
 async function newPage(browser: Browser, viewport = { width: 1280, height: 900 }): Promise<{ page: Page; errors: string[] }> {
   const page = await browser.newPage({ viewport });
   const errors: string[] = [];
@@ -68,7 +32,7 @@ describe('end-user web app in headless Chromium through the gateway', function (
   this.timeout(180_000);
   let platform: Platform;
   let gw: string;
-  let echo: { url: string; server: Server };
+  let echo: EchoModel;
   let admin: Session;
   let supervisor: Session;
   let browser: Browser;

@@ -15,6 +15,7 @@ import {
   type Session,
   setSession,
 } from '@platform/webapp/api';
+import { hideAdminScreens, showAdminScreens } from './admin-screens.tsx';
 import { hideStudentCharts, showStudentCharts } from './student-charts.tsx';
 
 interface User {
@@ -174,6 +175,7 @@ function signedOut(message: string): void {
   shownStudents = '';
   stopWatching();
   hideStudentCharts($('charts-root'));
+  hideAdminScreens($('admin-screens-root'));
   window.clearInterval(refreshTimer);
   $('app-view').hidden = true;
   $('whoami').hidden = true;
@@ -199,6 +201,7 @@ function showApp(): void {
     void loadUsers();
     void loadRelationships();
     void loadCatalog();
+    showAdminScreens($('admin-screens-root'), say);
   }
   window.clearInterval(refreshTimer);
   refreshTimer = window.setInterval(() => {

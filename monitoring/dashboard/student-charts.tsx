@@ -5,12 +5,8 @@ import { api, describe } from '@platform/webapp/api';
 import { DAYS, DayChart, daySeries, lastDays } from '@platform/webapp/chart';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { type FoundUser as ChartUser, UserSearch } from './user-search.tsx';
 
-export interface ChartUser {
-  id: string;
-  username: string;
-  email?: string | null;
-}
 interface Stats {
   totals: { requests: number; inputTokens: number; outputTokens: number; credits: number };
   byDay: Array<{ day: string; inputTokens: number; outputTokens: number; credits: number }>;
@@ -85,57 +81,6 @@ async function loadCharts(userId: string): Promise<Charts> {
   };
 }
 
-function UserSearch(props: { onPick: (user: ChartUser) => void }) {
-  const [typed, setTyped] = useState('');
-  const [found, setFound] = useState<ChartUser[]>([]);
-  const [error, setError] = useState('');
-  useEffect(() => {
-    if (typed.trim().length < 2) return;
-    const timer = setTimeout(() => {
-      api<{ users: ChartUser[] }>(`/api/admin/users?${new URLSearchParams({ search: typed.trim(), limit: '10' })}`)
-        .then((answer) => setFound(answer.users))
-        .catch((problem: unknown) => setError(describe(problem)));
-    }, 250);
-    return () => clearTimeout(timer);
-  }, [typed]);
-  const label = (user: ChartUser) => `${user.username} <${user.email ?? ''}>`;
-  return (
-    <form
-      class="inline"
-      onSubmit={(event) => {
-        event.preventDefault();
-        const user = found.find((u) => label(u) === typed.trim()) ?? (found.length === 1 ? found[0] : undefined);
-        if (user) props.onPick(user);
-        else setError('Choose the user from the suggestions (type part of the name or email).');
-      }}
-    >
-      <label for="chart-user-search">Charts of any user (name or email)</label>
-      <input
-        id="chart-user-search"
-        type="search"
-        list="chart-user-options"
-        autocomplete="off"
-        value={typed}
-        onInput={(event) => {
-          setError('');
-          setTyped((event.target as HTMLInputElement).value);
-        }}
-      />
-      <datalist id="chart-user-options">
-        {found.map((user) => (
-          <option key={user.id} value={label(user)} />
-        ))}
-      </datalist>
-      <button type="submit" class="secondary">
-        Show
-      </button>
-      <span class="error" role="alert">
-        {error}
-      </span>
-    </form>
-  );
-}
-
 function StudentCharts(props: { students: ChartUser[]; admin: boolean }) {
   const [picked, setPicked] = useState<ChartUser | null>(null);
   const [charts, setCharts] = useState<Charts | null>(null);
@@ -174,7 +119,7 @@ function StudentCharts(props: { students: ChartUser[]; admin: boolean }) {
             ))}
           </select>
         </form>
-        {props.admin ? <UserSearch onPick={setPicked} /> : null}
+        {props.admin ? <UserSearch id="chart-user" label="Charts of any user (name or email)" action="Show charts" onPick={setPicked} /> : null}
       </div>
       <p class="error" role="alert">
         {error}

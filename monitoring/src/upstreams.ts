@@ -2,6 +2,7 @@ import {
   ApiError,
   internalActiveResponse,
   internalBalancesResponse,
+  internalStreamTimingResponse,
   internalUsersResponse,
   type PublicUser,
   type ServiceClient,
@@ -11,6 +12,7 @@ import type { z } from 'zod';
 
 export type Balance = z.infer<typeof internalBalancesResponse>['balances'][number];
 export type ActiveStream = z.infer<typeof internalActiveResponse>['sessions'][number];
+export type StreamTiming = z.infer<typeof internalStreamTimingResponse>['sessions'][number];
 
 const MAX_IDS = 200;
 
@@ -75,6 +77,20 @@ export class Upstreams {
         list.push(stream);
         found.set(stream.userId, list);
       }
+    }
+    return found;
+  }
+
+  /** chat GET /internal/sessions/timing?sessionIds=: start and time to first token of the sessions' streams */
+  async streamTimings(sessionIds: string[], userToken?: string): Promise<Map<string, StreamTiming>> {
+    const found = new Map<string, StreamTiming>();
+    for (const batch of chunks([...new Set(sessionIds)], MAX_IDS)) {
+      const { body } = await this.#client.call('chat', '/internal/sessions/timing', {
+        query: { sessionIds: batch.join(',') },
+        userToken,
+        timeoutMs: this.#timeoutMs,
+      });
+      for (const timing of parseAnswer(internalStreamTimingResponse, body, 'chat').sessions) found.set(timing.sessionId, timing);
     }
     return found;
   }

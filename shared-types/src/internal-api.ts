@@ -123,6 +123,26 @@ export const internalActiveResponse = z.object({ sessions: z.array(activeReserva
 export const observeQuery = z.object({ userId: id });
 
 /**
+ * GET /internal/sessions/timing?sessionIds=a,b (at most 200; monitoring's live sessions): when each session's
+ * current (or last) stream started and when its first token came, as chat measured them; sessions chat has no
+ * recent stream of are left out. timeToFirstTokenMs is null until the first token.
+ */
+export const internalStreamTimingQuery = z.object({
+  sessionIds: z
+    .string()
+    .min(1)
+    .max(200 * 65),
+});
+export const streamTiming = z.object({
+  sessionId: id,
+  streamId: z.string(),
+  startedAt: z.string(),
+  firstTokenAt: z.string().nullable(),
+  timeToFirstTokenMs: z.number().int().min(0).nullable(),
+});
+export const internalStreamTimingResponse = z.object({ sessions: z.array(streamTiming) });
+
+/**
  * GET /internal/replies?from=&to=&after=&limit= (accounting's reconciliation): the assistant replies chat stored in
  * [from, to) that were metered (carry a reservation id), oldest first, paged by `after` (the last messageId seen).
  * Replies of deleted sessions are kept as billing receipts (`deleted`, no text) so a charge never loses its reply.

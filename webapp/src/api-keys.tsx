@@ -2,8 +2,9 @@
 // it while it is shown (once: auth keeps only its hash), see each key's last use and spend, delete it.
 import { useEffect, useState } from 'preact/hooks';
 import { api, describe } from './api.ts';
+import { TableHead } from './table.tsx';
 
-interface ApiKey {
+export interface ApiKey {
   id: string;
   name: string;
   prefix: string;
@@ -12,7 +13,7 @@ interface ApiKey {
   creditLimit?: number;
   lastUsedAt?: string;
 }
-interface Spend {
+export interface Spend {
   apiKeyId: string;
   creditLimit: number | null;
   chargedCredits: number;
@@ -25,9 +26,13 @@ interface CreatedKey extends ApiKey {
 
 const when = (iso: string | undefined, none: string) => (iso ? new Date(iso).toLocaleString() : none);
 
-/** Keys (auth) and their spend (accounting: only keys that reserved anything are listed there). */
-async function loadKeys(): Promise<{ keys: ApiKey[]; spend: Map<string, Spend>; spendError: string }> {
-  const [listed, spent] = await Promise.allSettled([api<{ apiKeys: ApiKey[] }>('/api/auth/api-keys'), api<{ apiKeys: Spend[] }>('/api/credits/api-keys')]);
+/** Keys (auth) and their spend (accounting: only keys that reserved anything are listed there); an admin names whose. */
+export async function loadKeys(userId?: string): Promise<{ keys: ApiKey[]; spend: Map<string, Spend>; spendError: string }> {
+  const owner = userId ? `?${new URLSearchParams({ userId })}` : '';
+  const [listed, spent] = await Promise.allSettled([
+    api<{ apiKeys: ApiKey[] }>(`/api/auth/api-keys${owner}`),
+    api<{ apiKeys: Spend[] }>(`/api/credits/api-keys${owner}`),
+  ]);
   if (listed.status === 'rejected') throw listed.reason;
   const spend = new Map(spent.status === 'fulfilled' ? spent.value.apiKeys.map((s) => [s.apiKeyId, s] as const) : []);
   return { keys: listed.value.apiKeys, spend, spendError: spent.status === 'rejected' ? describe(spent.reason) : '' };
@@ -223,20 +228,7 @@ export function ApiKeysScreen() {
           <section class="table-wrap" aria-label="Your API keys" tabindex={0}>
             <table id="api-keys-table">
               <caption class="visually-hidden">Your API keys with their last use and spend</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Key</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">Credits spent</th>
-                  <th scope="col">Limit</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={['Name', 'Key', 'Created', 'Expires', 'Last used', 'Credits spent', 'Limit', '']} />
               <tbody>
                 {keys.map((key) => (
                   <KeyRow key={key.id} apiKey={key} spend={spend.get(key.id)} onDelete={onDelete} />

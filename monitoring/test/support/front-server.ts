@@ -167,6 +167,13 @@ export async function startFrontServer(options: {
       return sendJson(res, 200, { userId: owner, ...(accounting.balances.get(owner) ?? { available: 0, reserved: 0 }), allocations: [] });
     if (req.method === 'GET' && path === '/api/credits/transactions')
       return sendJson(res, 200, { userId: owner, page: 1, limit: 100, total: 0, transactions: [] });
+    if (req.method === 'GET' && path === '/api/models/prices') {
+      // as accounting: the priced models of the catalog
+      const prices = catalog.models.flatMap((m) =>
+        m.prices ? [{ modelId: m.id, displayName: m.displayName, ...m.prices, updatedBy: null, updatedAt: new Date(0).toISOString() }] : [],
+      );
+      return sendJson(res, 200, { prices });
+    }
     if (req.method === 'GET' && path === '/api/chat/models/catalog' && actor.role === 'admin') return sendJson(res, 200, { models: catalog.models });
     if (req.method === 'GET' && path === '/api/chat/chatflows' && actor.role === 'admin') return sendJson(res, 200, { chatflows: catalog.chatflows });
     const flowRoute = /^\/api\/chat\/chatflows\/([^/]+)$/.exec(path);

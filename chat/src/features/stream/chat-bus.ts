@@ -1,6 +1,6 @@
 import type { Logger, ObserveEvent, UserStreamEvent } from '@platform/shared-types';
 import { RedisMutex } from '@platform/shared-types/redis';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 /** One event of a session as observers see it; `streamId` and `seq` order the events of one stream. */
 export type SessionEvent = ObserveEvent & { streamId?: string; seq?: number };
@@ -15,6 +15,17 @@ export interface InterruptCommand {
 }
 
 type Handler = (message: string) => void;
+
+export interface StreamTiming {
+  sessionId: string;
+  streamId: string;
+  startedAt: string;
+  firstTokenAt: string | null;
+  timeToFirstTokenMs: number | null;
+}
+
+/** the first token of the stream that started last: a late write of an older stream is dropped */
+const SET_FIRST_TOKEN = `if redis.call('hget', KEYS[1], 'streamId') == ARGV[1] then return redis.call('hsetnx', KEYS[1], 'firstTokenAt', ARGV[2]) else return 0 end`;
 
 /**
  * Chat's use of Redis across instances: per-session event channels with a short replay list (observers),
@@ -89,12 +100,52 @@ export class ChatBus {
     if (options.replay) {
       const list = this.key('replay', sessionId);
       const pipeline = this.#redis.pipeline().rpush(list, payload).publish(this.sessionChannel(sessionId), payload);
+      this.#recordTiming(pipeline, sessionId, event);
       if ((event.seq ?? 0) % 100 === 0 || event.event !== 'delta')
         pipeline.ltrim(list, -this.#options.replayMax, -1).expire(list, this.#options.replayTtlSeconds);
       pipeline.exec().catch(fail);
     } else {
       this.#redis.publish(this.sessionChannel(sessionId), payload).catch(fail);
     }
+  }
+
+  /**
+   * A stream's start (its `session` event, seq 0) and first token (its first `delta`, seq 1: the stream emits
+   * text right after `session`) in a per-session hash, for the dashboard's time to first token. A first token
+   * is kept only for the stream that started last.
+   */
+  #recordTiming(pipeline: ChainableCommander, sessionId: string, event: SessionEvent): void {
+    if (event.streamId === undefined) return;
+    const key = this.key('timing', sessionId);
+    const now = String(Date.now());
+    if (event.seq === 0 && event.event === 'session') {
+      pipeline.del(key).hset(key, 'streamId', event.streamId, 'startedAt', now).expire(key, this.#options.replayTtlSeconds);
+    } else if (event.seq === 1 && event.event === 'delta') {
+      pipeline.eval(SET_FIRST_TOKEN, 1, key, event.streamId, now);
+    }
+  }
+
+  /** The recorded start and first token of the sessions' latest streams (sessions without one are left out). */
+  async streamTimings(sessionIds: string[]): Promise<StreamTiming[]> {
+    const pipeline = this.#redis.pipeline();
+    for (const sessionId of sessionIds) pipeline.hgetall(this.key('timing', sessionId));
+    const answers = (await pipeline.exec()) ?? [];
+    return sessionIds.flatMap((sessionId, i) => {
+      const [error, hash] = answers[i] ?? [null, null];
+      const found = hash as Record<string, string> | null;
+      if (error || !found?.streamId || !found.startedAt) return [];
+      const startedAt = Number(found.startedAt);
+      const firstToken = found.firstTokenAt ? Number(found.firstTokenAt) : null;
+      return [
+        {
+          sessionId,
+          streamId: found.streamId,
+          startedAt: new Date(startedAt).toISOString(),
+          firstTokenAt: firstToken === null ? null : new Date(firstToken).toISOString(),
+          timeToFirstTokenMs: firstToken === null ? null : Math.max(0, firstToken - startedAt),
+        },
+      ];
+    });
   }
 
   async replay(sessionId: string): Promise<SessionEvent[]> {

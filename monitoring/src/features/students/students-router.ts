@@ -16,7 +16,16 @@ const student = z.object({
   status: z.string().nullable(),
   balance: z.object({ available: z.number(), reserved: z.number() }).nullable().describe('null when accounting is unavailable'),
   activeStreams: z
-    .array(z.object({ sessionId: z.string(), reservationId: z.string(), modelId: z.string(), reservedCredits: z.number(), startedAt: z.string() }))
+    .array(
+      z.object({
+        sessionId: z.string(),
+        reservationId: z.string(),
+        modelId: z.string(),
+        reservedCredits: z.number(),
+        startedAt: z.string(),
+        timeToFirstTokenMs: z.number().int().nullable().describe("chat's time to first token of the running stream; null before it (or unknown)"),
+      }),
+    )
     .nullable()
     .describe('null when accounting is unavailable'),
 });

@@ -1,5 +1,5 @@
 import { type Actor, ApiError, authorize, type Logger, type PublicUser } from '@platform/shared-types';
-import type { ActiveStream, Balance, Upstreams } from '../../upstreams.ts';
+import type { ActiveStream, Balance, StreamTiming, Upstreams } from '../../upstreams.ts';
 import type { RelationshipRow, RelationshipsDal } from '../relationships/relationships-dal.ts';
 import type { RelationshipService } from '../relationships/relationships-service.ts';
 
@@ -14,7 +14,12 @@ export interface SupervisedStudent {
   displayName: string | null;
   status: string | null;
   balance: { available: number; reserved: number } | null;
-  activeStreams: Array<Pick<ActiveStream, 'sessionId' | 'reservationId' | 'modelId' | 'reservedCredits' | 'startedAt'>> | null;
+  activeStreams: Array<
+    Pick<ActiveStream, 'sessionId' | 'reservationId' | 'modelId' | 'reservedCredits' | 'startedAt'> & {
+      /** chat's measure for the running stream: null before its first token, or when chat cannot tell */
+      timeToFirstTokenMs: number | null;
+    }
+  > | null;
 }
 
 /** A supervisor's students with names (auth) and balances and running streams (accounting), each source best effort. */
@@ -60,6 +65,18 @@ export class StudentsService {
     return { supervisorId, student: enriched.students[0] as SupervisedStudent, sources: enriched.sources };
   }
 
+  /** Chat's start and first-token times of the running streams, best effort (an empty map when chat cannot tell). */
+  async #timings(streams: Map<string, ActiveStream[]> | undefined, userToken?: string): Promise<Map<string, StreamTiming>> {
+    const sessionIds = [...(streams?.values() ?? [])].flat().map((stream) => stream.sessionId);
+    if (sessionIds.length === 0) return new Map();
+    try {
+      return await this.#upstreams.streamTimings(sessionIds, userToken);
+    } catch (error) {
+      this.#logger.warn({ err: { message: (error as Error).message }, source: 'chat' }, 'stream timings unavailable');
+      return new Map();
+    }
+  }
+
   async #enrich(rows: RelationshipRow[], userToken?: string) {
     const ids = rows.map((row) => row.student_id);
     const settle = async <T>(what: string, work: () => Promise<T>): Promise<T | undefined> => {
@@ -76,6 +93,7 @@ export class StudentsService {
       settle<Map<string, Balance>>('accounting', () => this.#upstreams.balances(ids, userToken)),
       settle<Map<string, ActiveStream[]>>('accounting', () => this.#upstreams.activeStreams(ids, userToken)),
     ]);
+    const timings = await this.#timings(streams, userToken);
     const students: SupervisedStudent[] = rows.map((row) => {
       const user = users?.get(row.student_id);
       const balance = balances?.get(row.student_id);
@@ -96,10 +114,12 @@ export class StudentsService {
               modelId,
               reservedCredits,
               startedAt,
+              timeToFirstTokenMs: timings.get(sessionId)?.timeToFirstTokenMs ?? null,
             }))
           : null,
       };
     });
+    // chat's timings are an extra: without them a stream shows no time to first token, the list stays complete
     const known = (...sources: unknown[]): SourceState => (ids.length === 0 || sources.every((source) => source !== undefined) ? 'ok' : 'unavailable');
     return { students, sources: { auth: known(users), accounting: known(balances, streams) } };
   }
