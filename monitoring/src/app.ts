@@ -62,8 +62,7 @@ export function createMonitoring(deps: AppDeps): Monitoring {
   // filled by the revocation feed once the background starts: ends relays whose token is revoked
   const revocations = new RevocationMirror();
   const relay = new ObserveRelay({
-    chatUrl: config.CHAT_URL,
-    internalKeyring,
+    client,
     heartbeatMs: config.OBSERVE_HEARTBEAT_MS,
     relationships,
     changes,
