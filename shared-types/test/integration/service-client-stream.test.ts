@@ -40,10 +40,7 @@ describe('ServiceClient.stream against a real service app', () => {
       baseUrls: { chat: server.url, accounting: 'http://127.0.0.1:9' },
     });
   });
-  after(async () => {
-    await client.close();
-    await server.close();
-  });
+  after(() => Promise.all([client.close(), server.close()]));
 
   it('streams the answer with the service token, the user token, the query and the current request id', async () => {
     const actor = testActor('supervisor');
