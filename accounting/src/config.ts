@@ -1,21 +1,11 @@
-import { nodeEnvSchema, opsListenerSchema, portSchema, secretsSchema, USER_EVENTS_STREAM } from '@platform/shared-types';
+import { postgresConfig, serviceConfigSchema, USER_EVENTS_STREAM } from '@platform/shared-types';
 import { z } from 'zod';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-export const configSchema = secretsSchema.extend({
-  NODE_ENV: nodeEnvSchema,
-  PORT: portSchema(3001),
-  HOST: z.string().default('127.0.0.1'),
-  ...opsListenerSchema,
-  LOG_LEVEL: z.string().optional(),
-  PG_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
-  PG_DB: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_]*$/)
-    .default('accounting'),
+export const configSchema = serviceConfigSchema({ port: 3001 }).extend({
+  ...postgresConfig('accounting'),
   PG_POOL_MAX: positiveInt(10),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
   /** auth answers who a user is that accounting has not heard of yet (GET /internal/users) */
   AUTH_URL: z.url().default('http://127.0.0.1:3000'),
   /** chat lists the replies it stored, for reconciliation (GET /internal/replies) */

@@ -1,9 +1,11 @@
-import { createLogger, loadConfig } from '@platform/shared-types';
+import { createLogger, loadConfig, userEventFromEntry } from '@platform/shared-types';
 import { onShutdown, startService } from '@platform/shared-types/express';
 import { opsAddress } from '@platform/shared-types/ops';
+import { StreamConsumer } from '@platform/shared-types/redis';
 import { buildApp } from './app.ts';
 import { type Config, configSchema } from './config.ts';
-import { startUserEvents } from './features/accounts/user-events.ts';
+import { withRetry } from './db.ts';
+import { applyUserEvent } from './features/accounts/accounts-dal.ts';
 import { connectStores } from './stores.ts';
 import { startSweeper } from './sweeper.ts';
 
@@ -17,19 +19,21 @@ export async function start(config: Config) {
     connect: () => connectStores(config),
     build: (stores) => buildApp({ config, logger, stores }),
     background: (stores) => {
-      const stopEvents = startUserEvents({
-        db: stores.db,
+      // keeps accounts current; idempotent: an event older than the identity already applied changes nothing
+      const userEvents = new StreamConsumer({
         redis: stores.redis,
-        logger,
         stream: config.USER_EVENTS_STREAM,
         group: config.USER_EVENTS_GROUP,
         consumer: config.USER_EVENTS_CONSUMER,
+        parse: userEventFromEntry,
+        apply: (event) => withRetry(() => applyUserEvent(stores.db, event)),
+        logger,
         blockMs: config.USER_EVENTS_BLOCK_MS,
         claimIdleMs: config.USER_EVENTS_CLAIM_IDLE_MS,
-      });
+      }).start();
       const stopSweeper = startSweeper(stores.db, logger, { intervalMs: config.SWEEP_INTERVAL_MS, idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS });
       return async () => {
-        await Promise.all([stopSweeper(), stopEvents()]);
+        await Promise.all([stopSweeper(), userEvents.stop()]);
       };
     },
   });

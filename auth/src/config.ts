@@ -1,20 +1,13 @@
 import { join } from 'node:path';
-import { nodeEnvSchema, opsListenerSchema, portSchema, secretsSchema } from '@platform/shared-types';
+import { mongoConfig, serviceConfigSchema, USER_EVENTS_STREAM } from '@platform/shared-types';
 import { z } from 'zod';
 
 const seconds = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 /** <repo>/.data/mail, found from this file (auth/src/config.ts), so the default does not depend on the cwd. */
 const defaultMailDir = join(new URL('../..', import.meta.url).pathname, '.data', 'mail');
 
-export const configSchema = secretsSchema.extend({
-  NODE_ENV: nodeEnvSchema,
-  PORT: portSchema(3000),
-  HOST: z.string().default('127.0.0.1'),
-  ...opsListenerSchema,
-  LOG_LEVEL: z.string().optional(),
-  MONGO_URL: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// URL'),
-  MONGO_DB: z.string().default('auth'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+export const configSchema = serviceConfigSchema({ port: 3000 }).extend({
+  ...mongoConfig('auth'),
   /** bcrypt work factor: 12 in production, tests lower it */
   BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
   /** bcrypt worker threads (default: cores - 1, at least 1, at most 4) */
@@ -25,7 +18,7 @@ export const configSchema = secretsSchema.extend({
   MAIL_DIR: z.string().default(defaultMailDir),
   /** where links in mails point (the web client) */
   PUBLIC_URL: z.string().default('http://127.0.0.1:8080'),
-  USER_EVENTS_STREAM: z.string().min(1).default('events:users'),
+  USER_EVENTS_STREAM: z.string().min(1).default(USER_EVENTS_STREAM),
   /** how often events the request path could not append to the stream (Redis down) are relayed from the outbox */
   USER_EVENTS_RELAY_MS: z.coerce.number().int().min(10).default(1_000),
   /** prefix of auth's own Redis keys (login failure counters) */

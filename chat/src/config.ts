@@ -1,19 +1,12 @@
-import { nodeEnvSchema, opsListenerSchema, portSchema, secretsSchema } from '@platform/shared-types';
+import { mongoConfig, serviceConfigSchema } from '@platform/shared-types';
 import { z } from 'zod';
 
 const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
 const optionalUrl = z.url().optional();
 const optionalSecret = z.string().min(1).optional();
 
-export const configSchema = secretsSchema.extend({
-  NODE_ENV: nodeEnvSchema,
-  PORT: portSchema(3002),
-  HOST: z.string().default('127.0.0.1'),
-  ...opsListenerSchema,
-  LOG_LEVEL: z.string().optional(),
-  MONGO_URL: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// URL'),
-  MONGO_DB: z.string().default('chat'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+export const configSchema = serviceConfigSchema({ port: 3002 }).extend({
+  ...mongoConfig('chat'),
   /** prefix of every Redis key and channel chat uses (tests isolate runs with it) */
   REDIS_PREFIX: z.string().default('chat:'),
   ACCOUNTING_URL: z.url().default('http://127.0.0.1:3001'),

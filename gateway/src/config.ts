@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { nodeEnvSchema, portSchema, secretsSchema } from '@platform/shared-types';
+import { baseConfigSchema, portSchema } from '@platform/shared-types';
 import { z } from 'zod';
 
 export const DEFAULT_GATEWAY_CONFIG = fileURLToPath(new URL('../config/gateway.config.yml', import.meta.url));
@@ -10,17 +10,12 @@ const positiveInteger = z
   .optional();
 
 /** Process environment of the gateway. Routing, policies and limits live in the YAML file GATEWAY_CONFIG names. */
-export const configSchema = secretsSchema.extend({
-  NODE_ENV: nodeEnvSchema,
-  PORT: portSchema(8080),
-  HOST: z.string().default('127.0.0.1'),
+export const configSchema = baseConfigSchema({ port: 8080 }).extend({
   /** the private ops listener (Prometheus /metrics); never published (DESIGN 7). 0 picks a free port (tests) */
   OPS_PORT: portSchema(9464),
   OPS_HOST: z.string().default('127.0.0.1'),
   /** on SIGTERM: ms during which /readyz (ops listener) fails while requests are still served, before closing */
   SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).max(300_000).default(0),
-  LOG_LEVEL: z.string().optional(),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
   AUTH_URL: z.url().default('http://127.0.0.1:3000'),
   ACCOUNTING_URL: z.url().default('http://127.0.0.1:3001'),
   CHAT_URL: z.url().default('http://127.0.0.1:3002'),
@@ -41,6 +36,12 @@ export const configSchema = secretsSchema.extend({
   GATEWAY_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
   GATEWAY_MAX_CONNECTIONS: z.coerce.number().int().positive().optional(),
   GATEWAY_MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().positive().optional(),
+  // requests per minute: of one user, of one API key, of sign-ins (per account, per address), of other public auth routes
+  RATE_LIMIT_USER_PER_MINUTE: positiveInteger,
+  RATE_LIMIT_API_KEY_PER_MINUTE: positiveInteger,
+  RATE_LIMIT_LOGIN_PER_MINUTE: positiveInteger,
+  RATE_LIMIT_LOGIN_IP_PER_MINUTE: positiveInteger,
+  RATE_LIMIT_PUBLIC_AUTH_PER_MINUTE: positiveInteger,
   // upstream pools and per-user caps of long-lived answers (DESIGN 10)
   GATEWAY_CHAT_CONNECTIONS: positiveInteger,
   GATEWAY_CHAT_LONG_LIVED_CONNECTIONS: positiveInteger,

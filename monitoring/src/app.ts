@@ -6,8 +6,10 @@ import {
   type Logger,
   RevocationMirror,
   ServiceClient,
+  userEventFromEntry,
 } from '@platform/shared-types';
 import { createServiceApp } from '@platform/shared-types/express';
+import { StreamConsumer } from '@platform/shared-types/redis';
 import type { Express } from 'express';
 import type { Config } from './config.ts';
 import { dashboardRouter } from './features/dashboard/dashboard-router.ts';
@@ -19,10 +21,12 @@ import { relationshipsRouter } from './features/relationships/relationships-rout
 import { RelationshipService } from './features/relationships/relationships-service.ts';
 import { studentsRouter } from './features/students/students-router.ts';
 import { StudentsService } from './features/students/students-service.ts';
-import { UserEventsConsumer } from './features/user-events/user-events-consumer.ts';
 import { webAppRouter } from './features/webapp/webapp-router.ts';
 import type { Stores } from './stores.ts';
 import { Upstreams } from './upstreams.ts';
+
+/** monitoring's consumer group on the user events stream (DESIGN 9) */
+export const USER_EVENTS_GROUP = 'monitoring';
 
 export interface AppDeps {
   config: Config;
@@ -60,8 +64,7 @@ export function createMonitoring(deps: AppDeps): Monitoring {
   // filled by the revocation feed once the background starts: ends relays whose token is revoked
   const revocations = new RevocationMirror();
   const relay = new ObserveRelay({
-    chatUrl: config.CHAT_URL,
-    internalKeyring,
+    client,
     heartbeatMs: config.OBSERVE_HEARTBEAT_MS,
     relationships,
     changes,
@@ -89,14 +92,16 @@ export function createMonitoring(deps: AppDeps): Monitoring {
     relationships,
     relay,
     startBackground() {
-      const consumer = new UserEventsConsumer({
-        redis: stores.redis.duplicate(),
+      // idempotent: an event ends only pairs older than itself, and processed event ids are remembered
+      const consumer = new StreamConsumer({
+        redis: stores.redis,
         stream: config.USER_EVENTS_STREAM,
-        blockMs: config.USER_EVENTS_BLOCK_MS,
+        group: USER_EVENTS_GROUP,
+        parse: userEventFromEntry,
         apply: (event) => relationships.applyUserEvent(event),
         logger,
-      });
-      consumer.start();
+        blockMs: config.USER_EVENTS_BLOCK_MS,
+      }).start();
       const feed = followRevocations({
         redis: stores.redis,
         windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000,

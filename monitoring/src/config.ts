@@ -1,21 +1,11 @@
-import { nodeEnvSchema, opsListenerSchema, portSchema, secretsSchema, USER_EVENTS_STREAM } from '@platform/shared-types';
+import { postgresConfig, serviceConfigSchema, USER_EVENTS_STREAM } from '@platform/shared-types';
 import { z } from 'zod';
 
 const serviceUrl = (fallback: string) => z.url({ protocol: /^https?$/ }).default(fallback);
 const millis = (fallback: number) => z.coerce.number().int().min(0).max(600_000).default(fallback);
 
-export const configSchema = secretsSchema.extend({
-  NODE_ENV: nodeEnvSchema,
-  PORT: portSchema(3003),
-  HOST: z.string().default('127.0.0.1'),
-  ...opsListenerSchema,
-  LOG_LEVEL: z.string().optional(),
-  PG_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
-  PG_DB: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_]*$/)
-    .default('monitoring'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+export const configSchema = serviceConfigSchema({ port: 3003 }).extend({
+  ...postgresConfig('monitoring'),
   AUTH_URL: serviceUrl('http://127.0.0.1:3000'),
   ACCOUNTING_URL: serviceUrl('http://127.0.0.1:3001'),
   CHAT_URL: serviceUrl('http://127.0.0.1:3002'),

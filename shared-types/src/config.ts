@@ -23,6 +23,49 @@ export const opsListenerSchema = {
   OPS_HOST: z.string().min(1).optional(),
 };
 
+/** pino's levels; anything else in LOG_LEVEL is a configuration error, not a crash at the first log line */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const logLevelSchema = z.enum(LOG_LEVELS).optional();
+export const redisUrlSchema = z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL');
+
+/**
+ * What every part reads: the secrets, NODE_ENV, where it listens (PORT, HOST), LOG_LEVEL (a pino level; unset:
+ * silent in tests, info otherwise) and REDIS_URL. Each part extends it with its own settings.
+ */
+export function baseConfigSchema(defaults: { port: number }) {
+  return secretsSchema.extend({
+    NODE_ENV: nodeEnvSchema,
+    PORT: portSchema(defaults.port),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    LOG_LEVEL: logLevelSchema,
+    REDIS_URL: redisUrlSchema,
+  });
+}
+
+/** The base of the four services behind the gateway: the base block and the private ops listener. */
+export function serviceConfigSchema(defaults: { port: number }) {
+  return baseConfigSchema(defaults).extend(opsListenerSchema);
+}
+
+/** PG_URL (the server) and PG_DB (the database name, default `db`) of a PostgreSQL-backed service. */
+export function postgresConfig(db: string) {
+  return {
+    PG_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+    PG_DB: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]*$/)
+      .default(db),
+  };
+}
+
+/** MONGO_URL (the server) and MONGO_DB (the database name, default `db`) of a MongoDB-backed service. */
+export function mongoConfig(db: string) {
+  return {
+    MONGO_URL: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// URL'),
+    MONGO_DB: z.string().default(db),
+  };
+}
+
 /** Parses once, freezes, and exits the process on bad config (names the fields, never the values). */
 export function loadConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined> = process.env): Readonly<z.infer<S>> {
   const result = parseConfig(schema, env);

@@ -35,3 +35,15 @@ export const userEvent = z.object({
 });
 export type UserEvent = z.infer<typeof userEvent>;
 export const USER_EVENT_FIELD = 'event';
+
+/** The event of a stream entry's field list (`[name, value, ...]`), or undefined when it is missing or malformed. */
+export function userEventFromEntry(fields: string[]): UserEvent | undefined {
+  const index = fields.findIndex((field, at) => at % 2 === 0 && field === USER_EVENT_FIELD);
+  if (index < 0) return undefined;
+  try {
+    const parsed = userEvent.safeParse(JSON.parse(fields[index + 1] ?? ''));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -7,6 +7,7 @@ import { currentRequestId, type Logger } from './logger.ts';
 import { type Keyring, signServiceToken } from './tokens.ts';
 
 type Undici = typeof import('undici');
+type UndiciResponse = Awaited<ReturnType<Undici['request']>>;
 let undici: Promise<Undici> | undefined;
 /** undici loads on the first call: a process that never calls another service (the gateway) never pays its memory */
 const loadUndici = (): Promise<Undici> => {
@@ -27,6 +28,21 @@ export interface ServiceCallOptions<T = unknown> {
   headers?: Record<string, string>;
 }
 
+export interface ServiceStreamOptions extends Omit<ServiceCallOptions, 'schema' | 'timeoutMs'> {
+  /** the content type asked for and required of a 2xx answer, e.g. text/event-stream */
+  accept: string;
+  /** aborts the request and the stream (the client that wanted it left) */
+  signal?: AbortSignal;
+  /** how long to wait for the answer's headers (default 10 s); the body has no timeout */
+  headersTimeoutMs?: number;
+}
+
+export interface ServiceStreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: UndiciResponse['body'];
+}
+
 export interface ServiceResponse<T> {
   status: number;
   body: T;
@@ -45,6 +61,8 @@ export class ServiceClient {
   readonly #connections: number;
   readonly #logger: Logger | undefined;
   #agent: Agent | undefined;
+  /** long-lived answers (stream()) get connections of their own */
+  #streamAgent: Agent | undefined;
 
   constructor(options: {
     caller: ServiceName;
@@ -61,12 +79,60 @@ export class ServiceClient {
   }
 
   async call<T = unknown>(callee: ServiceName, path: string, options: ServiceCallOptions<T> = {}): Promise<ServiceResponse<T>> {
+    const { Agent } = await loadUndici();
+    this.#agent ??= new Agent({ connections: this.#connections, keepAliveTimeout: 10_000 });
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const response = await this.#send(callee, path, options, {
+      accept: 'application/json',
+      dispatcher: this.#agent,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    const body = parseAnswer(callee, await response.body.text(), response.headers['content-type']);
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      return { status: response.statusCode, body: options.schema ? this.#validated(callee, path, options.schema, body) : (body as T) };
+    }
+    throw answerError(callee, response.statusCode, body);
+  }
+
+  /**
+   * Opens a long-lived answer (an event stream, a download) on connections of its own, so it never holds one
+   * of the pool call() uses (DESIGN 10). Same headers as call(); a refusal is mapped as call() maps it, and a
+   * 2xx of another type than `accept` is UPSTREAM_UNAVAILABLE. The caller consumes or destroys `body`.
+   */
+  async stream(callee: ServiceName, path: string, options: ServiceStreamOptions): Promise<ServiceStreamResponse> {
+    const { Agent } = await loadUndici();
+    this.#streamAgent ??= new Agent({ keepAliveTimeout: 10_000 });
+    const response = await this.#send(callee, path, options, {
+      accept: options.accept,
+      dispatcher: this.#streamAgent,
+      signal: options.signal,
+      headersTimeout: options.headersTimeoutMs ?? 10_000,
+      bodyTimeout: 0, // a stream may be quiet for long; the caller ends it
+    });
+    const type = String(response.headers['content-type'] ?? '');
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      if (type.toLowerCase().startsWith(options.accept.toLowerCase())) return { status: response.statusCode, headers: response.headers, body: response.body };
+      response.body.on('error', () => undefined).destroy(); // an answer of the wrong kind may never end: drop it
+      throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered ${type || 'no content type'} instead of ${options.accept}`, { status: 502 });
+    }
+    const text = await response.body.text().catch(() => '');
+    throw answerError(callee, response.statusCode, parseAnswer(callee, text, type));
+  }
+
+  /** Sends the request with the service token, the user's token and the request id; unreachable: UPSTREAM_UNAVAILABLE. */
+  async #send(
+    callee: ServiceName,
+    path: string,
+    options: Omit<ServiceCallOptions, 'schema'>,
+    transport: { accept: string; dispatcher: Agent; signal?: AbortSignal; headersTimeout: number; bodyTimeout: number },
+  ): Promise<UndiciResponse> {
     const base = this.#baseUrls[callee];
     if (!base) throw new ApiError('INTERNAL', `No URL configured for ${callee}`);
     const url = new URL(path, base);
     for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value));
     const headers: Record<string, string> = {
-      accept: 'application/json',
+      accept: transport.accept,
       [SERVICE_TOKEN_HEADER]: signServiceToken(this.#keyring, this.#caller, callee),
       ...options.headers,
     };
@@ -78,39 +144,20 @@ export class ServiceClient {
       payload = JSON.stringify(options.body);
       headers['content-type'] = 'application/json';
     }
-    const { Agent, request } = await loadUndici();
-    this.#agent ??= new Agent({ connections: this.#connections, keepAliveTimeout: 10_000 });
-    let response: Awaited<ReturnType<Undici['request']>>;
+    const { request } = await loadUndici();
     try {
-      response = await request(url, {
+      return await request(url, {
         method: options.method ?? (payload === undefined ? 'GET' : 'POST'),
         headers,
         body: payload,
-        dispatcher: this.#agent,
-        headersTimeout: options.timeoutMs ?? 10_000,
-        bodyTimeout: options.timeoutMs ?? 10_000,
+        dispatcher: transport.dispatcher,
+        signal: transport.signal,
+        headersTimeout: transport.headersTimeout,
+        bodyTimeout: transport.bodyTimeout,
       });
     } catch (error) {
       throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} is unavailable`, { cause: error });
     }
-    const text = await response.body.text();
-    let body: unknown = text;
-    if (text && /json/.test(String(response.headers['content-type'] ?? ''))) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered malformed JSON`, { status: 502 });
-      }
-    }
-    if (response.statusCode >= 200 && response.statusCode < 300) {
-      return { status: response.statusCode, body: options.schema ? this.#validated(callee, path, options.schema, body) : (body as T) };
-    }
-    const code = (body as { code?: unknown } | null)?.code;
-    const detail = (body as { detail?: unknown } | null)?.detail;
-    if (response.statusCode < 500 && isErrorCode(code)) {
-      throw new ApiError(code, typeof detail === 'string' ? detail : `${callee} refused the call`, { extensions: { upstream: callee } });
-    }
-    throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered ${response.statusCode}`, { status: response.statusCode === 503 ? 503 : 502 });
   }
 
   #validated<T>(callee: ServiceName, path: string, schema: z.ZodType<T>, body: unknown): T {
@@ -123,6 +170,26 @@ export class ServiceClient {
   }
 
   async close(): Promise<void> {
-    await this.#agent?.close();
+    await Promise.all([this.#agent?.close(), this.#streamAgent?.close()]);
   }
+}
+
+/** A JSON answer parsed, any other answer as its text. */
+function parseAnswer(callee: ServiceName, text: string, contentType: string | string[] | undefined): unknown {
+  if (!text || !/json/.test(String(contentType ?? ''))) return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered malformed JSON`, { status: 502 });
+  }
+}
+
+/** A non-2xx answer: the callee's own problem code for a 4xx that carries one, else UPSTREAM_UNAVAILABLE. */
+function answerError(callee: ServiceName, status: number, body: unknown): ApiError {
+  const code = (body as { code?: unknown } | null)?.code;
+  const detail = (body as { detail?: unknown } | null)?.detail;
+  if (status < 500 && isErrorCode(code)) {
+    return new ApiError(code, typeof detail === 'string' ? detail : `${callee} refused the call`, { extensions: { upstream: callee } });
+  }
+  return new ApiError('UPSTREAM_UNAVAILABLE', `${callee} answered ${status}`, { status: status === 503 ? 503 : 502 });
 }

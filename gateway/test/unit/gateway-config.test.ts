@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are config substitution syntax, not templates
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { DEFAULT_GATEWAY_CONFIG } from '../../src/config.ts';
+import { configSchema, DEFAULT_GATEWAY_CONFIG } from '../../src/config.ts';
 import { compilePathPattern } from '../../src/engine/conditions.ts';
 import { parseGatewayConfig, substitute } from '../../src/engine/gateway-config.ts';
 
@@ -77,5 +77,23 @@ describe('unit: gateway config', () => {
     expect(wildcard.test('/api/credits')).to.equal(false);
     expect(wildcard.test('/api/creditsx/y')).to.equal(false);
     expect(compilePathPattern('/api/v1.0').test('/api/v1x0')).to.equal(false);
+  });
+
+  it('declares and documents every variable the shipped file reads (schema, README, .env.example)', () => {
+    const shipped = readFileSync(DEFAULT_GATEWAY_CONFIG, 'utf8').replace(/^\s*#.*$/gm, '');
+    const variables = [...new Set([...shipped.matchAll(/\$\{([A-Z0-9_]+)(?::-[^}]*)?\}/g)].map((match) => String(match[1])))];
+    expect(variables.length).to.be.greaterThan(20);
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const envExample = readFileSync(new URL('../../../.env.example', import.meta.url), 'utf8');
+    const declared = Object.keys(configSchema.shape);
+    const documentedRows = readme.split('\n').filter((line) => line.startsWith('| `'));
+    for (const name of variables) {
+      expect(declared, `${name} in the gateway config schema`).to.include(name);
+      expect(
+        documentedRows.some((row) => row.includes(`\`${name}\``)),
+        `${name} in the README's environment table`,
+      ).to.equal(true);
+      expect(envExample, `${name} in .env.example`).to.match(new RegExp(`^#? ?${name}=`, 'm'));
+    }
   });
 });

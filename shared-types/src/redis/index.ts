@@ -1,1 +1,2 @@
 export * from './mutex.ts';
+export * from './stream-consumer.ts';

@@ -6,19 +6,15 @@ import {
   bearerToken,
   type ErrorEventData,
   type ErrorStreamEvent,
-  isErrorCode,
   type Keyring,
   type Logger,
-  REQUEST_ID_HEADER,
   type RevocationMirror,
-  SERVICE_TOKEN_HEADER,
-  signServiceToken,
+  type ServiceClient,
   streamToken,
   watchStreamToken,
 } from '@platform/shared-types';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { Request, Response } from 'express';
-import { Agent, request } from 'undici';
 import { monitoringMetrics } from '../../metrics.ts';
 import { type Pair, pairKey, type RelationshipChanges } from '../relationships/relationship-changes.ts';
 import type { RelationshipService } from '../relationships/relationships-service.ts';
@@ -44,19 +40,17 @@ interface OpenRelay {
  * token is revoked or expires (a terminal error event, then close).
  */
 export class ObserveRelay {
-  readonly #chatUrl: string;
-  readonly #keyring: Keyring;
+  readonly #client: ServiceClient;
   readonly #heartbeatMs: number;
   readonly #relationships: RelationshipService;
   readonly #logger: Logger;
   readonly #accessKeyring: Keyring;
   readonly #revocations: RevocationMirror;
-  readonly #agent = new Agent({ keepAliveTimeout: 10_000 });
   readonly #open = new Set<OpenRelay>();
 
   constructor(options: {
-    chatUrl: string;
-    internalKeyring: Keyring;
+    /** opens chat's observe stream (service token, the observer's token, request id) */
+    client: ServiceClient;
     heartbeatMs: number;
     relationships: RelationshipService;
     changes: RelationshipChanges;
@@ -66,8 +60,7 @@ export class ObserveRelay {
   }) {
     this.#accessKeyring = options.accessKeyring;
     this.#revocations = options.revocations;
-    this.#chatUrl = options.chatUrl;
-    this.#keyring = options.internalKeyring;
+    this.#client = options.client;
     this.#heartbeatMs = options.heartbeatMs;
     this.#relationships = options.relationships;
     this.#logger = options.logger;
@@ -105,37 +98,23 @@ export class ObserveRelay {
   }
 
   async #openUpstream(studentId: string, sessionId: string, req: Request, signal: AbortSignal) {
-    const url = new URL(`/internal/sessions/${encodeURIComponent(sessionId)}/observe`, this.#chatUrl);
-    url.searchParams.set('userId', studentId);
-    const headers: Record<string, string> = {
-      accept: 'text/event-stream',
-      [SERVICE_TOKEN_HEADER]: signServiceToken(this.#keyring, 'monitoring', 'chat'),
-      [REQUEST_ID_HEADER]: req.requestId,
-    };
-    const userToken = bearerToken(req.headers.authorization);
-    if (userToken) headers.authorization = `Bearer ${userToken}`;
-    let upstream: Awaited<ReturnType<typeof request>>;
     try {
-      upstream = await request(url, { method: 'GET', headers, signal, dispatcher: this.#agent, headersTimeout: 10_000, bodyTimeout: 0 });
+      return await this.#client.stream('chat', `/internal/sessions/${encodeURIComponent(sessionId)}/observe`, {
+        accept: 'text/event-stream',
+        query: { userId: studentId },
+        userToken: bearerToken(req.headers.authorization),
+        requestId: req.requestId,
+        signal,
+      });
     } catch (error) {
       if (signal.aborted) throw new ApiError('UPSTREAM_UNAVAILABLE', 'The observer left before chat answered', { cause: error });
-      monitoringMetrics.relayErrors.inc({ kind: 'connect' });
-      throw new ApiError('UPSTREAM_UNAVAILABLE', 'chat is unavailable', { cause: error });
+      // an error with a cause never reached chat; one without is chat's answer
+      monitoringMetrics.relayErrors.inc({ kind: error instanceof Error && error.cause !== undefined ? 'connect' : 'refused' });
+      // chat refusing our credentials is our fault, not the observer's: not a 401 to them
+      if (error instanceof ApiError && error.code === 'UNAUTHENTICATED')
+        throw new ApiError('UPSTREAM_UNAVAILABLE', 'chat refused to open the observation', { status: 502 });
+      throw error;
     }
-    if (upstream.statusCode === 200 && /^text\/event-stream/i.test(String(upstream.headers['content-type'] ?? ''))) return upstream;
-    monitoringMetrics.relayErrors.inc({ kind: 'refused' });
-    const text = await upstream.body.text().catch(() => '');
-    if (upstream.statusCode === 404) throw new ApiError('NOT_FOUND', `No session ${sessionId} of student ${studentId}`);
-    let code: unknown;
-    try {
-      code = (JSON.parse(text) as { code?: unknown }).code;
-    } catch {
-      code = undefined;
-    }
-    if (upstream.statusCode >= 400 && upstream.statusCode < 500 && isErrorCode(code) && code !== 'UNAUTHENTICATED') {
-      throw new ApiError(code, 'chat refused to open the observation', { extensions: { upstream: 'chat' } });
-    }
-    throw new ApiError('UPSTREAM_UNAVAILABLE', `chat answered ${upstream.statusCode} to observe`, { status: 502 });
   }
 
   async #pump(
@@ -218,9 +197,8 @@ export class ObserveRelay {
     }
   }
 
-  /** Ends every relay (shutdown) and closes the upstream connection pool. */
+  /** Ends every relay (shutdown); the client's owner closes its connections. */
   async close(): Promise<void> {
     for (const relay of [...this.#open]) relay.end();
-    await this.#agent.close().catch(() => undefined);
   }
 }
