@@ -137,8 +137,12 @@ describe('Dockerfile (one for every part, PART build argument)', () => {
     // plain JS on purpose (run every few seconds in the container): loaded by path, untyped
     const healthcheck = '../../scripts/healthcheck.mjs';
     const { readinessUrl } = (await import(healthcheck)) as { readinessUrl: (env: Record<string, string>) => string };
-    const configDefault = (name: string, variable: string) =>
-      new RegExp(`${variable}: portSchema\\((\\d+)\\)`).exec(readFileSync(join(root, name, 'src', 'config.ts'), 'utf8'))?.[1];
+    // a port default is written `VARIABLE: portSchema(N)`, or for PORT as the shared base schema's `{ port: N }`
+    const configDefault = (name: string, variable: string) => {
+      const source = readFileSync(join(root, name, 'src', 'config.ts'), 'utf8');
+      const own = new RegExp(`${variable}: portSchema\\((\\d+)\\)`).exec(source)?.[1];
+      return own ?? (variable === 'PORT' ? /ConfigSchema\(\{ port: (\d+) \}\)/.exec(source)?.[1] : undefined);
+    };
     for (const name of apps) {
       const port = name === 'gateway' ? configDefault(name, 'OPS_PORT') : configDefault(name, 'PORT');
       expect(port, name).to.match(/^\d+$/);
