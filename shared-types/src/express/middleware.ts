@@ -22,13 +22,19 @@ export function requestId(): RequestHandler {
   };
 }
 
-/** One log line per request, with method, path (no query: it may carry tokens), status and duration. */
+/**
+ * One log line per request, with method, path (no query: it may carry tokens), status and duration, and for a
+ * service-to-service call the verified calling service (`caller`), so an /internal line says who made it.
+ */
 export function accessLog(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      logger.info({ requestId: req.requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+      logger.info(
+        { requestId: req.requestId, method: req.method, path: req.path, caller: req.caller, status: res.statusCode, ms: Math.round(ms * 10) / 10 },
+        'request',
+      );
     });
     next();
   };
