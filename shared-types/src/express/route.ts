@@ -21,6 +21,8 @@ export interface RouteSpec<B extends Schema, Q extends Schema, P extends Schema>
   /** what the operation does and when it refuses; generated from access and errors when not given */
   description?: string;
   access: Access;
+  /** on 'service' routes: the only services that may call it (a route any service may call leaves it out) */
+  callers?: readonly string[];
   /** an action of the authorization table the actor must hold on no particular resource, checked before the input is parsed */
   action?: Action;
   tags?: string[];
@@ -102,6 +104,7 @@ export class ApiRouter {
     this.router[spec.method](spec.path, async (req: Request, res: Response) => {
       if (spec.access === 'user' && !req.actor) throw req.authError ?? new ApiError('UNAUTHENTICATED', 'Sign in first');
       if (spec.access === 'service' && !req.caller) throw new ApiError('UNAUTHENTICATED', 'Service token required');
+      if (spec.callers && !spec.callers.includes(req.caller ?? '')) throw new ApiError('FORBIDDEN', `Only ${spec.callers.join(', ')} may call this route`);
       if (spec.action && !(req.actor && can(req.actor, spec.action))) throw new ApiError('FORBIDDEN', `Not allowed to ${spec.action}`);
       const input = {
         body: spec.body ? parsePart(spec.body, req.body ?? {}, 'body') : undefined,

@@ -10,14 +10,14 @@ export function repliesRouter(deps: { sessions: SessionsService }): ApiRouter {
       path: '/internal/replies',
       summary: 'Metered assistant replies stored in [from, to), with their reservation id, status, usage and credits (accounting reconciles them)',
       access: 'service',
+      // every user's usage: only the reconciling service may read it
+      callers: ['accounting'],
       tags: ['internal'],
       query: internalRepliesQuery.strict(),
       response: internalRepliesResponse,
       errors: ['VALIDATION_FAILED', 'UNAUTHENTICATED', 'FORBIDDEN'],
     },
-    async ({ query, req }) => {
-      // every user's usage: only the reconciling service may read it
-      if (req.caller !== 'accounting') throw new ApiError('FORBIDDEN', 'Only accounting reads the stored replies');
+    async ({ query }) => {
       const from = new Date(query.from);
       const to = new Date(query.to);
       if (from >= to) throw new ApiError('VALIDATION_FAILED', 'from must be before to', { errors: [{ path: 'query.from', message: 'bad range' }] });
