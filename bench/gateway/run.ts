@@ -146,7 +146,9 @@ const EG_FILES = join(root, 'bench', 'gateway', 'express-gateway');
 function ensureExpressGateway(): void {
   if (existsSync(join(EG_DIR, 'node_modules', 'express-gateway', 'package.json'))) return;
   process.stderr.write('installing Express Gateway 1.16 into bench/gateway/.eg (once)\n');
-  const npm = join(dirname(process.execPath), 'npm');
+  // npm beside this node when there is one; the node from the registry (scripts/bootstrap-node.sh) has none, so PATH's
+  const besideNode = join(dirname(process.execPath), 'npm');
+  const npm = existsSync(besideNode) ? besideNode : 'npm';
   const result = spawnSync(npm, ['install', '--prefix', EG_DIR, '--no-audit', '--no-fund', 'express-gateway@1.16.x', 'ioredis@5'], { stdio: 'inherit' });
   if (result.status !== 0) throw new Error('npm install of express-gateway failed');
 }
