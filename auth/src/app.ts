@@ -38,13 +38,13 @@ export function buildServices(ctx: AuthContext) {
     apiKeys,
   });
   const profiles = profileService({ users: ctx.users, events: ctx.events });
-  return { sessions, accounts, apiKeys, keysDal, admin, profiles };
+  return { sessions, accounts, apiKeys, admin, profiles };
 }
 
 /** Builds the auth app, not yet listening. */
 export function buildApp(deps: AppDeps): Express {
   const ctx = createContext(deps.config, deps.logger, deps.stores);
-  const { sessions, accounts, apiKeys, keysDal, admin, profiles } = buildServices(ctx);
+  const { sessions, accounts, apiKeys, admin, profiles } = buildServices(ctx);
   return createServiceApp({
     name: 'auth',
     logger: deps.logger,
@@ -53,6 +53,6 @@ export function buildApp(deps: AppDeps): Express {
     accessKeyring: ctx.accessKeyring,
     ready: deps.stores.ready,
     bodyLimit: '16kb',
-    routers: [sessionsRouter(ctx, sessions, accounts), profileRouter(profiles), adminRouter(admin), apiKeysRouter(apiKeys, keysDal), internalRouter(ctx)],
+    routers: [sessionsRouter(ctx, sessions, accounts), profileRouter(profiles), adminRouter(admin), apiKeysRouter(apiKeys), internalRouter(ctx)],
   });
 }

@@ -127,11 +127,15 @@ export const observeQuery = z.object({ userId: id });
  * current (or last) stream started and when its first token came, as chat measured them; sessions chat has no
  * recent stream of are left out. timeToFirstTokenMs is null until the first token.
  */
-export const internalStreamTimingQuery = z.object({
+export const MAX_TIMING_SESSIONS = 200;
+/** `sessionIds` is read as the distinct ids of the comma-separated list */
+export const internalStreamTimingQuery = z.strictObject({
   sessionIds: z
     .string()
     .min(1)
-    .max(200 * 65),
+    .max(MAX_TIMING_SESSIONS * 65)
+    .transform((list) => [...new Set(list.split(',').filter(Boolean))])
+    .pipe(z.array(z.string()).max(MAX_TIMING_SESSIONS, `at most ${MAX_TIMING_SESSIONS} sessions`)),
 });
 export const streamTiming = z.object({
   sessionId: id,
@@ -147,15 +151,17 @@ export const internalStreamTimingResponse = z.object({ sessions: z.array(streamT
  * [from, to) that were metered (carry a reservation id), oldest first, paged by `after` (the last messageId seen).
  * Replies of deleted sessions are kept as billing receipts (`deleted`, no text) so a charge never loses its reply.
  */
-export const internalRepliesQuery = z.object({
-  from: z.iso.datetime({ offset: true }),
-  to: z.iso.datetime({ offset: true }),
-  after: z
-    .string()
-    .regex(/^[0-9a-f]{24}$/)
-    .optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(500),
-});
+export const internalRepliesQuery = z
+  .strictObject({
+    from: z.iso.datetime({ offset: true }),
+    to: z.iso.datetime({ offset: true }),
+    after: z
+      .string()
+      .regex(/^[0-9a-f]{24}$/)
+      .optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(500),
+  })
+  .refine((query) => Date.parse(query.from) < Date.parse(query.to), { path: ['from'], message: 'from must be before to' });
 export const storedReply = z.object({
   messageId: z.string(),
   reservationId: z.string(),

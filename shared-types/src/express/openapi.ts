@@ -140,6 +140,8 @@ function operationFor(components: SchemaComponents, spec: AnySpec, path: string)
   const codes = new Set<ErrorCode>(spec.errors ?? []);
   if (spec.body || spec.query || spec.params) codes.add('VALIDATION_FAILED');
   if (spec.access !== 'public') codes.add('UNAUTHENTICATED');
+  // the kit itself answers 403 when the caller is not among `callers` or lacks `action`
+  if (spec.callers || spec.action) codes.add('FORBIDDEN');
   for (const code of codes) {
     responses[String(ERROR_CODES[code].status)] = {
       description: ERROR_CODES[code].title,

@@ -35,8 +35,19 @@ export interface RouteSpec<B extends Schema, Q extends Schema, P extends Schema>
   response?: z.ZodType;
   /** documented success media type when not JSON (e.g. text/event-stream) */
   produces?: string;
-  /** error codes this route may answer, for the docs */
+  /**
+   * error codes this route may answer, for the docs; those the kit itself answers need not be listed:
+   * VALIDATION_FAILED with an input schema, UNAUTHENTICATED off 'public', FORBIDDEN with `callers` or `action`
+   */
   errors?: ErrorCode[];
+}
+
+/**
+ * The spec fields of a service-only route (DESIGN 4: `/internal`, service token): spread into the spec, with the
+ * services that may call it when not every service may.
+ */
+export function internalRoute(callers?: readonly string[]): { access: 'service'; tags: string[]; callers?: readonly string[] } {
+  return { access: 'service', tags: ['internal'], ...(callers ? { callers } : {}) };
 }
 
 export interface RouteInput<B extends Schema, Q extends Schema, P extends Schema, A extends Access> {

@@ -189,6 +189,38 @@ export function itBehavesLikeAService(options: { baseUrl: () => string; auth: Te
   });
 }
 
+/**
+ * Starts the service on fresh databases of its store (`store`: a unique database name, the dev store URLs and
+ * test secrets in `env`), runs the shared service checks against it, then stops it and drops what it made.
+ * `dropMongo` drops a mongo service's database (through the service's own connection) before it stops.
+ */
+export function itBehavesLikeAStartedService<S extends { url: string; stop(): Promise<void> }>(options: {
+  service: ServiceName;
+  store: 'mongo' | 'postgres';
+  start: (env: Record<string, string>) => Promise<S>;
+  dropMongo?: (service: S) => Promise<unknown>;
+}): void {
+  const auth = createTestAuth();
+  const urls = storeUrls();
+  const dbName = uniqueDbName(options.service);
+  const storeEnv: Record<string, string> = options.store === 'mongo' ? { MONGO_URL: urls.MONGO_URL, MONGO_DB: dbName } : { PG_URL: urls.PG_URL, PG_DB: dbName };
+  let service: S | undefined;
+
+  before(async () => {
+    service = await options.start({ ...auth.secrets, NODE_ENV: 'test', PORT: '0', REDIS_URL: urls.REDIS_URL, ...storeEnv });
+  });
+  after(async () => {
+    if (service) {
+      if (options.dropMongo) await options.dropMongo(service);
+      await service.stop();
+    }
+    if (options.store === 'postgres') await dropPostgresDatabase(urls.PG_URL, dbName);
+  });
+
+  const storeChecks = [options.store, 'redis'];
+  itBehavesLikeAService({ baseUrl: () => (service as S).url, auth, service: options.service, storeChecks });
+}
+
 /** Runs every migration up, checks the tables exist, then all the way down, checks they are gone, and up again. */
 export function itMigratesUpAndDown(options: { service: string; migrations: Migration[]; tables: string[] }): void {
   it('runs its knex migrations up and down on a fresh database', async () => {

@@ -1,5 +1,5 @@
 import { ApiError, internalPricesResponse, modelPriceView, registerModelPriceBody } from '@platform/shared-types';
-import { ApiRouter } from '@platform/shared-types/express';
+import { ApiRouter, internalRoute } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { credits, modelId } from '../../schemas.ts';
@@ -54,8 +54,7 @@ export function pricesRouter(ctx: AccountingContext): ApiRouter {
         method: 'get',
         path: '/internal/models/prices',
         summary: 'Prices of every model (service-only; chat lists models with them and refuses models without one)',
-        tags: ['internal'],
-        access: 'service',
+        ...internalRoute(),
         response: internalPricesResponse,
       },
       async () => ({ prices: (await listPrices(ctx.db)).map(({ modelId, inputPer1k, outputPer1k }) => ({ modelId, inputPer1k, outputPer1k })) }),
@@ -65,8 +64,7 @@ export function pricesRouter(ctx: AccountingContext): ApiRouter {
         method: 'put',
         path: '/internal/models/prices/:modelId',
         summary: 'Learn a model chat added at runtime with its first prices; a price already held is kept (service-only)',
-        tags: ['internal'],
-        access: 'service',
+        ...internalRoute(),
         params: z.object({ modelId }),
         body: registerModelPriceBody.strict(),
         response: modelPriceView,

@@ -11,7 +11,7 @@ import {
   renewReservationBody,
   reservationResponse,
 } from '@platform/shared-types';
-import { ApiRouter, requireActor } from '@platform/shared-types/express';
+import { ApiRouter, internalRoute, requireActor } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { userId } from '../../schemas.ts';
@@ -33,8 +33,7 @@ function changeRoute<B extends z.ZodType>(action: string, summary: string, body:
     method: 'post' as const,
     path: `/internal/streaming-sessions/${action}`,
     summary: `${summary} (service-only; works after the user token expired)`,
-    tags: ['internal'],
-    access: 'service' as const,
+    ...internalRoute(),
     body,
     response: reservationResponse,
     errors: ['NOT_FOUND', 'FORBIDDEN'] satisfies ErrorCode[],
@@ -49,8 +48,7 @@ export function reservationsRouter(ctx: AccountingContext, streams: Reservations
         method: 'post',
         path: '/internal/streaming-sessions/initialize',
         summary: "Reserve a stream's worst case for the user whose bearer token is sent (service-only); idempotent on reservationId",
-        tags: ['internal'],
-        access: 'service',
+        ...internalRoute(),
         body: initializeReservationBody.strict(),
         response: reservationResponse,
         errors: ['INSUFFICIENT_CREDITS', 'NOT_FOUND', 'CONFLICT', 'FORBIDDEN'],
@@ -83,8 +81,7 @@ export function reservationsRouter(ctx: AccountingContext, streams: Reservations
         method: 'get',
         path: '/internal/streaming-sessions/active',
         summary: 'Open reservations of the given users (service-only, for monitoring)',
-        tags: ['internal'],
-        access: 'service',
+        ...internalRoute(),
         query: z.object({ userIds: internalBalancesQuery.shape.userIds }).strict(),
         response: internalActiveResponse,
       },
@@ -95,8 +92,7 @@ export function reservationsRouter(ctx: AccountingContext, streams: Reservations
         method: 'get',
         path: '/internal/credits/balances',
         summary: 'Available and reserved credits of the given users; unknown users count as zero (service-only)',
-        tags: ['internal'],
-        access: 'service',
+        ...internalRoute(),
         query: internalBalancesQuery.strict(),
         response: internalBalancesResponse,
       },

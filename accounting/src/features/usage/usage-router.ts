@@ -1,5 +1,5 @@
 import { ApiError, recordUsageBody } from '@platform/shared-types';
-import { ApiRouter } from '@platform/shared-types/express';
+import { ApiRouter, internalRoute } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { withRetry } from '../../db.ts';
@@ -65,8 +65,7 @@ export function usageRouter(ctx: AccountingContext): ApiRouter {
         method: 'post',
         path: '/internal/usage/record',
         summary: 'Record usage that was not reserved (service-only); a reservation is recorded once',
-        tags: ['internal'],
-        access: 'service',
+        ...internalRoute(),
         body: recordUsageBody.strict(),
         status: 201,
         response: z.object({ usageId: z.string(), recorded: z.boolean() }),

@@ -2,7 +2,7 @@ import { publicUser } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { meResponse, newAccountBody, roleSchema, statusSchema, userResponse } from '../users/schemas.ts';
-import { toProfile, toPublicUser } from '../users/users-dal.ts';
+import { toPublicUser, userWithProfile } from '../users/users-dal.ts';
 import type { AdminService } from './admin-service.ts';
 
 const idParams = z.strictObject({ id: z.string().regex(/^[0-9a-f]{24}$/, 'must be a user id') });
@@ -66,10 +66,7 @@ export function adminRouter(admin: AdminService): ApiRouter {
       response: meResponse,
       errors: ['FORBIDDEN', 'NOT_FOUND'],
     },
-    async ({ actor, params }) => {
-      const user = await admin.get(actor, params.id);
-      return { user: toPublicUser(user), profile: toProfile(user) };
-    },
+    async ({ actor, params }) => userWithProfile(await admin.get(actor, params.id)),
   );
 
   router.route(

@@ -1,7 +1,6 @@
-import { ApiError, internalApiKeyResponse } from '@platform/shared-types';
-import { ApiRouter } from '@platform/shared-types/express';
+import { internalApiKeyResponse } from '@platform/shared-types';
+import { ApiRouter, internalRoute } from '@platform/shared-types/express';
 import { z } from 'zod';
-import type { ApiKeysDal } from './api-keys-dal.ts';
 import type { ApiKeysService } from './api-keys-service.ts';
 
 const objectId = z.string().regex(/^[0-9a-f]{24}$/, 'must be an id');
@@ -29,7 +28,10 @@ const listResponse = z.object({
   spend: z.string().describe('accounting route with each key’s spend'),
 });
 
-export function apiKeysRouter(service: ApiKeysService, dal: ApiKeysDal): ApiRouter {
+/** accounting's route with each key's spend, for the same user */
+const spendRoute = (userId: string | undefined) => `/api/credits/api-keys${userId ? `?userId=${userId}` : ''}`;
+
+export function apiKeysRouter(service: ApiKeysService): ApiRouter {
   const router = new ApiRouter();
   const tags = ['api-keys'];
 
@@ -63,11 +65,7 @@ export function apiKeysRouter(service: ApiKeysService, dal: ApiKeysDal): ApiRout
       response: listResponse,
       errors: ['FORBIDDEN', 'NOT_FOUND'],
     },
-    async ({ actor, query }) => {
-      const apiKeys = await service.list(actor, query.userId);
-      const spend = `/api/credits/api-keys${query.userId ? `?userId=${query.userId}` : ''}`;
-      return { apiKeys, spend };
-    },
+    async ({ actor, query }) => ({ apiKeys: await service.list(actor, query.userId), spend: spendRoute(query.userId) }),
   );
 
   router.route(
@@ -91,17 +89,12 @@ export function apiKeysRouter(service: ApiKeysService, dal: ApiKeysDal): ApiRout
       method: 'get',
       path: '/internal/api-keys/:id',
       summary: 'Owner and credit limit of a key (accounting asks on the first reservation through it)',
-      access: 'service',
-      tags: ['internal'],
+      ...internalRoute(),
       params: z.strictObject({ id: objectId }),
       response: internalApiKeyResponse,
       errors: ['NOT_FOUND'],
     },
-    async ({ params }) => {
-      const key = await dal.findAny(params.id);
-      if (!key) throw new ApiError('NOT_FOUND', 'API key not found');
-      return { id: key._id.toString(), userId: key.userId.toString(), creditLimit: key.creditLimit, deleted: key.deletedAt !== null };
-    },
+    ({ params }) => service.describe(params.id),
   );
   return router;
 }

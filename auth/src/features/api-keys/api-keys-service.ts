@@ -84,6 +84,13 @@ export function apiKeysService(ctx: AuthContext, dal: ApiKeysDal) {
       ctx.logger.info({ apiKeyId: id, userId: user._id.toString(), by: actor.userId }, 'api key deleted');
     },
 
+    /** Owner and credit limit of any key, deleted ones included (accounting's reservations through it). */
+    async describe(id: string) {
+      const key = await dal.findAny(id);
+      if (!key) throw new ApiError('NOT_FOUND', 'API key not found');
+      return { id: key._id.toString(), userId: key.userId.toString(), creditLimit: key.creditLimit, deleted: key.deletedAt !== null };
+    },
+
     /** After a role or status change: a disabled user's keys leave Redis, an active user's are rewritten with the new role. */
     async syncUser(user: UserDoc): Promise<void> {
       const keys = await dal.listLive(user._id.toString());

@@ -1,5 +1,5 @@
 import { ApiError, internalUsersQuery, internalUsersResponse, parseIdList } from '@platform/shared-types';
-import { ApiRouter } from '@platform/shared-types/express';
+import { ApiRouter, internalRoute } from '@platform/shared-types/express';
 import type { AuthContext } from '../../context.ts';
 import { toPublicUser } from '../users/users-dal.ts';
 
@@ -11,8 +11,7 @@ export function internalRouter(ctx: AuthContext): ApiRouter {
       method: 'get',
       path: '/internal/users',
       summary: 'Public fields of the given users (unknown ids are left out)',
-      access: 'service',
-      tags: ['internal'],
+      ...internalRoute(),
       query: internalUsersQuery,
       response: internalUsersResponse,
     },

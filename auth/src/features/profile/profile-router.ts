@@ -1,15 +1,14 @@
 import { ApiRouter } from '@platform/shared-types/express';
 import { meResponse, profilePatchBody } from '../users/schemas.ts';
-import { toProfile, toPublicUser } from '../users/users-dal.ts';
+import { userWithProfile } from '../users/users-dal.ts';
 import type { ProfileService } from './profile-service.ts';
 
 export function profileRouter(profiles: ProfileService): ApiRouter {
   const router = new ApiRouter();
   const tags = ['profile'];
-  const view = (user: Awaited<ReturnType<ProfileService['read']>>) => ({ user: toPublicUser(user), profile: toProfile(user) });
 
   router.route({ method: 'get', path: '/api/profile', summary: 'Own profile', access: 'user', tags, response: meResponse }, async ({ actor }) =>
-    view(await profiles.read(actor)),
+    userWithProfile(await profiles.read(actor)),
   );
 
   router.route(
@@ -22,7 +21,7 @@ export function profileRouter(profiles: ProfileService): ApiRouter {
       body: profilePatchBody,
       response: meResponse,
     },
-    async ({ actor, body }) => view(await profiles.update(actor, body)),
+    async ({ actor, body }) => userWithProfile(await profiles.update(actor, body)),
   );
   return router;
 }

@@ -36,6 +36,11 @@ export function toProfile(user: UserDoc): Profile {
   return { displayName: user.displayName ?? null, bio: user.bio ?? null, avatarUrl: user.avatarUrl ?? null, preferences: user.preferences ?? {} };
 }
 
+/** The `{ user, profile }` answer of /me, /api/profile and an admin's read of one user. */
+export function userWithProfile(user: UserDoc) {
+  return { user: toPublicUser(user), profile: toProfile(user) };
+}
+
 function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -81,6 +81,8 @@ const chatflowSchema = z.object({
   allowedRoles: z.array(z.string()),
   prices: pricesView,
 });
+const modelList = z.object({ models: z.array(modelAdminSchema) });
+const chatflowList = z.object({ chatflows: z.array(chatflowSchema) });
 const syncReportSchema = z.object({
   added: z.array(z.object({ id: z.string(), name: z.string() })),
   renamed: z.array(z.object({ id: z.string(), from: z.string(), to: z.string() })),
@@ -102,8 +104,7 @@ export function catalogRouter(deps: { catalog: CatalogService }): ApiRouter {
         method: 'get',
         path: '/api/chat/models/catalog',
         summary: 'Every model, enabled or not, with access and prices (admin)',
-        response: z.object({ models: z.array(modelAdminSchema) }),
-        errors: ['FORBIDDEN'],
+        response: modelList,
       },
       async () => ({ models: await catalog.listModels() }),
     )
@@ -116,7 +117,7 @@ export function catalogRouter(deps: { catalog: CatalogService }): ApiRouter {
         body: newModelBody,
         status: 201,
         response: modelAdminSchema,
-        errors: ['FORBIDDEN', 'CONFLICT', 'VALIDATION_FAILED'],
+        errors: ['CONFLICT'],
       },
       ({ actor, body }) => catalog.addModel(actor, body),
     )
@@ -130,19 +131,12 @@ export function catalogRouter(deps: { catalog: CatalogService }): ApiRouter {
         params: z.object({ id: modelEntry.shape.id }).strict(),
         body: modelPatchBody,
         response: modelAdminSchema,
-        errors: ['FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'VALIDATION_FAILED'],
+        errors: ['NOT_FOUND', 'CONFLICT'],
       },
       ({ actor, params, body }) => catalog.updateModel(actor, params.id, body),
     )
     .route(
-      {
-        ...admin,
-        method: 'get',
-        path: '/api/chat/chatflows',
-        summary: 'Flowise chatflows with access lists and prices (admin)',
-        response: z.object({ chatflows: z.array(chatflowSchema) }),
-        errors: ['FORBIDDEN'],
-      },
+      { ...admin, method: 'get', path: '/api/chat/chatflows', summary: 'Flowise chatflows with access lists and prices (admin)', response: chatflowList },
       async () => ({ chatflows: await catalog.listChatflows() }),
     )
     .route(
@@ -152,7 +146,7 @@ export function catalogRouter(deps: { catalog: CatalogService }): ApiRouter {
         path: '/api/chat/chatflows/sync',
         summary: "Read Flowise's chatflow list now and report what changed (admin); one sync at a time",
         response: syncReportSchema,
-        errors: ['FORBIDDEN', 'CONFLICT', 'UPSTREAM_UNAVAILABLE'],
+        errors: ['CONFLICT', 'UPSTREAM_UNAVAILABLE'],
       },
       () => catalog.syncChatflows(),
     )
@@ -165,7 +159,7 @@ export function catalogRouter(deps: { catalog: CatalogService }): ApiRouter {
         params: z.object({ id: z.string().min(1).max(128) }).strict(),
         body: chatflowPatchBody,
         response: chatflowSchema,
-        errors: ['FORBIDDEN', 'NOT_FOUND', 'VALIDATION_FAILED'],
+        errors: ['NOT_FOUND'],
       },
       ({ params, body }) => catalog.updateChatflow(params.id, body),
     );

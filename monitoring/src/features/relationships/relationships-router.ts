@@ -1,5 +1,5 @@
 import { ROLES, relationshipCheckQuery, relationshipCheckResponse } from '@platform/shared-types';
-import { ApiRouter } from '@platform/shared-types/express';
+import { ApiRouter, internalRoute } from '@platform/shared-types/express';
 import { z } from 'zod';
 import type { RelationshipService } from './relationships-service.ts';
 
@@ -98,8 +98,7 @@ export function relationshipsRouter(service: RelationshipService): ApiRouter {
         method: 'get',
         path: '/internal/relationships/check',
         summary: 'Whether a supervisor actively supervises a student (service-only)',
-        tags: ['internal'],
-        access: 'service',
+        ...internalRoute(),
         query: relationshipCheckQuery,
         response: relationshipCheckResponse,
       },
