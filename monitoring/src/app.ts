@@ -13,14 +13,14 @@ import { StreamConsumer } from '@platform/shared-types/redis';
 import type { Express } from 'express';
 import type { Config } from './config.ts';
 import { dashboardRouter } from './features/dashboard/dashboard-router.ts';
-import { ObserveRelay } from './features/observe/observe-relay.ts';
 import { observeRouter } from './features/observe/observe-router.ts';
+import { type ObserveService, observeService } from './features/observe/observe-service.ts';
 import { CheckCache, RelationshipChanges } from './features/relationships/relationship-changes.ts';
 import { relationshipsDal } from './features/relationships/relationships-dal.ts';
 import { relationshipsRouter } from './features/relationships/relationships-router.ts';
-import { RelationshipService } from './features/relationships/relationships-service.ts';
+import { type RelationshipService, relationshipService } from './features/relationships/relationships-service.ts';
 import { studentsRouter } from './features/students/students-router.ts';
-import { StudentsService } from './features/students/students-service.ts';
+import { studentsService } from './features/students/students-service.ts';
 import { webAppRouter } from './features/webapp/webapp-router.ts';
 import type { Stores } from './stores.ts';
 import { Upstreams } from './upstreams.ts';
@@ -37,7 +37,7 @@ export interface AppDeps {
 export interface Monitoring {
   app: Express;
   relationships: RelationshipService;
-  relay: ObserveRelay;
+  relay: ObserveService;
   /** starts the user-events consumer and the cross-instance change subscription; returns their stopper */
   startBackground(): () => Promise<void>;
 }
@@ -58,12 +58,12 @@ export function createMonitoring(deps: AppDeps): Monitoring {
   const changes = new RelationshipChanges({ publisher: stores.redis, subscriber, channel: config.RELATIONSHIP_CHANGES_CHANNEL, logger });
   changes.onChange((pairs) => cache.invalidate(pairs)); // first listener: later ones see the fresh state
   const pairs = relationshipsDal(stores.db);
-  const relationships = new RelationshipService({ relationships: pairs, upstreams, cache, changes });
-  const students = new StudentsService({ pairs, upstreams, relationships, logger });
+  const relationships = relationshipService({ relationships: pairs, upstreams, cache, changes });
+  const students = studentsService({ pairs, upstreams, relationships, logger });
   const accessKeyring = createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS);
   // filled by the revocation feed once the background starts: ends relays whose token is revoked
   const revocations = new RevocationMirror();
-  const relay = new ObserveRelay({
+  const relay = observeService({
     client,
     heartbeatMs: config.OBSERVE_HEARTBEAT_MS,
     relationships,

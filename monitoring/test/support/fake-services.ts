@@ -21,7 +21,7 @@ import {
 } from '@platform/shared-types';
 import type { TestAuth } from '@platform/shared-types/testing';
 import { z } from 'zod';
-import { sseFrame } from '../../src/features/observe/observe-relay.ts';
+import { sseFrame } from '../../src/features/observe/observe-service.ts';
 
 /**
  * The terminal events chat sends (chat/src/features/stream/stream-service.ts emits them; DESIGN section 5):

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { sseFrame } from '../../src/features/observe/observe-relay.ts';
+import { sseFrame } from '../../src/features/observe/observe-service.ts';
 import { CheckCache } from '../../src/features/relationships/relationship-changes.ts';
 
 describe('sseFrame', () => {

@@ -1,8 +1,8 @@
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
-import type { ObserveRelay } from './observe-relay.ts';
+import type { ObserveService } from './observe-service.ts';
 
-export function observeRouter(relay: ObserveRelay): ApiRouter {
+export function observeRouter(observe: ObserveService): ApiRouter {
   return new ApiRouter().route(
     {
       method: 'get',
@@ -14,6 +14,6 @@ export function observeRouter(relay: ObserveRelay): ApiRouter {
       produces: 'text/event-stream',
       errors: ['FORBIDDEN', 'NOT_FOUND', 'UPSTREAM_UNAVAILABLE'],
     },
-    ({ actor, params, req, res }) => relay.relay(actor, params.studentId, params.sessionId, req, res),
+    ({ actor, params, userToken, req, res }) => observe.observe(actor, { ...params, userToken, requestId: req.requestId }, res),
   );
 }
