@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { type Actor, ApiError, type Role } from '@platform/shared-types';
-import type { AuthContext } from '../../context.ts';
+import { type Actor, ApiError, type Logger, type Role } from '@platform/shared-types';
+import type { Config } from '../../config.ts';
 import { isDuplicateKeyError, type UserDoc } from '../../documents.ts';
-import { assertPasswordAllowed } from '../../lib/passwords.ts';
+import type { Mailer } from '../../lib/mailer.ts';
+import { assertPasswordAllowed, type PasswordHasher } from '../../lib/passwords.ts';
+import type { UserEvents } from '../../lib/user-events.ts';
 import type { DeviceInfo, SessionsService } from '../sessions/sessions-service.ts';
-import { oneTimeTokens } from './one-time-tokens.ts';
+import type { UsersDal } from '../users/users-dal.ts';
+import type { OneTimeTokens } from './one-time-tokens.ts';
 
 export interface NewAccount {
   username: string;
@@ -15,9 +18,19 @@ export interface NewAccount {
 const invalidToken = () =>
   new ApiError('VALIDATION_FAILED', 'The link is invalid, used or expired', { errors: [{ path: 'body.token', message: 'invalid or expired' }] });
 
-export function accountsService(ctx: AuthContext, sessions: SessionsService) {
-  const { config, users, passwords, mailer, events, logger } = ctx;
-  const tokens = oneTimeTokens(ctx);
+export interface AccountsDeps {
+  config: Pick<Config, 'PUBLIC_URL' | 'VERIFY_TOKEN_TTL_SECONDS' | 'RESET_TOKEN_TTL_SECONDS'>;
+  logger: Logger;
+  users: UsersDal;
+  tokens: OneTimeTokens;
+  passwords: PasswordHasher;
+  mailer: Mailer;
+  events: UserEvents;
+  sessions: Pick<SessionsService, 'revokeAllSessions' | 'clearLoginFailures' | 'issuePair'>;
+}
+
+export function accountsService(deps: AccountsDeps) {
+  const { config, users, tokens, passwords, mailer, events, logger, sessions } = deps;
   // the links open the web app's screens (/app/...), which post the token to the API
   const link = (path: string, token: string) => `${config.PUBLIC_URL}${path}?token=${encodeURIComponent(token)}`;
 

@@ -1,11 +1,11 @@
+import type { Redis } from 'ioredis';
 import type { Types } from 'mongoose';
-import type { AuthContext } from '../../context.ts';
-import type { OneTimeKind, OneTimeTokenDoc } from '../../documents.ts';
+import type { Models, OneTimeKind, OneTimeTokenDoc } from '../../documents.ts';
 import { randomToken, sha256 } from '../../lib/secrets.ts';
 
 /** Single-use tokens (email verification, password reset), stored hashed. */
-export function oneTimeTokens(ctx: AuthContext) {
-  const { OneTimeToken } = ctx.models;
+export function oneTimeTokens(deps: { models: Pick<Models, 'OneTimeToken'>; redis: Redis; keyPrefix: string }) {
+  const { OneTimeToken } = deps.models;
   const usable = (token: string, kind: OneTimeKind) => ({ tokenHash: sha256(token), kind, usedAt: null, expiresAt: { $gt: new Date() } });
   return {
     /** Issues a new token; earlier unused ones of the same kind stop working (only the latest mail counts). */
@@ -27,7 +27,7 @@ export function oneTimeTokens(ctx: AuthContext) {
       const doc = await OneTimeToken.findOne(usable(token, kind)).lean<OneTimeTokenDoc>();
       if (!doc) return null;
       const ttlMs = Math.max(1, doc.expiresAt.getTime() - Date.now());
-      const won = await ctx.redis.set(`${ctx.config.REDIS_KEY_PREFIX}used-token:${doc.tokenHash}`, '1', 'PX', ttlMs, 'NX');
+      const won = await deps.redis.set(`${deps.keyPrefix}used-token:${doc.tokenHash}`, '1', 'PX', ttlMs, 'NX');
       if (won !== 'OK') return null;
       await OneTimeToken.updateOne({ _id: doc._id }, { $set: { usedAt: new Date() } });
       return doc;
@@ -35,5 +35,11 @@ export function oneTimeTokens(ctx: AuthContext) {
     deleteForUser(userId: Types.ObjectId): Promise<unknown> {
       return OneTimeToken.deleteMany({ userId });
     },
+    /** Deletes the tokens expired before `now` (there is no TTL index on FerretDB); returns how many. */
+    async deleteExpired(now: Date): Promise<number> {
+      return (await OneTimeToken.deleteMany({ expiresAt: { $lt: now } })).deletedCount;
+    },
   };
 }
+
+export type OneTimeTokens = ReturnType<typeof oneTimeTokens>;

@@ -1,6 +1,6 @@
-import { type Actor, API_KEY_SHOWN_PREFIX_LENGTH, ApiError, authorize, generateApiKey, hashApiKey } from '@platform/shared-types';
-import type { AuthContext } from '../../context.ts';
+import { type Actor, API_KEY_SHOWN_PREFIX_LENGTH, ApiError, authorize, generateApiKey, hashApiKey, type Logger } from '@platform/shared-types';
 import type { ApiKeyDoc, UserDoc } from '../../documents.ts';
+import type { UsersDal } from '../users/users-dal.ts';
 import type { ApiKeysDal } from './api-keys-dal.ts';
 
 /** keys one user may hold at once */
@@ -28,14 +28,15 @@ function toView(key: ApiKeyDoc, lastUsedAt?: Date): ApiKeyView {
   };
 }
 
-export function apiKeysService(ctx: AuthContext, dal: ApiKeysDal) {
+export function apiKeysService(deps: { dal: ApiKeysDal; users: Pick<UsersDal, 'findById'>; logger: Logger }) {
+  const { dal, users, logger } = deps;
   /** Whose keys the actor acts on: its own, or (admins only) the given user's. A key cannot manage keys. */
   async function owner(actor: Actor, userId: string | undefined): Promise<UserDoc> {
     // a key with a credit limit must not be able to mint itself an unlimited sibling
     if (actor.apiKeyId) throw new ApiError('FORBIDDEN', 'API keys cannot manage API keys: sign in with a password');
     const target = userId ?? actor.userId;
     await authorize(actor, 'api-keys:manage', { ownerId: target });
-    const user = await ctx.users.findById(target);
+    const user = await users.findById(target);
     if (!user) throw new ApiError('NOT_FOUND', 'User not found');
     return user;
   }
@@ -60,17 +61,25 @@ export function apiKeysService(ctx: AuthContext, dal: ApiKeysDal) {
         await dal.writeEntries(user, [doc]);
       } catch (error) {
         // nothing half written: a key the gateway cannot resolve is not handed out
-        await dal.removeDoc(doc._id).catch(() => undefined);
+        await dal
+          .removeDoc(doc._id)
+          .catch((cleanup: unknown) =>
+            logger.error({ err: cleanup, apiKeyId: doc._id.toString() }, 'api key document left behind after its gateway entry failed (never handed out)'),
+          );
         throw error;
       }
-      ctx.logger.info({ apiKeyId: doc._id.toString(), userId: user._id.toString(), by: actor.userId }, 'api key created');
+      logger.info({ apiKeyId: doc._id.toString(), userId: user._id.toString(), by: actor.userId }, 'api key created');
       return { ...toView(doc), key };
     },
 
     async list(actor: Actor, userId: string | undefined): Promise<ApiKeyView[]> {
       const user = await owner(actor, userId);
       const keys = await dal.listLive(user._id.toString());
-      const lastUsed = await dal.lastUsed(keys).catch(() => new Map<string, Date>());
+      // last-used times are an extra: the list stands without them
+      const lastUsed = await dal.lastUsed(keys).catch((error: unknown) => {
+        logger.warn({ err: error, userId: user._id.toString() }, 'api key last-used times unavailable');
+        return new Map<string, Date>();
+      });
       return keys.map((key) => toView(key, lastUsed.get(key._id.toString())));
     },
 
@@ -81,7 +90,7 @@ export function apiKeysService(ctx: AuthContext, dal: ApiKeysDal) {
       if (!key) throw new ApiError('NOT_FOUND', 'API key not found');
       await dal.removeEntries([key]);
       await dal.markDeleted(key._id);
-      ctx.logger.info({ apiKeyId: id, userId: user._id.toString(), by: actor.userId }, 'api key deleted');
+      logger.info({ apiKeyId: id, userId: user._id.toString(), by: actor.userId }, 'api key deleted');
     },
 
     /** Owner and credit limit of any key, deleted ones included (accounting's reservations through it). */

@@ -1,12 +1,10 @@
-import { ApiError, internalUsersQuery, internalUsersResponse, parseIdList } from '@platform/shared-types';
+import { internalUsersQuery, internalUsersResponse } from '@platform/shared-types';
 import { ApiRouter, internalRoute } from '@platform/shared-types/express';
-import type { AuthContext } from '../../context.ts';
-import { toPublicUser } from '../users/users-dal.ts';
+import type { UsersService } from '../users/users-service.ts';
 
 /** Service-only routes (service token required; the gateway never routes /internal). */
-export function internalRouter(ctx: AuthContext): ApiRouter {
-  const router = new ApiRouter();
-  router.route(
+export function internalRouter(users: UsersService): ApiRouter {
+  return new ApiRouter().route(
     {
       method: 'get',
       path: '/internal/users',
@@ -15,18 +13,6 @@ export function internalRouter(ctx: AuthContext): ApiRouter {
       query: internalUsersQuery,
       response: internalUsersResponse,
     },
-    async ({ query }) => {
-      let ids: string[];
-      try {
-        ids = parseIdList(query.ids);
-      } catch (error) {
-        throw new ApiError('VALIDATION_FAILED', error instanceof Error ? error.message : 'bad id list', {
-          errors: [{ path: 'query.ids', message: 'at most 200 ids' }],
-        });
-      }
-      const users = await ctx.users.findMany(ids);
-      return internalUsersResponse.parse({ users: users.map(toPublicUser) });
-    },
+    async ({ query }) => internalUsersResponse.parse({ users: await users.publicUsers(query.ids) }),
   );
-  return router;
 }

@@ -40,3 +40,5 @@ export function sessionsDal(models: Models) {
     },
   };
 }
+
+export type SessionsDal = ReturnType<typeof sessionsDal>;

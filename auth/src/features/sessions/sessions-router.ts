@@ -1,11 +1,12 @@
-import { ApiError, kidOf, permissionsFor, publicUser, verifyAccessToken } from '@platform/shared-types';
+import { ApiError, permissionsFor, publicUser } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
-import type { AuthContext } from '../../context.ts';
+import type { Config } from '../../config.ts';
 import { newPasswordSchema, presentedPasswordSchema } from '../../lib/passwords.ts';
 import type { AccountsService } from '../accounts/accounts-service.ts';
+import type { ProfileService } from '../profile/profile-service.ts';
 import { emailSchema, meResponse, newAccountBody, userResponse } from '../users/schemas.ts';
-import { toProfile, toPublicUser } from '../users/users-dal.ts';
+import { toPublicUser, userWithProfile } from '../users/users-dal.ts';
 import { clearRefreshCookie, deviceOf, refreshCookie, setRefreshCookie } from './http.ts';
 import type { SessionsService } from './sessions-service.ts';
 
@@ -30,8 +31,13 @@ const loginBody = z
     examples: [{ email: 'ada@example.com', password: 'correct horse battery staple' }],
   });
 
-export function sessionsRouter(ctx: AuthContext, sessions: SessionsService, accounts: AccountsService): ApiRouter {
-  const { config } = ctx;
+export function sessionsRouter(deps: {
+  config: Config;
+  sessions: SessionsService;
+  accounts: AccountsService;
+  profiles: Pick<ProfileService, 'read'>;
+}): ApiRouter {
+  const { config, sessions, accounts, profiles } = deps;
   const router = new ApiRouter();
   const tags = ['auth'];
 
@@ -178,11 +184,7 @@ export function sessionsRouter(ctx: AuthContext, sessions: SessionsService, acco
 
   router.route(
     { method: 'get', path: '/api/auth/me', summary: 'The signed-in user and profile', access: 'user', tags, response: meResponse },
-    async ({ actor }) => {
-      const user = await ctx.users.findById(actor.userId);
-      if (!user) throw new ApiError('NOT_FOUND', 'User not found');
-      return { user: toPublicUser(user), profile: toProfile(user) };
-    },
+    async ({ actor }) => userWithProfile(await profiles.read(actor)),
   );
 
   router.route(
@@ -213,20 +215,7 @@ export function sessionsRouter(ctx: AuthContext, sessions: SessionsService, acco
         algorithm: z.string(),
       }),
     },
-    ({ actor, userToken: token }) => {
-      if (!token) throw new ApiError('UNAUTHENTICATED', 'Send the access token as a bearer token');
-      const claims = verifyAccessToken(ctx.accessKeyring, token);
-      if (claims.sub !== actor.userId) throw new ApiError('UNAUTHENTICATED', 'The bearer token is not the signed-in user');
-      const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { kid?: string; alg?: string };
-      return {
-        claims,
-        kid: header.kid ?? '',
-        currentKid: ctx.accessKeyring.current.kid,
-        acceptedKids: [...ctx.accessKeyring.byKid.keys()],
-        refreshKid: kidOf(config.JWT_REFRESH_SECRET),
-        algorithm: header.alg ?? 'HS256',
-      };
-    },
+    ({ actor, userToken }) => sessions.tokenInfo(actor, userToken),
   );
 
   return router;

@@ -1,13 +1,28 @@
 import { randomUUID } from 'node:crypto';
-import { type Actor, ApiError, type RefreshClaims, signAccessToken, signRefreshToken, verifyAccessToken, verifyRefreshToken } from '@platform/shared-types';
-import type { AuthContext } from '../../context.ts';
+import {
+  type Actor,
+  ApiError,
+  type Keyring,
+  kidOf,
+  type Logger,
+  type RefreshClaims,
+  signAccessToken,
+  signRefreshToken,
+  verifyAccessToken,
+  verifyRefreshToken,
+} from '@platform/shared-types';
+import type { Redis } from 'ioredis';
+import type { Config } from '../../config.ts';
 import type { UserDoc } from '../../documents.ts';
+import type { PasswordHasher } from '../../lib/passwords.ts';
 import { openWithToken, sealWithToken, sha256 } from '../../lib/secrets.ts';
+import type { UserEvents } from '../../lib/user-events.ts';
 import { authMetrics } from '../../metrics.ts';
-import { normaliseEmail, usernameKey } from '../users/users-dal.ts';
+import type { OneTimeTokens } from '../accounts/one-time-tokens.ts';
+import { normaliseEmail, type UsersDal, usernameKey } from '../users/users-dal.ts';
 import { loginLockout } from './login-lockout.ts';
 import { revocationWriter } from './revocation.ts';
-import { sessionsDal } from './sessions-dal.ts';
+import type { SessionsDal } from './sessions-dal.ts';
 
 export interface DeviceInfo {
   userAgent?: string;
@@ -24,9 +39,22 @@ export interface TokenPair {
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-export function sessionsService(ctx: AuthContext) {
-  const { config, redis, users, passwords, events } = ctx;
-  const dal = sessionsDal(ctx.models);
+export interface SessionsDeps {
+  config: Config;
+  logger: Logger;
+  redis: Redis;
+  /** refresh tokens */
+  dal: SessionsDal;
+  users: UsersDal;
+  oneTimeTokens: Pick<OneTimeTokens, 'deleteExpired'>;
+  passwords: PasswordHasher;
+  events: UserEvents;
+  accessKeyring: Keyring;
+  refreshKeyring: Keyring;
+}
+
+export function sessionsService(deps: SessionsDeps) {
+  const { config, redis, dal, users, passwords, events, accessKeyring, refreshKeyring } = deps;
   const revocation = revocationWriter(redis, config.ACCESS_TOKEN_TTL_SECONDS);
   const lockout = loginLockout(redis, config);
   const key = (name: string) => `${config.REDIS_KEY_PREFIX}${name}`;
@@ -35,8 +63,8 @@ export function sessionsService(ctx: AuthContext) {
   async function issuePair(user: UserDoc, family: string, device: DeviceInfo, familyStartedAt: Date) {
     const identity = { sub: user._id.toString(), username: user.username, email: user.email, role: user.role };
     const accessJti = randomUUID();
-    const accessToken = signAccessToken(ctx.accessKeyring, identity, { jti: accessJti, ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS });
-    const refreshToken = signRefreshToken(ctx.refreshKeyring, identity, { fam: family, ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS });
+    const accessToken = signAccessToken(accessKeyring, identity, { jti: accessJti, ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS });
+    const refreshToken = signRefreshToken(refreshKeyring, identity, { fam: family, ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS });
     const now = Date.now();
     const doc = await dal.create({
       tokenHash: sha256(refreshToken),
@@ -157,7 +185,7 @@ export function sessionsService(ctx: AuthContext) {
      * the old token can unseal. After the window, presenting the retired token is reuse: the family dies.
      */
     async refresh(token: string, device: DeviceInfo): Promise<{ pair: TokenPair; user: UserDoc }> {
-      const claims: RefreshClaims = verifyRefreshToken(ctx.refreshKeyring, token);
+      const claims: RefreshClaims = verifyRefreshToken(refreshKeyring, token);
       const tokenHash = sha256(token);
       const doc = await dal.findByHash(tokenHash);
       if (!doc || doc.userId.toString() !== claims.sub || doc.family !== claims.fam) throw new ApiError('TOKEN_REVOKED', 'Refresh token is not valid');
@@ -182,7 +210,7 @@ export function sessionsService(ctx: AuthContext) {
         }
         // Retired and past the grace window: someone replays an old token.
         await revokeFamily(doc.family);
-        ctx.logger.warn({ userId: claims.sub, family: doc.family }, 'retired refresh token reused: family revoked');
+        deps.logger.warn({ userId: claims.sub, family: doc.family }, 'retired refresh token reused: family revoked');
         authMetrics.refreshReuse.inc();
         throw new ApiError('TOKEN_REUSED', 'This refresh token was already used; every session of its family is signed out');
       };
@@ -228,7 +256,7 @@ export function sessionsService(ctx: AuthContext) {
         let expiresAt = nowSeconds() + config.ACCESS_TOKEN_TTL_SECONDS;
         if (options.bearer) {
           try {
-            const claims = verifyAccessToken(ctx.accessKeyring, options.bearer);
+            const claims = verifyAccessToken(accessKeyring, options.bearer);
             if (claims.jti === actor.jti) expiresAt = claims.exp;
           } catch {
             // keep the longest possible lifetime
@@ -246,12 +274,27 @@ export function sessionsService(ctx: AuthContext) {
       if (user) await events.append('user.logged_out', user);
     },
 
+    /** Verified claims of the caller's own access token and the key ids in use (never a secret's characters). */
+    tokenInfo(actor: Actor, token: string | undefined) {
+      if (!token) throw new ApiError('UNAUTHENTICATED', 'Send the access token as a bearer token');
+      const claims = verifyAccessToken(accessKeyring, token);
+      if (claims.sub !== actor.userId) throw new ApiError('UNAUTHENTICATED', 'The bearer token is not the signed-in user');
+      const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { kid?: string; alg?: string };
+      return {
+        claims,
+        kid: header.kid ?? '',
+        currentKid: accessKeyring.current.kid,
+        acceptedKids: [...accessKeyring.byKid.keys()],
+        refreshKid: kidOf(config.JWT_REFRESH_SECRET),
+        algorithm: header.alg ?? 'HS256',
+      };
+    },
+
     /** Deletes expired refresh and one-time tokens (there is no TTL index on FerretDB). */
     async sweepExpired(): Promise<{ refreshTokens: number; oneTimeTokens: number }> {
       const now = new Date();
       const refreshTokens = await dal.deleteExpired(now);
-      const oneTime = await ctx.models.OneTimeToken.deleteMany({ expiresAt: { $lt: now } });
-      return { refreshTokens, oneTimeTokens: oneTime.deletedCount };
+      return { refreshTokens, oneTimeTokens: await deps.oneTimeTokens.deleteExpired(now) };
     },
   };
 }
