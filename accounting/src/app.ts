@@ -3,18 +3,23 @@ import { createServiceApp } from '@platform/shared-types/express';
 import type { Express, RequestHandler } from 'express';
 import type { Config } from './config.ts';
 import type { AccountingContext } from './context.ts';
-import { ensureAccount } from './features/accounts/accounts-dal.ts';
+import { type AccountsDal, accountsDal } from './features/accounts/accounts-dal.ts';
 import { authUserLookup, type UserLookup } from './features/accounts/accounts-service.ts';
+import { apiKeysDal } from './features/api-keys/api-keys-dal.ts';
 import { apiKeysRouter } from './features/api-keys/api-keys-router.ts';
-import { authApiKeyLookup } from './features/api-keys/api-keys-service.ts';
+import { apiKeysService, authApiKeyLookup } from './features/api-keys/api-keys-service.ts';
 import { creditsRouter } from './features/credits/credits-router.ts';
+import { pricesDal } from './features/prices/prices-dal.ts';
 import { pricesRouter } from './features/prices/prices-router.ts';
+import { pricesService } from './features/prices/prices-service.ts';
 import { chatStoredReplies, type StoredReplies } from './features/reconcile/chat-replies.ts';
 import { reconcileRouter } from './features/reconcile/reconcile-router.ts';
 import { reservationsDal } from './features/reservations/reservations-dal.ts';
 import { reservationsRouter } from './features/reservations/reservations-router.ts';
 import { reservationsService } from './features/reservations/reservations-service.ts';
+import { usageDal } from './features/usage/usage-dal.ts';
 import { usageRouter } from './features/usage/usage-router.ts';
+import { usageService } from './features/usage/usage-service.ts';
 import type { Stores } from './stores.ts';
 
 export interface AppDeps {
@@ -30,9 +35,9 @@ export interface AppDeps {
 }
 
 /** Accounts are created just in time from the verified identity of a user's request (no call to auth). */
-function accountsJustInTime(stores: Stores): RequestHandler {
+function accountsJustInTime(accounts: Pick<AccountsDal, 'ensureAccount'>): RequestHandler {
   return async (req, _res, next) => {
-    if (req.actor) await ensureAccount(stores.db, req.actor);
+    if (req.actor) await accounts.ensureAccount(req.actor);
     next();
   };
 }
@@ -50,8 +55,14 @@ export function buildApp(deps: AppDeps): Express {
   const isSupervisorOf = deps.isSupervisorOf ?? monitoringSupervisorCheck(client);
   const lookupUser = deps.lookupUser ?? authUserLookup(client);
   const storedReplies = deps.storedReplies ?? chatStoredReplies(client);
-  const streams = reservationsService({ reservations: reservationsDal(deps.stores.db), ttlSeconds: config.RESERVATION_TTL_SECONDS });
-  const ctx: AccountingContext = { db: deps.stores.db, config, isSupervisorOf, lookupUser, lookupApiKey: authApiKeyLookup(client), storedReplies };
+  const { db } = deps.stores;
+  const ttlSeconds = config.RESERVATION_TTL_SECONDS;
+  const accounts = accountsDal(db);
+  const streams = reservationsService({ reservations: reservationsDal(db), ttlSeconds });
+  const prices = pricesService({ prices: pricesDal(db) });
+  const usage = usageService({ usage: usageDal(db), accounts, prices });
+  const apiKeys = apiKeysService({ keys: apiKeysDal(db), accounts, lookup: authApiKeyLookup(client), ttlSeconds });
+  const ctx: AccountingContext = { db, config, isSupervisorOf, lookupUser, storedReplies };
   return createServiceApp({
     name: 'accounting',
     logger: deps.logger,
@@ -59,7 +70,14 @@ export function buildApp(deps: AppDeps): Express {
     internalKeyring,
     accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
     ready: deps.stores.ready,
-    routers: [creditsRouter(ctx), pricesRouter(ctx), usageRouter(ctx), reservationsRouter(ctx, streams), reconcileRouter(ctx), apiKeysRouter(ctx)],
-    before: [['/api', accountsJustInTime(deps.stores)]],
+    routers: [
+      creditsRouter(ctx, prices),
+      pricesRouter(ctx, prices),
+      usageRouter(ctx, usage),
+      reservationsRouter(ctx, streams, apiKeys),
+      reconcileRouter(ctx),
+      apiKeysRouter(ctx, apiKeys),
+    ],
+    before: [['/api', accountsJustInTime(accounts)]],
   });
 }

@@ -1,8 +1,8 @@
 import { type Action, type Actor, authorize, type SupervisorCheck } from '@platform/shared-types';
 import type { Knex } from 'knex';
 import type { Config } from './config.ts';
+import { accountsDal } from './features/accounts/accounts-dal.ts';
 import { ensureKnownAccount, type UserLookup } from './features/accounts/accounts-service.ts';
-import type { ApiKeyLookup } from './features/api-keys/api-keys-service.ts';
 import type { StoredReplies } from './features/reconcile/chat-replies.ts';
 
 /** What the routers need. */
@@ -12,8 +12,6 @@ export interface AccountingContext {
   isSupervisorOf: SupervisorCheck;
   /** auth's view of a user accounting has not heard of yet */
   lookupUser: UserLookup;
-  /** auth's record of an API key accounting has not seen yet (owner, credit limit) */
-  lookupApiKey: ApiKeyLookup;
   /** chat's stored replies, for reconciliation */
   storedReplies: StoredReplies;
 }
@@ -26,5 +24,5 @@ export interface AccountingContext {
  */
 export async function authorizeOn(ctx: AccountingContext, userToken: string | undefined, actor: Actor, action: Action, ownerId: string): Promise<void> {
   await authorize(actor, action, { ownerId }, (supervisorId, studentId) => ctx.isSupervisorOf(supervisorId, studentId, userToken));
-  if (ownerId !== actor.userId) await ensureKnownAccount(ctx.db, ctx.lookupUser, ownerId);
+  if (ownerId !== actor.userId) await ensureKnownAccount(accountsDal(ctx.db), ctx.lookupUser, ownerId);
 }

@@ -5,7 +5,7 @@ import { StreamConsumer } from '@platform/shared-types/redis';
 import { buildApp } from './app.ts';
 import { type Config, configSchema } from './config.ts';
 import { withRetry } from './db.ts';
-import { applyUserEvent } from './features/accounts/accounts-dal.ts';
+import { accountsDal } from './features/accounts/accounts-dal.ts';
 import { connectStores } from './stores.ts';
 import { startSweeper } from './sweeper.ts';
 
@@ -20,13 +20,14 @@ export async function start(config: Config) {
     build: (stores) => buildApp({ config, logger, stores }),
     background: (stores) => {
       // keeps accounts current; idempotent: an event older than the identity already applied changes nothing
+      const accounts = accountsDal(stores.db);
       const userEvents = new StreamConsumer({
         redis: stores.redis,
         stream: config.USER_EVENTS_STREAM,
         group: config.USER_EVENTS_GROUP,
         consumer: config.USER_EVENTS_CONSUMER,
         parse: userEventFromEntry,
-        apply: (event) => withRetry(() => applyUserEvent(stores.db, event)),
+        apply: (event) => withRetry(() => accounts.applyUserEvent(event)),
         logger,
         blockMs: config.USER_EVENTS_BLOCK_MS,
         claimIdleMs: config.USER_EVENTS_CLAIM_IDLE_MS,

@@ -3,7 +3,7 @@ import { connectPostgres, connectRedis, ensurePostgresDatabase, migrateLatest, p
 import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Config } from './config.ts';
-import { seedPrices } from './features/prices/prices-dal.ts';
+import { pricesDal } from './features/prices/prices-dal.ts';
 import { migrations } from './migrations/index.ts';
 
 export interface Stores {
@@ -23,7 +23,7 @@ export async function connectStores(
   await ensurePostgresDatabase(config.PG_URL, config.PG_DB);
   const db = connectPostgres(pgUrlFor(config.PG_URL, config.PG_DB), { pool: { min: 0, max: config.PG_POOL_MAX ?? 10 } });
   await migrateLatest(db, migrations);
-  await seedPrices(db, loadModelCatalog(config.MODELS_FILE));
+  await pricesDal(db).seedPrices(loadModelCatalog(config.MODELS_FILE));
   const redis = await connectRedis(config.REDIS_URL);
   return {
     db,

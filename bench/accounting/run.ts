@@ -18,7 +18,7 @@ import type { Knex } from 'knex';
 import { configSchema } from '../../accounting/src/config.ts';
 import { withRetry } from '../../accounting/src/db.ts';
 import { invariantViolations } from '../../accounting/src/features/credits/invariant.ts';
-import { seedPrices } from '../../accounting/src/features/prices/prices-dal.ts';
+import { pricesDal } from '../../accounting/src/features/prices/prices-dal.ts';
 import { reservationsDal } from '../../accounting/src/features/reservations/reservations-dal.ts';
 import { type ReservationsService, reservationsService } from '../../accounting/src/features/reservations/reservations-service.ts';
 import { start } from '../../accounting/src/main.ts';
@@ -184,7 +184,7 @@ async function main() {
   const scratch = connectPostgres(pgUrlFor(urls.PG_URL, pgbenchDb), { pool: { min: 0, max: 1 } });
   try {
     await migrateLatest(db, migrations);
-    await seedPrices(db, loadModelCatalog());
+    await pricesDal(db).seedPrices(loadModelCatalog());
     const users = Array.from({ length: ACCOUNTS }, (_, i) => actor(i));
     const hot = actor(ACCOUNTS);
     await db('accounts').insert([...users, hot].map((u) => ({ user_id: u.userId, username: u.username, email: u.email, role: u.role })));

@@ -1,6 +1,5 @@
 import { ApiError, internalUsersResponse, type PublicUser, type ServiceClient } from '@platform/shared-types';
-import type { Db } from '../../db.ts';
-import { findAccount } from './accounts-dal.ts';
+import type { AccountsDal } from './accounts-dal.ts';
 
 /** Auth's view of a user, or undefined when auth does not know the id. */
 export type UserLookup = (userId: string) => Promise<PublicUser | undefined>;
@@ -27,12 +26,8 @@ export function authUserLookup(client: ServiceClient): UserLookup {
  * account created just in time; one auth does not know either stays unknown (the route answers 404). The
  * account's identity_at stays empty, so the user's events still apply when they arrive.
  */
-export async function ensureKnownAccount(db: Db, lookup: UserLookup, userId: string): Promise<void> {
-  if (await findAccount(db, userId)) return;
+export async function ensureKnownAccount(accounts: Pick<AccountsDal, 'findAccount' | 'insertFromAuth'>, lookup: UserLookup, userId: string): Promise<void> {
+  if (await accounts.findAccount(userId)) return;
   const user = await lookup(userId);
-  if (!user) return;
-  await db('accounts')
-    .insert({ user_id: user.id, username: user.username, email: user.email, role: user.role, disabled: user.status === 'disabled' })
-    .onConflict('user_id')
-    .ignore();
+  if (user) await accounts.insertFromAuth(user);
 }

@@ -1,10 +1,8 @@
-import { ApiError } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { userId } from '../../schemas.ts';
-import { findAccount } from '../accounts/accounts-dal.ts';
-import { spendOf } from './api-keys-dal.ts';
+import type { ApiKeysService } from './api-keys-service.ts';
 
 const spendResponse = z.object({
   userId: z.string(),
@@ -20,7 +18,7 @@ const spendResponse = z.object({
 });
 
 /** The spend of each API key that has reserved anything (keys never used have spent nothing and are not listed). */
-export function apiKeysRouter(ctx: AccountingContext): ApiRouter {
+export function apiKeysRouter(ctx: AccountingContext, apiKeys: ApiKeysService): ApiRouter {
   return new ApiRouter().route(
     {
       method: 'get',
@@ -35,8 +33,7 @@ export function apiKeysRouter(ctx: AccountingContext): ApiRouter {
     async ({ actor, userToken, query }) => {
       const owner = query.userId ?? actor.userId;
       await authorizeOn(ctx, userToken, actor, 'credits:read', owner);
-      if (!(await findAccount(ctx.db, owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
-      return { userId: owner, apiKeys: await spendOf(ctx.db, owner) };
+      return apiKeys.spend(owner);
     },
   );
 }

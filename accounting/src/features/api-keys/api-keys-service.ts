@@ -1,8 +1,8 @@
 import { type Actor, ApiError, internalApiKeyResponse, type ReservationResponse, type ServiceClient } from '@platform/shared-types';
-import type { Knex } from 'knex';
 import { withRetry } from '../../db.ts';
+import type { AccountsDal } from '../accounts/accounts-dal.ts';
 import { reservationView } from '../reservations/reservations-service.ts';
-import { findApiKey, type KnownApiKey, rememberApiKey, reserveThroughKey } from './api-keys-dal.ts';
+import type { ApiKeySpend, ApiKeysDal, KnownApiKey } from './api-keys-dal.ts';
 
 /** Auth's record of a key (owner, limit), or undefined when auth does not know the id. */
 export type ApiKeyLookup = (id: string) => Promise<KnownApiKey | undefined>;
@@ -21,30 +21,51 @@ export function authApiKeyLookup(client: ServiceClient): ApiKeyLookup {
   };
 }
 
-/**
- * The key a reservation is made through: the `akid` of the caller's token, or the one the calling service names
- * (they must agree). Learned from auth on its first reservation (its limit never changes afterwards).
- */
-async function knownKey(db: Knex, lookup: ApiKeyLookup, actor: Actor, apiKeyId: string): Promise<void> {
-  const known = (await findApiKey(db, apiKeyId)) ?? (await lookup(apiKeyId));
-  if (!known || known.userId !== actor.userId) throw new ApiError('FORBIDDEN', 'The API key is not this user’s');
-  await rememberApiKey(db, known);
-}
-
 export function reservationApiKey(actor: Actor, named: string | undefined): string | undefined {
   if (actor.apiKeyId && named && actor.apiKeyId !== named) throw new ApiError('FORBIDDEN', 'The API key named differs from the token’s');
   return actor.apiKeyId ?? named;
 }
 
-export async function initializeThroughKey(
-  db: Knex,
-  lookup: ApiKeyLookup,
-  actor: Actor,
-  input: { reservationId: string; sessionId: string; modelId: string; inputTokens: number; maxOutputTokens: number },
-  apiKeyId: string,
-  ttlSeconds: number,
-): Promise<ReservationResponse> {
-  await knownKey(db, lookup, actor, apiKeyId);
-  const row = await withRetry(() => reserveThroughKey(db, actor, { ...input, ttlSeconds }, apiKeyId));
-  return reservationView(row, ttlSeconds);
+export interface ApiKeysDeps {
+  keys: ApiKeysDal;
+  accounts: Pick<AccountsDal, 'findAccount'>;
+  /** auth's record of a key accounting has not seen yet */
+  lookup: ApiKeyLookup;
+  /** reservation lifetime before renewal */
+  ttlSeconds: number;
 }
+
+/** Reservations through an API key (its credit limit applies too, DESIGN 5b) and each key's spend. */
+export function apiKeysService(deps: ApiKeysDeps) {
+  const { keys, accounts, lookup, ttlSeconds } = deps;
+
+  /**
+   * The key a reservation is made through: the `akid` of the caller's token, or the one the calling service names
+   * (they must agree). Learned from auth on its first reservation (its limit never changes afterwards).
+   */
+  async function knownKey(actor: Actor, apiKeyId: string): Promise<void> {
+    const known = (await keys.findApiKey(apiKeyId)) ?? (await lookup(apiKeyId));
+    if (!known || known.userId !== actor.userId) throw new ApiError('FORBIDDEN', 'The API key is not this user’s');
+    await keys.rememberApiKey(known);
+  }
+
+  return {
+    async initializeThroughKey(
+      actor: Actor,
+      input: { reservationId: string; sessionId: string; modelId: string; inputTokens: number; maxOutputTokens: number },
+      apiKeyId: string,
+    ): Promise<ReservationResponse> {
+      await knownKey(actor, apiKeyId);
+      const row = await withRetry(() => keys.reserveThroughKey(actor, { ...input, ttlSeconds }, apiKeyId));
+      return reservationView(row, ttlSeconds);
+    },
+
+    /** Credits charged and held through each key of the owner; NOT_FOUND for a user accounting does not know. */
+    async spend(ownerId: string): Promise<{ userId: string; apiKeys: ApiKeySpend[] }> {
+      if (!(await accounts.findAccount(ownerId))) throw new ApiError('NOT_FOUND', 'Unknown user');
+      return { userId: ownerId, apiKeys: await keys.spendOf(ownerId) };
+    },
+  };
+}
+
+export type ApiKeysService = ReturnType<typeof apiKeysService>;

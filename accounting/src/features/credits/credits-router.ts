@@ -4,8 +4,8 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { credits, idempotencyKey, modelId, ownerQuery, pageQuery, tokens, userId } from '../../schemas.ts';
-import { findAccount } from '../accounts/accounts-dal.ts';
-import { findPrice } from '../prices/prices-dal.ts';
+import { accountsDal } from '../accounts/accounts-dal.ts';
+import type { PricesService } from '../prices/prices-service.ts';
 import { creditsDal } from './credits-dal.ts';
 import { creditsService } from './credits-service.ts';
 import type { IdempotentResult } from './idempotency.ts';
@@ -70,7 +70,7 @@ function idempotentWrite<B extends { userId: string }>(
   };
 }
 
-export function creditsRouter(ctx: AccountingContext): ApiRouter {
+export function creditsRouter(ctx: AccountingContext, prices: Pick<PricesService, 'find'>): ApiRouter {
   const { db } = ctx;
   const dal = creditsDal(db);
   const credits = creditsService({ db, credits: dal });
@@ -156,8 +156,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
       },
       async ({ actor, userToken, body }) => {
         await authorizeOn(ctx, userToken, actor, 'credits:calculate', actor.userId);
-        const price = await findPrice(db, body.modelId);
-        if (!price) throw new ApiError('NOT_FOUND', `Unknown model ${body.modelId}`);
+        const price = await prices.find(body.modelId);
         return {
           modelId: body.modelId,
           inputTokens: body.inputTokens,
@@ -201,7 +200,7 @@ export function creditsRouter(ctx: AccountingContext): ApiRouter {
       async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
         await authorizeOn(ctx, userToken, actor, 'transactions:read', owner);
-        if (!(await findAccount(db, owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
+        if (!(await accountsDal(db).findAccount(owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
         const { entries, total } = await dal.ledgerPage(owner, query);
         return { userId: owner, page: query.page, limit: query.limit, total, transactions: entries };
       },

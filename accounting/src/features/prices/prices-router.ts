@@ -1,9 +1,9 @@
-import { ApiError, internalPricesResponse, modelPriceView, registerModelPriceBody } from '@platform/shared-types';
+import { internalPricesResponse, modelPriceView, registerModelPriceBody } from '@platform/shared-types';
 import { ApiRouter, internalRoute } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { credits, modelId } from '../../schemas.ts';
-import { listPrices, registerPrice, updatePrice } from './prices-dal.ts';
+import type { PricesService } from './prices-service.ts';
 
 const priceSchema = z.object({
   modelId: z.string(),
@@ -14,7 +14,7 @@ const priceSchema = z.object({
   updatedAt: z.string(),
 });
 
-export function pricesRouter(ctx: AccountingContext): ApiRouter {
+export function pricesRouter(ctx: AccountingContext, prices: PricesService): ApiRouter {
   return new ApiRouter()
     .route(
       {
@@ -27,7 +27,7 @@ export function pricesRouter(ctx: AccountingContext): ApiRouter {
       },
       async ({ actor, userToken }) => {
         await authorizeOn(ctx, userToken, actor, 'prices:read', actor.userId);
-        return { prices: await listPrices(ctx.db) };
+        return { prices: await prices.list() };
       },
     )
     .route(
@@ -44,9 +44,7 @@ export function pricesRouter(ctx: AccountingContext): ApiRouter {
       },
       async ({ actor, userToken, params, body }) => {
         await authorizeOn(ctx, userToken, actor, 'prices:update', actor.userId);
-        const price = await updatePrice(ctx.db, params.modelId, body, actor.userId);
-        if (!price) throw new ApiError('NOT_FOUND', `Unknown model ${params.modelId}`);
-        return price;
+        return prices.update(params.modelId, body, actor.userId);
       },
     )
     .route(
@@ -57,7 +55,7 @@ export function pricesRouter(ctx: AccountingContext): ApiRouter {
         ...internalRoute(),
         response: internalPricesResponse,
       },
-      async () => ({ prices: (await listPrices(ctx.db)).map(({ modelId, inputPer1k, outputPer1k }) => ({ modelId, inputPer1k, outputPer1k })) }),
+      async () => ({ prices: await prices.listForServices() }),
     )
     .route(
       {
@@ -69,9 +67,6 @@ export function pricesRouter(ctx: AccountingContext): ApiRouter {
         body: registerModelPriceBody.strict(),
         response: modelPriceView,
       },
-      async ({ params, body }) => {
-        const { modelId: id, inputPer1k, outputPer1k } = await registerPrice(ctx.db, params.modelId, body);
-        return { modelId: id, inputPer1k, outputPer1k };
-      },
+      ({ params, body }) => prices.register(params.modelId, body),
     );
 }

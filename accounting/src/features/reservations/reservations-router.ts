@@ -15,7 +15,7 @@ import { ApiRouter, internalRoute, requireActor } from '@platform/shared-types/e
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { userId } from '../../schemas.ts';
-import { initializeThroughKey, reservationApiKey } from '../api-keys/api-keys-service.ts';
+import { type ApiKeysService, reservationApiKey } from '../api-keys/api-keys-service.ts';
 import { creditsDal } from '../credits/credits-dal.ts';
 import type { ReservationsService } from './reservations-service.ts';
 
@@ -40,7 +40,7 @@ function changeRoute<B extends z.ZodType>(action: string, summary: string, body:
   };
 }
 
-export function reservationsRouter(ctx: AccountingContext, streams: ReservationsService): ApiRouter {
+export function reservationsRouter(ctx: AccountingContext, streams: ReservationsService, apiKeys: Pick<ApiKeysService, 'initializeThroughKey'>): ApiRouter {
   const { db } = ctx;
   return new ApiRouter()
     .route(
@@ -58,7 +58,7 @@ export function reservationsRouter(ctx: AccountingContext, streams: Reservations
         const { apiKeyId: named, ...input } = body;
         const apiKeyId = reservationApiKey(actor, named);
         // through an API key its credit limit applies too (DESIGN 5b)
-        if (apiKeyId) return initializeThroughKey(db, ctx.lookupApiKey, actor, input, apiKeyId, ctx.config.RESERVATION_TTL_SECONDS);
+        if (apiKeyId) return apiKeys.initializeThroughKey(actor, input, apiKeyId);
         return streams.initialize(actor, input);
       },
     )

@@ -1,4 +1,5 @@
-import { type Db, iso, num } from '../../db.ts';
+import type { Knex } from 'knex';
+import { iso, num } from '../../db.ts';
 
 export interface UsageInput {
   userId: string;
@@ -8,25 +9,6 @@ export interface UsageInput {
   inputTokens: number;
   outputTokens: number;
   credits: number;
-}
-
-/** Records usage; a reservation's usage is recorded once however often it is reported (finalize records it too). */
-export async function recordUsage(db: Db, input: UsageInput): Promise<{ id: string; created: boolean }> {
-  const row = {
-    user_id: input.userId,
-    model_id: input.modelId,
-    session_id: input.sessionId ?? null,
-    reservation_id: input.reservationId ?? null,
-    input_tokens: input.inputTokens,
-    output_tokens: input.outputTokens,
-    credits: input.credits,
-  };
-  const inserted = input.reservationId
-    ? await db('usage').insert(row).onConflict('reservation_id').ignore().returning('id')
-    : await db('usage').insert(row).returning('id');
-  if (inserted.length > 0) return { id: String(inserted[0].id), created: true };
-  const existing = await db('usage').where({ reservation_id: input.reservationId }).first('id');
-  return { id: String(existing.id), created: false };
 }
 
 interface Bucket {
@@ -43,36 +25,88 @@ const bucket = (row: Record<string, unknown>): Bucket => ({
   credits: num(row.credits),
 });
 
-/** Usage of one user in [from, to), summed overall, per UTC day and per model. */
-export async function usageStats(db: Db, userId: string, from: Date, to: Date) {
-  const scoped = () => db('usage').where({ user_id: userId }).andWhere('created_at', '>=', from).andWhere('created_at', '<', to);
-  const sums = [
-    db.raw('count(*) AS requests'),
-    db.raw('coalesce(sum(input_tokens), 0) AS input_tokens'),
-    db.raw('coalesce(sum(output_tokens), 0) AS output_tokens'),
-    db.raw('coalesce(sum(credits), 0) AS credits'),
-  ];
-  const day = db.raw("to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')");
-  const [totals, byDay, byModel] = await Promise.all([
-    scoped().select(sums).first(),
-    scoped()
-      .select(db.raw(`${day.toString()} AS day`), ...sums)
-      .groupByRaw('1')
-      .orderByRaw('1'),
-    scoped()
-      .select('model_id', ...sums)
-      .groupBy('model_id')
-      .orderBy('model_id'),
-  ]);
+/** Usage records and reports. Every function runs on `knex`, or inside `trx` when one is given. */
+export function usageDal(knex: Knex) {
   return {
-    userId,
-    from: iso(from) as string,
-    to: iso(to) as string,
-    totals: bucket(totals),
-    byDay: byDay.map((row: Record<string, unknown>) => ({ day: String(row.day), ...bucket(row) })),
-    byModel: byModel.map((row: Record<string, unknown>) => ({ modelId: String(row.model_id), ...bucket(row) })),
+    /** Records usage; a reservation's usage is recorded once however often it is reported (finalize records it too). */
+    async recordUsage(input: UsageInput, trx?: Knex.Transaction): Promise<{ id: string; created: boolean }> {
+      const db = trx ?? knex;
+      const row = {
+        user_id: input.userId,
+        model_id: input.modelId,
+        session_id: input.sessionId ?? null,
+        reservation_id: input.reservationId ?? null,
+        input_tokens: input.inputTokens,
+        output_tokens: input.outputTokens,
+        credits: input.credits,
+      };
+      const inserted = input.reservationId
+        ? await db('usage').insert(row).onConflict('reservation_id').ignore().returning('id')
+        : await db('usage').insert(row).returning('id');
+      if (inserted.length > 0) return { id: String(inserted[0].id), created: true };
+      const existing = await db('usage').where({ reservation_id: input.reservationId }).first('id');
+      return { id: String(existing.id), created: false };
+    },
+
+    /** Usage of one user in [from, to), summed overall, per UTC day and per model. */
+    async usageStats(userId: string, from: Date, to: Date, trx?: Knex.Transaction) {
+      const db = trx ?? knex;
+      const scoped = () => db('usage').where({ user_id: userId }).andWhere('created_at', '>=', from).andWhere('created_at', '<', to);
+      const sums = [
+        db.raw('count(*) AS requests'),
+        db.raw('coalesce(sum(input_tokens), 0) AS input_tokens'),
+        db.raw('coalesce(sum(output_tokens), 0) AS output_tokens'),
+        db.raw('coalesce(sum(credits), 0) AS credits'),
+      ];
+      const day = db.raw("to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')");
+      const [totals, byDay, byModel] = await Promise.all([
+        scoped().select(sums).first(),
+        scoped()
+          .select(db.raw(`${day.toString()} AS day`), ...sums)
+          .groupByRaw('1')
+          .orderByRaw('1'),
+        scoped()
+          .select('model_id', ...sums)
+          .groupBy('model_id')
+          .orderBy('model_id'),
+      ]);
+      return {
+        userId,
+        from: iso(from) as string,
+        to: iso(to) as string,
+        totals: bucket(totals),
+        byDay: byDay.map((row: Record<string, unknown>) => ({ day: String(row.day), ...bucket(row) })),
+        byModel: byModel.map((row: Record<string, unknown>) => ({ modelId: String(row.model_id), ...bucket(row) })),
+      };
+    },
+
+    /** Usage per UTC day, user and model in [from, to), for one user or (userId undefined) everyone. */
+    async usageExport(from: Date, to: Date, userId?: string, trx?: Knex.Transaction): Promise<UsageExportRow[]> {
+      const db = trx ?? knex;
+      const query = db('usage as u')
+        .join('accounts as a', 'a.user_id', 'u.user_id')
+        .where('u.created_at', '>=', from)
+        .andWhere('u.created_at', '<', to)
+        .groupByRaw("to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), u.user_id, a.username, u.model_id")
+        .orderByRaw('1, 2, 4')
+        .select(
+          db.raw("to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day"),
+          'u.user_id',
+          'a.username',
+          'u.model_id',
+          db.raw('count(*) AS requests'),
+          db.raw('sum(u.input_tokens) AS input_tokens'),
+          db.raw('sum(u.output_tokens) AS output_tokens'),
+          db.raw('sum(u.credits) AS credits'),
+          db.raw('sum(u.shortfall) AS shortfall'),
+        );
+      if (userId) query.andWhere('u.user_id', userId);
+      return query;
+    },
   };
 }
+
+export type UsageDal = ReturnType<typeof usageDal>;
 
 export interface UsageExportRow {
   day: string;
@@ -84,27 +118,4 @@ export interface UsageExportRow {
   output_tokens: string;
   credits: string;
   shortfall: string;
-}
-
-/** Usage per UTC day, user and model in [from, to), for one user or (userId undefined) everyone. */
-export async function usageExport(db: Db, from: Date, to: Date, userId?: string): Promise<UsageExportRow[]> {
-  const query = db('usage as u')
-    .join('accounts as a', 'a.user_id', 'u.user_id')
-    .where('u.created_at', '>=', from)
-    .andWhere('u.created_at', '<', to)
-    .groupByRaw("to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), u.user_id, a.username, u.model_id")
-    .orderByRaw('1, 2, 4')
-    .select(
-      db.raw("to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day"),
-      'u.user_id',
-      'a.username',
-      'u.model_id',
-      db.raw('count(*) AS requests'),
-      db.raw('sum(u.input_tokens) AS input_tokens'),
-      db.raw('sum(u.output_tokens) AS output_tokens'),
-      db.raw('sum(u.credits) AS credits'),
-      db.raw('sum(u.shortfall) AS shortfall'),
-    );
-  if (userId) query.andWhere('u.user_id', userId);
-  return query;
 }

@@ -1,18 +1,14 @@
-import { ApiError, recordUsageBody } from '@platform/shared-types';
+import { recordUsageBody } from '@platform/shared-types';
 import { ApiRouter, internalRoute } from '@platform/shared-types/express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
-import { withRetry } from '../../db.ts';
 import { userId } from '../../schemas.ts';
-import { findPrice } from '../prices/prices-dal.ts';
-import { recordUsage } from './usage-dal.ts';
-import { usageService } from './usage-service.ts';
+import type { UsageService } from './usage-service.ts';
 
 const instant = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).transform((value) => new Date(value));
 const bucket = { requests: z.number(), inputTokens: z.number(), outputTokens: z.number(), credits: z.number() };
 
-export function usageRouter(ctx: AccountingContext): ApiRouter {
-  const usage = usageService({ db: ctx.db });
+export function usageRouter(ctx: AccountingContext, usage: UsageService): ApiRouter {
   return new ApiRouter()
     .route(
       {
@@ -71,10 +67,6 @@ export function usageRouter(ctx: AccountingContext): ApiRouter {
         response: z.object({ usageId: z.string(), recorded: z.boolean() }),
         errors: ['NOT_FOUND'],
       },
-      async ({ body }) => {
-        if (!(await findPrice(ctx.db, body.modelId))) throw new ApiError('NOT_FOUND', `Unknown model ${body.modelId}`);
-        const { id, created } = await withRetry(() => recordUsage(ctx.db, body));
-        return { usageId: id, recorded: created };
-      },
+      ({ body }) => usage.record(body),
     );
 }

@@ -1,7 +1,8 @@
 import { ApiError } from '@platform/shared-types';
-import type { Knex } from 'knex';
-import { findAccount } from '../accounts/accounts-dal.ts';
-import { type UsageExportRow, usageExport, usageStats } from './usage-dal.ts';
+import { withRetry } from '../../db.ts';
+import type { AccountsDal } from '../accounts/accounts-dal.ts';
+import type { PricesService } from '../prices/prices-service.ts';
+import type { UsageDal, UsageExportRow, UsageInput } from './usage-dal.ts';
 
 const DAY_MS = 86_400_000;
 const EXPORT_COLUMNS = ['day', 'user_id', 'username', 'model_id', 'requests', 'input_tokens', 'output_tokens', 'credits', 'shortfall'] as const;
@@ -27,24 +28,31 @@ export function usageRange(query: { from?: Date; to?: Date }): { from: Date; to:
   return { from, to };
 }
 
-/** Usage reports over a date range; the caller has authorized the reader on the owner. */
-export function usageService(deps: { db: Knex }) {
-  const { db } = deps;
+/** Usage records, and reports over a date range (the caller has authorized the reader on the owner). */
+export function usageService(deps: { usage: UsageDal; accounts: Pick<AccountsDal, 'findAccount'>; prices: Pick<PricesService, 'find'> }) {
+  const { usage, accounts, prices } = deps;
   async function knownOwner(ownerId: string): Promise<void> {
-    if (!(await findAccount(db, ownerId))) throw new ApiError('NOT_FOUND', 'Unknown user');
+    if (!(await accounts.findAccount(ownerId))) throw new ApiError('NOT_FOUND', 'Unknown user');
   }
   return {
+    /** Usage that was not reserved (a reservation's usage is recorded once); NOT_FOUND for a model without a price. */
+    async record(input: UsageInput): Promise<{ usageId: string; recorded: boolean }> {
+      await prices.find(input.modelId);
+      const { id, created } = await withRetry(() => usage.recordUsage(input));
+      return { usageId: id, recorded: created };
+    },
+
     /** Usage of one user by UTC day and by model. */
     async stats(ownerId: string, range: { from?: Date; to?: Date }) {
       const { from, to } = usageRange(range);
       await knownOwner(ownerId);
-      return usageStats(db, ownerId, from, to);
+      return usage.usageStats(ownerId, from, to);
     },
     /** CSV per UTC day, user and model: of one user, or of everyone without `ownerId`. */
     async exportCsv(range: { from?: Date; to?: Date }, ownerId?: string): Promise<{ csv: string; filename: string }> {
       const { from, to } = usageRange(range);
       if (ownerId) await knownOwner(ownerId);
-      const rows = await usageExport(db, from, to, ownerId);
+      const rows = await usage.usageExport(from, to, ownerId);
       return { csv: toCsv(rows), filename: `usage-${from.toISOString().slice(0, 10)}-${to.toISOString().slice(0, 10)}.csv` };
     },
   };
