@@ -180,6 +180,25 @@ describe('conversation cache: stream starts read Redis, exactly what the store h
     expect((await turn(owner, sessionId, 'still mine')).readsBeforeFirstDelta).to.equal(0);
   });
 
+  it('a store read (a miss) that a rename overlapped is not written back at release', async () => {
+    const user = testActor('enduser');
+    const sessionId = await createSession(platform, user, 'local-dev');
+    const { conversations } = instance(0).stores.runtime;
+    // a refused stream spends the entry and writes nothing back
+    const spent = await conversations.start(sessionId, 'refused:stream', user.userId);
+    if (spent.kind !== 'hit') throw new Error(`expected a hit, got ${spent.kind}`);
+    await conversations.release(sessionId, 'refused:stream', spent.ticket, undefined);
+    // the next stream misses and reads the store (model local-dev) while a rename switches the model
+    const missed = await conversations.start(sessionId, 'slow:stream', user.userId);
+    if (missed.kind !== 'miss') throw new Error(`expected a miss, got ${missed.kind}`);
+    await patch(user, sessionId, { modelId: 'local-tiny' }, 1);
+    const ticket = await conversations.lock(sessionId, 'slow:stream', missed.seen);
+    if (!ticket) throw new Error('the lock was not taken');
+    const read = { userId: user.userId, modelId: 'local-dev', titled: false, history: [] };
+    expect(await conversations.release(sessionId, 'slow:stream', ticket, read)).to.equal(false);
+    expect((await turn(user, sessionId, 'which model?')).modelId).to.equal('local-tiny');
+  });
+
   it('a stream that died between lock and release leaves no valid entry: the next stream reads what it stored', async () => {
     const user = testActor('enduser');
     const sessionId = await createSession(platform, user);
