@@ -213,7 +213,7 @@ export class StreamPreparation {
       this.#conversation(request, objectId, `${this.#deps.instanceId}:${streamId}`, log),
       // an admin's change (access, disable) holds from this request on; a caller that made the session for this
       // stream (the OpenAI-compatible API) refreshed and chose the model just before
-      request.newSession ? undefined : this.#deps.models.refresh(),
+      request.newSession ? undefined : this.#deps.models.refreshAccess(),
     ]);
     try {
       const model = this.#deps.models.require(request.actor, session.modelId);
