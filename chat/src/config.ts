@@ -40,6 +40,10 @@ export const configSchema = serviceConfigSchema({ port: 3002 }).extend({
   /** events kept per session for observers that join late */
   REPLAY_MAX_EVENTS: int(2_000, 10),
   REPLAY_TTL_SECONDS: int(3_600, 1),
+  /** how long a session's conversation stays in Redis after its last stream (a stream start within it reads no store) */
+  CONVERSATION_CACHE_TTL_SECONDS: int(900, 1),
+  /** a conversation larger than this (JSON bytes) is not cached: its streams read the store */
+  CONVERSATION_CACHE_MAX_BYTES: int(1_000_000, 0),
   /**
    * how often a running stream renews its reservation and checkpoints what it produced (for the outbox to charge
    * if this process dies); at most a quarter of the TTL accounting answers with

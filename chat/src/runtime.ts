@@ -17,6 +17,7 @@ import { PricesClient } from './features/catalog/prices-client.ts';
 import { FilesDal } from './features/files/files-dal.ts';
 import { FilesService } from './features/files/files-service.ts';
 import { UploadGuard } from './features/files/upload-guard.ts';
+import { ConversationCache } from './features/sessions/conversation-cache.ts';
 import { SessionsDal } from './features/sessions/sessions-dal.ts';
 import { SessionsService } from './features/sessions/sessions-service.ts';
 import { AccountingClient } from './features/stream/accounting-client.ts';
@@ -34,6 +35,8 @@ export interface ChatRuntime {
   models: ModelRegistry;
   catalog: CatalogService;
   sessions: SessionsService;
+  /** the conversations streams read at their start (Redis, FerretDB the truth) */
+  conversations: ConversationCache;
   streams: StreamService;
   supervision: SupervisionService;
   files: FilesService;
@@ -46,6 +49,12 @@ export interface ChatRuntime {
   /** ends running streams (charging what they produced), stops the outbox and the bus */
   stop(): Promise<void>;
 }
+
+/**
+ * How long a rename or delete that never said it ended (Redis failed after its store write) keeps streams of the
+ * session from caching: far longer than any store write takes.
+ */
+const CONVERSATION_MUTATION_TTL_MS = 10 * 60_000;
 
 type Parts = Pick<ChatRuntime, 'models' | 'catalog' | 'files' | 'outbox' | 'streams'>;
 
@@ -173,10 +182,18 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   const outbox = createOutbox(config, logger, stores, accounting, dal);
   const files = createFiles(config, stores);
   let late: StreamService | undefined;
-  const sessions = new SessionsService(dal, models, (sessionId) => (late as StreamService).isStreaming(sessionId));
+  const conversations = new ConversationCache(stores.redis, {
+    key: (...parts) => bus.key(...parts),
+    lockTtlMs: config.STREAM_LOCK_TTL_MS,
+    ttlSeconds: config.CONVERSATION_CACHE_TTL_SECONDS,
+    maxBytes: config.CONVERSATION_CACHE_MAX_BYTES,
+    mutationTtlMs: CONVERSATION_MUTATION_TTL_MS,
+    logger,
+  });
+  const sessions = new SessionsService({ dal, models, conversations, isStreaming: (sessionId) => (late as StreamService).isStreaming(sessionId) });
   const streams = new StreamService({
     config: { heartbeatMs: config.HEARTBEAT_MS, renewMs: config.RESERVATION_RENEW_MS },
-    ...{ logger, models, providers, sessions, dal, bus, accounting, outbox },
+    ...{ logger, models, providers, sessions, dal, bus, conversations, accounting, outbox },
     attachments: (userId, fileIds) => files.attachmentText(userId, fileIds),
   });
   late = streams;
@@ -185,7 +202,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
   const jobs = background(config, logger, { models, catalog, files, outbox, streams });
   return {
-    ...{ models, catalog, sessions, streams, supervision, files, bus, outbox },
+    ...{ models, catalog, sessions, conversations, streams, supervision, files, bus, outbox },
     revocations: revocations.mirror,
     startBackground: jobs.start,
     async stop() {

@@ -59,6 +59,20 @@ export class ModelRegistry {
   }
 
   /**
+   * For a stream's start: waits for a reload only when the version moved (an admin's change of access or
+   * enablement holds from this request on). A snapshot that is only older than the TTL (a price set in accounting,
+   * which charges at its own price anyway) answers at once while a reload runs, so the first token never waits for
+   * a catalog read queued behind the store's writes; that reload's failure keeps the snapshot, and the periodic
+   * refresh tries again and logs it.
+   */
+  async refreshAccess(): Promise<void> {
+    const source = this.#source;
+    if (!source) return;
+    if ((await source.version()) !== this.#version) return this.reload();
+    if (Date.now() - this.#loadedAt >= source.ttlMs && !this.#reloading) this.reload().catch(() => undefined);
+  }
+
+  /**
    * Re-reads the source with a read that starts after this call: callers while no read runs share one; callers
    * while one runs share the next (the running one may have read the store before the change they must see).
    */

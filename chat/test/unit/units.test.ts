@@ -9,6 +9,7 @@ import { buildTurns } from '../../src/features/stream/prompt.ts';
 import { ModelRegistry } from '../../src/llm-catalog/model-registry.ts';
 import { LocalProvider } from '../../src/providers/local-provider.ts';
 import { retryTransient } from '../../src/store-retry.ts';
+import { waitFor } from '../support/harness.ts';
 
 const message = (role: MessageDoc['role'], content: string): MessageDoc => ({
   _id: new Types.ObjectId(),
@@ -80,6 +81,40 @@ describe('chat units', () => {
     release();
     await Promise.all([early, late]);
     expect(registry.listFor(user).map((m) => m.id)).to.deep.equal([local.id]);
+  });
+
+  it('a stream start waits for a reload only when the version moved, not for one that is only past the TTL', async () => {
+    const [local] = loadModelCatalog().filter((m) => m.provider === 'local') as [ReturnType<typeof loadModelCatalog>[number]];
+    const user = testActor('enduser');
+    let version = '1';
+    let models = [{ ...local, access: { public: true } }];
+    let loads = 0;
+    let gate: Promise<void> = Promise.resolve();
+    let release: () => void = () => undefined;
+    const source = {
+      ttlMs: 0, // every snapshot is past its TTL
+      version: async () => version,
+      load: async () => {
+        loads++;
+        const seen = models;
+        await gate;
+        return { models: seen, disabled: [] };
+      },
+    };
+    const registry = await ModelRegistry.fromSource(new Set(['local']), source);
+    gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // only the TTL passed: answers with the snapshot while the reload runs (held at the gate: awaiting it would hang)
+    await registry.refreshAccess();
+    await waitFor(() => loads === 2, 'the reload in the background');
+    expect(registry.listFor(user).map((m) => m.id)).to.deep.equal([local.id]);
+    release();
+    // the version moved (an admin closed the model): waited for
+    models = [{ ...local, access: { public: false } }];
+    version = '2';
+    await registry.refreshAccess();
+    expect(registry.listFor(user)).to.have.length(0);
   });
 
   it('the local model is deterministic, honours the output limit and reports exact usage', async () => {

@@ -1,6 +1,7 @@
 import { type Actor, ApiError, type StoredReply } from '@platform/shared-types';
 import type { Types } from 'mongoose';
 import type { ModelRegistry } from '../../llm-catalog/model-registry.ts';
+import type { ConversationCache } from './conversation-cache.ts';
 import type { MessageDoc, SessionDoc, SessionsDal } from './sessions-dal.ts';
 import { toObjectId } from './sessions-dal.ts';
 
@@ -61,16 +62,22 @@ export class SessionsService {
   /** whether a stream is running on the session (any instance) */
   readonly #isStreaming: (sessionId: string) => Promise<boolean>;
 
-  constructor(dal: SessionsDal, models: ModelRegistry, isStreaming: (sessionId: string) => Promise<boolean>) {
-    this.dal = dal;
-    this.#models = models;
-    this.#isStreaming = isStreaming;
+  /** what streams read at their start: every change of a session goes through it */
+  readonly #conversations: ConversationCache;
+
+  constructor(deps: { dal: SessionsDal; models: ModelRegistry; conversations: ConversationCache; isStreaming: (sessionId: string) => Promise<boolean> }) {
+    this.dal = deps.dal;
+    this.#models = deps.models;
+    this.#conversations = deps.conversations;
+    this.#isStreaming = deps.isStreaming;
   }
 
   async create(actor: Actor, input: { modelId: string; title?: string }): Promise<SessionDoc> {
     await this.#models.refresh();
     this.#models.require(actor, input.modelId);
-    return this.dal.createSession({ userId: actor.userId, modelId: input.modelId, title: input.title });
+    const session = await this.dal.createSession({ userId: actor.userId, modelId: input.modelId, title: input.title });
+    await this.#conversations.created(session);
+    return session;
   }
 
   /** the actor's own session; anyone else's is NOT_FOUND (no hint that it exists) */
@@ -96,7 +103,7 @@ export class SessionsService {
     const update: Partial<Pick<SessionDoc, 'title' | 'titled' | 'modelId'>> = {};
     if (patch.title !== undefined) Object.assign(update, { title: patch.title, titled: true });
     if (patch.modelId !== undefined) update.modelId = patch.modelId;
-    const updated = await this.dal.updateSession(session._id, update);
+    const updated = await this.#conversations.mutate(session._id.toHexString(), () => this.dal.updateSession(session._id, update));
     // deleted between the ownership check and the update (a concurrent DELETE)
     if (!updated) throw new ApiError('NOT_FOUND', 'No such session');
     return updated;
@@ -105,7 +112,7 @@ export class SessionsService {
   async remove(actor: Actor, id: string): Promise<void> {
     const session = await this.own(actor, id);
     if (await this.#isStreaming(id)) throw new ApiError('CONFLICT', 'A reply is streaming in this session; wait for it or stop it first');
-    await this.dal.deleteSession(session._id);
+    await this.#conversations.mutate(session._id.toHexString(), () => this.dal.deleteSession(session._id));
   }
 
   /** One page of the metered replies stored in [from, to) (for accounting's reconciliation); `next` when more follow. */

@@ -171,17 +171,9 @@ export class ChatBus {
     await this.#redis.publish(this.controlChannel, JSON.stringify(command));
   }
 
-  // ---- one stream per session ----
-  async acquireLock(sessionId: string, holder: string): Promise<boolean> {
-    return (await this.#sessionLock.tryAcquire(this.key('lock', sessionId), holder)) !== undefined;
-  }
-
+  // ---- one stream per session (taken and released with the conversation cache, in its scripts) ----
   async refreshLock(sessionId: string, holder: string): Promise<void> {
     await this.#sessionLock.extend(this.key('lock', sessionId), holder);
-  }
-
-  async releaseLock(sessionId: string, holder: string): Promise<void> {
-    await this.#sessionLock.release(this.key('lock', sessionId), holder);
   }
 
   async isLocked(sessionId: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 import { ApiError, type ModelEntry } from '@platform/shared-types';
 import { countPromptTokens, estimatePromptTokens, estimateTurnTokens } from '../../llm-catalog/tokens.ts';
 import type { ChatTurn } from '../../providers/provider.ts';
-import type { MessageDoc } from '../sessions/sessions-dal.ts';
+import type { HistoryTurn } from '../sessions/conversation-cache.ts';
 
 /** What a stream sends the provider and reserves for. */
 export interface Prompt {
@@ -25,13 +25,13 @@ function mergeTurns(turns: ChatTurn[]): ChatTurn[] {
 }
 
 /** Conversation turns for the prompt: newest history that fits the budget, alternating roles, starting with the user. */
-export function buildTurns(history: MessageDoc[], newMessage: string, budgetTokens: number): ChatTurn[] {
+export function buildTurns(history: HistoryTurn[], newMessage: string, budgetTokens: number): ChatTurn[] {
   const newTokens = estimateTurnTokens(newMessage) + estimatePromptTokens([]);
   if (newTokens > budgetTokens) throw new ApiError('VALIDATION_FAILED', "The message (with its attachments) does not fit the model's context");
   const kept: ChatTurn[] = [];
   let used = newTokens;
   for (let i = history.length - 1; i >= 0; i--) {
-    const message = history[i] as MessageDoc;
+    const message = history[i] as HistoryTurn;
     if (message.role === 'supervisor' || message.content.length === 0) continue;
     const cost = estimateTurnTokens(message.content);
     if (used + cost > budgetTokens) break;
@@ -62,7 +62,7 @@ export function contextTurns(context: ChatTurn[], newMessage: string, budgetToke
  */
 export function promptFor(
   model: ModelEntry,
-  input: { message: string; attachmentText: string; history: MessageDoc[]; context?: ChatTurn[]; maxOutputTokens?: number },
+  input: { message: string; attachmentText: string; history: HistoryTurn[]; context?: ChatTurn[]; maxOutputTokens?: number },
 ): Prompt {
   if (input.maxOutputTokens !== undefined && input.maxOutputTokens > model.maxOutputTokens) {
     throw new ApiError('VALIDATION_FAILED', `${model.id} writes at most ${model.maxOutputTokens} tokens per reply`);

@@ -3,7 +3,8 @@ import { type Actor, ApiError, type Logger, type ModelEntry, type ReservationRes
 import { Types } from 'mongoose';
 import type { ModelRegistry, ProviderName } from '../../llm-catalog/model-registry.ts';
 import type { ChatTurn, Provider, Sampling } from '../../providers/provider.ts';
-import type { MessageDoc, SessionDoc, SessionsDal } from '../sessions/sessions-dal.ts';
+import { type CacheTicket, type Conversation, type ConversationCache, type HistoryTurn, historyTurns, type MissSeen } from '../sessions/conversation-cache.ts';
+import type { SessionDoc, SessionsDal } from '../sessions/sessions-dal.ts';
 import { type SessionsService, toObjectId } from '../sessions/sessions-service.ts';
 import type { AccountingClient } from './accounting-client.ts';
 import type { ChatBus } from './chat-bus.ts';
@@ -48,18 +49,37 @@ export interface StreamRequest {
   sink: StreamSink;
 }
 
-/** The session's stream lock (one stream per session across instances), held by one stream of this instance. */
+/**
+ * The session's stream lock (one stream per session across instances), held by one stream of this instance, and
+ * the conversation it writes back to the cache when it lets go: what it read plus what it stored, or nothing
+ * once a write of the stream failed (the next stream then reads the store).
+ */
 export class SessionLock {
   readonly sessionId: string;
   readonly holder: string;
   readonly #bus: ChatBus;
+  readonly #conversations: ConversationCache;
+  readonly #ticket: CacheTicket;
+  #next: Conversation | undefined;
   readonly #log: Logger;
   #warned = false;
 
-  constructor(input: { bus: ChatBus; sessionId: string; holder: string; log: Logger }) {
+  constructor(input: {
+    bus: ChatBus;
+    conversations: ConversationCache;
+    sessionId: string;
+    holder: string;
+    ticket: CacheTicket;
+    /** the conversation as read (undefined: this stream writes nothing back) */
+    read: Conversation | undefined;
+    log: Logger;
+  }) {
     this.#bus = input.bus;
+    this.#conversations = input.conversations;
     this.sessionId = input.sessionId;
     this.holder = input.holder;
+    this.#ticket = input.ticket;
+    this.#next = input.read && { ...input.read, history: [...input.read.history] };
     this.#log = input.log;
   }
 
@@ -71,9 +91,24 @@ export class SessionLock {
     });
   }
 
-  /** a lock that cannot be released expires on its own (its TTL) */
+  /** the stream stored this message (the user's, then its reply): the conversation written back ends with it */
+  stored(message: HistoryTurn): void {
+    this.#next?.history.push(...historyTurns([message]));
+  }
+
+  /** the stream titled the session from its first message */
+  titled(): void {
+    if (this.#next) this.#next.titled = true;
+  }
+
+  /** a write of the stream failed (or may have landed after all): nothing is written back */
+  spoil(): void {
+    this.#next = undefined;
+  }
+
+  /** a lock that cannot be released expires on its own (its TTL); the cache entry was spent when it was taken */
   async release(): Promise<void> {
-    await this.#bus.releaseLock(this.sessionId, this.holder).catch((error: unknown) => {
+    await this.#conversations.release(this.sessionId, this.holder, this.#ticket, this.#next).catch((error: unknown) => {
       this.#log.warn({ err: error }, 'could not release the stream lock; it expires on its own');
     });
   }
@@ -81,7 +116,7 @@ export class SessionLock {
 
 /** What a stream needs once it may start: everything that could refuse it has passed. */
 export interface PreparedStream {
-  session: SessionDoc;
+  session: StreamSession;
   sessionId: string;
   streamId: string;
   model: ModelEntry;
@@ -102,11 +137,20 @@ export interface PrepareDeps {
   sessions: SessionsService;
   dal: SessionsDal;
   bus: ChatBus;
+  conversations: ConversationCache;
   accounting: AccountingClient;
   attachments: AttachmentReader;
 }
 
-type Loaded = { session: SessionDoc; history: MessageDoc[]; model: ModelEntry; provider: Provider };
+/** what a stream uses of its session (the cache holds exactly this) */
+export type StreamSession = Pick<SessionDoc, '_id' | 'userId' | 'modelId' | 'titled'>;
+
+type Loaded = { session: StreamSession; history: HistoryTurn[]; model: ModelEntry; provider: Provider; lock: SessionLock; log: Logger };
+
+const redisUnreachable = (error: unknown): never => {
+  throw new ApiError('UPSTREAM_UNAVAILABLE', 'The chat service cannot reach Redis', { cause: error });
+};
+const streamConflict = () => new ApiError('CONFLICT', 'A reply is already streaming in this session');
 
 /**
  * The first step of a stream: the session and its history, the stream lock, the attachments and the prompt, and
@@ -123,11 +167,9 @@ export class StreamPreparation {
   }
 
   async prepare(request: StreamRequest): Promise<PreparedStream> {
-    const { session, history, model, provider } = await this.#load(request);
-    const sessionId = session._id.toHexString();
     const streamId = randomUUID();
-    const log = this.#deps.logger.child({ sessionId, streamId });
-    const lock = await this.#lock(sessionId, streamId, log);
+    const { session, history, model, provider, lock, log } = await this.#load(request, streamId);
+    const { sessionId } = lock;
     try {
       const attachmentText = request.fileIds && request.fileIds.length > 0 ? await this.#deps.attachments(request.actor.userId, request.fileIds) : '';
       const prompt = promptFor(model, {
@@ -151,42 +193,78 @@ export class StreamPreparation {
         log: log.child({ reservationId: reservation.reservationId }),
       };
     } catch (error) {
+      // the user message may have been written and undone (or not): the next stream reads the store
+      lock.spoil();
       await lock.release();
       throw error;
     }
   }
 
-  /** the session and its history in one round trip (ownership is checked before anything is used), its model and provider */
-  async #load(request: StreamRequest): Promise<Loaded> {
-    const { actor } = request;
-    const objectId = toObjectId(request.sessionId);
-    const [session, history] = await Promise.all([
-      request.newSession ? request.newSession.doc : this.#deps.sessions.own(actor, request.sessionId),
-      objectId && !request.context && !request.newSession ? this.#deps.dal.listMessages(objectId) : Promise.resolve([] as MessageDoc[]),
+  /**
+   * The session and its history with the stream lock taken (ownership checked before anything is used), its model
+   * and provider. A refusal here happens before any write, so the conversation read is written back as it was.
+   */
+  async #load(request: StreamRequest, streamId: string): Promise<Loaded> {
+    const objectId = request.newSession ? request.newSession.doc._id : toObjectId(request.sessionId);
+    if (!objectId) throw new ApiError('NOT_FOUND', 'No such session');
+    const sessionId = objectId.toHexString();
+    const log = this.#deps.logger.child({ sessionId, streamId });
+    const [{ session, history, lock }] = await Promise.all([
+      this.#conversation(request, objectId, `${this.#deps.instanceId}:${streamId}`, log),
       // an admin's change (access, disable) holds from this request on; a caller that made the session for this
       // stream (the OpenAI-compatible API) refreshed and chose the model just before
-      request.newSession ? undefined : this.#deps.models.refresh(),
+      request.newSession ? undefined : this.#deps.models.refreshAccess(),
     ]);
-    const model = this.#deps.models.require(actor, session.modelId);
-    const provider = this.#deps.providers.get(model.provider);
-    if (!provider) throw new ApiError('UPSTREAM_UNAVAILABLE', `No provider for ${model.provider} is configured`);
-    return { session, history, model, provider };
+    try {
+      const model = this.#deps.models.require(request.actor, session.modelId);
+      const provider = this.#deps.providers.get(model.provider);
+      if (!provider) throw new ApiError('UPSTREAM_UNAVAILABLE', `No provider for ${model.provider} is configured`);
+      return { session, history, model, provider, lock, log };
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
   }
 
-  async #lock(sessionId: string, streamId: string, log: Logger): Promise<SessionLock> {
-    const holder = `${this.#deps.instanceId}:${streamId}`;
-    const locked = await this.#deps.bus.acquireLock(sessionId, holder).catch((error: unknown) => {
-      throw new ApiError('UPSTREAM_UNAVAILABLE', 'The chat service cannot reach Redis', { cause: error });
-    });
-    if (!locked) throw new ApiError('CONFLICT', 'A reply is already streaming in this session');
-    return new SessionLock({ bus: this.#deps.bus, sessionId, holder, log });
+  /**
+   * The lock and the conversation: from the cache in the lock's round trip when it holds a valid entry, else from
+   * the store as before (then the lock). A stream that brings its own context or session does not use the cache.
+   */
+  async #conversation(request: StreamRequest, objectId: Types.ObjectId, holder: string, log: Logger) {
+    const { actor } = request;
+    const sessionId = objectId.toHexString();
+    const lockWith = (ticket: CacheTicket, read: Conversation | undefined) =>
+      new SessionLock({ bus: this.#deps.bus, conversations: this.#deps.conversations, sessionId, holder, ticket, read, log });
+    if (request.newSession || request.context) {
+      const session = request.newSession ? request.newSession.doc : await this.#deps.sessions.own(actor, sessionId);
+      return { session, history: [] as HistoryTurn[], lock: lockWith(await this.#lock(sessionId, holder, undefined), undefined) };
+    }
+    const started = await this.#deps.conversations.start(sessionId, holder, actor.userId).catch(redisUnreachable);
+    if (started.kind === 'foreign') throw new ApiError('NOT_FOUND', 'No such session');
+    if (started.kind === 'busy') throw streamConflict();
+    if (started.kind === 'hit') {
+      const { conversation, ticket } = started;
+      const session: StreamSession = { _id: objectId, userId: conversation.userId, modelId: conversation.modelId, titled: conversation.titled };
+      return { session, history: conversation.history, lock: lockWith(ticket, conversation) };
+    }
+    const [session, messages] = await Promise.all([this.#deps.sessions.own(actor, sessionId), this.#deps.dal.listMessages(objectId)]);
+    const history = historyTurns(messages);
+    const ticket = await this.#lock(sessionId, holder, started.seen);
+    return { session, history, lock: lockWith(ticket, { userId: session.userId, modelId: session.modelId, titled: session.titled, history }) };
+  }
+
+  /** the lock alone (a miss, or a stream that does not use the cache); `seen` lets a miss write back */
+  async #lock(sessionId: string, holder: string, seen: MissSeen | undefined): Promise<CacheTicket> {
+    const ticket = await this.#deps.conversations.lock(sessionId, holder, seen).catch(redisUnreachable);
+    if (!ticket) throw streamConflict();
+    return ticket;
   }
 
   /**
    * Reserves while the user message (and a new session) are stored. Money needs the reservation before the first
    * token; the writes need only be done before the terminal event. A refused reservation undoes the writes.
    */
-  async #reserveWhileWriting(input: { request: StreamRequest; session: SessionDoc; model: ModelEntry; prompt: Prompt; log: Logger }) {
+  async #reserveWhileWriting(input: { request: StreamRequest; session: StreamSession; model: ModelEntry; prompt: Prompt; log: Logger }) {
     const { request, session, model, prompt } = input;
     const { actor } = request;
     const userMessageId = new Types.ObjectId();

@@ -104,13 +104,18 @@ export class StreamService {
     const { log, session } = prepared;
     const titled = session.titled
       ? Promise.resolve()
-      : this.#deps.dal
-          .titleFromFirstMessage(session._id, titleFrom(request.message))
-          .catch((error: unknown) => log.warn({ err: error }, 'could not title the session from its first message'));
+      : this.#deps.dal.titleFromFirstMessage(session._id, titleFrom(request.message)).then(
+          () => prepared.lock.titled(),
+          (error: unknown) => {
+            prepared.lock.spoil();
+            log.warn({ err: error }, 'could not title the session from its first message');
+          },
+        );
     const live = await this.#open(prepared, request.sink, closedEarly, request.newSession !== undefined);
     const produced = await this.#produce(prepared, live, request.sink, request.sampling);
     // the writes the stream did not wait for are done before anything is told (a failure ends it as an error)
-    await prepared.written;
+    if (await prepared.written) prepared.lock.spoil();
+    else prepared.lock.stored({ role: 'user', content: request.message });
     const settlement = settle({
       reservationId: prepared.reservation.reservationId,
       completed: produced.completed,
@@ -283,7 +288,9 @@ export class StreamService {
         }),
         dal.touch(prepared.session._id),
       ]);
+      prepared.lock.stored({ role: 'assistant', content: reply.text });
     } catch (error) {
+      prepared.lock.spoil();
       prepared.log.error({ err: error }, 'could not store the reply');
     }
     // after the message, so the retry that lands can settle its credits
