@@ -1,6 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import { isStrippedHeader } from '@platform/shared-types';
-import { util as undiciUtil } from 'undici';
+import type { util as UndiciUtil } from 'undici';
+
+// from undici's core module (already loaded with its Pool), not the package index (fetch, WebSocket...: ~15 MB RSS)
+const { headerNameToString } = createRequire(import.meta.url)('undici/lib/core/util.js') as typeof UndiciUtil;
 
 /** RFC 9110 section 7.6.1 hop-by-hop headers, plus those a proxy must not pass on (host is set per upstream). */
 const HOP_BY_HOP = new Set([
@@ -88,7 +92,7 @@ export function headersFromRaw(raw: Buffer[]): Record<string, string | string[]>
   // no prototype: a header named `constructor` or `__proto__` is a header like any other
   const out: Record<string, string | string[]> = Object.create(null);
   for (let i = 0; i < raw.length; i += 2) {
-    const name = undiciUtil.headerNameToString(raw[i] as Buffer);
+    const name = headerNameToString(raw[i] as Buffer);
     const value = (raw[i + 1] as Buffer).toString('latin1');
     const seen = out[name];
     if (seen === undefined) out[name] = name === 'set-cookie' ? [value] : value;

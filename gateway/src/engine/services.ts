@@ -1,6 +1,7 @@
 import { Agent, type ClientRequest, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import { type Dispatcher, Pool } from 'undici';
+import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import type { ServiceEndpointConfig } from './gateway-config.ts';
 
 /**
@@ -11,6 +12,11 @@ import type { ServiceEndpointConfig } from './gateway-config.ts';
  * only when used.
  */
 type RequestFunction = typeof httpRequest;
+
+// undici's Pool module alone: the package index also loads fetch, WebSocket, caches and mocks (~15 MB more RSS)
+const require = createRequire(import.meta.url);
+const Pool = require('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+type Pool = UndiciPool;
 
 /**
  * Which sockets a request uses. Long-lived answers (event streams, relays, downloads, model runs) hold a socket
