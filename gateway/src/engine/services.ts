@@ -469,8 +469,8 @@ export async function checkInstance(service: ServiceRuntime, instance: ServiceIn
 }
 
 /**
- * Instances of every service endpoint, each with two keep-alive agents: the ordinary pool (`connections`)
- * and the long-lived pool (`longLivedConnections`). Reloads reuse an instance whose settings did not change
+ * Instances of every service endpoint, each with an ordinary pool (`connections`: undici's, plus a node:http
+ * agent for streamed uploads and health checks) and a long-lived one (`longLivedConnections`). Reloads reuse an instance whose settings did not change
  * (its health state and sockets too), and close the idle sockets of instances no config refers to any more
  * (in-flight requests finish). A ticker runs each service's health checks.
  */
