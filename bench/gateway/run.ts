@@ -279,7 +279,12 @@ try {
     [`${gatewayUrl}/bench/proxy`, {}],
     [`${gatewayUrl}/bench/full`, auth],
     ...(withExpressGateway ? ([[`${egUrl}/bench/full`, auth]] as const) : []),
-    ...(baseline ? ([[`${baselineUrl}/bench/full`, auth]] as const) : []),
+    ...(baseline
+      ? ([
+          [`${baselineUrl}/bench/full`, auth],
+          [`${baselineUrl}/bench/proxy`, {}],
+        ] as const)
+      : []),
   ] as const)
     await load(url, headers, 2);
 
@@ -292,8 +297,12 @@ try {
   const egRuns: Figures[] = [];
   const runEg = async () => egRuns.push(await load(`${egUrl}/bench/full`, auth, SECONDS, eg?.pid));
   const baselineRuns: Figures[] = [];
+  const baselineProxyRuns: Figures[] = [];
   const runBaseline = async () => baselineRuns.push(await load(`${baselineUrl}/bench/full`, auth, SECONDS, baseline?.pid));
-  const cases = [runProxy, runFull, ...(withExpressGateway ? [runEg] : []), ...(baseline ? [runBaseline] : [])];
+  // the baseline gets both routes too: a gateway that sits idle for most of a round (its heap shrunk, its
+  // caches cold) measured ~1.3x the CPU per request of the same code measured twice as often
+  const runBaselineProxy = async () => baselineProxyRuns.push(await load(`${baselineUrl}/bench/proxy`, {}, SECONDS, baseline?.pid));
+  const cases = [runProxy, runFull, ...(withExpressGateway ? [runEg] : []), ...(baseline ? [runBaseline, runBaselineProxy] : [])];
   for (let round = 0; round < ROUNDS; round++) {
     // rotate (and reverse every other round) which case goes first, so none always runs on the warmer (or busier) part of a round
     const order = cases.map((_, i) => cases[(i + round) % cases.length] as () => Promise<number>);
@@ -329,15 +338,23 @@ try {
     ...(baseline
       ? [
           row(
-            `baseline gateway (${baselineDir}${baselineFlags ? `, flags: ${baselineFlags.join(' ') || 'none'}` : ''}), full policy route`,
-            medianOf(baselineRuns),
-            baselineRuns,
+            `baseline gateway (${baselineDir}${baselineFlags ? `, flags: ${baselineFlags.join(' ') || 'none'}` : ''}), proxy-only route`,
+            medianOf(baselineProxyRuns),
+            baselineProxyRuns,
           ),
+          row(`baseline gateway, full policy route`, medianOf(baselineRuns), baselineRuns),
         ]
       : []),
     '',
     ...(baseline
       ? [
+          `- proxy-only, this gateway / baseline: req/s ${median(proxyRuns.map((f, i) => f.rps / (baselineProxyRuns[i] as Figures).rps)).toFixed(2)}, CPU per request ${median(
+            proxyRuns.map((f, i) => f.cpuUs / (baselineProxyRuns[i] as Figures).cpuUs),
+          ).toFixed(
+            2,
+          )}; baseline full / proxy-only req/s ${median(baselineRuns.map((f, i) => f.rps / (baselineProxyRuns[i] as Figures).rps)).toFixed(2)}, p99 gap ${median(
+            baselineRuns.map((f, i) => f.p99 - (baselineProxyRuns[i] as Figures).p99),
+          ).toFixed(1)} ms`,
           `- full policy, this gateway / baseline: req/s ${median(fullRuns.map((f, i) => f.rps / (baselineRuns[i] as Figures).rps)).toFixed(2)}, CPU per request ${median(
             fullRuns.map((f, i) => f.cpuUs / (baselineRuns[i] as Figures).cpuUs),
           ).toFixed(2)} (medians of the rounds; baseline RSS after the run ${memoryMb(baseline.pid as number).toFixed(0)} MB)`,

@@ -1,5 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import { isStrippedHeader } from '@platform/shared-types';
+import type { util as UndiciUtil } from 'undici';
+
+// from undici's core module (already loaded with its Pool), not the package index (fetch, WebSocket...: ~15 MB RSS)
+const { headerNameToString } = createRequire(import.meta.url)('undici/lib/core/util.js') as typeof UndiciUtil;
 
 /** RFC 9110 section 7.6.1 hop-by-hop headers, plus those a proxy must not pass on (host is set per upstream). */
 const HOP_BY_HOP = new Set([
@@ -52,6 +57,47 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
     const value = headers[name];
     if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue;
     out[name] = value;
+  }
+  return out;
+}
+
+/** Response headers node keeps the first copy of (as IncomingMessage does): a second one is dropped. */
+const SINGLE = new Set([
+  'content-type',
+  'content-length',
+  'user-agent',
+  'referer',
+  'host',
+  'authorization',
+  'proxy-authorization',
+  'if-modified-since',
+  'if-unmodified-since',
+  'from',
+  'location',
+  'max-forwards',
+  'retry-after',
+  'etag',
+  'last-modified',
+  'server',
+  'age',
+  'expires',
+]);
+
+/**
+ * undici's raw response headers (name, value, name, value... as Buffers) joined the way node's IncomingMessage
+ * joins them: names lowercased, `set-cookie` copies kept apart, the singletons above first copy only, other
+ * copies joined with `, `. So a response reads the same whichever client fetched it.
+ */
+export function headersFromRaw(raw: Buffer[]): Record<string, string | string[]> {
+  // no prototype: a header named `constructor` or `__proto__` is a header like any other
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = headerNameToString(raw[i] as Buffer);
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    const seen = out[name];
+    if (seen === undefined) out[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else if (!SINGLE.has(name)) out[name] = `${seen}, ${value}`;
   }
   return out;
 }

@@ -3,8 +3,8 @@ import { Transform } from 'node:stream';
 import { ApiError, type Logger } from '@platform/shared-types';
 import { z } from 'zod';
 import type { Exchange, StepPolicy } from '../engine/exchange.ts';
-import { clientResponseHeaders, SECURITY_HEADERS } from '../engine/headers.ts';
-import { type RetryMode, type ServiceRuntime, sendUpstream } from '../engine/services.ts';
+import { clientResponseHeaders, headersFromRaw, SECURITY_HEADERS } from '../engine/headers.ts';
+import { dispatchUpstream, type ResponseSink, type RetryMode, type ServiceRuntime, sendUpstream } from '../engine/services.ts';
 import { parseSize } from './body.ts';
 
 export const proxyAction = z
@@ -123,65 +123,152 @@ export function proxyPolicy(
   deps: { service: ServiceRuntime; logger: Logger; onUpstreamError?: (service: string, kind: string, instance: string) => void },
 ): StepPolicy {
   const { service } = deps;
-  return {
-    kind: 'step',
-    async run(ex) {
-      const { res } = ex;
-      if (res.closed) {
-        ex.answered = true; // the client left while the policies ran
+  const headersTimeoutMs = action.headersTimeoutMs ?? service.config.headersTimeoutMs;
+  const failed = (error: unknown, instance: string): ApiError => {
+    if (error instanceof BodyTooLarge || (error as { cause?: unknown }).cause instanceof BodyTooLarge) {
+      return new ApiError('PAYLOAD_TOO_LARGE', `Body larger than ${action.bodyLimit} bytes`);
+    }
+    const mapped = upstreamProblem(service.name, error);
+    deps.onUpstreamError?.(service.name, mapped.kind, instance);
+    deps.logger.warn({ service: service.name, code: errorCode(error), err: { message: (error as Error).message } }, 'upstream failed');
+    return mapped.error;
+  };
+  const broken = (instance: string) => {
+    deps.onUpstreamError?.(service.name, 'stream', instance);
+    deps.logger.warn({ service: service.name }, 'response stream broke');
+  };
+
+  /** ordinary answers to a body read whole or none: undici's dispatch writes straight into the client response */
+  async function dispatched(ex: Exchange, body: Buffer | undefined): Promise<void> {
+    const { res } = ex;
+    let left = false;
+    let onDrain: (() => void) | undefined;
+    const sink: ResponseSink = {
+      head(status, rawHeaders, resume) {
+        writeClientHead(ex, status, headersFromRaw(rawHeaders));
+        onDrain = resume;
+        res.on('drain', resume);
+        return true;
+      },
+      data: (chunk) => res.write(chunk),
+      end: () => res.end(),
+      broken() {
+        if (!left) broken(call.instance());
+        res.destroy();
+      },
+    };
+    const call = dispatchUpstream(
+      service,
+      { path: ex.path + ex.query, method: ex.method, headers: ex.upstreamHeaders, body, headersTimeoutMs, retry: retryMode(ex.method, body, 'ordinary') },
+      sink,
+    );
+    const abortOnLeave = () => {
+      if (res.writableFinished) return;
+      left = true;
+      call.abort();
+    };
+    res.once('close', abortOnLeave);
+    try {
+      await call.done;
+    } catch (error) {
+      if (left) {
+        ex.answered = true; // the client left; nobody to answer
         return;
       }
-      const body = forwardedBody(ex, action.bodyLimit);
-      const call = sendUpstream(service, {
-        path: ex.path + ex.query,
-        method: ex.method,
-        headers: ex.upstreamHeaders,
-        body,
-        headersTimeoutMs: action.headersTimeoutMs ?? service.config.headersTimeoutMs,
-        pool: action.pool,
-        retry: retryMode(ex.method, body, action.pool),
-      });
-      let left = false;
-      const abortOnLeave = () => {
-        if (res.writableFinished) return;
-        left = true;
-        call.abort();
-      };
-      res.once('close', abortOnLeave);
-      let upstream: IncomingMessage;
-      try {
-        upstream = await call.response;
-      } catch (error) {
-        res.off('close', abortOnLeave);
-        if (error instanceof BodyTooLarge || (error as { cause?: unknown }).cause instanceof BodyTooLarge) {
-          throw new ApiError('PAYLOAD_TOO_LARGE', `Body larger than ${action.bodyLimit} bytes`);
-        }
-        if (left) {
-          ex.answered = true; // the client left; nobody to answer
-          return;
-        }
-        const mapped = upstreamProblem(service.name, error);
-        deps.onUpstreamError?.(service.name, mapped.kind, call.instance());
-        deps.logger.warn({ service: service.name, code: errorCode(error), err: { message: (error as Error).message } }, 'upstream failed');
-        throw mapped.error;
-      }
-      const headers = clientResponseHeaders(upstream.headers);
-      for (const name in ex.responseHeaders) headers[name] = ex.responseHeaders[name] as string;
-      for (const name in SECURITY_HEADERS) if (headers[name] === undefined) headers[name] = SECURITY_HEADERS[name] as string;
-      res.writeHead(upstream.statusCode ?? 502, headers);
-      ex.answered = true;
-      // event streams: send the headers now, the first event may take a while
-      const type = headers['content-type'];
-      if (typeof type === 'string' && type.startsWith('text/event-stream')) res.flushHeaders();
-      await relay(upstream, res, () => {
-        if (!left) {
-          deps.onUpstreamError?.(service.name, 'stream', call.instance());
-          deps.logger.warn({ service: service.name }, 'response stream broke');
-        }
-      });
+      throw failed(error, call.instance());
+    } finally {
       res.off('close', abortOnLeave);
+      if (onDrain) res.off('drain', onDrain);
+    }
+  }
+
+  function forward(ex: Exchange): Promise<void> | undefined {
+    if (ex.res.closed || ex.req.socket.destroyed) {
+      ex.answered = true; // the client left while the policies ran
+      return;
+    }
+    const body = forwardedBody(ex, action.bodyLimit);
+    if (action.pool === 'ordinary' && !(body instanceof Transform)) return dispatched(ex, body);
+    return streamed(ex, body);
+  }
+
+  return {
+    kind: 'step',
+    run(ex) {
+      const turn = inTurn(ex);
+      return turn ? turn.then(() => forward(ex)) : forward(ex);
     },
   };
+
+  /** streamed uploads and long-lived answers on node:http (its body pipes keep our own framing) */
+  async function streamed(ex: Exchange, body: Buffer | Transform | undefined): Promise<void> {
+    const { res } = ex;
+    const call = sendUpstream(service, {
+      path: ex.path + ex.query,
+      method: ex.method,
+      headers: ex.upstreamHeaders,
+      body,
+      headersTimeoutMs,
+      pool: action.pool,
+      retry: retryMode(ex.method, body, action.pool),
+    });
+    let left = false;
+    const abortOnLeave = () => {
+      if (res.writableFinished) return;
+      left = true;
+      call.abort();
+    };
+    res.once('close', abortOnLeave);
+    let upstream: IncomingMessage;
+    try {
+      upstream = await call.response;
+    } catch (error) {
+      res.off('close', abortOnLeave);
+      if (left && !(error instanceof BodyTooLarge || (error as { cause?: unknown }).cause instanceof BodyTooLarge)) {
+        ex.answered = true; // the client left; nobody to answer
+        return;
+      }
+      throw failed(error, call.instance());
+    }
+    writeClientHead(ex, upstream.statusCode ?? 502, upstream.headers);
+    await relay(upstream, res, () => {
+      if (!left) broken(call.instance());
+    });
+    res.off('close', abortOnLeave);
+  }
+}
+
+/**
+ * Pipelined requests go upstream one after the other, as the client sent them (RFC 9112 9.3.2 allows parallel
+ * work only for safe methods): node gives a request's response its socket once the answers before it on the
+ * connection are done, so a request without one waits for that (or for the client to leave). Undefined: its turn.
+ */
+function inTurn(ex: Exchange): Promise<void> | undefined {
+  const { res } = ex;
+  const { socket } = ex.req;
+  if (res.socket || socket.destroyed) return undefined;
+  return new Promise((resolve) => {
+    const go = () => {
+      res.off('socket', go);
+      socket.off('close', go);
+      resolve();
+    };
+    res.once('socket', go);
+    socket.once('close', go);
+  });
+}
+
+/** The client response head: the upstream's headers less hop-by-hop ones, the route's, the security defaults. */
+function writeClientHead(ex: Exchange, status: number, upstream: Record<string, string | string[] | undefined>): void {
+  const { res } = ex;
+  const headers = clientResponseHeaders(upstream);
+  for (const name in ex.responseHeaders) headers[name] = ex.responseHeaders[name] as string;
+  for (const name in SECURITY_HEADERS) if (headers[name] === undefined) headers[name] = SECURITY_HEADERS[name] as string;
+  res.writeHead(status, headers);
+  ex.answered = true;
+  // event streams: send the headers now, the first event may take a while
+  const type = headers['content-type'];
+  if (typeof type === 'string' && type.startsWith('text/event-stream')) res.flushHeaders();
 }
 
 /**
