@@ -48,6 +48,7 @@ export class ServiceInstance {
   readonly #connections: number;
   readonly #connectTimeoutMs: number;
   #dispatcher: Pool | undefined;
+  #retired = false;
   outstanding = 0;
   state: InstanceState = 'unknown';
   /** takes no requests before this (performance.now() ms); Infinity: until a health check passes */
@@ -69,9 +70,15 @@ export class ServiceInstance {
     this.#connectTimeoutMs = limits.connectTimeoutMs;
   }
 
-  /** the ordinary pool for requests with a body read whole or none (made on first use) */
+  /** the ordinary pool for requests with a body read whole or none (made on first use; one per call once retired) */
   dispatcher(): Pool {
-    this.#dispatcher ??= new Pool(this.origin, {
+    if (this.#retired) return this.#newPool();
+    this.#dispatcher ??= this.#newPool();
+    return this.#dispatcher;
+  }
+
+  #newPool(): Pool {
+    return new Pool(this.origin, {
       connections: this.#connections,
       connect: { timeout: this.#connectTimeoutMs },
       // the header deadline is ours (from the request's start, like node:http's); no idle cut-off of a body
@@ -81,14 +88,21 @@ export class ServiceInstance {
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 30_000,
     });
-    return this.#dispatcher;
   }
 
-  /** closes the ordinary pool once its requests are done (destroy: at once) */
+  /**
+   * No config refers to the instance any more: its pool closes once its requests are done (destroy: at once).
+   * A request still under way on the old config (a retry) gets a pool of its own that closes after it.
+   */
   closeDispatcher(destroy: boolean): void {
     const pool = this.#dispatcher;
     this.#dispatcher = undefined;
+    this.#retired = true;
     if (pool) void (destroy ? pool.destroy() : pool.close()).catch(() => undefined);
+  }
+
+  get retired(): boolean {
+    return this.#retired;
   }
 
   available(now = performance.now()): boolean {
@@ -385,7 +399,9 @@ class DispatchAttempt implements Dispatcher.DispatchHandler {
       () => this.#stop(new UpstreamTimeout('UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${headersTimeoutMs} ms`)),
       headersTimeoutMs,
     );
-    instance.dispatcher().dispatch({ path: options.path, method: options.method, headers: options.headers, body: options.body ?? null }, this);
+    const pool = instance.dispatcher();
+    pool.dispatch({ path: options.path, method: options.method, headers: options.headers, body: options.body ?? null }, this);
+    if (instance.retired) void pool.close().catch(() => undefined); // waits for this request
   }
 
   abort(): void {

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { expect } from 'chai';
@@ -147,5 +148,33 @@ describe('gateway: ordinary requests on the undici pool', () => {
     expect(await after.body.text()).to.equal('after');
     expect(upstream.seen.map((s) => s.url)).to.include('/api/narrow/after');
     expect(upstream.seen.map((s) => s.url)).not.to.include('/api/narrow/queued');
+  });
+
+  it('lets a request in flight finish when a reload drops its instance, and sends new ones to the new instance', async () => {
+    const held: ServerResponse[] = [];
+    upstream.handle('/api/open/reload-held', (_req, res) => {
+      held.push(res);
+    });
+    const inFlight = request(`${gw.url}/api/open/reload-held`);
+    await waitFor(() => held.length === 1, 'the request to reach the old instance');
+    const next = await startUpstream();
+    try {
+      const version = gw.gateway.configStatus().version;
+      writeFileSync(gw.configFile, yaml(runPrefix(), next.url));
+      await waitFor(() => gw.gateway.configStatus().version > version, 'the reload');
+      // the old instance's pool closes gracefully: the held answer still arrives whole
+      (held[0] as ServerResponse).writeHead(200, { 'content-type': 'text/plain' }).end('old instance');
+      const answered = await inFlight;
+      expect(answered.statusCode).to.equal(200);
+      expect(await answered.body.text()).to.equal('old instance');
+      const after = await request(`${gw.url}/api/open/after-reload`);
+      expect(after.statusCode).to.equal(200);
+      await after.body.arrayBuffer();
+      expect(next.seen.map((s) => s.url)).to.deep.equal(['/api/open/after-reload']);
+      expect(upstream.seen.map((s) => s.url)).not.to.include('/api/open/after-reload');
+    } finally {
+      writeFileSync(gw.configFile, yaml(runPrefix(), upstream.url));
+      await next.close();
+    }
   });
 });
