@@ -29,6 +29,12 @@ export async function reserveThroughKey(db: Db, actor: Actor, input: ReserveInpu
   return rows[0] as Settled;
 }
 
+/** credits a key has used (acc_key_spend: the hold of its open reservations, the charge of settled ones) */
+export async function keySpend(db: Db, apiKeyId: string): Promise<number> {
+  const rows = await preparedRows<{ spent: string }>(db, 'acc_key_spend', 'SELECT acc_key_spend($1) AS spent', [apiKeyId]);
+  return num(rows[0]?.spent ?? 0);
+}
+
 export interface ApiKeySpend {
   apiKeyId: string;
   creditLimit: number | null;

@@ -2,7 +2,7 @@ import { type Actor, ApiError, internalApiKeyResponse, type ReservationResponse,
 import type { Knex } from 'knex';
 import { withRetry } from '../../db.ts';
 import { reservationView } from '../reservations/reservations-service.ts';
-import { findApiKey, type KnownApiKey, rememberApiKey, reserveThroughKey } from './api-keys-dal.ts';
+import { findApiKey, type KnownApiKey, keySpend, rememberApiKey, reserveThroughKey } from './api-keys-dal.ts';
 
 /** Auth's record of a key (owner, limit), or undefined when auth does not know the id. */
 export type ApiKeyLookup = (id: string) => Promise<KnownApiKey | undefined>;
@@ -25,10 +25,12 @@ export function authApiKeyLookup(client: ServiceClient): ApiKeyLookup {
  * The key a reservation is made through: the `akid` of the caller's token, or the one the calling service names
  * (they must agree). Learned from auth on its first reservation (its limit never changes afterwards).
  */
-async function knownKey(db: Knex, lookup: ApiKeyLookup, actor: Actor, apiKeyId: string): Promise<void> {
-  const known = (await findApiKey(db, apiKeyId)) ?? (await lookup(apiKeyId));
+async function knownKey(db: Knex, lookup: ApiKeyLookup, actor: Actor, apiKeyId: string): Promise<KnownApiKey> {
+  const stored = await findApiKey(db, apiKeyId);
+  const known = stored ?? (await lookup(apiKeyId));
   if (!known || known.userId !== actor.userId) throw new ApiError('FORBIDDEN', 'The API key is not this user’s');
-  await rememberApiKey(db, known);
+  if (!stored) await rememberApiKey(db, known);
+  return known;
 }
 
 export function reservationApiKey(actor: Actor, named: string | undefined): string | undefined {
@@ -44,7 +46,9 @@ export async function initializeThroughKey(
   apiKeyId: string,
   ttlSeconds: number,
 ): Promise<ReservationResponse> {
-  await knownKey(db, lookup, actor, apiKeyId);
+  const key = await knownKey(db, lookup, actor, apiKeyId);
   const row = await withRetry(() => reserveThroughKey(db, actor, { ...input, ttlSeconds }, apiKeyId));
-  return reservationView(row, ttlSeconds);
+  // what the limit still allows, read after the reservation committed (a hint for the caller: others may reserve meanwhile)
+  const apiKeyRemainingCredits = key.creditLimit === null ? null : Math.max(0, key.creditLimit - (await keySpend(db, apiKeyId)));
+  return { ...reservationView(row, ttlSeconds), apiKeyRemainingCredits };
 }
