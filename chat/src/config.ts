@@ -49,6 +49,14 @@ export const configSchema = serviceConfigSchema({ port: 3002 }).extend({
    * if this process dies); at most a quarter of the TTL accounting answers with
    */
   RESERVATION_RENEW_MS: int(60_000, 50),
+  /**
+   * how long accounting's answer to a user's reservation lets this instance start that user's next provider call
+   * alongside its reservation (when the answer left enough credits for its worst case; nothing produced is shown
+   * before the reservation is confirmed, a refusal cuts the call). 0: every stream reserves before its provider starts
+   */
+  SPECULATIVE_START_HINT_MS: int(60_000, 0),
+  /** users (and API keys) whose last answer this instance remembers for that */
+  SPECULATIVE_START_HINT_ENTRIES: int(10_000, 1),
   /** outbox of charges accounting did not take yet: poll period and backoff bounds */
   OUTBOX_POLL_MS: int(1_000, 10),
   OUTBOX_BACKOFF_MIN_MS: int(500, 1),

@@ -22,6 +22,12 @@ export const chatMetrics = {
     labelNames: ['direction', 'model', 'provider'],
     registers,
   }),
+  speculativeStarts: new Counter({
+    name: 'chat_speculative_starts_total',
+    help: 'Provider calls started alongside their reservation, by how the reservation answered (confirmed, refused: the call was cut and nothing shown or charged)',
+    labelNames: ['model', 'provider', 'outcome'],
+    registers,
+  }),
   providerErrors: new Counter({ name: 'chat_provider_errors_total', help: 'Provider streams that failed', labelNames: ['model', 'provider'], registers }),
 };
 

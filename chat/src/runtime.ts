@@ -23,6 +23,7 @@ import { SessionsService } from './features/sessions/sessions-service.ts';
 import { AccountingClient } from './features/stream/accounting-client.ts';
 import { ChargeOutbox } from './features/stream/charge-outbox.ts';
 import { ChatBus } from './features/stream/chat-bus.ts';
+import { CreditHints } from './features/stream/speculative-start.ts';
 import { StreamService } from './features/stream/stream-service.ts';
 import { SupervisionService } from './features/supervision/supervision-service.ts';
 import { ModelRegistry, type ProviderName } from './llm-catalog/model-registry.ts';
@@ -195,6 +196,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     config: { heartbeatMs: config.HEARTBEAT_MS, renewMs: config.RESERVATION_RENEW_MS },
     ...{ logger, models, providers, sessions, dal, bus, conversations, accounting, outbox },
     attachments: (userId, fileIds) => files.attachmentText(userId, fileIds),
+    hints: new CreditHints({ maxAgeMs: config.SPECULATIVE_START_HINT_MS, maxEntries: config.SPECULATIVE_START_HINT_ENTRIES }),
   });
   late = streams;
   await streams.start();

@@ -77,6 +77,12 @@ export const reservationResponse = z.object({
   shortfallCredits: z.number().int().min(0).optional(),
   /** how long the reservation lives without a renewal; a running stream renews well within it */
   ttlSeconds: z.number().int().min(1).optional(),
+  /**
+   * a reservation made through an API key (initialize): what the key's credit limit still allows after it, or null
+   * when the key has no limit; absent when not reported. A hint for the caller (chat decides from it whether it may
+   * start the provider alongside the next reservation), never a promise: the reservation is the decision.
+   */
+  apiKeyRemainingCredits: z.number().int().min(0).nullable().optional(),
 });
 export type ReservationResponse = z.infer<typeof reservationResponse>;
 /** POST /internal/streaming-sessions/renew: keeps a running stream's reservation alive (answers its current state). */

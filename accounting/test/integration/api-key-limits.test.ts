@@ -39,6 +39,24 @@ describe('API-key credit limits on late and above-estimate charges (real Postgre
     return res.body.apiKeys[0];
   };
 
+  it("a reservation through a key answers what the key's limit still allows after it (null without a limit, absent without a key)", async () => {
+    const { user, apiKeyId } = await userWithKey(100, 10);
+    // local-dev (1/1k in, 2/1k out): 1000 + 1000 tokens hold 3 credits of the key's 10
+    const body = (i: number) => ({ reservationId: randomUUID(), sessionId: `s${i}`, modelId: 'local-dev', inputTokens: 1000, maxOutputTokens: 1000 });
+    const first = await reserve(user, { ...body(1), apiKeyId });
+    expect(first.body).to.include({ reservedCredits: 3, apiKeyRemainingCredits: 7, availableCredits: 97 });
+    const second = await reserve(user, { ...body(2), apiKeyId });
+    expect(second.body).to.include({ apiKeyRemainingCredits: 4, availableCredits: 94 });
+    const unlimited = randomUUID();
+    await h.db('api_keys').insert({ id: unlimited, user_id: user.userId, credit_limit: null });
+    const throughUnlimited = await reserve(user, { ...body(3), apiKeyId: unlimited });
+    expect(throughUnlimited.status).to.equal(200);
+    expect(throughUnlimited.body.apiKeyRemainingCredits).to.equal(null);
+    const withoutKey = await reserve(user, body(4));
+    expect(withoutKey.status).to.equal(200);
+    expect(withoutKey.body).to.not.have.property('apiKeyRemainingCredits');
+  });
+
   it('usage above the reservation is charged beyond the hold only up to the key limit; the rest is shortfall', async () => {
     const { user, apiKeyId } = await userWithKey(100, 10);
     const reservationId = randomUUID();

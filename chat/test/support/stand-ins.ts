@@ -52,6 +52,8 @@ interface Reservation {
   /** set when the sweeper expired it (a later charge still lands, from the balance) */
   expiredAt?: Date;
   renewals: number;
+  /** made through an API key (the stand-in enforces no key limit, so it answers apiKeyRemainingCredits: null) */
+  apiKeyId?: string;
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -95,6 +97,10 @@ export class AccountingStandIn {
   chargesDown = false;
   /** while true, initialize answers 503 */
   reservationsDown = false;
+  /** while set, initialize calls wait for it before they are decided (see holdReservations) */
+  #reservationGate: Promise<void> | undefined;
+  /** initialize calls waiting at the gate now */
+  reservationsWaiting = 0;
   /** credits every unknown user starts with */
   defaultBalance = 1_000_000;
   /** how long a reservation lives without a renewal (accounting's RESERVATION_TTL_SECONDS, default 600) */
@@ -139,6 +145,18 @@ export class AccountingStandIn {
 
   priceOf(modelId: string): { inputPer1k: number; outputPer1k: number } | undefined {
     return this.#prices.get(modelId);
+  }
+
+  /** makes initialize calls wait (undecided) until the returned function is called: a slow accounting, under the test's control */
+  holdReservations(): () => void {
+    let release = () => {};
+    this.#reservationGate = new Promise<void>((resolve) => {
+      release = () => {
+        this.#reservationGate = undefined;
+        resolve();
+      };
+    });
+    return release;
   }
 
   balance(userId: string): number {
@@ -190,6 +208,11 @@ export class AccountingStandIn {
       return send(res, 200, { modelId, ...this.#prices.get(modelId) });
     }
     if (path === '/internal/streaming-sessions/initialize') {
+      if (this.#reservationGate) {
+        this.reservationsWaiting++;
+        await this.#reservationGate;
+        this.reservationsWaiting--;
+      }
       if (this.reservationsDown) {
         record(503);
         return send(res, 503, problemBody(503, 'UPSTREAM_UNAVAILABLE', 'down'));
@@ -231,6 +254,7 @@ export class AccountingStandIn {
         sessionId: input.sessionId,
         expiresAt: new Date(Date.now() + this.ttlSeconds * 1_000),
         renewals: 0,
+        apiKeyId: input.apiKeyId,
       };
       this.reservations.set(input.reservationId, reservation);
       record(200, userId);
@@ -321,6 +345,7 @@ export class AccountingStandIn {
       prices: this.#prices.get(r.modelId),
       shortfallCredits: r.shortfall,
       ttlSeconds: this.ttlSeconds,
+      ...(r.apiKeyId ? { apiKeyRemainingCredits: null } : {}),
     });
   }
 }

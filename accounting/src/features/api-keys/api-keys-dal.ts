@@ -36,6 +36,12 @@ export function apiKeysDal(knex: Knex) {
       return rows[0] as Settled;
     },
 
+    /** credits a key has used (acc_key_spend: the hold of its open reservations, the charge of settled ones) */
+    async keySpend(apiKeyId: string, trx?: Knex.Transaction): Promise<number> {
+      const rows = await preparedRows<{ spent: string }>(trx ?? knex, 'acc_key_spend', 'SELECT acc_key_spend($1) AS spent', [apiKeyId]);
+      return num(rows[0]?.spent ?? 0);
+    },
+
     async spendOf(userId: string, trx?: Knex.Transaction): Promise<ApiKeySpend[]> {
       const db = trx ?? knex;
       const rows = await db('api_keys as k')

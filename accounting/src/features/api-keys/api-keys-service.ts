@@ -43,10 +43,12 @@ export function apiKeysService(deps: ApiKeysDeps) {
    * The key a reservation is made through: the `akid` of the caller's token, or the one the calling service names
    * (they must agree). Learned from auth on its first reservation (its limit never changes afterwards).
    */
-  async function knownKey(actor: Actor, apiKeyId: string): Promise<void> {
-    const known = (await keys.findApiKey(apiKeyId)) ?? (await lookup(apiKeyId));
+  async function knownKey(actor: Actor, apiKeyId: string): Promise<KnownApiKey> {
+    const stored = await keys.findApiKey(apiKeyId);
+    const known = stored ?? (await lookup(apiKeyId));
     if (!known || known.userId !== actor.userId) throw new ApiError('FORBIDDEN', 'The API key is not this user’s');
-    await keys.rememberApiKey(known);
+    if (!stored) await keys.rememberApiKey(known);
+    return known;
   }
 
   return {
@@ -55,9 +57,11 @@ export function apiKeysService(deps: ApiKeysDeps) {
       input: { reservationId: string; sessionId: string; modelId: string; inputTokens: number; maxOutputTokens: number },
       apiKeyId: string,
     ): Promise<ReservationResponse> {
-      await knownKey(actor, apiKeyId);
+      const key = await knownKey(actor, apiKeyId);
       const row = await withRetry(() => keys.reserveThroughKey(actor, { ...input, ttlSeconds }, apiKeyId));
-      return reservationView(row, ttlSeconds);
+      // what the limit still allows, read after the reservation committed (a hint for the caller: others may reserve meanwhile)
+      const apiKeyRemainingCredits = key.creditLimit === null ? null : Math.max(0, key.creditLimit - (await keys.keySpend(apiKeyId)));
+      return { ...reservationView(row, ttlSeconds), apiKeyRemainingCredits };
     },
 
     /** Credits charged and held through each key of the owner; NOT_FOUND for a user accounting does not know. */

@@ -9,7 +9,29 @@ import { type SessionsService, toObjectId } from '../sessions/sessions-service.t
 import type { AccountingClient } from './accounting-client.ts';
 import type { ChatBus } from './chat-bus.ts';
 import { type Prompt, promptFor } from './prompt.ts';
+import { type CreditHints, countSpeculation, HeldUpstream, type HintClaim, worstCaseCredits } from './speculative-start.ts';
 import type { StreamSink } from './sse.ts';
+
+/** A promise's result as a value, so two that run side by side can both be looked at. */
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+function outcome<T>(work: Promise<T>): Promise<Outcome<T>> {
+  return work.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+function unwrap<T>(result: Outcome<T>): T {
+  if (!result.ok) throw result.error;
+  return result.value;
+}
+
+/** A provider call started alongside its reservation, and its share of the credit hints. */
+interface Speculation {
+  upstream: HeldUpstream;
+  claim: HintClaim;
+}
 
 /** Text of the user's attached files for the prompt (owner-checked, capped). */
 export type AttachmentReader = (userId: string, fileIds: string[]) => Promise<string>;
@@ -124,6 +146,8 @@ export interface PreparedStream {
   lock: SessionLock;
   prompt: Prompt;
   reservation: ReservationResponse;
+  /** the provider call, when it started alongside the reservation (held until read: see HeldUpstream) */
+  upstream?: HeldUpstream;
   /** the user message (and a new session) writes, done before the terminal event */
   written: PendingWrite;
   /** this stream's log lines name its session and reservation (and, from the request context, the request) */
@@ -140,12 +164,15 @@ export interface PrepareDeps {
   conversations: ConversationCache;
   accounting: AccountingClient;
   attachments: AttachmentReader;
+  /** what accounting last answered per user: whether a provider may start alongside its reservation */
+  hints: CreditHints;
 }
 
 /** what a stream uses of its session (the cache holds exactly this) */
 export type StreamSession = Pick<SessionDoc, '_id' | 'userId' | 'modelId' | 'titled'>;
 
-type Loaded = { session: StreamSession; history: HistoryTurn[]; model: ModelEntry; provider: Provider; lock: SessionLock; log: Logger };
+/** `locking`: the stream lock, taken before the load returns except for a session made for this stream (see prepare) */
+type Loaded = { session: StreamSession; history: HistoryTurn[]; model: ModelEntry; provider: Provider; locking: Promise<Outcome<SessionLock>>; log: Logger };
 
 const redisUnreachable = (error: unknown): never => {
   throw new ApiError('UPSTREAM_UNAVAILABLE', 'The chat service cannot reach Redis', { cause: error });
@@ -154,9 +181,11 @@ const streamConflict = () => new ApiError('CONFLICT', 'A reply is already stream
 
 /**
  * The first step of a stream: the session and its history, the stream lock, the attachments and the prompt, and
- * the reservation (with the user message written alongside it, undone when the reservation is refused).
+ * the reservation (with the user message written alongside it, undone when the reservation is refused). When the
+ * credit hints allow, the provider call starts alongside the reservation, held: nothing it produces is read
+ * before the reservation is confirmed, and a refusal aborts it.
  * Everything that can be refused (validation, CONFLICT, INSUFFICIENT_CREDITS) throws from here, leaving no lock,
- * no user message and no reservation behind.
+ * no user message, no reservation and no provider call behind.
  */
 export class StreamPreparation {
   /** `instanceId` names this process in the lock's holder */
@@ -168,34 +197,60 @@ export class StreamPreparation {
 
   async prepare(request: StreamRequest): Promise<PreparedStream> {
     const streamId = randomUUID();
-    const { session, history, model, provider, lock, log } = await this.#load(request, streamId);
-    const { sessionId } = lock;
+    const loaded = await this.#load(request, streamId);
+    const { session, model, log, locking } = loaded;
+    const sessionId = session._id.toHexString();
+    let speculation: Speculation | undefined;
     try {
-      const attachmentText = request.fileIds && request.fileIds.length > 0 ? await this.#deps.attachments(request.actor.userId, request.fileIds) : '';
-      const prompt = promptFor(model, {
-        message: request.message,
-        attachmentText,
-        history,
-        context: request.context,
-        maxOutputTokens: request.maxOutputTokens,
-      });
-      const { reservation, written } = await this.#reserveWhileWriting({ request, session, model, prompt, log });
+      const prompt = await this.#prompt(request, loaded);
+      speculation = this.#speculate(request, loaded, prompt);
+      const { reservation, written, lock } = await this.#reserveWhileWriting({ request, session, model, prompt, log, locking, speculation });
+      const upstream = speculation?.upstream;
+      const { provider } = loaded;
       return {
         session,
-        sessionId,
-        streamId,
         model,
         provider,
+        sessionId,
+        streamId,
         lock,
         prompt,
         reservation,
+        upstream,
         written,
         log: log.child({ reservationId: reservation.reservationId }),
       };
     } catch (error) {
-      // the user message may have been written and undone (or not): the next stream reads the store
-      lock.spoil();
-      await lock.release();
+      speculation?.upstream.abort();
+      const locked = await locking;
+      if (locked.ok) {
+        // the user message may have been written and undone (or not): the next stream reads the store
+        locked.value.spoil();
+        await locked.value.release();
+      }
+      throw error;
+    }
+  }
+
+  async #prompt(request: StreamRequest, { model, history }: Loaded): Promise<Prompt> {
+    const attachmentText = request.fileIds && request.fileIds.length > 0 ? await this.#deps.attachments(request.actor.userId, request.fileIds) : '';
+    return promptFor(model, { message: request.message, attachmentText, history, context: request.context, maxOutputTokens: request.maxOutputTokens });
+  }
+
+  /**
+   * Starts the provider alongside the reservation when this instance's last answer from accounting for the user
+   * (and key) covers the worst case (CreditHints); its events are held until the reservation is confirmed.
+   */
+  #speculate(request: StreamRequest, { session, model, provider }: Loaded, prompt: Prompt): Speculation | undefined {
+    const { actor } = request;
+    const worstCase = worstCaseCredits(model, prompt.reservedInputTokens, prompt.maxOutputTokens);
+    const claim = this.#deps.hints.claim(actor.userId, actor.apiKeyId, worstCase);
+    if (!claim) return undefined;
+    const turns = { model, turns: prompt.turns, maxOutputTokens: prompt.maxOutputTokens, sessionId: session._id.toHexString() };
+    try {
+      return { claim, upstream: new HeldUpstream(provider, { ...turns, ...request.sampling }) };
+    } catch (error) {
+      claim.release();
       throw error;
     }
   }
@@ -209,7 +264,7 @@ export class StreamPreparation {
     if (!objectId) throw new ApiError('NOT_FOUND', 'No such session');
     const sessionId = objectId.toHexString();
     const log = this.#deps.logger.child({ sessionId, streamId });
-    const [{ session, history, lock }] = await Promise.all([
+    const [{ session, history, locking }] = await Promise.all([
       this.#conversation(request, objectId, `${this.#deps.instanceId}:${streamId}`, log),
       // an admin's change (access, disable) holds from this request on; a caller that made the session for this
       // stream (the OpenAI-compatible API) refreshed and chose the model just before
@@ -219,9 +274,10 @@ export class StreamPreparation {
       const model = this.#deps.models.require(request.actor, session.modelId);
       const provider = this.#deps.providers.get(model.provider);
       if (!provider) throw new ApiError('UPSTREAM_UNAVAILABLE', `No provider for ${model.provider} is configured`);
-      return { session, history, model, provider, lock, log };
+      return { session, history, model, provider, locking, log };
     } catch (error) {
-      await lock.release();
+      const locked = await locking;
+      if (locked.ok) await locked.value.release();
       throw error;
     }
   }
@@ -235,9 +291,16 @@ export class StreamPreparation {
     const sessionId = objectId.toHexString();
     const lockWith = (ticket: CacheTicket, read: Conversation | undefined) =>
       new SessionLock({ bus: this.#deps.bus, conversations: this.#deps.conversations, sessionId, holder, ticket, read, log });
-    if (request.newSession || request.context) {
-      const session = request.newSession ? request.newSession.doc : await this.#deps.sessions.own(actor, sessionId);
-      return { session, history: [] as HistoryTurn[], lock: lockWith(await this.#lock(sessionId, holder, undefined), undefined) };
+    const locked = (lock: SessionLock) => Promise.resolve({ ok: true as const, value: lock });
+    if (request.newSession) {
+      // a session made for this stream (the /v1 route) cannot be contended: its lock is taken alongside the
+      // reservation (which is undone if the lock fails anyway)
+      const locking = outcome(this.#lock(sessionId, holder, undefined).then((ticket) => lockWith(ticket, undefined)));
+      return { session: request.newSession.doc as StreamSession, history: [] as HistoryTurn[], locking };
+    }
+    if (request.context) {
+      const session = await this.#deps.sessions.own(actor, sessionId);
+      return { session, history: [] as HistoryTurn[], locking: locked(lockWith(await this.#lock(sessionId, holder, undefined), undefined)) };
     }
     const started = await this.#deps.conversations.start(sessionId, holder, actor.userId).catch(redisUnreachable);
     if (started.kind === 'foreign') throw new ApiError('NOT_FOUND', 'No such session');
@@ -245,12 +308,12 @@ export class StreamPreparation {
     if (started.kind === 'hit') {
       const { conversation, ticket } = started;
       const session: StreamSession = { _id: objectId, userId: conversation.userId, modelId: conversation.modelId, titled: conversation.titled };
-      return { session, history: conversation.history, lock: lockWith(ticket, conversation) };
+      return { session, history: conversation.history, locking: locked(lockWith(ticket, conversation)) };
     }
     const [session, messages] = await Promise.all([this.#deps.sessions.own(actor, sessionId), this.#deps.dal.listMessages(objectId)]);
     const history = historyTurns(messages);
     const ticket = await this.#lock(sessionId, holder, started.seen);
-    return { session, history, lock: lockWith(ticket, { userId: session.userId, modelId: session.modelId, titled: session.titled, history }) };
+    return { session, history, locking: locked(lockWith(ticket, { userId: session.userId, modelId: session.modelId, titled: session.titled, history })) };
   }
 
   /** the lock alone (a miss, or a stream that does not use the cache); `seen` lets a miss write back */
@@ -261,11 +324,20 @@ export class StreamPreparation {
   }
 
   /**
-   * Reserves while the user message (and a new session) are stored. Money needs the reservation before the first
-   * token; the writes need only be done before the terminal event. A refused reservation undoes the writes.
+   * Reserves while the user message (and a new session) are stored, and a lock taken alongside is awaited. Money
+   * needs the reservation before the first token; the writes need only be done before the terminal event. A refused
+   * reservation undoes the writes; a lock that failed after a confirmed reservation undoes both.
    */
-  async #reserveWhileWriting(input: { request: StreamRequest; session: StreamSession; model: ModelEntry; prompt: Prompt; log: Logger }) {
-    const { request, session, model, prompt } = input;
+  async #reserveWhileWriting(input: {
+    request: StreamRequest;
+    session: StreamSession;
+    model: ModelEntry;
+    prompt: Prompt;
+    log: Logger;
+    locking: Promise<Outcome<SessionLock>>;
+    speculation: Speculation | undefined;
+  }): Promise<{ reservation: ReservationResponse; written: PendingWrite; lock: SessionLock }> {
+    const { request, session, model, prompt, log } = input;
     const { actor } = request;
     const userMessageId = new Types.ObjectId();
     const written = pendingWrite(
@@ -283,6 +355,12 @@ export class StreamPreparation {
         }),
       ]),
     );
+    const undoMessage = async () => {
+      await written; // the delete must not run ahead of the insert
+      await this.#deps.dal
+        .deleteMessage(userMessageId)
+        .catch((error: unknown) => log.warn({ err: error }, 'could not undo the user message of a refused stream'));
+    };
     const body = {
       reservationId: randomUUID(),
       sessionId: session._id.toHexString(),
@@ -292,15 +370,30 @@ export class StreamPreparation {
       // the API key's credit limit applies to what is reserved through it (DESIGN 5b)
       ...(actor.apiKeyId ? { apiKeyId: actor.apiKeyId } : {}),
     };
-    try {
-      return { reservation: await this.#reserve(body, request.userToken), written };
-    } catch (refusal) {
-      await written; // the delete must not run ahead of the insert
-      await this.#deps.dal
-        .deleteMessage(userMessageId)
-        .catch((error: unknown) => input.log.warn({ err: error }, 'could not undo the user message of a refused stream'));
-      throw refusal;
-    }
+    const reserved = await outcome(this.#reserve(body, request.userToken));
+    this.#heard(actor, model, input.speculation, reserved);
+    const locked = reserved.ok ? await input.locking : undefined;
+    if (reserved.ok && locked?.ok) return { reservation: reserved.value, written, lock: locked.value };
+    if (reserved.ok) await this.#undoReservation(reserved.value, log);
+    await undoMessage();
+    throw reserved.ok ? (locked as { ok: false; error: unknown }).error : reserved.error;
+  }
+
+  /** what accounting answered feeds this instance's hints; a refusal makes the user's next stream reserve first */
+  #heard(actor: Actor, model: ModelEntry, speculation: Speculation | undefined, reserved: Outcome<ReservationResponse>): void {
+    speculation?.claim.release();
+    if (reserved.ok) this.#deps.hints.learn(actor.apiKeyId, reserved.value);
+    else this.#deps.hints.forget(actor.userId, actor.apiKeyId);
+    if (speculation) countSpeculation(model, reserved.ok ? 'confirmed' : 'refused');
+  }
+
+  /** a reservation of a stream that cannot start: nothing was produced, nothing is charged (the sweeper expires it if this fails) */
+  async #undoReservation({ reservationId }: ReservationResponse, log: Logger): Promise<void> {
+    await this.#deps.accounting
+      .abort({ reservationId, inputTokens: 0, outputTokens: 0 })
+      .catch((error: unknown) =>
+        log.warn({ err: error, reservationId }, "could not release the reservation of a stream that did not start; left to accounting's sweeper"),
+      );
   }
 
   /** Reserve; a lost answer is retried once with the same reservation id (accounting is idempotent on it). */

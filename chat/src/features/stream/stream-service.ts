@@ -96,6 +96,7 @@ export class StreamService {
       await running;
     } finally {
       this.#running.delete(running);
+      prepared.upstream?.abort(); // whatever ended the stream, a provider call it started is closed
     }
   }
 
@@ -171,7 +172,9 @@ export class StreamService {
     try {
       if (live.cause) throw new Error('stopped before the provider started');
       const request = { model, turns: prompt.turns, maxOutputTokens: prompt.maxOutputTokens, sessionId: prepared.sessionId, signal: live.signal };
-      for await (const event of prepared.provider.stream({ ...request, ...sampling })) {
+      // a provider call that started alongside the reservation is read only now, after it was confirmed
+      const events = prepared.upstream ? prepared.upstream.events(live.signal) : prepared.provider.stream({ ...request, ...sampling });
+      for await (const event of events) {
         if (event.type === 'delta') {
           const first = produced.text === '';
           if (first) endFirstToken();
@@ -187,6 +190,7 @@ export class StreamService {
     } catch (error) {
       if (!live.cause) produced.failure = error;
     } finally {
+      prepared.upstream?.abort(); // a held call that was never read (stopped before the provider started)
       clearInterval(heartbeat);
       chatMetrics.streamsOpen.dec(labels);
       await keeping.stop();
