@@ -1,5 +1,5 @@
 import { loadModelCatalog } from '@platform/shared-types';
-import { connectPostgres, connectRedis, ensurePostgresDatabase, migrateLatest, pgUrlFor, ping } from '@platform/shared-types/stores';
+import { connectPostgres, connectRedis, ensurePostgresDatabase, migrateLatest, pgUrlFor, ping } from '@platform/shared-types/stores/postgres';
 import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Config } from './config.ts';

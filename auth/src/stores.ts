@@ -1,4 +1,4 @@
-import { connectMongo, connectRedis, ping } from '@platform/shared-types/stores';
+import { connectMongo, connectRedis, ping } from '@platform/shared-types/stores/mongo';
 import type { Redis } from 'ioredis';
 import type mongoose from 'mongoose';
 import type { Config } from './config.ts';

@@ -5,6 +5,7 @@ import type { Config } from './config.ts';
 import { catalogRouter } from './features/catalog/catalog-router.ts';
 import { filesRouter } from './features/files/files-router.ts';
 import { predictRouter } from './features/flowise/predict-router.ts';
+import { predictService } from './features/flowise/predict-service.ts';
 import { openAiRouter } from './features/openai/openai-router.ts';
 import { OpenAiService } from './features/openai/openai-service.ts';
 import { repliesRouter } from './features/sessions/replies-router.ts';
@@ -41,7 +42,7 @@ export function buildApp(deps: AppDeps): Express {
     }),
     timingRouter({ bus: runtime.bus }),
     filesRouter({ files: runtime.files }),
-    predictRouter({ streams: runtime.streams, sessions: runtime.sessions, models: runtime.models, ...shared }),
+    predictRouter({ predict: predictService({ streams: runtime.streams, sessions: runtime.sessions, models: runtime.models }), ...shared }),
     openAiRouter({
       openai: new OpenAiService({ models: runtime.models, sessions: runtime.sessions, streams: runtime.streams, logger: deps.logger }),
       maxMessageChars: config.MAX_MESSAGE_CHARS,

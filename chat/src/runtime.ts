@@ -85,7 +85,7 @@ async function createCatalog(config: Config, logger: Logger, stores: Stores, cli
   return { catalog, models };
 }
 
-function createFiles(config: Config, stores: Stores): FilesService {
+function createFiles(config: Config, logger: Logger, stores: Stores): FilesService {
   const uploadGuard = new UploadGuard(stores.redis, {
     prefix: config.REDIS_PREFIX,
     maxConcurrent: config.FILE_MAX_CONCURRENT_UPLOADS,
@@ -93,15 +93,20 @@ function createFiles(config: Config, stores: Stores): FilesService {
     maxRefused: config.FILE_REFUSED_MAX,
     refusedWindowSeconds: config.FILE_REFUSED_WINDOW_SECONDS,
   });
-  return new FilesService(new FilesDal(stores.mongo), uploadGuard, {
-    maxBytes: config.FILE_MAX_BYTES,
-    uploadsPerDay: config.FILE_UPLOADS_PER_DAY,
-    bytesPerDay: config.FILE_BYTES_PER_DAY,
-    uploadIdleMs: config.FILE_UPLOAD_IDLE_MS,
-    uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
-    promptMaxChars: config.FILE_PROMPT_MAX_CHARS,
-    maxFilesPerMessage: config.MAX_FILES_PER_MESSAGE,
-  });
+  return new FilesService(
+    new FilesDal(stores.mongo),
+    uploadGuard,
+    {
+      maxBytes: config.FILE_MAX_BYTES,
+      uploadsPerDay: config.FILE_UPLOADS_PER_DAY,
+      bytesPerDay: config.FILE_BYTES_PER_DAY,
+      uploadIdleMs: config.FILE_UPLOAD_IDLE_MS,
+      uploadTimeoutMs: config.FILE_UPLOAD_TIMEOUT_MS,
+      promptMaxChars: config.FILE_PROMPT_MAX_CHARS,
+      maxFilesPerMessage: config.MAX_FILES_PER_MESSAGE,
+    },
+    logger,
+  );
 }
 
 function createBus(config: Config, logger: Logger, stores: Stores): ChatBus {
@@ -181,7 +186,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   const dal = new SessionsDal(stores.mongo);
   const accounting = new AccountingClient(client);
   const outbox = createOutbox(config, logger, stores, accounting, dal);
-  const files = createFiles(config, stores);
+  const files = createFiles(config, logger, stores);
   let late: StreamService | undefined;
   const conversations = new ConversationCache(stores.redis, {
     key: (...parts) => bus.key(...parts),

@@ -154,6 +154,23 @@ describe('packaging: each part installs what it uses', () => {
     });
   }
 
+  it('a part loads only its own store driver through shared-types (mongo parts no knex or pg, postgres parts no mongoose)', () => {
+    const foreign: Record<string, string[]> = { auth: ['knex', 'pg'], chat: ['knex', 'pg'], accounting: ['mongoose'], monitoring: ['mongoose'] };
+    for (const [dir, drivers] of Object.entries(foreign)) {
+      const loaded = new Set<string>();
+      for (const file of sourceFiles(dir).filter((file) => !isTestFile(dir, file))) {
+        for (const specifier of runtimeSpecifiers(file).filter((s) => packageOf(s) === '@platform/shared-types')) {
+          const entry = workspaceEntry(specifier);
+          if (entry) for (const name of packagesLoadedFrom(entry)) loaded.add(packageOf(name));
+        }
+      }
+      expect(
+        [...loaded].filter((name) => drivers.includes(name)),
+        dir,
+      ).to.deep.equal([]);
+    }
+  });
+
   it('a part that declares a peer uses the version range shared-types accepts', () => {
     const peers = manifests.get('shared-types')?.peerDependencies ?? {};
     for (const dir of parts) {

@@ -2,7 +2,7 @@
 // ledger (exit 1 if any, 2 on bad usage or when chat cannot be asked). `--json` prints the differences as JSON.
 import { parseArgs } from 'node:util';
 import { createKeyring, ServiceClient } from '@platform/shared-types';
-import { connectPostgres, pgUrlFor } from '@platform/shared-types/stores';
+import { connectPostgres, pgUrlFor } from '@platform/shared-types/stores/postgres';
 import { z } from 'zod';
 import { chatStoredReplies } from '../features/reconcile/chat-replies.ts';
 import { reconcile } from '../features/reconcile/reconcile-service.ts';

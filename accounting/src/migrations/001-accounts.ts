@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 
 /** Accounts mirror the identity auth owns, created just in time and kept current from events:users. */
 export const accounts001: Migration = {

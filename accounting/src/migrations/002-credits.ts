@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 // the lists as they stand: a change to one of them needs a migration of its own that alters the constraint
 import { LEDGER_TYPES, MAX_CREDITS, RESERVATION_STATUSES } from '../domain.ts';
 

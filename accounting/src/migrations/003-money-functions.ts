@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 
 /**
  * The money core, one PL/pgSQL function per balance change, so each change is one round trip and one

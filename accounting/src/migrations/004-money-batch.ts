@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 
 /**
  * Group commit for a hot account: `acc_batch` runs several reserve/settle calls (the functions of migration 003,

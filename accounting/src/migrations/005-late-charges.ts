@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 import { moneyFunctions003, RETURN_HOLDS } from './003-money-functions.ts';
 
 /** 003's text one level deeper (inside `IF v_was_open THEN`), so the function source stays as first written. */

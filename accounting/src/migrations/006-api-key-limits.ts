@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 
 /**
  * API-key credit limits (DESIGN 5b, issue 13). `api_keys` holds what accounting learned from auth about a key (its

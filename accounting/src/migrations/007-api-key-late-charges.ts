@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 import { LATE_CHARGE_FUNCTIONS } from './005-late-charges.ts';
 import { API_KEY_LIMITS_UP } from './006-api-key-limits.ts';
 

@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 import { accounts001 } from './001-accounts.ts';
 import { credits002 } from './002-credits.ts';
 import { moneyFunctions003 } from './003-money-functions.ts';

@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 
 /**
  * Supervisor-student pairs: one row per (supervisor, student). A row is deactivated (not deleted) when a user

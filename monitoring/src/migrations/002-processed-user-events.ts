@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 
 /** User events already applied (events:users is delivered at least once): an event id is applied once. */
 export const processedUserEvents002: Migration = {

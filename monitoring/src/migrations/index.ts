@@ -1,4 +1,4 @@
-import type { Migration } from '@platform/shared-types/stores';
+import type { Migration } from '@platform/shared-types/stores/postgres';
 import { relationships001 } from './001-relationships.ts';
 import { processedUserEvents002 } from './002-processed-user-events.ts';
 

@@ -1,88 +1,19 @@
-import { Redis } from 'ioredis';
-import knex, { type Knex } from 'knex';
-import mongoose from 'mongoose';
+// Every store helper (tools and tests that use several stores). A part imports only its store's module,
+// `@platform/shared-types/stores/mongo` or `/stores/postgres`, so it loads only that store's driver.
+import { ping as mongoPing } from './mongo.ts';
+import { ping as postgresPing } from './postgres.ts';
 
-/** Connects mongoose to one database. Works on MongoDB 7 and FerretDB (no compressors; directConnection from the URL). */
-export async function connectMongo(url: string, dbName: string): Promise<mongoose.Connection> {
-  const connection = mongoose.createConnection(url, { dbName, serverSelectionTimeoutMS: 5_000, autoIndex: true });
-  await connection.asPromise();
-  return connection;
-}
+export { connectMongo } from './mongo.ts';
+export {
+  connectPostgres,
+  dropPostgresDatabase,
+  ensurePostgresDatabase,
+  ListMigrationSource,
+  type Migration,
+  migrateDownAll,
+  migrateLatest,
+  pgUrlFor,
+} from './postgres.ts';
+export { connectRedis } from './redis.ts';
 
-export async function connectRedis(url: string): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true });
-  await redis.connect();
-  return redis;
-}
-
-export interface Migration {
-  name: string;
-  up(db: Knex): Promise<void>;
-  down(db: Knex): Promise<void>;
-}
-
-/** Migrations as an ordered list in code (no file globbing, so type-stripped .ts files load the same everywhere). */
-export class ListMigrationSource implements Knex.MigrationSource<Migration> {
-  readonly #migrations: Migration[];
-  constructor(migrations: Migration[]) {
-    this.#migrations = migrations;
-  }
-  async getMigrations(): Promise<Migration[]> {
-    return this.#migrations;
-  }
-  getMigrationName(migration: Migration): string {
-    return migration.name;
-  }
-  async getMigration(migration: Migration): Promise<Knex.Migration> {
-    return { up: migration.up, down: migration.down };
-  }
-}
-
-export function connectPostgres(url: string, options: { pool?: { min: number; max: number } } = {}): Knex {
-  return knex({ client: 'pg', connection: url, pool: options.pool ?? { min: 0, max: 10 }, acquireConnectionTimeout: 10_000 });
-}
-
-export async function migrateLatest(db: Knex, migrations: Migration[]): Promise<void> {
-  await db.migrate.latest({ migrationSource: new ListMigrationSource(migrations) });
-}
-
-export async function migrateDownAll(db: Knex, migrations: Migration[]): Promise<void> {
-  await db.migrate.rollback({ migrationSource: new ListMigrationSource(migrations) }, true);
-}
-
-/** Creates a database when missing (tests and local dev; production databases are provisioned). */
-export async function ensurePostgresDatabase(serverUrl: string, dbName: string): Promise<void> {
-  if (!/^[a-z_][a-z0-9_]*$/.test(dbName)) throw new Error(`unsafe database name ${dbName}`);
-  const admin = connectPostgres(serverUrl, { pool: { min: 0, max: 1 } });
-  try {
-    const found = await admin.raw('SELECT 1 FROM pg_database WHERE datname = ?', [dbName]);
-    if (found.rows.length === 0) await admin.raw(`CREATE DATABASE "${dbName}"`);
-  } finally {
-    await admin.destroy();
-  }
-}
-
-export async function dropPostgresDatabase(serverUrl: string, dbName: string): Promise<void> {
-  if (!/^[a-z_][a-z0-9_]*$/.test(dbName)) throw new Error(`unsafe database name ${dbName}`);
-  const admin = connectPostgres(serverUrl, { pool: { min: 0, max: 1 } });
-  try {
-    await admin.raw(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-  } finally {
-    await admin.destroy();
-  }
-}
-
-/** Puts a database name into a postgres:// URL. */
-export function pgUrlFor(serverUrl: string, dbName: string): string {
-  const url = new URL(serverUrl);
-  url.pathname = `/${dbName}`;
-  return url.toString();
-}
-
-const ok = () => true;
-const failed = () => false;
-export const ping = {
-  mongo: (connection: mongoose.Connection) => connection.db?.admin().ping().then(ok, failed) ?? Promise.resolve(false),
-  redis: (redis: Redis) => redis.ping().then(ok, failed),
-  postgres: (db: Knex) => db.raw('SELECT 1').then(ok, failed),
-};
+export const ping = { ...mongoPing, ...postgresPing };

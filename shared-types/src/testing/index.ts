@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import type { Actor, ServiceName } from '../claims.ts';
 import { SERVICE_TOKEN_HEADER } from '../headers.ts';
 import { type IdentityBinding, signIdentityHeaders } from '../identity-signature.ts';
-import { connectPostgres, dropPostgresDatabase, ensurePostgresDatabase, type Migration, migrateDownAll, migrateLatest, pgUrlFor } from '../stores/index.ts';
+import { connectPostgres, dropPostgresDatabase, ensurePostgresDatabase, type Migration, migrateDownAll, migrateLatest, pgUrlFor } from '../stores/postgres.ts';
 import { createKeyring, type Keyring, signAccessToken, signServiceToken } from '../tokens.ts';
 import { readDevStoreUrls, resolveStoreUrls, type StoreUrls } from './dev-stores.ts';
 import { installGatewaySigner, presignIdentityHeaders } from './gateway-signer.ts';

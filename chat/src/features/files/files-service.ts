@@ -1,4 +1,4 @@
-import { ApiError } from '@platform/shared-types';
+import { ApiError, type Logger } from '@platform/shared-types';
 import { toObjectId } from '../sessions/sessions-dal.ts';
 import { safeFileName } from './file-types.ts';
 import type { FileDoc, FilesDal } from './files-dal.ts';
@@ -37,11 +37,13 @@ export class FilesService {
   readonly #dal: FilesDal;
   readonly #guard: UploadGuard;
   readonly #options: FileLimits;
+  readonly #logger: Logger;
 
-  constructor(dal: FilesDal, guard: UploadGuard, options: FileLimits) {
+  constructor(dal: FilesDal, guard: UploadGuard, options: FileLimits, logger: Logger) {
     this.#dal = dal;
     this.#guard = guard;
     this.#options = options;
+    this.#logger = logger;
   }
 
   async quota(userId: string) {
@@ -70,7 +72,12 @@ export class FilesService {
     try {
       return await this.#admitAndStore(userId, body);
     } catch (error) {
-      if (error instanceof ApiError) await this.#guard.countRefused(userId).catch(() => undefined);
+      // the refusal is answered whatever happens to its count: a lost count only lets one more attempt through
+      if (error instanceof ApiError) {
+        await this.#guard
+          .countRefused(userId)
+          .catch((countError: unknown) => this.#logger.warn({ err: countError, userId, refusal: error.code }, 'could not count a refused upload'));
+      }
       throw error;
     }
   }
@@ -90,7 +97,10 @@ export class FilesService {
     try {
       return await this.#store(userId, body, quota);
     } finally {
-      await this.#guard.release(userId, slot).catch(() => undefined);
+      // a slot not released expires with the upload timeout; until then it holds one of the user's concurrent uploads
+      await this.#guard
+        .release(userId, slot)
+        .catch((releaseError: unknown) => this.#logger.warn({ err: releaseError, userId, slot }, 'could not release an upload slot; it expires on its own'));
     }
   }
 
@@ -127,7 +137,15 @@ export class FilesService {
         });
       });
     } catch (error) {
-      await this.#dal.discardChunks(fileId).catch(() => undefined);
+      // chunks of a file never finished are invisible; the sweep of unfinished uploads removes what is left
+      await this.#dal
+        .discardChunks(fileId)
+        .catch((discardError: unknown) =>
+          this.#logger.error(
+            { err: discardError, userId, fileId: fileId.toString() },
+            'could not discard the chunks of a failed upload; the sweep removes them',
+          ),
+        );
       throw error;
     }
     return file;

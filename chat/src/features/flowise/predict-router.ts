@@ -1,19 +1,15 @@
-import { ApiError } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import { z } from 'zod';
-import type { ModelRegistry } from '../../llm-catalog/model-registry.ts';
-import type { SessionDoc } from '../sessions/sessions-dal.ts';
-import type { SessionsService } from '../sessions/sessions-service.ts';
 import { CollectingSink, FlowiseSseSink } from '../stream/sse.ts';
 import { collectedReply } from '../stream/stream-router.ts';
-import type { StreamService } from '../stream/stream-service.ts';
+import type { PredictService } from './predict-service.ts';
 
 /**
  * `POST /api/v1/chat/predict` for clients of the old Flowise proxy: a chatflow id (a catalog model id, or a Flowise
  * model's chatflow id) and a question; the reply is metered like any other. `session_id` continues an own session.
  */
-export function predictRouter(deps: { streams: StreamService; sessions: SessionsService; models: ModelRegistry; maxMessageChars: number }): ApiRouter {
-  const { streams, sessions, models } = deps;
+export function predictRouter(deps: { predict: PredictService; maxMessageChars: number }): ApiRouter {
+  const { predict } = deps;
   return new ApiRouter().route(
     {
       method: 'post',
@@ -42,25 +38,16 @@ export function predictRouter(deps: { streams: StreamService; sessions: Sessions
       errors: ['NOT_FOUND', 'FORBIDDEN', 'CONFLICT', 'INSUFFICIENT_CREDITS', 'UPSTREAM_UNAVAILABLE'],
     },
     async ({ actor, userToken, body, res }) => {
-      await models.refresh();
-      const model = models.findForChatflow(body.chatflow_id);
-      if (!model) throw new ApiError('NOT_FOUND', `Unknown chatflow ${body.chatflow_id}`);
-      models.require(actor, model.id);
-      let session: SessionDoc | undefined;
-      if (body.session_id) {
-        session = await sessions.own(actor, body.session_id);
-        if (session.modelId !== model.id) throw new ApiError('CONFLICT', 'That session uses another chatflow');
-      } else session = await sessions.create(actor, { modelId: model.id });
-      const sessionId = session._id.toHexString();
+      const input = { chatflowId: body.chatflow_id, question: body.question, sessionId: body.session_id };
       if (body.streaming) {
-        await streams.run({ actor, userToken, sessionId, message: body.question, sink: new FlowiseSseSink(res) });
+        await predict.predict(actor, userToken, input, new FlowiseSseSink(res));
         return undefined;
       }
       const sink = new CollectingSink();
       res.on('close', () => {
         if (!res.writableFinished) sink.close();
       });
-      await streams.run({ actor, userToken, sessionId, message: body.question, sink });
+      const sessionId = await predict.predict(actor, userToken, input, sink);
       const reply = collectedReply(sink);
       return {
         text: reply.content,
