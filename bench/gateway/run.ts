@@ -223,6 +223,8 @@ try {
     children.push(child);
     child.once('exit', (code) => {
       process.stderr.write(`gateway (${dir}) exited (${code})\n`);
+      // process.exit skips the finally below: stop the upstream, the other gateways and Express Gateway first
+      for (const other of children) if (other !== child) other.kill('SIGTERM');
       process.exit(1);
     });
     return child;
