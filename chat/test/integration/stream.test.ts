@@ -182,6 +182,25 @@ describe('metered streaming with the local model (real stores, accounting stand-
     expect(platform.accounting.calls.filter((c) => c.body.reservationId === reservationId && /\/(finalize|abort)$/.test(c.path))).to.have.length(1);
   });
 
+  it('never replays the checkpoint of a stream this process still runs, however late its lease; replays it once the stream let go', async () => {
+    const runtime = platform.instances[0]?.stores.runtime as NonNullable<(typeof platform.instances)[number]>['stores']['runtime'];
+    const reservationId = crypto.randomUUID();
+    const replays = () => platform.accounting.calls.filter((c) => c.body.reservationId === reservationId && c.path.endsWith('/abort'));
+    const letGo = runtime.outbox.holdLive(reservationId);
+    // a lease already over, as when the stream's ticks are held up by a loaded store or event loop
+    await runtime.outbox.checkpoint({ kind: 'abort', body: { reservationId, inputTokens: 3, outputTokens: 91 } }, 0);
+    await runtime.outbox.retryDue();
+    await runtime.outbox.retryDue();
+    expect(replays(), 'a live stream has no abort replayed under it').to.have.length(0);
+    letGo();
+    await waitFor(async () => {
+      await runtime.outbox.retryDue();
+      return replays().length > 0;
+    }, 'the checkpoint of a holder that let go to be replayed');
+    expect(replays()).to.have.length(1);
+    expect(replays()[0]?.body.outputTokens).to.equal(91);
+  });
+
   it('keeps the charge in the outbox while accounting is down at finalize, and lands it once when it is back', async () => {
     const user = testActor('enduser');
     const sessionId = await createSession(platform, user);

@@ -60,6 +60,8 @@ export class ChargeOutbox {
   readonly #onSettled: (reservationId: string, credits: number) => Promise<void>;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
+  /** reservations a stream of this process is running on */
+  readonly #live = new Set<string>();
 
   constructor(
     connection: Connection,
@@ -169,6 +171,18 @@ export class ChargeOutbox {
     return { depth, oldestAgeSeconds: oldest ? Math.max(0, (Date.now() - oldest.createdAt.getTime()) / 1000) : 0 };
   }
 
+  /**
+   * A stream of this process runs on `reservationId` until the returned function is called: its checkpoint is
+   * never replayed here, however late its lease (a tick slowed by a loaded store or event loop is not a dead
+   * holder; replaying it would settle the reservation as an abort before the stream's own final charge).
+   */
+  holdLive(reservationId: string): () => void {
+    this.#live.add(reservationId);
+    return () => {
+      this.#live.delete(reservationId);
+    };
+  }
+
   /** One pass over the charges that are due. */
   async retryDue(): Promise<void> {
     const due = await this.#model
@@ -177,6 +191,7 @@ export class ChargeOutbox {
       .limit(50)
       .lean<OutboxDoc[]>();
     for (const item of due) {
+      if (item.provisional && this.#live.has(item._id)) continue;
       // claim it, so two instances do not send the same item at once (a duplicate would still be harmless)
       const lease = new Date(Date.now() + this.#options.backoffMaxMs);
       const claimed = await this.#model.updateOne({ _id: item._id, nextAttemptAt: item.nextAttemptAt }, { $set: { nextAttemptAt: lease } });

@@ -221,6 +221,7 @@ export class StreamService {
     // the outbox replays the checkpoint only after three missed renewals (the holder is gone)
     const leaseMs = intervalMs * 3;
     const reservationId = reservation.reservationId;
+    const letGo = outbox.holdLive(reservationId);
     let warned = false;
     const tick = async (renew: boolean) => {
       const checkpoint = outbox.checkpoint({ kind: 'abort', body: { reservationId, ...produced() } }, leaseMs);
@@ -247,6 +248,7 @@ export class StreamService {
       stop: async () => {
         clearInterval(timer);
         await inFlight;
+        letGo();
       },
     };
   }
