@@ -22,11 +22,6 @@ function outcome<T>(work: Promise<T>): Promise<Outcome<T>> {
   );
 }
 
-function unwrap<T>(result: Outcome<T>): T {
-  if (!result.ok) throw result.error;
-  return result.value;
-}
-
 /** A provider call started alongside its reservation, and its share of the credit hints. */
 interface Speculation {
   upstream: HeldUpstream;
