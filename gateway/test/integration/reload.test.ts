@@ -54,7 +54,8 @@ describe('gateway: config hot reload', () => {
       }
       await new Promise((resolve) => setTimeout(resolve, 10)); // pacing the burst, not synchronisation
     }
-    expect(Date.now() - started).to.be.below(1_000);
+    // the premise: a burst of edits (10 ms apart), not a check of the gateway; a loaded machine stretches the writes
+    expect(Date.now() - started).to.be.below(5_000);
     await waitFor(() => gw.gateway.configStatus().hash === sha(final), 'the final config to be in force', 5_000);
     expect(await status('/api/gen/20')).to.equal(200);
     expect(await status('/api/gen/19')).to.equal(404);
