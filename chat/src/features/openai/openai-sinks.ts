@@ -1,6 +1,6 @@
 import type { ChatStreamEvent, StreamUsage, TerminalStreamEvent } from '@platform/shared-types';
 import type { Response } from 'express';
-import { openSse, type StreamSink, writeSseComment } from '../stream/sse.ts';
+import { openSse, type StreamSink, writeSseComment, writeSseNow } from '../stream/sse.ts';
 
 /** What ended a reply, in OpenAI's words; an interrupt by a supervisor is `interrupted` (with `interruption` beside it). */
 export function finishReason(terminal: TerminalStreamEvent): string {
@@ -43,7 +43,7 @@ export class ChunkSseSink implements StreamSink {
   }
 
   #data(payload: unknown): void {
-    if (!this.#res.writableEnded) this.#res.write(`data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
+    writeSseNow(this.#res, `data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
   }
 
   #chunk(choices: unknown[], extra: Record<string, unknown> = {}): void {
