@@ -15,8 +15,13 @@ const python = join(root, '.tools', 'py-interop', 'bin', 'python');
 const pyClient = join(root, 'e2e', 'interop', 'python', 'openai_client.py');
 const run = promisify(execFile);
 
-/** The credential a program passes as its api key: an access token today; an API key (`sk-...`) is a one-line switch. */
-const apiKeyOf = (user: Session): string => user.accessToken;
+/** The API key (`sk-...`) each student's program passes to the SDK: made by `student()` through /api/auth/api-keys. */
+const apiKeys = new Map<string, { id: string; key: string }>();
+const apiKeyOf = (user: Session): string => {
+  const made = apiKeys.get(user.userId);
+  if (!made) throw new Error(`no API key was made for ${user.username}`);
+  return made.key;
+};
 
 type Usage = { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 type StoredMessage = { role: string; content: string; status: string; usage?: { inputTokens: number; outputTokens: number }; credits?: number };
@@ -39,14 +44,28 @@ describe('OpenAI SDKs through the gateway (/v1)', () => {
 
   const sdk = (user: Session | string) => new OpenAI({ apiKey: typeof user === 'string' ? user : apiKeyOf(user), baseURL: `${gw}/v1`, maxRetries: 0 });
 
+  async function createKey(user: Session, body: Record<string, unknown>): Promise<{ id: string; key: string }> {
+    const created = await api<{ id: string; key: string }>(gw, 'POST', '/api/auth/api-keys', { token: user.accessToken, body });
+    expect(created.status, JSON.stringify(created.body)).to.equal(201);
+    return created.body;
+  }
+
+  /** an end user with `credits` and an API key of her own (no credit limit) for the SDK */
   async function student(credits: number, prefix = 'oa'): Promise<Session> {
     const user = await createUser(platform, 'enduser', prefix);
     if (credits > 0) {
       const allocated = await api(gw, 'POST', '/api/credits/allocate', { token: admin.accessToken, body: { userId: user.userId, credits } });
       expect(allocated.status, JSON.stringify(allocated.body)).to.equal(201);
     }
+    apiKeys.set(user.userId, await createKey(user, { name: `${prefix} sdk` }));
     return user;
   }
+
+  const refusal = (pending: Promise<unknown>) =>
+    pending.then(
+      () => undefined,
+      (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+    );
 
   async function storedReply(user: Session, sessionId: string): Promise<{ title: string; messages: StoredMessage[] }> {
     const got = await api<{ session: { title: string }; messages: StoredMessage[] }>(gw, 'GET', `/api/chat/sessions/${sessionId}`, { token: user.accessToken });
@@ -242,6 +261,55 @@ describe('OpenAI SDKs through the gateway (/v1)', () => {
       }
     });
 
+    it('a deleted key raises AuthenticationError on the next call, streaming or not', async () => {
+      const user = await student(1000, 'deleted');
+      const client = sdk(user);
+      const listed = [];
+      for await (const model of client.models.list()) listed.push(model.id);
+      expect(listed).to.include('local-dev');
+      const made = apiKeys.get(user.userId) as { id: string };
+      const deleted = await api(gw, 'DELETE', `/api/auth/api-keys/${made.id}`, { token: user.accessToken });
+      expect(deleted.status, JSON.stringify(deleted.body)).to.equal(204);
+      for (const next of [
+        () => client.models.list(),
+        () => client.chat.completions.create({ model: 'local-dev', messages: [{ role: 'user', content: 'Hi' }], stream: true }),
+      ]) {
+        const error = await refusal(next());
+        expect(error).to.be.instanceOf(OpenAI.AuthenticationError);
+        expect(error).to.include({ code: 'invalid_api_key' });
+      }
+      expect(await charges(user)).to.have.length(0);
+    });
+
+    it("a key over its credit limit is refused with the SDK's 402 while its user still has credits and another key works", async () => {
+      const user = await student(1000, 'limited');
+      // one credit cannot cover any completion's worst case (max output tokens at the model's price)
+      const limited = await createKey(user, { name: 'one credit', creditLimit: 1 });
+      for (const stream of [false, true]) {
+        const error = await refusal(sdk(limited.key).chat.completions.create({ model: 'local-dev', messages: [{ role: 'user', content: 'Hi' }], stream }));
+        expect(error).to.be.instanceOf(OpenAI.APIError);
+        expect(error).to.include({ status: 402, code: 'insufficient_credits' });
+        expect(error?.message).not.to.include(limited.key);
+      }
+      expect(await charges(user)).to.have.length(0);
+      const completion = await sdk(user).chat.completions.create({ model: 'local-dev', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5 });
+      expect(completion.usage?.completion_tokens).to.equal(5);
+      await expectChargedExactly(user, completion.usage as Usage, 1000);
+    });
+
+    it('an access token works on /v1 as a key does (the same models, a metered completion)', async () => {
+      const user = await student(1000, 'token');
+      const byToken = sdk(user.accessToken);
+      const viaToken = [];
+      for await (const model of byToken.models.list()) viaToken.push(model.id);
+      const viaKey = [];
+      for await (const model of sdk(user).models.list()) viaKey.push(model.id);
+      expect(viaToken.sort()).to.deep.equal(viaKey.sort());
+      const completion = await byToken.chat.completions.create({ model: 'local-dev', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 });
+      expect(completion.usage?.completion_tokens).to.equal(4);
+      await expectChargedExactly(user, completion.usage as Usage, 1000);
+    });
+
     it('refusals in OpenAI shape: model_not_found 404, invalid_request_error 400 with param, 429 with Retry-After', async function () {
       this.timeout(30_000);
       const user = await student(1000, 'refuse');
@@ -353,7 +421,7 @@ describe('OpenAI SDKs through the gateway (/v1)', () => {
       });
     });
 
-    it('the SDK raises AuthenticationError for an invalid key, 402 for no credits, NotFoundError for an unknown model', async function () {
+    it('the SDK raises AuthenticationError for an invalid or deleted key, 402 for no credits or a key over its limit, NotFoundError for an unknown model', async function () {
       this.timeout(60_000);
       expect(await py('sk-not-a-real-key-0000000000000000000000000', 'models')).to.include({
         error: 'AuthenticationError',
@@ -362,6 +430,13 @@ describe('OpenAI SDKs through the gateway (/v1)', () => {
       });
       const broke = await student(0, 'pybroke');
       expect(await py(broke, 'complete')).to.include({ status: 402, code: 'insufficient_credits' });
+      const limited = await createKey(broke, { name: 'py limited', creditLimit: 1 });
+      const allocated = await api(gw, 'POST', '/api/credits/allocate', { token: admin.accessToken, body: { userId: broke.userId, credits: 1000 } });
+      expect(allocated.status).to.equal(201);
+      expect(await py(limited.key, 'stream')).to.include({ status: 402, code: 'insufficient_credits' });
+      const deleted = await api(gw, 'DELETE', `/api/auth/api-keys/${limited.id}`, { token: broke.accessToken });
+      expect(deleted.status).to.equal(204);
+      expect(await py(limited.key, 'models')).to.include({ error: 'AuthenticationError', status: 401, code: 'invalid_api_key' });
       expect(await py(broke, 'stream', 'no-such-model')).to.include({ error: 'NotFoundError', status: 404, code: 'model_not_found', param: 'model' });
     });
   });
