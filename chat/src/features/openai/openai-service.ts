@@ -106,7 +106,9 @@ export class OpenAiService {
     if (body.logprobs === true) throw invalid('logprobs are not supported', 'logprobs');
     if (body.response_format && body.response_format.type !== 'text') throw invalid('Only text responses are supported', 'response_format');
     if (body.stream_options && !body.stream) throw invalid('stream_options is only allowed with stream: true', 'stream_options');
-    await this.#models.refresh(); // access lists and disabled models as the admin left them, on every instance
+    // access lists and disabled models as the admin left them, on every instance; a reload due only to the TTL
+    // runs behind this request (as for chat streams), so a completion's first chunk never waits for a catalog read
+    await this.#models.refreshAccess();
     const model = this.#model(actor, body.model);
     const { context, message, firstUserText } = conversation(body.messages);
     const maxOutputTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
