@@ -47,7 +47,9 @@ function managed(command: string, args: string[], port: number, url: string, dir
   let child: ChildProcess | undefined;
   const store: PrivateStore = {
     url,
+    /** a no-op while its process runs (a second one would fail to bind, and the first would be orphaned) */
     async start() {
+      if (child && child.exitCode === null) return;
       child = spawn(command, args, { stdio: 'ignore' });
       await waitForPort(port);
     },

@@ -162,7 +162,9 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** a no-op while its server runs: a second server would fail to bind, and replacing the handle would orphan the first */
   async start(): Promise<void> {
+    if (this.#child && this.#child.exitCode === null) return;
     if (this.port === 0) this.port = await freePort();
     const storage = this.#dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.#dir] : ['--appendonly', 'no'];
     const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...storage], {
