@@ -12,7 +12,8 @@ import {
   verifyServiceToken,
 } from '@platform/shared-types';
 import { listen, type RunningServer } from '@platform/shared-types/express';
-import { connectRedis, dropPostgresDatabase } from '@platform/shared-types/stores';
+import { dropPostgresDatabase } from '@platform/shared-types/stores/postgres';
+import { connectRedis } from '@platform/shared-types/stores/redis';
 import { createTestAuth, storeUrls, type TestAuth, testActor, uniqueDbName } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import { type Config, configSchema } from '../src/config.ts';

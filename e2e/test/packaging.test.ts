@@ -171,6 +171,17 @@ describe('packaging: each part installs what it uses', () => {
     }
   });
 
+  it("a part's production dependencies list only its own store driver (another part's driver serves its tests at most)", () => {
+    const foreign: Record<string, string[]> = { auth: ['knex', 'pg'], chat: ['knex', 'pg'], accounting: ['mongoose', 'mongodb'], monitoring: ['mongoose', 'mongodb'] };
+    for (const [dir, drivers] of Object.entries(foreign)) {
+      const declared = Object.keys((manifests.get(dir) as Manifest).dependencies ?? {});
+      expect(
+        declared.filter((name) => drivers.includes(name)),
+        dir,
+      ).to.deep.equal([]);
+    }
+  });
+
   it('a part that declares a peer uses the version range shared-types accepts', () => {
     const peers = manifests.get('shared-types')?.peerDependencies ?? {};
     for (const dir of parts) {

@@ -1,4 +1,4 @@
-import { connectMongo } from '@platform/shared-types/stores';
+import { connectMongo } from '@platform/shared-types/stores/mongo';
 import { storeUrls, uniqueDbName } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import mongoose from 'mongoose';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Actor, USER_EVENT_FIELD, type UserEvent } from '@platform/shared-types';
-import { connectRedis } from '@platform/shared-types/stores';
+import { connectRedis } from '@platform/shared-types/stores/redis';
 import { expectProblem, testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { connectRedis, dropPostgresDatabase } from '@platform/shared-types/stores';
+import { dropPostgresDatabase } from '@platform/shared-types/stores/postgres';
+import { connectRedis } from '@platform/shared-types/stores/redis';
 import { createTestAuth, storeUrls, type TestAuth, uniqueDbName } from '@platform/shared-types/testing';
 import { configSchema } from '../../src/config.ts';
 import { start } from '../../src/main.ts';
