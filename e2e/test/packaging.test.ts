@@ -172,7 +172,12 @@ describe('packaging: each part installs what it uses', () => {
   });
 
   it("a part's production dependencies list only its own store driver (another part's driver serves its tests at most)", () => {
-    const foreign: Record<string, string[]> = { auth: ['knex', 'pg'], chat: ['knex', 'pg'], accounting: ['mongoose', 'mongodb'], monitoring: ['mongoose', 'mongodb'] };
+    const foreign: Record<string, string[]> = {
+      auth: ['knex', 'pg'],
+      chat: ['knex', 'pg'],
+      accounting: ['mongoose', 'mongodb'],
+      monitoring: ['mongoose', 'mongodb'],
+    };
     for (const [dir, drivers] of Object.entries(foreign)) {
       const declared = Object.keys((manifests.get(dir) as Manifest).dependencies ?? {});
       expect(
