@@ -2,36 +2,13 @@
 // the lock fails after accounting confirmed the reservation, the stream must not start, and nothing may be left
 // behind: the reservation released with nothing charged, no session or message stored, the caller told why.
 // The failure is a real one: a private Redis that refuses writes (out of memory) while it still answers reads.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { testActor } from '@platform/shared-types/testing';
+import { PrivateRedis, testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { fetch, type Platform, startPlatform } from '../support/harness.ts';
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-  });
-  return child;
-}
-
 describe('chat /v1: the stream lock fails after the reservation was confirmed', () => {
-  let server: ChildProcess;
+  const redis = new PrivateRedis();
   let admin: Redis;
   let platform: Platform;
   const url = (path: string) => `${platform.instances[0]?.url}${path}`;
@@ -45,20 +22,15 @@ describe('chat /v1: the stream lock fails after the reservation was confirmed', 
 
   before(async function () {
     this.timeout(30_000);
-    const port = await freePort();
-    server = await startRedis(port);
-    admin = new Redis(`redis://127.0.0.1:${port}`);
+    await redis.start();
+    admin = new Redis(redis.url);
     await admin.config('SET', 'maxmemory-policy', 'noeviction');
-    platform = await startPlatform({ env: { REDIS_URL: `redis://127.0.0.1:${port}` } });
+    platform = await startPlatform({ env: { REDIS_URL: redis.url } });
   });
   after(async () => {
     await platform?.stop();
     admin?.disconnect();
-    if (server && server.exitCode === null) {
-      const exited = new Promise((resolve) => server.once('exit', resolve));
-      server.kill('SIGTERM');
-      await exited;
-    }
+    await redis.destroy();
   });
 
   it('releases the reservation with nothing charged, stores nothing and answers 503 in OpenAI shape; the next completion streams', async function () {

@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestAuth, storeUrls, type TestAuth } from '@platform/shared-types/testing';
@@ -140,66 +139,4 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A private redis-server for tests that stop and restart Redis (the shared one is never touched). */
-export class PrivateRedis {
-  port = 0;
-  #child?: ChildProcess;
-  /** with `persist`, data survives a restart (append-only file in a temp dir), as a production Redis would */
-  readonly #dir?: string;
-  constructor(options: { persist?: boolean } = {}) {
-    if (options.persist) this.#dir = mkdtempSync(join(tmpdir(), 'gateway-redis-'));
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  /** a no-op while its server runs: a second server would fail to bind, and replacing the handle would orphan the first */
-  async start(): Promise<void> {
-    if (this.#child && this.#child.exitCode === null) return;
-    if (this.port === 0) this.port = await freePort();
-    const storage = this.#dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.#dir] : ['--appendonly', 'no'];
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...storage], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.#child = child;
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 10_000);
-      child.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited (${code}): ${out}`));
-      });
-    });
-  }
-
-  async stop(): Promise<void> {
-    const child = this.#child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-    this.#child = undefined;
-  }
-
-  /** stops and removes the data directory */
-  async destroy(): Promise<void> {
-    await this.stop();
-    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
-  }
-}
+export { PrivateRedis } from '@platform/shared-types/testing';
