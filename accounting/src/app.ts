@@ -8,7 +8,9 @@ import { authUserLookup, type UserLookup } from './features/accounts/accounts-se
 import { apiKeysDal } from './features/api-keys/api-keys-dal.ts';
 import { apiKeysRouter } from './features/api-keys/api-keys-router.ts';
 import { apiKeysService, authApiKeyLookup } from './features/api-keys/api-keys-service.ts';
+import { creditsDal } from './features/credits/credits-dal.ts';
 import { creditsRouter } from './features/credits/credits-router.ts';
+import { creditsService } from './features/credits/credits-service.ts';
 import { pricesDal } from './features/prices/prices-dal.ts';
 import { pricesRouter } from './features/prices/prices-router.ts';
 import { pricesService } from './features/prices/prices-service.ts';
@@ -71,7 +73,7 @@ export function buildApp(deps: AppDeps): Express {
     accessKeyring: createKeyring(config.JWT_ACCESS_SECRET, config.JWT_ACCESS_SECRET_PREVIOUS),
     ready: deps.stores.ready,
     routers: [
-      creditsRouter(ctx, prices),
+      creditsRouter(ctx, creditsService({ db, credits: creditsDal(db), accounts, prices })),
       pricesRouter(ctx, prices),
       usageRouter(ctx, usage),
       reservationsRouter(ctx, streams, apiKeys),

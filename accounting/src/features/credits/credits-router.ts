@@ -1,13 +1,10 @@
-import { type Action, type Actor, ApiError, creditsFor, IDEMPOTENCY_KEY_HEADER } from '@platform/shared-types';
+import { type Action, type Actor, ApiError, IDEMPOTENCY_KEY_HEADER } from '@platform/shared-types';
 import { ApiRouter } from '@platform/shared-types/express';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { type AccountingContext, authorizeOn } from '../../context.ts';
 import { credits, idempotencyKey, modelId, ownerQuery, pageQuery, tokens, userId } from '../../schemas.ts';
-import { accountsDal } from '../accounts/accounts-dal.ts';
-import type { PricesService } from '../prices/prices-service.ts';
-import { creditsDal } from './credits-dal.ts';
-import { creditsService } from './credits-service.ts';
+import type { CreditsService } from './credits-service.ts';
 import type { IdempotentResult } from './idempotency.ts';
 
 const allocationSchema = z.object({
@@ -70,10 +67,7 @@ function idempotentWrite<B extends { userId: string }>(
   };
 }
 
-export function creditsRouter(ctx: AccountingContext, prices: Pick<PricesService, 'find'>): ApiRouter {
-  const { db } = ctx;
-  const dal = creditsDal(db);
-  const credits = creditsService({ db, credits: dal });
+export function creditsRouter(ctx: AccountingContext, credits: CreditsService): ApiRouter {
   return new ApiRouter()
     .route(
       {
@@ -156,15 +150,7 @@ export function creditsRouter(ctx: AccountingContext, prices: Pick<PricesService
       },
       async ({ actor, userToken, body }) => {
         await authorizeOn(ctx, userToken, actor, 'credits:calculate', actor.userId);
-        const price = await prices.find(body.modelId);
-        return {
-          modelId: body.modelId,
-          inputTokens: body.inputTokens,
-          outputTokens: body.outputTokens,
-          credits: creditsFor(price, body.inputTokens, body.outputTokens),
-          inputPer1k: price.inputPer1k,
-          outputPer1k: price.outputPer1k,
-        };
+        return credits.priceOf(body);
       },
     )
     .route(
@@ -200,9 +186,7 @@ export function creditsRouter(ctx: AccountingContext, prices: Pick<PricesService
       async ({ actor, userToken, query }) => {
         const owner = query.userId ?? actor.userId;
         await authorizeOn(ctx, userToken, actor, 'transactions:read', owner);
-        if (!(await accountsDal(db).findAccount(owner))) throw new ApiError('NOT_FOUND', 'Unknown user');
-        const { entries, total } = await dal.ledgerPage(owner, query);
-        return { userId: owner, page: query.page, limit: query.limit, total, transactions: entries };
+        return credits.transactionsOf(owner, query);
       },
     );
 }

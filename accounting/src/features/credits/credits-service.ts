@@ -1,6 +1,8 @@
-import { ApiError } from '@platform/shared-types';
+import { ApiError, creditsFor } from '@platform/shared-types';
 import type { Knex } from 'knex';
 import { withRetry } from '../../db.ts';
+import type { AccountsDal } from '../accounts/accounts-dal.ts';
+import type { PricesService } from '../prices/prices-service.ts';
 import type { CreditsDal } from './credits-dal.ts';
 import { idempotent } from './idempotency.ts';
 
@@ -20,8 +22,8 @@ export interface DeductInput {
 }
 
 /** Balances, allocations and deductions; `db` runs the idempotent writes' transactions. */
-export function creditsService(deps: { db: Knex; credits: CreditsDal }) {
-  const { db, credits } = deps;
+export function creditsService(deps: { db: Knex; credits: CreditsDal; accounts: Pick<AccountsDal, 'findAccount'>; prices: Pick<PricesService, 'find'> }) {
+  const { db, credits, accounts, prices } = deps;
   return {
     async balanceOf(userId: string) {
       const [balances, allocations] = await Promise.all([credits.balances([userId]), credits.liveAllocations(userId)]);
@@ -52,6 +54,19 @@ export function creditsService(deps: { db: Knex; credits: CreditsDal }) {
         );
         return { allocation, newBalance: available };
       });
+    },
+
+    /** the ledger of a user, newest first, one page of it; NOT_FOUND for a user accounting has never seen */
+    async transactionsOf(userId: string, page: { page: number; limit: number; type?: string }) {
+      if (!(await accounts.findAccount(userId))) throw new ApiError('NOT_FOUND', 'Unknown user');
+      const { entries, total } = await credits.ledgerPage(userId, page);
+      return { userId, page: page.page, limit: page.limit, total, transactions: entries };
+    },
+
+    /** what a call of `modelId` with these token counts costs at the price accounting holds */
+    async priceOf(input: { modelId: string; inputTokens: number; outputTokens: number }) {
+      const price = await prices.find(input.modelId);
+      return { ...input, credits: creditsFor(price, input.inputTokens, input.outputTokens), inputPer1k: price.inputPer1k, outputPer1k: price.outputPer1k };
     },
 
     async deduct(by: string, input: DeductInput, idempotencyKey?: string) {
