@@ -139,12 +139,15 @@ const STORE_ERROR_NAMES = new Set([
   'KnexTimeoutError',
 ]);
 const STORE_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P03', '08006', '08001', '08003']);
+/** Redis replies that say it cannot take the command now (out of memory, a read-only replica, still loading...) */
+const REDIS_REFUSALS = /^(OOM|READONLY|LOADING|MASTERDOWN|MISCONF|BUSY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS) /;
 
 /** A store (MongoDB, PostgreSQL, Redis) that cannot be reached is a 503 for the client, not a 500. */
 export function isStoreUnavailable(error: unknown): boolean {
   let current = error as { name?: string; code?: unknown; message?: string; cause?: unknown } | undefined;
   for (let depth = 0; current && depth < 4; depth += 1) {
     if (current.name && STORE_ERROR_NAMES.has(current.name)) return true;
+    if (current.name === 'ReplyError' && typeof current.message === 'string' && REDIS_REFUSALS.test(current.message)) return true;
     if (typeof current.code === 'string' && STORE_ERROR_CODES.has(current.code)) return true;
     if (typeof current.message === 'string' && /buffering timed out|Connection is closed|Stream isn't writeable|connection terminated/i.test(current.message))
       return true;
