@@ -33,6 +33,16 @@ wait_for() { # name, seconds, command...
 configured() { local name="$1" dev="DEV_$1"; [ -n "${!name:-}" ] && [ "${!name}" != "${!dev:-}" ]; }
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 next_free_port() { local port="$1"; while port_open "$port"; do port=$((port + 1)); done; echo "$port"; }
+# waits until the server of a pid file listens on its port (0), or its process died (1: its port was likely taken
+# between our check and its bind, e.g. as another program's ephemeral port), or the time ran out (2)
+listening_or_died() { # pidfile, port, seconds
+  for _ in $(seq 1 $(($3 * 5))); do
+    port_open "$2" && return 0
+    [ -s "$1" ] && ! kill -0 "$(cat "$1")" 2>/dev/null && return 1
+    sleep 0.2
+  done
+  return 2
+}
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # our own cluster's postmaster is running (never someone else's server on the same port)
@@ -105,13 +115,26 @@ start_mongo() {
     mkdir -p "$ROOT/.tools"
     (cd "$src" && go build -o "$bin" .) && echo "$stamp" > "$bin.stamp"
   fi
-  if alive "$DATA/ferretdb.pid"; then log "mongo: reusing server on $MONGO_PORT"; else
-    if port_open "$MONGO_PORT"; then MONGO_PORT="$(next_free_port "$MONGO_PORT")"; log "mongo: port taken by another server, using $MONGO_PORT"; fi
+  if alive "$DATA/ferretdb.pid"; then
+    log "mongo: reusing server on $MONGO_PORT"
+    wait_for mongo 60 port_open "$MONGO_PORT"
+    return
+  fi
+  if port_open "$MONGO_PORT"; then MONGO_PORT="$(next_free_port "$MONGO_PORT")"; log "mongo: port taken by another server, using $MONGO_PORT"; fi
+  for attempt in 1 2 3; do
     log "mongo: starting FerretDB on $MONGO_PORT"
     nohup "$bin" -listen "127.0.0.1:$MONGO_PORT" -dir "$DATA/ferretdb" >"$DATA/ferretdb.log" 2>&1 &
     echo $! > "$DATA/ferretdb.pid"
-  fi
-  wait_for mongo 60 port_open "$MONGO_PORT"
+    local state=0
+    listening_or_died "$DATA/ferretdb.pid" "$MONGO_PORT" 60 || state=$?
+    [ "$state" = 0 ] && return 0
+    if [ "$state" = 1 ] && grep -q 'address already in use' "$DATA/ferretdb.log" && [ "$attempt" -lt 3 ]; then
+      MONGO_PORT="$(next_free_port $((MONGO_PORT + 1)))"
+      log "mongo: the port was taken before FerretDB could bind it; trying $MONGO_PORT (attempt $((attempt + 1)) of 3)"
+      continue
+    fi
+    log "mongo did not answer (see $DATA/ferretdb.log)"; return 1
+  done
 }
 
 write_env() {
