@@ -27,67 +27,60 @@ export const GATE_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local groups = tonumber(ARGV[1])
+-- first pass: the plain keys, in check order (arguments per kind: j 0, b 1, k 1, w 2, c 3)
+local skip = {j = 1, b = 2, k = 2, w = 3, c = 4}
+local plain = {}
 local a = 2
 local k = 0
-local parsed = {}
-local plain = {}
 for g = 1, groups do
   local n = tonumber(ARGV[a])
   a = a + 1
-  local checks = {}
   for i = 1, n do
     k = k + 1
     local kind = ARGV[a]
-    local c = {kind, KEYS[k], 0}
-    if kind == 'j' then
-      a = a + 1
-    elseif kind == 'b' or kind == 'k' then
-      c[4] = ARGV[a + 1]
-      a = a + 2
-    elseif kind == 'w' then
-      c[4] = tonumber(ARGV[a + 1])
-      c[5] = tonumber(ARGV[a + 2])
-      a = a + 3
-    else
-      c[4] = tonumber(ARGV[a + 1])
-      c[5] = tonumber(ARGV[a + 2])
-      c[6] = ARGV[a + 3]
-      a = a + 4
-    end
-    if kind ~= 'c' then
-      plain[#plain + 1] = KEYS[k]
-      c[3] = #plain
-    end
-    checks[i] = c
+    if kind ~= 'c' then plain[#plain + 1] = KEYS[k] end
+    a = a + skip[kind]
   end
-  parsed[g] = checks
 end
 local values = {}
 if #plain > 0 then values = redis.call('MGET', unpack(plain)) end
+-- second pass: decide each group in order
 local written = {}
+local writes = {}
 local replies = {}
+local p = 0
+a = 2
+k = 0
 for g = 1, groups do
+  local n = tonumber(ARGV[a])
+  a = a + 1
   local out = {0}
-  local writes = {}
+  local o = 1
+  local nw = 0
   local allowed = true
   local revoked = false
   local changed = false
-  for _, c in ipairs(parsed[g]) do
-    local kind = c[1]
-    local key = c[2]
-    local value = values[c[3]]
+  for i = 1, n do
+    k = k + 1
+    local key = KEYS[k]
+    local kind = ARGV[a]
+    local value = false
+    if kind ~= 'c' then
+      p = p + 1
+      value = values[p]
+    end
     if kind == 'j' then
       if value then revoked = true end
     elseif kind == 'b' then
       local before = value and tonumber(value)
       -- whole seconds (older values) cover their whole second; ms values as they are
       if before and before < 100000000000 then before = before * 1000 + 999 end
-      if before and tonumber(c[4]) <= before then revoked = true end
+      if before and tonumber(ARGV[a + 1]) <= before then revoked = true end
     elseif kind == 'k' then
-      if not value then revoked = true elseif value ~= c[4] then changed = value end
+      if not value then revoked = true elseif value ~= ARGV[a + 1] then changed = value end
     elseif kind == 'w' then
-      local limit = c[4]
-      local period = c[5]
+      local limit = tonumber(ARGV[a + 1])
+      local period = tonumber(ARGV[a + 2])
       local interval = period / limit
       local tat = written[key] or (value and tonumber(value)) or now
       if tat < now then tat = now end
@@ -95,20 +88,26 @@ for g = 1, groups do
       local allowAt = newTat - period
       if now < allowAt then
         allowed = false
-        out[#out + 1] = 0
-        out[#out + 1] = 0
-        out[#out + 1] = math.ceil(tat - now)
-        out[#out + 1] = math.ceil(allowAt - now)
+        out[o + 1] = 0
+        out[o + 2] = 0
+        out[o + 3] = math.ceil(tat - now)
+        out[o + 4] = math.ceil(allowAt - now)
       else
-        out[#out + 1] = 1
-        out[#out + 1] = math.floor((period - (newTat - now)) / interval)
-        out[#out + 1] = math.ceil(newTat - now)
-        out[#out + 1] = 0
-        writes[#writes + 1] = {'w', key, newTat, math.ceil(newTat - now)}
+        out[o + 1] = 1
+        out[o + 2] = math.floor((period - (newTat - now)) / interval)
+        out[o + 3] = math.ceil(newTat - now)
+        out[o + 4] = 0
+        writes[nw + 1] = 'w'
+        writes[nw + 2] = key
+        writes[nw + 3] = newTat
+        writes[nw + 4] = math.ceil(newTat - now)
+        writes[nw + 5] = false
+        nw = nw + 5
       end
+      o = o + 4
     else
-      local limit = c[4]
-      local lease = c[5]
+      local limit = tonumber(ARGV[a + 1])
+      local lease = tonumber(ARGV[a + 2])
       redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
       local count = redis.call('ZCARD', key)
       if count >= limit then
@@ -116,34 +115,41 @@ for g = 1, groups do
         local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
         local wait = 1000
         if first[2] then wait = math.max(1, math.ceil(tonumber(first[2]) - now)) end
-        out[#out + 1] = 0
-        out[#out + 1] = 0
-        out[#out + 1] = wait
-        out[#out + 1] = wait
+        out[o + 1] = 0
+        out[o + 2] = 0
+        out[o + 3] = wait
+        out[o + 4] = wait
       else
-        out[#out + 1] = 1
-        out[#out + 1] = limit - count - 1
-        out[#out + 1] = 0
-        out[#out + 1] = 0
-        writes[#writes + 1] = {'c', key, now + lease, lease, c[6]}
+        out[o + 1] = 1
+        out[o + 2] = limit - count - 1
+        out[o + 3] = 0
+        out[o + 4] = 0
+        writes[nw + 1] = 'c'
+        writes[nw + 2] = key
+        writes[nw + 3] = now + lease
+        writes[nw + 4] = lease
+        writes[nw + 5] = ARGV[a + 3]
+        nw = nw + 5
       end
+      o = o + 4
     end
+    a = a + skip[kind]
   end
   if revoked then
     replies[g] = {1}
   else
     if allowed then
-      for _, w in ipairs(writes) do
-        if w[1] == 'w' then
-          redis.call('SET', w[2], w[3], 'PX', math.max(1, w[4]))
-          written[w[2]] = w[3]
+      for w = 1, nw, 5 do
+        if writes[w] == 'w' then
+          redis.call('SET', writes[w + 1], writes[w + 2], 'PX', math.max(1, writes[w + 3]))
+          written[writes[w + 1]] = writes[w + 2]
         else
-          redis.call('ZADD', w[2], w[3], w[5])
-          redis.call('PEXPIRE', w[2], w[4])
+          redis.call('ZADD', writes[w + 1], writes[w + 2], writes[w + 4])
+          redis.call('PEXPIRE', writes[w + 1], writes[w + 3])
         end
       end
     end
-    if changed then out[#out + 1] = changed end
+    if changed then out[o + 1] = changed end
     replies[g] = out
   end
 end
