@@ -164,7 +164,8 @@ export const RELEASE_SCRIPT = `redis.call('ZREM', KEYS[1], ARGV[1]) return 1`;
 /** {1} revoked, else {0, four integers per rate rule, the changed API-key entry?} */
 type GroupReply = Array<number | string>;
 type GateRedis = Redis & {
-  gate(keyCount: number, ...args: string[]): Promise<GroupReply[]>;
+  /** keys and arguments as two lists (ioredis flattens them into the command; no spread copies) */
+  gate(keyCount: number, keys: string[], args: string[]): Promise<GroupReply[]>;
   gateRelease(key: string, id: string): Promise<number>;
 };
 
@@ -342,7 +343,7 @@ export function createGate(deps: {
     }
     let replies: GroupReply[];
     try {
-      replies = await deps.redis.gate(keys.length, ...keys, ...args);
+      replies = await deps.redis.gate(keys.length, keys, args);
     } catch (error) {
       noteDown(error);
       for (const w of waiting) w.resolve(fallback(w.checks));
