@@ -198,11 +198,14 @@ try {
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   children.push(spawn(process.execPath, ['-e', UPSTREAM], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: 'ignore' }));
   writeFileSync(join(tmp, 'gateway.config.yml'), CONFIG);
-  const startGateway = (dir: string, port: number, flags = NODE_FLAGS) => {
+  // BENCH_PROFILE_DIR: a V8 CPU profile of this gateway (not the baseline) is written there when it stops (shortly after
+  // the report); read it with profile-summary.ts
+  const profileFlags = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const startGateway = (dir: string, port: number, flags = NODE_FLAGS, extraFlags: string[] = []) => {
     // load the gateway's modules once with its flags, as any earlier start would: a warm compile cache
     // (src/compile-cache.mjs) is the steady state, not the first start on a fresh machine
     spawnSync(process.execPath, [...flags, '--input-type=module', '-e', "await import('./src/main.ts')"], { cwd: dir, stdio: 'ignore' });
-    const child = spawn(process.execPath, [...flags, 'src/main.ts'], {
+    const child = spawn(process.execPath, [...flags, ...extraFlags, 'src/main.ts'], {
       cwd: dir,
       env: {
         ...process.env,
@@ -229,7 +232,7 @@ try {
     });
     return child;
   };
-  const gateway = startGateway(join(root, 'gateway'), gatewayPort);
+  const gateway = startGateway(join(root, 'gateway'), gatewayPort, NODE_FLAGS, profileFlags);
   // BENCH_BASELINE_DIR: another checkout's gateway folder (e.g. an earlier commit), and/or BENCH_BASELINE_NODE_FLAGS: other
   // start flags, measured on the full route in the same rounds
   const baselineFlags = process.env.BENCH_BASELINE_NODE_FLAGS?.split(' ').filter(Boolean);
