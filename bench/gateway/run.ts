@@ -198,11 +198,14 @@ try {
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   children.push(spawn(process.execPath, ['-e', UPSTREAM], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: 'ignore' }));
   writeFileSync(join(tmp, 'gateway.config.yml'), CONFIG);
-  const startGateway = (dir: string, port: number, flags = NODE_FLAGS) => {
+  // BENCH_PROFILE_DIR: a V8 CPU profile of this gateway (not the baseline) is written there when it stops (shortly after
+  // the report); read it with profile-summary.ts
+  const profileFlags = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const startGateway = (dir: string, port: number, flags = NODE_FLAGS, extraFlags: string[] = []) => {
     // load the gateway's modules once with its flags, as any earlier start would: a warm compile cache
     // (src/compile-cache.mjs) is the steady state, not the first start on a fresh machine
     spawnSync(process.execPath, [...flags, '--input-type=module', '-e', "await import('./src/main.ts')"], { cwd: dir, stdio: 'ignore' });
-    const child = spawn(process.execPath, [...flags, 'src/main.ts'], {
+    const child = spawn(process.execPath, [...flags, ...extraFlags, 'src/main.ts'], {
       cwd: dir,
       env: {
         ...process.env,
@@ -229,7 +232,7 @@ try {
     });
     return child;
   };
-  const gateway = startGateway(join(root, 'gateway'), gatewayPort);
+  const gateway = startGateway(join(root, 'gateway'), gatewayPort, NODE_FLAGS, profileFlags);
   // BENCH_BASELINE_DIR: another checkout's gateway folder (e.g. an earlier commit), and/or BENCH_BASELINE_NODE_FLAGS: other
   // start flags, measured on the full route in the same rounds
   const baselineFlags = process.env.BENCH_BASELINE_NODE_FLAGS?.split(' ').filter(Boolean);
@@ -291,7 +294,9 @@ try {
     await load(url, headers, 2);
 
   const upstreamPid = children[0]?.pid;
-  const direct = await load(`${upstreamUrl}/`, {}, SECONDS, upstreamPid);
+  // the upstream alone in every round too: one run of it measured whatever the machine did in those seconds
+  const directRuns: Figures[] = [];
+  const runDirect = async () => directRuns.push(await load(`${upstreamUrl}/`, {}, SECONDS, upstreamPid));
   const proxyRuns: Figures[] = [];
   const fullRuns: Figures[] = [];
   const runProxy = async () => proxyRuns.push(await load(`${gatewayUrl}/bench/proxy`, {}, SECONDS, gateway.pid));
@@ -304,7 +309,7 @@ try {
   // the baseline gets both routes too: a gateway that sits idle for most of a round (its heap shrunk, its
   // caches cold) measured ~1.3x the CPU per request of the same code measured twice as often
   const runBaselineProxy = async () => baselineProxyRuns.push(await load(`${baselineUrl}/bench/proxy`, {}, SECONDS, baseline?.pid));
-  const cases = [runProxy, runFull, ...(withExpressGateway ? [runEg] : []), ...(baseline ? [runBaseline, runBaselineProxy] : [])];
+  const cases = [runDirect, runProxy, runFull, ...(withExpressGateway ? [runEg] : []), ...(baseline ? [runBaseline, runBaselineProxy] : [])];
   for (let round = 0; round < ROUNDS; round++) {
     // rotate (and reverse every other round) which case goes first, so none always runs on the warmer (or busier) part of a round
     const order = cases.map((_, i) => cases[(i + round) % cases.length] as () => Promise<number>);
@@ -329,11 +334,11 @@ try {
   const report = [
     '## gateway',
     '',
-    `autocannon, ${CONNECTIONS} connections, ${SECONDS} s per case after a 2 s warm-up of each case, loopback; gateway cases: ${ROUNDS} rounds measuring proxy-only, full policy${withExpressGateway ? ' and Express Gateway 1.16 with the equivalent policy (bench/gateway/express-gateway/plugin.cjs; BENCH_EXPRESS_GATEWAY=0 leaves it out)' : ''} back to back, the order rotated and reversed every other round; figures are medians of the rounds (min-max in brackets). Gateway (\`${['node', ...NODE_FLAGS, 'src/main.ts'].join(' ')}\`, as \`npm start\` runs it; BENCH_NODE_FLAGS overrides) and upstream are child processes; access log on.`,
+    `autocannon, ${CONNECTIONS} connections, ${SECONDS} s per case after a 2 s warm-up of each case, loopback; gateway cases: ${ROUNDS} rounds measuring the upstream directly, proxy-only, full policy${withExpressGateway ? ' and Express Gateway 1.16 with the equivalent policy (bench/gateway/express-gateway/plugin.cjs; BENCH_EXPRESS_GATEWAY=0 leaves it out)' : ''} back to back, the order rotated and reversed every other round; figures are medians of the rounds (min-max in brackets). Gateway (\`${['node', ...NODE_FLAGS, 'src/main.ts'].join(' ')}\`, as \`npm start\` runs it; BENCH_NODE_FLAGS overrides) and upstream are child processes; access log on.`,
     '',
     '| case | req/s | p50 ms | p99 ms | server CPU us/request | errors + non-2xx |',
     '|---|---|---|---|---|---|',
-    row('upstream directly (1 run)', direct, [direct]),
+    row('upstream directly', medianOf(directRuns), directRuns),
     row('gateway, proxy-only route', proxy, proxyRuns),
     row('gateway, full policy route', full, fullRuns),
     ...(withExpressGateway ? [row('Express Gateway 1.16, equivalent full policy (plugin)', medianOf(egRuns), egRuns)] : []),
@@ -370,7 +375,10 @@ try {
           )}) (target >= 3.0: ${verdict(median(fullRuns.map((f, i) => f.rps / (egRuns[i] as Figures).rps)) >= 3)}); Express Gateway RSS after the run ${memoryMb(eg?.pid as number).toFixed(0)} MB`,
         ]
       : []),
-    `- proxy-only / direct req/s: ${(proxy.rps / direct.rps).toFixed(2)}`,
+    `- proxy-only / direct req/s: ${median(proxyRuns.map((p, i) => p.rps / (directRuns[i] as Figures).rps)).toFixed(2)}, median of the rounds (${list(
+      proxyRuns.map((p, i) => p.rps / (directRuns[i] as Figures).rps),
+      2,
+    )}) (target >= 0.30: ${verdict(median(proxyRuns.map((p, i) => p.rps / (directRuns[i] as Figures).rps)) >= 0.3)})`,
     `- full policy / proxy-only req/s: ${ratio.toFixed(2)}, median of the rounds (${list(roundRatios, 2)}) (target >= 0.85: ${verdict(ratio >= 0.85)})`,
     `- full policy p99 - proxy-only p99: ${p99Gap.toFixed(1)} ms, median of the rounds (${list(roundGaps, 1)}) (target <= 2 ms: ${verdict(p99Gap <= 2)})`,
     `- gateway CPU per request, full policy / proxy-only: ${cpuRatio.toFixed(2)}, median of the rounds (${list(roundCpu, 2)}) (its inverse, ${(1 / cpuRatio).toFixed(2)}, is the req/s ratio a CPU-bound gateway would reach)`,

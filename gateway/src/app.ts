@@ -61,22 +61,35 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
   }
 
   async function runGate(ex: Exchange, stage: Extract<PipelineStage, { kind: 'gate' }>): Promise<void> {
-    const members = stage.members.filter((m) => m.when(ex));
+    const { members } = stage;
+    let active = members;
+    for (const member of members) {
+      if (member.when(ex)) continue;
+      active = members.filter((m) => m.when(ex)); // a conditional step that does not apply (rare)
+      break;
+    }
     // only a policy that reads the body has a prepare step: no await (and no microtask turn) for the others
-    for (const member of members) if (member.policy.prepare) await member.policy.prepare(ex);
-    const perMember: GateCheck[][] = members.map((m) => m.policy.collect(ex));
-    const all = perMember.length === 1 ? (perMember[0] as GateCheck[]) : perMember.flat();
-    const result = await deps.gate.decide(all);
-    if (members.length === 1) {
-      (members[0] as (typeof members)[number]).policy.apply(ex, result, all);
+    for (const member of active) if (member.policy.prepare) await member.policy.prepare(ex);
+    if (active.length === 1) {
+      const only = (active[0] as (typeof active)[number]).policy;
+      const checks = only.collect(ex);
+      only.apply(ex, await deps.gate.decide(checks), checks, 0);
       return;
     }
+    // every member's checks are a range of the one list sent to the gate; each reads its decisions from its offset
+    const perMember: GateCheck[][] = [];
+    const all: GateCheck[] = [];
+    for (const member of active) {
+      const checks = member.policy.collect(ex);
+      perMember.push(checks);
+      for (const check of checks) all.push(check);
+    }
+    const result = await deps.gate.decide(all);
     let offset = 0;
-    for (const [index, member] of members.entries()) {
+    for (let index = 0; index < active.length; index++) {
       const checks = perMember[index] as GateCheck[];
-      const slice = { ...result, decisions: result.decisions.slice(offset, offset + checks.length) };
+      (active[index] as (typeof active)[number]).policy.apply(ex, result, checks, offset);
       offset += checks.length;
-      member.policy.apply(ex, slice, checks);
     }
   }
 

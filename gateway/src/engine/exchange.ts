@@ -66,5 +66,13 @@ export interface GateResult {
 }
 
 export type StepPolicy = { kind: 'step'; run(ex: Exchange): void | Promise<void> };
-export type GatePolicy = { kind: 'gate'; collect(ex: Exchange): GateCheck[]; apply(ex: Exchange, result: GateResult, checks: GateCheck[]): void };
+/**
+ * `apply` gets the result of the whole gate call of its stage: the decisions for its own `checks` start at `offset`
+ * (a stage's members share one list of checks, in member order).
+ */
+export type GatePolicy = {
+  kind: 'gate';
+  collect(ex: Exchange): GateCheck[];
+  apply(ex: Exchange, result: GateResult, checks: GateCheck[], offset: number): void;
+};
 export type PolicyInstance = StepPolicy | GatePolicy;

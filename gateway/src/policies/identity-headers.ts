@@ -1,6 +1,7 @@
-import { isStrippedHeader, signIdentityHeaders } from '@platform/shared-types';
+import { isStrippedHeader } from '@platform/shared-types';
 import { z } from 'zod';
 import type { Exchange, StepPolicy } from '../engine/exchange.ts';
+import { identitySigner } from './identity-signer.ts';
 
 export const identityHeadersAction = z.object({}).strict();
 
@@ -11,6 +12,7 @@ export const identityHeadersAction = z.object({}).strict();
  * on any other route or service. Authorization goes on unchanged so services can call each other on the user's behalf.
  */
 export function identityHeadersPolicy(deps: { internalSecret: string; trustProxy: () => boolean; target: (ex: Exchange) => string | undefined }): StepPolicy {
+  const sign = identitySigner(deps.internalSecret);
   return {
     kind: 'step',
     run(ex) {
@@ -18,8 +20,7 @@ export function identityHeadersPolicy(deps: { internalSecret: string; trustProxy
       for (const name of Object.keys(headers)) if (isStrippedHeader(name)) delete headers[name];
       const service = ex.actor ? deps.target(ex) : undefined;
       // no proxy target (a pipeline answering itself): nothing to sign for
-      if (ex.actor && service)
-        Object.assign(headers, signIdentityHeaders(deps.internalSecret, ex.actor, ex.requestId, { method: ex.method, path: ex.path, service }));
+      if (ex.actor && service) sign(headers, ex.actor, ex.requestId, { method: ex.method, path: ex.path, service });
       headers['x-request-id'] = ex.requestId;
       const remote = ex.req.socket.remoteAddress ?? '';
       const given = ex.req.headers['x-forwarded-for'];

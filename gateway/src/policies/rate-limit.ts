@@ -81,11 +81,11 @@ export function rateLimitPolicy(rule: RateLimitRule, deps: RateLimitDeps): GateP
       }
       return [{ kind: 'window', key, rule: rule.name, limit: rule.limit, periodMs: Math.round(rule.windowSeconds * 1000) }];
     },
-    apply(ex, result, checks) {
+    apply(ex, result, checks, offset) {
       if (result.source === 'unavailable') throw new ApiError('UPSTREAM_UNAVAILABLE', 'Rate limiter unavailable');
       const decisions: RuleDecision[] = [];
       for (const [index, check] of checks.entries()) {
-        const decision = result.decisions[index];
+        const decision = result.decisions[offset + index];
         if (!decision) continue;
         decisions.push(decision);
         deps.onDecision?.(rule.name, decision.allowed ? 'allowed' : 'limited', result.source);

@@ -13,21 +13,50 @@ import type { GateCheck, GateResult, RuleDecision } from '../engine/exchange.ts'
  * command's client overhead for all of them); the script decides them one after the other, each exactly
  * as if it were alone. ARGV: group count, then per group its check count and each check's arguments;
  * KEYS: every check's key in the same order.
- * Reply per group: {'ok'|'limited', {allowed, remaining, resetMs, retryAfterMs} per check, changed API-key entry or
- * false} or {'revoked'} (a revoked token, or an API key whose entry is gone: deleted, expired, user disabled).
+ *
+ * Redis' own work per request is kept small (on a shared machine it competes with the gateway for a core and is
+ * the tail of the gate's round trip): every plain key of the whole call (revoked jti, revoked-before, API-key
+ * entry, window state) is read with one MGET up front, and a window key written by an earlier group of the same
+ * call is read from the script's own table, so each group still sees what the groups before it wrote (two
+ * requests of one user in one call are decided one after the other). Concurrency rules keep their sorted-set
+ * calls. The reply is flat, one array per group: {1} for a revoked token or an API key whose entry is gone
+ * (deleted, expired, user disabled); else {0, then allowed (1 or 0), remaining, resetMs, retryAfterMs for each
+ * rate rule (window or concurrency) in check order, then the API key's entry when it differs from the expected one}.
  */
 export const GATE_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local groups = tonumber(ARGV[1])
+-- first pass: the plain keys, in check order (arguments per kind: j 0, b 1, k 1, w 2, c 3)
+local skip = {j = 1, b = 2, k = 2, w = 3, c = 4}
+local plain = {}
 local a = 2
 local k = 0
-local replies = {}
 for g = 1, groups do
   local n = tonumber(ARGV[a])
   a = a + 1
-  local out = {}
-  local writes = {}
+  for i = 1, n do
+    k = k + 1
+    local kind = ARGV[a]
+    if kind ~= 'c' then plain[#plain + 1] = KEYS[k] end
+    a = a + skip[kind]
+  end
+end
+local values = {}
+if #plain > 0 then values = redis.call('MGET', unpack(plain)) end
+-- second pass: decide each group in order
+local written = {}
+local writes = {}
+local replies = {}
+local p = 0
+a = 2
+k = 0
+for g = 1, groups do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local out = {0}
+  local o = 1
+  local nw = 0
   local allowed = true
   local revoked = false
   local changed = false
@@ -35,45 +64,50 @@ for g = 1, groups do
     k = k + 1
     local key = KEYS[k]
     local kind = ARGV[a]
+    local value = false
+    if kind ~= 'c' then
+      p = p + 1
+      value = values[p]
+    end
     if kind == 'j' then
-      a = a + 1
-      if redis.call('EXISTS', key) == 1 then revoked = true end
-      out[i] = {1, 0, 0, 0}
+      if value then revoked = true end
     elseif kind == 'b' then
-      local issued = tonumber(ARGV[a + 1])
-      a = a + 2
-      local before = tonumber(redis.call('GET', key))
+      local before = value and tonumber(value)
       -- whole seconds (older values) cover their whole second; ms values as they are
       if before and before < 100000000000 then before = before * 1000 + 999 end
-      if before and issued <= before then revoked = true end
-      out[i] = {1, 0, 0, 0}
+      if before and tonumber(ARGV[a + 1]) <= before then revoked = true end
     elseif kind == 'k' then
-      local expected = ARGV[a + 1]
-      a = a + 2
-      local entry = redis.call('GET', key)
-      if not entry then revoked = true elseif entry ~= expected then changed = entry end
-      out[i] = {1, 0, 0, 0}
+      if not value then revoked = true elseif value ~= ARGV[a + 1] then changed = value end
     elseif kind == 'w' then
       local limit = tonumber(ARGV[a + 1])
       local period = tonumber(ARGV[a + 2])
-      a = a + 3
       local interval = period / limit
-      local tat = tonumber(redis.call('GET', key)) or now
+      local tat = written[key] or (value and tonumber(value)) or now
       if tat < now then tat = now end
       local newTat = tat + interval
       local allowAt = newTat - period
       if now < allowAt then
         allowed = false
-        out[i] = {0, 0, math.ceil(tat - now), math.ceil(allowAt - now)}
+        out[o + 1] = 0
+        out[o + 2] = 0
+        out[o + 3] = math.ceil(tat - now)
+        out[o + 4] = math.ceil(allowAt - now)
       else
-        out[i] = {1, math.floor((period - (newTat - now)) / interval), math.ceil(newTat - now), 0}
-        writes[#writes + 1] = {'w', key, newTat, math.ceil(newTat - now)}
+        out[o + 1] = 1
+        out[o + 2] = math.floor((period - (newTat - now)) / interval)
+        out[o + 3] = math.ceil(newTat - now)
+        out[o + 4] = 0
+        writes[nw + 1] = 'w'
+        writes[nw + 2] = key
+        writes[nw + 3] = newTat
+        writes[nw + 4] = math.ceil(newTat - now)
+        writes[nw + 5] = false
+        nw = nw + 5
       end
-    elseif kind == 'c' then
+      o = o + 4
+    else
       local limit = tonumber(ARGV[a + 1])
       local lease = tonumber(ARGV[a + 2])
-      local id = ARGV[a + 3]
-      a = a + 4
       redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
       local count = redis.call('ZCARD', key)
       if count >= limit then
@@ -81,29 +115,42 @@ for g = 1, groups do
         local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
         local wait = 1000
         if first[2] then wait = math.max(1, math.ceil(tonumber(first[2]) - now)) end
-        out[i] = {0, 0, wait, wait}
+        out[o + 1] = 0
+        out[o + 2] = 0
+        out[o + 3] = wait
+        out[o + 4] = wait
       else
-        out[i] = {1, limit - count - 1, 0, 0}
-        writes[#writes + 1] = {'c', key, now + lease, lease, id}
+        out[o + 1] = 1
+        out[o + 2] = limit - count - 1
+        out[o + 3] = 0
+        out[o + 4] = 0
+        writes[nw + 1] = 'c'
+        writes[nw + 2] = key
+        writes[nw + 3] = now + lease
+        writes[nw + 4] = lease
+        writes[nw + 5] = ARGV[a + 3]
+        nw = nw + 5
       end
+      o = o + 4
     end
+    a = a + skip[kind]
   end
   if revoked then
-    replies[g] = {'revoked'}
+    replies[g] = {1}
   else
     if allowed then
-      for _, w in ipairs(writes) do
-        if w[1] == 'w' then
-          redis.call('SET', w[2], w[3], 'PX', math.max(1, w[4]))
+      for w = 1, nw, 5 do
+        if writes[w] == 'w' then
+          redis.call('SET', writes[w + 1], writes[w + 2], 'PX', math.max(1, writes[w + 3]))
+          written[writes[w + 1]] = writes[w + 2]
         else
-          redis.call('ZADD', w[2], w[3], w[5])
-          redis.call('PEXPIRE', w[2], w[4])
+          redis.call('ZADD', writes[w + 1], writes[w + 2], writes[w + 4])
+          redis.call('PEXPIRE', writes[w + 1], writes[w + 3])
         end
       end
-      replies[g] = {'ok', out, changed}
-    else
-      replies[g] = {'limited', out, changed}
     end
+    if changed then out[o + 1] = changed end
+    replies[g] = out
   end
 end
 return replies
@@ -114,9 +161,11 @@ const MAX_BATCH = 128;
 
 export const RELEASE_SCRIPT = `redis.call('ZREM', KEYS[1], ARGV[1]) return 1`;
 
-type GroupReply = [string, Array<[number, number, number, number]>?, (string | null)?];
+/** {1} revoked, else {0, four integers per rate rule, the changed API-key entry?} */
+type GroupReply = Array<number | string>;
 type GateRedis = Redis & {
-  gate(keyCount: number, ...args: string[]): Promise<GroupReply[]>;
+  /** keys and arguments as two lists (ioredis flattens them into the command; no spread copies) */
+  gate(keyCount: number, keys: string[], args: string[]): Promise<GroupReply[]>;
   gateRelease(key: string, id: string): Promise<number>;
 };
 
@@ -242,18 +291,25 @@ export function createGate(deps: {
   };
 
   const toResult = (checks: GateCheck[], reply: GroupReply): GateResult => {
-    if (reply[0] === 'revoked') return { revoked: true, source: 'redis', decisions: checks.map(() => undefined) };
-    const rows = reply[1] ?? [];
-    return {
-      revoked: false,
-      source: 'redis',
-      ...(typeof reply[2] === 'string' ? { apiKeyEntry: reply[2] } : {}),
-      decisions: checks.map((check, index) => {
-        if (check.kind !== 'window' && check.kind !== 'concurrency') return undefined;
-        const [ok, remaining, resetMs, retryAfterMs] = rows[index] ?? [0, 0, 0, 0];
-        return { allowed: ok === 1, limit: check.limit, remaining, resetMs, retryAfterMs };
-      }),
-    };
+    if (reply[0] === 1) return { revoked: true, source: 'redis', decisions: checks.map(() => undefined) };
+    let at = 1;
+    const decisions: Array<RuleDecision | undefined> = [];
+    for (const check of checks) {
+      if (check.kind !== 'window' && check.kind !== 'concurrency') {
+        decisions.push(undefined);
+        continue;
+      }
+      decisions.push({
+        allowed: reply[at] === 1,
+        limit: check.limit,
+        remaining: Number(reply[at + 1] ?? 0),
+        resetMs: Number(reply[at + 2] ?? 0),
+        retryAfterMs: Number(reply[at + 3] ?? 0),
+      });
+      at += 4;
+    }
+    const entry = reply[at];
+    return { revoked: false, source: 'redis', decisions, ...(typeof entry === 'string' ? { apiKeyEntry: entry } : {}) };
   };
 
   interface Waiting {
@@ -287,7 +343,7 @@ export function createGate(deps: {
     }
     let replies: GroupReply[];
     try {
-      replies = await deps.redis.gate(keys.length, ...keys, ...args);
+      replies = await deps.redis.gate(keys.length, keys, args);
     } catch (error) {
       noteDown(error);
       for (const w of waiting) w.resolve(fallback(w.checks));
@@ -298,7 +354,7 @@ export function createGate(deps: {
       deps.logger.info('redis is back: rate limits and revocation in Redis again');
     }
     waiting.forEach((w, index) => {
-      w.resolve(toResult(w.checks, replies[index] ?? ['limited', []]));
+      w.resolve(toResult(w.checks, replies[index] ?? [0]));
     });
   };
 

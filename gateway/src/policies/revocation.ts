@@ -1,6 +1,6 @@
-import { ApiError, apiKeyRedisKeys, revocationKeys } from '@platform/shared-types';
+import { type AccessClaims, ApiError, apiKeyRedisKeys, revocationKeys } from '@platform/shared-types';
 import { z } from 'zod';
-import type { GatePolicy } from '../engine/exchange.ts';
+import type { GateCheck, GatePolicy } from '../engine/exchange.ts';
 import { type ApiKeyResolver, invalidApiKey } from './api-keys.ts';
 
 export const revocationAction = z.object({}).strict();
@@ -17,22 +17,31 @@ export function revocationPolicy(deps: {
   /** revoked: the token is; unknown: no answer from Redis nor a loaded copy (metrics) */
   onRefusal?: (reason: 'revoked' | 'unknown') => void;
 }): GatePolicy {
+  // never changed by the gate or the policies that read them
+  const checksByClaims = new WeakMap<AccessClaims, GateCheck[]>();
   return {
     kind: 'gate',
     collect(ex) {
       // an API-key request stands or falls with the key's entry (its minted token is this gateway's own)
       if (ex.apiKey) return [{ kind: 'api-key', key: apiKeyRedisKeys.entry(ex.apiKey.hash), expected: ex.apiKey.entry }];
-      if (!ex.claims) return [];
-      return [
-        { kind: 'revoked-jti', key: revocationKeys.jti(ex.claims.jti), jti: ex.claims.jti },
-        {
-          kind: 'revoked-before',
-          key: revocationKeys.before(ex.claims.sub),
-          userId: ex.claims.sub,
-          iat: ex.claims.iat,
-          ...(ex.claims.iatMs === undefined ? {} : { iatMs: ex.claims.iatMs }),
-        },
-      ];
+      const { claims } = ex;
+      if (!claims) return [];
+      // the same verified claims (the token cache hands out one object per token): the same checks, built once
+      let checks = checksByClaims.get(claims);
+      if (!checks) {
+        checks = [
+          { kind: 'revoked-jti', key: revocationKeys.jti(claims.jti), jti: claims.jti },
+          {
+            kind: 'revoked-before',
+            key: revocationKeys.before(claims.sub),
+            userId: claims.sub,
+            iat: claims.iat,
+            ...(claims.iatMs === undefined ? {} : { iatMs: claims.iatMs }),
+          },
+        ];
+        checksByClaims.set(claims, checks);
+      }
+      return checks;
     },
     apply(ex, result, checks) {
       if (checks.length === 0) return;

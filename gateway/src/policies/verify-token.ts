@@ -1,4 +1,13 @@
-import { type AccessClaims, ApiError, actorFromClaims, bearerToken, type Keyring, looksLikeApiKey, verifyAccessToken } from '@platform/shared-types';
+import {
+  type AccessClaims,
+  type Actor,
+  ApiError,
+  actorFromClaims,
+  bearerToken,
+  type Keyring,
+  looksLikeApiKey,
+  verifyAccessToken,
+} from '@platform/shared-types';
 import { z } from 'zod';
 import type { StepPolicy } from '../engine/exchange.ts';
 import type { ApiKeyResolver } from './api-keys.ts';
@@ -32,6 +41,8 @@ export class TokenCache {
 
 /** DESIGN section 2: the access token (or API key, DESIGN 5b) is verified once, here, before anything is proxied. */
 export function verifyTokenPolicy(deps: { keyring: Keyring; cache: TokenCache; apiKeys?: ApiKeyResolver }): StepPolicy {
+  // one actor per verified claims object (the cache hands out the same one per token); nothing writes to it
+  const actors = new WeakMap<AccessClaims, Actor>();
   return {
     kind: 'step',
     run(ex) {
@@ -51,7 +62,12 @@ export function verifyTokenPolicy(deps: { keyring: Keyring; cache: TokenCache; a
       }
       ex.token = token;
       ex.claims = claims;
-      ex.actor = actorFromClaims(claims);
+      let actor = actors.get(claims);
+      if (!actor) {
+        actor = actorFromClaims(claims);
+        actors.set(claims, actor);
+      }
+      ex.actor = actor;
     },
   };
 }

@@ -103,7 +103,26 @@ describe('unit: policies', () => {
     ex.claims = { ...ex.claims, iatMs: 100_250 };
     expect(policy.collect(ex)[1]).to.deep.equal({ kind: 'revoked-before', key: 'revoked:before:u1', userId: 'u1', iat: 100, iatMs: 100_250 });
     const revoked: GateResult = { revoked: true, source: 'redis', decisions: [undefined, undefined] };
-    expect(catchError(() => policy.apply(ex, revoked, checks)).code).to.equal('TOKEN_REVOKED');
+    expect(catchError(() => policy.apply(ex, revoked, checks, 0)).code).to.equal('TOKEN_REVOKED');
+    // the checks of one verified claims object are built once; another token's claims get their own keys
+    expect(policy.collect(ex)).to.equal(policy.collect(ex));
+    ex.claims = { ...ex.claims, sub: 'u2', jti: 'j2' };
+    expect(policy.collect(ex).map((check) => check.key)).to.deep.equal(['revoked:jti:j2', 'revoked:before:u2']);
+  });
+
+  it("rate-limit reads its decisions at its offset in the stage's one gate result", () => {
+    const gate: Gate = { decide: async () => ({ revoked: false, source: 'redis', decisions: [] }), release: () => undefined };
+    const byUser = rateLimitPolicy(rateLimitAction.parse({ name: 'user', limit: 5 }), { gate, keyPrefix: () => 'p:' });
+    const ex = exchange();
+    const checks = byUser.collect(ex);
+    const allowed = { allowed: true, limit: 5, remaining: 4, resetMs: 12_000, retryAfterMs: 0 };
+    const refused = { allowed: false, limit: 5, remaining: 0, resetMs: 9_000, retryAfterMs: 2_100 };
+    // revocation's two checks come first in the stage: the rule's decision is the third
+    const result: GateResult = { revoked: false, source: 'redis', decisions: [undefined, undefined, refused, allowed] };
+    expect(catchError(() => byUser.apply(ex, result, checks, 2)).code).to.equal('RATE_LIMITED');
+    const fresh = exchange();
+    byUser.apply(fresh, result, checks, 3);
+    expect(fresh.responseHeaders['ratelimit-remaining']).to.equal('4');
   });
 
   it('rate-limit keys by user, IP, or IP plus a normalised body field, and refuses with Retry-After', () => {
@@ -123,11 +142,14 @@ describe('unit: policies', () => {
         ex,
         { revoked: false, source: 'redis', decisions: [{ allowed: false, limit: 5, remaining: 0, resetMs: 9_000, retryAfterMs: 2_100 }] },
         checks,
+        0,
       ),
     );
     expect(error.code).to.equal('RATE_LIMITED');
     expect(error.headers?.['retry-after']).to.equal('3');
     expect(ex.responseHeaders['ratelimit-remaining']).to.equal('0');
-    expect(catchError(() => byUser.apply(ex, { revoked: false, source: 'unavailable', decisions: [undefined] }, checks)).code).to.equal('UPSTREAM_UNAVAILABLE');
+    expect(catchError(() => byUser.apply(ex, { revoked: false, source: 'unavailable', decisions: [undefined] }, checks, 0)).code).to.equal(
+      'UPSTREAM_UNAVAILABLE',
+    );
   });
 });
