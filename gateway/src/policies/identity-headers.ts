@@ -1,7 +1,6 @@
-import { isStrippedHeader } from '@platform/shared-types';
+import { identitySigner, isStrippedHeader } from '@platform/shared-types';
 import { z } from 'zod';
 import type { Exchange, StepPolicy } from '../engine/exchange.ts';
-import { identitySigner } from './identity-signer.ts';
 
 export const identityHeadersAction = z.object({}).strict();
 

@@ -1,9 +1,16 @@
-import { randomBytes } from 'node:crypto';
-import { type Actor, signIdentityHeaders, verifyIdentityHeaders } from '@platform/shared-types';
+import { createHmac, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { identitySigner } from '../../src/policies/identity-signer.ts';
+import type { Actor } from '../../src/claims.ts';
+import { identitySigner, signIdentityHeaders, verifyIdentityHeaders } from '../../src/identity-signature.ts';
 
-describe('gateway: the identity signer is shared-types signIdentityHeaders, byte for byte', () => {
+/** DESIGN section 3's signed text, spelled out: v2, timestamp, METHOD, path, service, the values, akid when a key */
+function expectedSignature(secret: string, timestamp: number, actor: Actor, requestId: string, binding: { method: string; path: string; service: string }) {
+  const values = [actor.userId, actor.username, actor.email, actor.role, actor.jti ?? '', requestId, ...(actor.apiKeyId ? [`akid:${actor.apiKeyId}`] : [])];
+  const text = ['v2', String(timestamp), binding.method.toUpperCase(), binding.path, binding.service, ...values].join('\n');
+  return `t=${timestamp},v2=${createHmac('sha256', secret).update(text).digest('hex')}`;
+}
+
+describe('identitySigner: the identity headers written into the forwarded headers (the gateway hot path)', () => {
   const secret = randomBytes(48).toString('base64url');
   const sign = identitySigner(secret);
   const binding = { method: 'post', path: '/api/chat/sessions/s1/messages', service: 'chat' };
@@ -14,10 +21,11 @@ describe('gateway: the identity signer is shared-types signIdentityHeaders, byte
   ];
 
   for (const actor of actors) {
-    it(`signs ${actor.username}${actor.apiKeyId ? ' (API key)' : ''}${actor.jti ? '' : ' (no jti)'} exactly as shared-types does, and its verifier accepts it`, () => {
+    it(`signs ${actor.username}${actor.apiKeyId ? ' (API key)' : ''}${actor.jti ? '' : ' (no jti)'} over the text DESIGN 3 fixes, beside the other headers, and the verifier accepts it`, () => {
       const timestamp = Math.floor(Date.now() / 1000);
       const headers: Record<string, string | string[]> = { accept: 'application/json' };
       sign(headers, actor, 'req-0001', binding, timestamp);
+      expect(headers['x-identity-signature']).to.equal(expectedSignature(secret, timestamp, actor, 'req-0001', binding));
       expect(headers).to.deep.equal({ accept: 'application/json', ...signIdentityHeaders(secret, actor, 'req-0001', binding, timestamp) });
       expect(verifyIdentityHeaders(secret, headers, binding, timestamp)).to.deep.equal(actor);
     });
