@@ -49,13 +49,14 @@ function managed(command: string, args: string[], port: number, url: string, dir
     url,
     /** a no-op while its process runs (a second one would fail to bind, and the first would be orphaned) */
     async start() {
-      if (child && child.exitCode === null) return;
+      // a process killed by a signal has no exit code, only a signal code
+      if (child && child.exitCode === null && child.signalCode === null) return;
       child = spawn(command, args, { stdio: 'ignore' });
       await waitForPort(port);
     },
     async stop() {
       const running = child;
-      if (!running || running.exitCode !== null) return;
+      if (!running || running.exitCode !== null || running.signalCode !== null) return;
       await new Promise<void>((resolve) => {
         running.once('exit', () => resolve());
         running.kill('SIGKILL');

@@ -30,7 +30,7 @@ export class PrivateRedis {
 
   /** a no-op while its server runs: a second server would fail to bind, and replacing the handle would orphan the first */
   async start(): Promise<void> {
-    if (this.#child && this.#child.exitCode === null) return;
+    if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) return;
     if (this.port === 0) this.port = await freePort();
     const storage = this.#dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.#dir] : ['--appendonly', 'no'];
     const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...storage], {
@@ -56,7 +56,7 @@ export class PrivateRedis {
 
   async stop(): Promise<void> {
     const child = this.#child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     await exited;
