@@ -24,6 +24,7 @@ import { AccountingClient } from './features/stream/accounting-client.ts';
 import { ChargeOutbox } from './features/stream/charge-outbox.ts';
 import { ChatBus } from './features/stream/chat-bus.ts';
 import { CreditHints } from './features/stream/speculative-start.ts';
+import { StoreGate } from './features/stream/store-gate.ts';
 import { StreamService } from './features/stream/stream-service.ts';
 import { SupervisionService } from './features/supervision/supervision-service.ts';
 import { ModelRegistry, type ProviderName } from './llm-catalog/model-registry.ts';
@@ -202,6 +203,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     ...{ logger, models, providers, sessions, dal, bus, conversations, accounting, outbox },
     attachments: (userId, fileIds) => files.attachmentText(userId, fileIds),
     hints: new CreditHints({ maxAgeMs: config.SPECULATIVE_START_HINT_MS, maxEntries: config.SPECULATIVE_START_HINT_ENTRIES }),
+    gate: new StoreGate({ maxDeferMs: config.STORE_DEFER_MAX_MS }),
   });
   late = streams;
   await streams.start();
