@@ -90,9 +90,12 @@ export class ChatBus {
     return this.key('session', sessionId);
   }
 
-  /** forgets the previous stream's events, so a late observer replays only the current one */
-  async startReplay(sessionId: string): Promise<void> {
-    await this.#redis.del(this.key('replay', sessionId));
+  /**
+   * Forgets the previous stream's events, so a late observer replays only the current one: sent with the stream's
+   * `session` event (the next publish), in the same pipeline and before it, so no round trip is waited for.
+   */
+  startReplay(sessionId: string): void {
+    this.#gathered().del(this.key('replay', sessionId));
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * Store work of streams yields to streams that are starting. A stream counts as starting from its request until
  * its first delta is out (or it ended without one); while any stream starts, the store writes streams do not wait
- * for before their first token (the user message, the title, the first checkpoint, the reply) wait here, at most
+ * for before their first token (the user message, the first checkpoint, the reply) wait here, at most
  * `maxDeferMs` each, so that a burst of stream starts does not share the CPU with the store's work for the streams
  * ahead of it. Nothing is dropped: every write still runs, and a stream still waits for its writes before its
  * terminal event. `maxDeferMs` 0 turns the gate off.

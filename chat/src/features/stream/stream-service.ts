@@ -111,19 +111,18 @@ export class StreamService {
   /** run, settle and announce a prepared stream */
   async #execute(prepared: PreparedStream, request: StreamRequest, closedEarly: boolean, started: () => void): Promise<void> {
     const { log, session } = prepared;
-    const { dal, gate } = this.#deps;
+    // not behind the gate: on the dev store (FerretDB) an update rewrites the whole document, and a title written
+    // after the first delta would race a rename made while the reply streams (and could undo it)
     const titled = session.titled
       ? Promise.resolve()
-      : gate
-          .after(() => dal.titleFromFirstMessage(session._id, titleFrom(request.message)))
-          .then(
-            () => prepared.lock.titled(),
-            (error: unknown) => {
-              prepared.lock.spoil();
-              log.warn({ err: error }, 'could not title the session from its first message');
-            },
-          );
-    const live = await this.#open(prepared, request.sink, closedEarly, request.newSession !== undefined);
+      : this.#deps.dal.titleFromFirstMessage(session._id, titleFrom(request.message)).then(
+          () => prepared.lock.titled(),
+          (error: unknown) => {
+            prepared.lock.spoil();
+            log.warn({ err: error }, 'could not title the session from its first message');
+          },
+        );
+    const live = this.#open(prepared, request.sink, closedEarly, request.newSession !== undefined);
     const produced = await this.#produce(prepared, live, { sink: request.sink, sampling: request.sampling, started });
     started(); // a stream that ended without a delta no longer holds back store work (its own writes included)
     // the writes the stream did not wait for are done before anything is told (a failure ends it as an error)
@@ -146,7 +145,7 @@ export class StreamService {
   }
 
   /** registers the stream (interrupts, client gone, failed writes stop it) and opens it with its `session` event */
-  async #open(prepared: PreparedStream, sink: StreamSink, closedEarly: boolean, newSession: boolean): Promise<LiveStream> {
+  #open(prepared: PreparedStream, sink: StreamSink, closedEarly: boolean, newSession: boolean): LiveStream {
     const { sessionId, streamId, log } = prepared;
     const live = new LiveStream({ sessionId, streamId, messageId: new Types.ObjectId().toHexString(), sink, bus: this.#deps.bus });
     this.#active.set(sessionId, live);
@@ -158,11 +157,7 @@ export class StreamService {
       live.stop({ kind: 'store', error: failed.error });
     });
     // a session made for this stream has no replay list of an earlier stream to clear
-    if (!newSession) {
-      await this.#deps.bus
-        .startReplay(sessionId)
-        .catch((error: unknown) => log.warn({ err: error }, "could not clear the previous stream's replay; a late observer may see it too"));
-    }
+    if (!newSession) this.#deps.bus.startReplay(sessionId);
     sink.open();
     const { messageId } = live;
     live.emit({ event: 'session', data: { sessionId, messageId, reservationId: prepared.reservation.reservationId, modelId: prepared.model.id } });
