@@ -57,6 +57,17 @@ export const configSchema = serviceConfigSchema({ port: 3002 }).extend({
   SPECULATIVE_START_HINT_MS: int(60_000, 0),
   /** users (and API keys) whose last answer this instance remembers for that */
   SPECULATIVE_START_HINT_ENTRIES: int(10_000, 1),
+  /**
+   * the longest a stream's store writes (user message, first checkpoint, reply) wait while other streams are
+   * starting (before their first delta), so a burst of starts does not share the CPU with them; a stream still waits
+   * for its writes before its terminal event. 0: writes start at once
+   */
+  STORE_DEFER_MAX_MS: int(1_000, 0),
+  /**
+   * connections to each service chat calls (accounting, monitoring): a burst of stream starts reserves over this many
+   * at once (with fewer, reservations queue here behind answers this process has not read yet)
+   */
+  SERVICE_CLIENT_CONNECTIONS: int(512, 1),
   /** outbox of charges accounting did not take yet: poll period and backoff bounds */
   OUTBOX_POLL_MS: int(1_000, 10),
   OUTBOX_BACKOFF_MIN_MS: int(500, 1),

@@ -24,6 +24,7 @@ import { AccountingClient } from './features/stream/accounting-client.ts';
 import { ChargeOutbox } from './features/stream/charge-outbox.ts';
 import { ChatBus } from './features/stream/chat-bus.ts';
 import { CreditHints } from './features/stream/speculative-start.ts';
+import { StoreGate } from './features/stream/store-gate.ts';
 import { StreamService } from './features/stream/stream-service.ts';
 import { SupervisionService } from './features/supervision/supervision-service.ts';
 import { ModelRegistry, type ProviderName } from './llm-catalog/model-registry.ts';
@@ -43,6 +44,8 @@ export interface ChatRuntime {
   files: FilesService;
   bus: ChatBus;
   outbox: ChargeOutbox;
+  /** store writes of streams wait behind the streams that are starting */
+  gate: StoreGate;
   /** this instance's copy of recent revocations: ends event streams whose token is revoked */
   revocations: RevocationMirror;
   /** starts the outbox retry loop, the upload sweep, the model cache refresh and (with FLOWISE_URL) the chatflow sync schedule */
@@ -178,7 +181,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     caller: 'chat',
     internalKeyring: createKeyring(config.INTERNAL_SECRET),
     baseUrls: { accounting: config.ACCOUNTING_URL, monitoring: config.MONITORING_URL },
-    connections: 64,
+    connections: config.SERVICE_CLIENT_CONNECTIONS,
     logger,
   });
   const { catalog, models } = await createCatalog(config, logger, stores, client, configured);
@@ -188,6 +191,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   const outbox = createOutbox(config, logger, stores, accounting, dal);
   const files = createFiles(config, logger, stores);
   let late: StreamService | undefined;
+  const gate = new StoreGate({ maxDeferMs: config.STORE_DEFER_MAX_MS });
   const conversations = new ConversationCache(stores.redis, {
     key: (...parts) => bus.key(...parts),
     lockTtlMs: config.STREAM_LOCK_TTL_MS,
@@ -202,6 +206,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     ...{ logger, models, providers, sessions, dal, bus, conversations, accounting, outbox },
     attachments: (userId, fileIds) => files.attachmentText(userId, fileIds),
     hints: new CreditHints({ maxAgeMs: config.SPECULATIVE_START_HINT_MS, maxEntries: config.SPECULATIVE_START_HINT_ENTRIES }),
+    gate,
   });
   late = streams;
   await streams.start();
@@ -209,7 +214,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
   const jobs = background(config, logger, { models, catalog, files, outbox, streams });
   return {
-    ...{ models, catalog, sessions, conversations, streams, supervision, files, bus, outbox },
+    ...{ models, catalog, sessions, conversations, streams, supervision, files, bus, outbox, gate },
     revocations: revocations.mirror,
     startBackground: jobs.start,
     async stop() {

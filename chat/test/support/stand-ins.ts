@@ -175,8 +175,9 @@ export class AccountingStandIn {
 
   /** the sweeper's pass: every open reservation nobody renewed within the TTL */
   #sweep(): void {
+    const now = Date.now(); // one clock read per pass (the bench's burst holds hundreds of reservations)
     for (const reservation of this.reservations.values())
-      if (reservation.status === 'open' && reservation.expiresAt < new Date()) this.expire(reservation.reservationId);
+      if (reservation.status === 'open' && reservation.expiresAt.getTime() < now) this.expire(reservation.reservationId);
   }
 
   /** successful charges (finalize or abort answered 200) of one reservation */

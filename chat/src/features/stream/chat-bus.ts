@@ -40,6 +40,8 @@ export class ChatBus {
   readonly #handlers = new Map<string, Set<Handler>>();
   readonly #options: { lockTtlMs: number; replayMax: number; replayTtlSeconds: number };
   readonly #sessionLock: RedisMutex;
+  /** session events gathered in this turn of the event loop, not sent yet */
+  #pending: ChainableCommander | undefined;
 
   constructor(redis: Redis, options: { prefix: string; logger: Logger; lockTtlMs: number; replayMax: number; replayTtlSeconds: number }) {
     this.#redis = redis;
@@ -88,25 +90,54 @@ export class ChatBus {
     return this.key('session', sessionId);
   }
 
-  /** forgets the previous stream's events, so a late observer replays only the current one */
-  async startReplay(sessionId: string): Promise<void> {
-    await this.#redis.del(this.key('replay', sessionId));
+  /**
+   * Forgets the previous stream's events, so a late observer replays only the current one: sent with the stream's
+   * `session` event (the next publish), in the same pipeline and before it, so no round trip is waited for.
+   */
+  startReplay(sessionId: string): void {
+    this.#gathered().del(this.key('replay', sessionId));
   }
 
-  /** Publishes without waiting: one connection keeps the order, and a slow Redis must not stall the stream. */
+  /**
+   * Publishes without waiting: one connection keeps the order, and a slow Redis must not stall the stream. Deltas
+   * of every stream are gathered for one turn of the event loop and sent as one pipeline (one write to Redis, not
+   * one per delta per stream: with hundreds of streams the writes, not Redis, are what costs); any other event
+   * sends what is gathered and itself at once, so it is on the wire before whatever the stream does next
+   * (letting go of its lock, the next stream clearing the replay list).
+   */
   publishSessionEvent(sessionId: string, event: SessionEvent, options: { replay: boolean }): void {
     const payload = JSON.stringify(event);
-    const fail = (error: unknown) => this.#logger.warn({ err: error, sessionId }, 'publishing a session event failed');
     if (options.replay) {
       const list = this.key('replay', sessionId);
-      const pipeline = this.#redis.pipeline().rpush(list, payload).publish(this.sessionChannel(sessionId), payload);
+      const pipeline = this.#gathered().rpush(list, payload).publish(this.sessionChannel(sessionId), payload);
       this.#recordTiming(pipeline, sessionId, event);
       if ((event.seq ?? 0) % 100 === 0 || event.event !== 'delta')
         pipeline.ltrim(list, -this.#options.replayMax, -1).expire(list, this.#options.replayTtlSeconds);
-      pipeline.exec().catch(fail);
+      if (event.event !== 'delta') this.#sendGathered();
     } else {
-      this.#redis.publish(this.sessionChannel(sessionId), payload).catch(fail);
+      this.#redis.publish(this.sessionChannel(sessionId), payload).catch((error: unknown) => {
+        this.#logger.warn({ err: error, sessionId }, 'publishing a session event failed');
+      });
     }
+  }
+
+  /** the pipeline of this turn's session events (sent by the check phase, or earlier by #sendGathered) */
+  #gathered(): ChainableCommander {
+    if (this.#pending) return this.#pending;
+    const pipeline = this.#redis.pipeline();
+    this.#pending = pipeline;
+    setImmediate(() => {
+      if (this.#pending === pipeline) this.#sendGathered();
+    });
+    return pipeline;
+  }
+
+  #sendGathered(): void {
+    const pipeline = this.#pending;
+    this.#pending = undefined;
+    if (!pipeline) return;
+    const commands = pipeline.length;
+    pipeline.exec().catch((error: unknown) => this.#logger.warn({ err: error, commands }, 'publishing session events failed'));
   }
 
   /**

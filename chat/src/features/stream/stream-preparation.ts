@@ -11,6 +11,7 @@ import type { ChatBus } from './chat-bus.ts';
 import { type Prompt, promptFor } from './prompt.ts';
 import { type CreditHints, countSpeculation, HeldUpstream, type HintClaim, worstCaseCredits } from './speculative-start.ts';
 import type { StreamSink } from './sse.ts';
+import type { StoreGate } from './store-gate.ts';
 
 /** A promise's result as a value, so two that run side by side can both be looked at. */
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
@@ -161,6 +162,8 @@ export interface PrepareDeps {
   attachments: AttachmentReader;
   /** what accounting last answered per user: whether a provider may start alongside its reservation */
   hints: CreditHints;
+  /** store writes wait while streams start (see StoreGate) */
+  gate: StoreGate;
 }
 
 /** what a stream uses of its session (the cache holds exactly this) */
@@ -334,28 +337,7 @@ export class StreamPreparation {
   }): Promise<{ reservation: ReservationResponse; written: PendingWrite; lock: SessionLock }> {
     const { request, session, model, prompt, log } = input;
     const { actor } = request;
-    const userMessageId = new Types.ObjectId();
-    const written = pendingWrite(
-      Promise.all([
-        request.newSession?.written.then((failed) => (failed ? Promise.reject(failed.error) : undefined)),
-        this.#deps.dal.addMessage({
-          _id: userMessageId,
-          sessionId: session._id,
-          userId: actor.userId,
-          role: 'user',
-          content: request.message,
-          status: 'complete',
-          modelId: model.id,
-          fileIds: request.fileIds && request.fileIds.length > 0 ? request.fileIds : undefined,
-        }),
-      ]),
-    );
-    const undoMessage = async () => {
-      await written; // the delete must not run ahead of the insert
-      await this.#deps.dal
-        .deleteMessage(userMessageId)
-        .catch((error: unknown) => log.warn({ err: error }, 'could not undo the user message of a refused stream'));
-    };
+    const { written, undo: undoMessage } = this.#writeUserMessage(request, session, model, log);
     const body = {
       reservationId: randomUUID(),
       sessionId: session._id.toHexString(),
@@ -372,6 +354,43 @@ export class StreamPreparation {
     if (reserved.ok) await this.#undoReservation(reserved.value, log);
     await undoMessage();
     throw reserved.ok ? (locked as { ok: false; error: unknown }).error : reserved.error;
+  }
+
+  /**
+   * The user message (and a new session's write, still running), not waited for before the first token. The insert
+   * waits behind the streams that are starting (the gate); `undo` for a refused stream: an insert that started is
+   * deleted once it landed, one still behind the gate never runs.
+   */
+  #writeUserMessage(request: StreamRequest, session: StreamSession, model: ModelEntry, log: Logger): { written: PendingWrite; undo: () => Promise<void> } {
+    const { actor } = request;
+    const userMessageId = new Types.ObjectId();
+    // behind the streams that are starting (this one included): a refusal that comes first leaves it unwritten
+    const state = { refused: false, inserted: false };
+    const sessionWritten = request.newSession?.written.then((failed) => (failed ? Promise.reject(failed.error) : undefined));
+    const messageWritten = this.#deps.gate.after(async () => {
+      if (state.refused) return;
+      state.inserted = true;
+      await this.#deps.dal.addMessage({
+        _id: userMessageId,
+        sessionId: session._id,
+        userId: actor.userId,
+        role: 'user',
+        content: request.message,
+        status: 'complete',
+        modelId: model.id,
+        fileIds: request.fileIds && request.fileIds.length > 0 ? request.fileIds : undefined,
+      });
+    });
+    const written = pendingWrite(Promise.all([sessionWritten, messageWritten]));
+    const undo = async () => {
+      state.refused = true;
+      if (!state.inserted) return void (await pendingWrite(sessionWritten ?? Promise.resolve()));
+      await written;
+      await this.#deps.dal
+        .deleteMessage(userMessageId)
+        .catch((error: unknown) => log.warn({ err: error }, 'could not undo the user message of a refused stream'));
+    };
+    return { written, undo };
   }
 
   /** what accounting answered feeds this instance's hints; a refusal makes the user's next stream reserve first */

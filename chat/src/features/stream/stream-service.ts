@@ -22,6 +22,8 @@ interface Produced {
   stopReason: string;
   /** the provider failed (not a stop we asked for) */
   failure?: unknown;
+  /** a checkpoint of the stream was written (or tried): the outbox may hold one to discard */
+  checkpointed: boolean;
 }
 
 export interface StreamDeps extends PrepareDeps {
@@ -89,20 +91,28 @@ export class StreamService {
     request.sink.onClose(() => {
       early.closed = true;
     });
-    const prepared = await this.#preparation.prepare(request);
-    const running = this.#execute(prepared, request, early.closed);
-    this.#running.add(running);
+    // starting until its first delta is out: store work waits behind it (StoreGate)
+    const started = this.#deps.gate.begin();
     try {
-      await running;
+      const prepared = await this.#preparation.prepare(request);
+      const running = this.#execute(prepared, request, early.closed, started);
+      this.#running.add(running);
+      try {
+        await running;
+      } finally {
+        this.#running.delete(running);
+        prepared.upstream?.abort(); // whatever ended the stream, a provider call it started is closed
+      }
     } finally {
-      this.#running.delete(running);
-      prepared.upstream?.abort(); // whatever ended the stream, a provider call it started is closed
+      started();
     }
   }
 
   /** run, settle and announce a prepared stream */
-  async #execute(prepared: PreparedStream, request: StreamRequest, closedEarly: boolean): Promise<void> {
+  async #execute(prepared: PreparedStream, request: StreamRequest, closedEarly: boolean, started: () => void): Promise<void> {
     const { log, session } = prepared;
+    // not behind the gate: on the dev store (FerretDB) an update rewrites the whole document, and a title written
+    // after the first delta would race a rename made while the reply streams (and could undo it)
     const titled = session.titled
       ? Promise.resolve()
       : this.#deps.dal.titleFromFirstMessage(session._id, titleFrom(request.message)).then(
@@ -112,8 +122,9 @@ export class StreamService {
             log.warn({ err: error }, 'could not title the session from its first message');
           },
         );
-    const live = await this.#open(prepared, request.sink, closedEarly, request.newSession !== undefined);
-    const produced = await this.#produce(prepared, live, request.sink, request.sampling);
+    const live = this.#open(prepared, request.sink, closedEarly, request.newSession !== undefined);
+    const produced = await this.#produce(prepared, live, { sink: request.sink, sampling: request.sampling, started });
+    started(); // a stream that ended without a delta no longer holds back store work (its own writes included)
     // the writes the stream did not wait for are done before anything is told (a failure ends it as an error)
     if (await prepared.written) prepared.lock.spoil();
     else prepared.lock.stored({ role: 'user', content: request.message });
@@ -127,14 +138,14 @@ export class StreamService {
       reported: produced.reported,
     });
     this.#count(prepared, settlement);
-    const charged = await this.#charge(prepared, settlement);
+    const charged = await this.#charge(prepared, settlement, produced.checkpointed);
     await titled;
     await this.#storeReply(prepared, { actor: request.actor, messageId: live.messageId, text: produced.text, settlement, charged });
     await this.#announce(prepared, live, request, { settlement, charged, produced });
   }
 
   /** registers the stream (interrupts, client gone, failed writes stop it) and opens it with its `session` event */
-  async #open(prepared: PreparedStream, sink: StreamSink, closedEarly: boolean, newSession: boolean): Promise<LiveStream> {
+  #open(prepared: PreparedStream, sink: StreamSink, closedEarly: boolean, newSession: boolean): LiveStream {
     const { sessionId, streamId, log } = prepared;
     const live = new LiveStream({ sessionId, streamId, messageId: new Types.ObjectId().toHexString(), sink, bus: this.#deps.bus });
     this.#active.set(sessionId, live);
@@ -146,11 +157,7 @@ export class StreamService {
       live.stop({ kind: 'store', error: failed.error });
     });
     // a session made for this stream has no replay list of an earlier stream to clear
-    if (!newSession) {
-      await this.#deps.bus
-        .startReplay(sessionId)
-        .catch((error: unknown) => log.warn({ err: error }, "could not clear the previous stream's replay; a late observer may see it too"));
-    }
+    if (!newSession) this.#deps.bus.startReplay(sessionId);
     sink.open();
     const { messageId } = live;
     live.emit({ event: 'session', data: { sessionId, messageId, reservationId: prepared.reservation.reservationId, modelId: prepared.model.id } });
@@ -158,10 +165,14 @@ export class StreamService {
   }
 
   /** the provider's events to the client and observers, with heartbeats, the lock and the reservation kept alive */
-  async #produce(prepared: PreparedStream, live: LiveStream, sink: StreamSink, sampling: Sampling | undefined): Promise<Produced> {
+  async #produce(
+    prepared: PreparedStream,
+    live: LiveStream,
+    { sink, sampling, started }: { sink: StreamSink; sampling: Sampling | undefined; started: () => void },
+  ): Promise<Produced> {
     const { model, prompt } = prepared;
     const labels = { model: model.id, provider: model.provider };
-    const produced: Produced = { text: '', completed: false, stopReason: 'end_turn' };
+    const produced: Produced = { text: '', completed: false, stopReason: 'end_turn', checkpointed: false };
     const heartbeat = setInterval(() => {
       sink.heartbeat();
       prepared.lock.refresh();
@@ -180,7 +191,10 @@ export class StreamService {
           if (first) endFirstToken();
           produced.text += event.text;
           live.emit({ event: 'delta', data: { text: event.text } });
-          if (first) keeping.begin();
+          if (first) {
+            started();
+            keeping.begin();
+          }
         } else {
           produced.reported = event.usage;
           produced.stopReason = event.stopReason;
@@ -193,7 +207,7 @@ export class StreamService {
       prepared.upstream?.abort(); // a held call that was never read (stopped before the provider started)
       clearInterval(heartbeat);
       chatMetrics.streamsOpen.dec(labels);
-      await keeping.stop();
+      produced.checkpointed = await keeping.stop();
     }
     if (produced.failure) chatMetrics.providerErrors.inc(labels);
     return produced;
@@ -209,10 +223,12 @@ export class StreamService {
   /**
    * While a stream runs: renew its reservation (so accounting's sweeper leaves it alone) and checkpoint what it
    * produced into the outbox (charged by any instance if this process dies), at an interval well below the TTL.
-   * The first checkpoint is written once the first delta is out (`begin`), not before it: the reservation was
-   * just made, and a burst of streams would otherwise put one store write and one renewal per stream in front of
-   * every first token. Failures are logged and tried again on the next tick: a late charge is still taken
-   * (DESIGN 8). `stop` waits for a tick in flight, so no checkpoint lands after the final charge.
+   * The first checkpoint is written once the first delta is out (`begin`), not before it, and behind the streams
+   * that are starting (StoreGate): the reservation was just made, and a burst of streams would otherwise put one
+   * store write and one renewal per stream in front of every first token; a stream that ends before it was let
+   * through writes none (its final charge comes next). Failures are logged and tried again on the next tick: a late
+   * charge is still taken (DESIGN 8). `stop` waits for a tick in flight, so no checkpoint lands after the final
+   * charge, and tells whether any checkpoint was written or tried.
    */
   #keepReservation({ reservation, log }: { reservation: ReservationResponse; log: Logger }, produced: () => Usage) {
     const { accounting, outbox } = this.#deps;
@@ -223,7 +239,11 @@ export class StreamService {
     const reservationId = reservation.reservationId;
     const letGo = outbox.holdLive(reservationId);
     let warned = false;
+    const state = { stopped: false, checkpointed: false };
+    const stopping = new AbortController();
     const tick = async (renew: boolean) => {
+      if (state.stopped) return;
+      state.checkpointed = true;
       const checkpoint = outbox.checkpoint({ kind: 'abort', body: { reservationId, ...produced() } }, leaseMs);
       const renewal = renew ? accounting.renew({ reservationId }) : undefined;
       const [saved, renewed] = await Promise.allSettled([checkpoint, renewal]);
@@ -243,18 +263,21 @@ export class StreamService {
       begin: () => {
         if (begun) return;
         begun = true;
-        inFlight = inFlight.then(() => tick(false));
+        inFlight = inFlight.then(() => this.#deps.gate.ready(stopping.signal)).then(() => tick(false));
       },
-      stop: async () => {
+      stop: async (): Promise<boolean> => {
+        state.stopped = true;
+        stopping.abort();
         clearInterval(timer);
         await inFlight;
         letGo();
+        return state.checkpointed;
       },
     };
   }
 
   /** the settlement's charge, once; when it has to wait for accounting the checkpoint is held back until it is queued */
-  async #charge({ reservation, log }: PreparedStream, { charge, usage }: Settlement): Promise<ChargeResult> {
+  async #charge({ reservation, log }: PreparedStream, { charge, usage }: Settlement, checkpointed: boolean): Promise<ChargeResult> {
     const { outbox } = this.#deps;
     const { reservationId } = reservation;
     const charged = await outbox.attempt(charge);
@@ -263,7 +286,7 @@ export class StreamService {
       await outbox
         .checkpoint({ kind: 'abort', body: { reservationId, ...usage } }, 10 * 60_000)
         .catch((error: unknown) => log.warn({ err: error }, 'could not hold the checkpoint back'));
-    } else {
+    } else if (checkpointed) {
       // a leftover checkpoint replays as an abort accounting refuses (the reservation is settled): harmless
       await outbox.discard(reservationId).catch((error: unknown) => log.warn({ err: error }, 'could not discard the checkpoint of a charged stream'));
     }
@@ -278,6 +301,7 @@ export class StreamService {
     const { dal, outbox } = this.#deps;
     const { status, usage, charge } = reply.settlement;
     try {
+      await this.#deps.gate.ready();
       await Promise.all([
         dal.addMessage({
           _id: new Types.ObjectId(reply.messageId),
