@@ -159,17 +159,7 @@ export function tail(text: string, lines = 40): string {
   return text.trim().split('\n').slice(-lines).join('\n');
 }
 
-/** Whether something accepts connections on 127.0.0.1:port. */
-export function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+export { portOpen } from '@platform/shared-types/testing';
 
 /** Processes whose working directory is inside `root` (pids), read from /proc. */
 export function processesUnder(root: string): { pid: number; command: string }[] {

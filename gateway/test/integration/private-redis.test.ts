@@ -1,18 +1,6 @@
-import { connect } from 'node:net';
+import { portOpen } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import { PrivateRedis } from '../support/harness.ts';
-
-/** whether something accepts connections on the port */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 describe('test harness: PrivateRedis', () => {
   it('leaves no redis-server behind when started twice (as a restart in a finally block does) and then destroyed', async function () {
@@ -20,8 +8,8 @@ describe('test harness: PrivateRedis', () => {
     const redis = new PrivateRedis({ persist: true });
     await redis.start();
     await redis.start().catch(() => undefined);
-    expect(await listening(redis.port)).to.equal(true);
+    expect(await portOpen(redis.port)).to.equal(true);
     await redis.destroy();
-    expect(await listening(redis.port), 'a redis-server still listens after destroy()').to.equal(false);
+    expect(await portOpen(redis.port), 'a redis-server still listens after destroy()').to.equal(false);
   });
 });

@@ -10,7 +10,7 @@ import { readDevStoreUrls, resolveStoreUrls, type StoreUrls } from './dev-stores
 import { installGatewaySigner, presignIdentityHeaders } from './gateway-signer.ts';
 
 export { installGatewaySigner, presignIdentityHeaders, withGatewaySigner } from './gateway-signer.ts';
-export { freePort, PrivateRedis } from './private-redis.ts';
+export { freePort, PrivateRedis, portOpen } from './private-redis.ts';
 
 /** Fresh random secrets for one test run (never reused, never committed). */
 export function testSecrets() {
