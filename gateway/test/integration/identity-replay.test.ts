@@ -6,6 +6,7 @@ import { createTestAuth, expectProblem, testActor } from '@platform/shared-types
 import { expect } from 'chai';
 import { request } from 'undici';
 import { runPrefix, startGateway, type TestGateway } from '../support/harness.ts';
+import { yamlHead } from '../support/test-config.ts';
 
 /** A service built with the shared kit (the real identity middleware): answers who it sees and the identity headers it got. */
 async function startService(name: ServiceName, auth: ReturnType<typeof createTestAuth>): Promise<{ url: string; server: Server }> {
@@ -36,11 +37,7 @@ async function startService(name: ServiceName, auth: ReturnType<typeof createTes
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
-const yaml = (prefix: string, urls: { chat: string; accounting: string }) => `
-http:
-  port: \${PORT}
-  host: 127.0.0.1
-redis: { failMode: open, keyPrefix: "${prefix}", commandTimeoutMs: 250 }
+const yaml = (prefix: string, urls: { chat: string; accounting: string }) => `${yamlHead(prefix)}
 apiEndpoints:
   chat: { paths: /api/chat/* }
   accounting: { paths: /api/credits/* }

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { runPrefix, startGateway, type TestGateway, waitFor } from '../support/harness.ts';
+import { yamlHead } from '../support/test-config.ts';
 
 /** One instance of a service: our own HTTP server that says who it is, counts what reached it, and can be told to fail. */
 class Instance {
@@ -50,11 +51,7 @@ class Instance {
 }
 
 function yaml(prefix: string, urls: string[], healthCheckIntervalMs = 150): string {
-  return `
-http:
-  port: \${PORT}
-  host: 127.0.0.1
-redis: { failMode: open, keyPrefix: "${prefix}", commandTimeoutMs: 250 }
+  return `${yamlHead(prefix)}
 apiEndpoints:
   health: { paths: /health }
   open: { paths: /api/open/* }

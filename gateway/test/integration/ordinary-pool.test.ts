@@ -4,14 +4,11 @@ import { connect } from 'node:net';
 import { expect } from 'chai';
 import { request } from 'undici';
 import { runPrefix, startGateway, startUpstream, type TestGateway, type Upstream, waitFor } from '../support/harness.ts';
+import { yamlHead } from '../support/test-config.ts';
 
 /** One service with a single ordinary socket, so a second request has to queue behind the first. */
 function yaml(prefix: string, upstreamUrl: string): string {
-  return `
-http:
-  port: \${PORT}
-  host: 127.0.0.1
-redis: { failMode: open, keyPrefix: "${prefix}", commandTimeoutMs: 250 }
+  return `${yamlHead(prefix)}
 apiEndpoints:
   open: { paths: /api/open/* }
   narrow: { paths: /api/narrow/* }

@@ -1,3 +1,12 @@
+/** The head every test routing file starts with: the listener on the port the harness gives, Redis under `prefix`. */
+export function yamlHead(prefix: string): string {
+  return `
+http:
+  port: \${PORT}
+  host: 127.0.0.1
+redis: { failMode: open, keyPrefix: "${prefix}", commandTimeoutMs: 250 }`;
+}
+
 /** A small routing file for tests: every pipeline the suites need, with limits they can reach. */
 export function testYaml(options: {
   prefix: string;
