@@ -16,7 +16,7 @@ export async function start(config: Config) {
     port: config.PORT,
     host: config.HOST,
     ops: opsAddress(config, 'accounting'),
-    connect: () => connectStores(config),
+    connect: () => connectStores(config, logger),
     build: (stores) => buildApp({ config, logger, stores }),
     background: (stores) => {
       // keeps accounts current; idempotent: an event older than the identity already applied changes nothing

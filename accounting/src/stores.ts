@@ -1,4 +1,4 @@
-import { loadModelCatalog } from '@platform/shared-types';
+import { type Logger, loadModelCatalog } from '@platform/shared-types';
 import { connectPostgres, connectRedis, ensurePostgresDatabase, migrateLatest, pgUrlFor, ping } from '@platform/shared-types/stores/postgres';
 import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
@@ -19,12 +19,13 @@ export interface Stores {
  */
 export async function connectStores(
   config: Pick<Config, 'PG_URL' | 'PG_DB' | 'REDIS_URL'> & Partial<Pick<Config, 'PG_POOL_MAX' | 'MODELS_FILE'>>,
+  logger?: Logger,
 ): Promise<Stores> {
   await ensurePostgresDatabase(config.PG_URL, config.PG_DB);
   const db = connectPostgres(pgUrlFor(config.PG_URL, config.PG_DB), { pool: { min: 0, max: config.PG_POOL_MAX ?? 10 } });
   await migrateLatest(db, migrations);
   await pricesDal(db).seedPrices(loadModelCatalog(config.MODELS_FILE));
-  const redis = await connectRedis(config.REDIS_URL);
+  const redis = await connectRedis(config.REDIS_URL, logger);
   return {
     db,
     redis,

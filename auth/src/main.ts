@@ -14,7 +14,7 @@ export async function start(config: Config) {
     port: config.PORT,
     host: config.HOST,
     ops: opsAddress(config, 'auth'),
-    connect: () => connectStores(config),
+    connect: () => connectStores(config, logger),
     build: (stores) => buildApp({ config, logger, stores }),
     // Expired refresh and one-time tokens are deleted periodically: FerretDB has no TTL indexes.
     background: (stores) => {

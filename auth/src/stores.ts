@@ -1,3 +1,4 @@
+import type { Logger } from '@platform/shared-types';
 import { connectMongo, connectRedis, ping } from '@platform/shared-types/stores/mongo';
 import type { Redis } from 'ioredis';
 import type mongoose from 'mongoose';
@@ -16,9 +17,12 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-export async function connectStores(config: Pick<Config, 'MONGO_URL' | 'MONGO_DB' | 'REDIS_URL' | 'BCRYPT_COST' | 'BCRYPT_WORKERS'>): Promise<Stores> {
+export async function connectStores(
+  config: Pick<Config, 'MONGO_URL' | 'MONGO_DB' | 'REDIS_URL' | 'BCRYPT_COST' | 'BCRYPT_WORKERS'>,
+  logger?: Logger,
+): Promise<Stores> {
   const mongo = await connectMongo(config.MONGO_URL, config.MONGO_DB);
-  const redis = await connectRedis(config.REDIS_URL);
+  const redis = await connectRedis(config.REDIS_URL, logger);
   const pool = new BcryptPool(config.BCRYPT_WORKERS);
   try {
     const models = await createModels(mongo);

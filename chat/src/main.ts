@@ -15,7 +15,7 @@ export async function start(config: Config, options: { providers?: ProviderOverr
     host: config.HOST,
     ops: opsAddress(config, 'chat'),
     connect: async () => {
-      const stores = await connectStores(config);
+      const stores = await connectStores(config, logger);
       try {
         const runtime = await createRuntime(config, logger, stores, options.providers);
         return { ...stores, runtime };

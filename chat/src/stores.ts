@@ -1,3 +1,4 @@
+import type { Logger } from '@platform/shared-types';
 import { connectMongo, connectRedis, ping } from '@platform/shared-types/stores/mongo';
 import type { Redis } from 'ioredis';
 import type mongoose from 'mongoose';
@@ -10,9 +11,9 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-export async function connectStores(config: Pick<Config, 'MONGO_URL' | 'MONGO_DB' | 'REDIS_URL'>): Promise<Stores> {
+export async function connectStores(config: Pick<Config, 'MONGO_URL' | 'MONGO_DB' | 'REDIS_URL'>, logger?: Logger): Promise<Stores> {
   const mongo = await connectMongo(config.MONGO_URL, config.MONGO_DB);
-  const redis = await connectRedis(config.REDIS_URL);
+  const redis = await connectRedis(config.REDIS_URL, logger);
   return {
     mongo,
     redis,

@@ -10,6 +10,7 @@ import {
 } from '@platform/shared-types';
 import { createServiceApp } from '@platform/shared-types/express';
 import { StreamConsumer } from '@platform/shared-types/redis';
+import { reportRedisErrors } from '@platform/shared-types/stores/redis';
 import type { Express } from 'express';
 import type { Config } from './config.ts';
 import { dashboardRouter } from './features/dashboard/dashboard-router.ts';
@@ -54,7 +55,7 @@ export function createMonitoring(deps: AppDeps): Monitoring {
   });
   const upstreams = new Upstreams(client, config.UPSTREAM_TIMEOUT_MS);
   const cache = new CheckCache(config.CHECK_CACHE_TTL_MS);
-  const subscriber = stores.redis.duplicate();
+  const subscriber = reportRedisErrors(stores.redis.duplicate(), logger, 'relationship changes subscriber');
   const changes = new RelationshipChanges({ publisher: stores.redis, subscriber, channel: config.RELATIONSHIP_CHANGES_CHANNEL, logger });
   changes.onChange((pairs) => cache.invalidate(pairs)); // first listener: later ones see the fresh state
   const pairs = relationshipsDal(stores.db);

@@ -13,7 +13,7 @@ export async function start(config: Config) {
     port: config.PORT,
     host: config.HOST,
     ops: opsAddress(config, 'monitoring'),
-    connect: () => connectStores(config),
+    connect: () => connectStores(config, logger),
     build: (stores) => {
       monitoring = createMonitoring({ config, logger, stores });
       return monitoring.app;

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import { reportRedisErrors } from '../stores/redis.ts';
 
 type StreamEntry = [id: string, fields: string[]];
 
@@ -46,7 +47,7 @@ export class StreamConsumer<T> {
 
   constructor(options: StreamConsumerOptions<T>) {
     this.#options = options;
-    this.#redis = options.redis.duplicate();
+    this.#redis = reportRedisErrors(options.redis.duplicate(), options.logger, `stream consumer ${options.group}`);
     this.#consumer = options.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.#blockMs = options.blockMs ?? 5_000;
     this.#batch = options.batch ?? 100;

@@ -14,6 +14,6 @@ export {
   migrateLatest,
   pgUrlFor,
 } from './postgres.ts';
-export { connectRedis } from './redis.ts';
+export { connectRedis, reportRedisErrors } from './redis.ts';
 
 export const ping = { ...mongoPing, ...postgresPing };

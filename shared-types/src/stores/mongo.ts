@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import mongoose from 'mongoose';
 import { pingRedis } from './redis.ts';
 
-export { connectRedis } from './redis.ts';
+export { connectRedis, reportRedisErrors } from './redis.ts';
 
 /** Connects mongoose to one database. Works on MongoDB 7 and FerretDB (no compressors; directConnection from the URL). */
 export async function connectMongo(url: string, dbName: string): Promise<mongoose.Connection> {

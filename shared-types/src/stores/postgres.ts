@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import knex, { type Knex } from 'knex';
 import { pingRedis } from './redis.ts';
 
-export { connectRedis } from './redis.ts';
+export { connectRedis, reportRedisErrors } from './redis.ts';
 
 export interface Migration {
   name: string;

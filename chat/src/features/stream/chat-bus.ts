@@ -1,5 +1,6 @@
 import type { Logger, ObserveEvent, UserStreamEvent } from '@platform/shared-types';
 import { RedisMutex } from '@platform/shared-types/redis';
+import { reportRedisErrors } from '@platform/shared-types/stores/redis';
 import type { ChainableCommander, Redis } from 'ioredis';
 
 /** One event of a session as observers see it; `streamId` and `seq` order the events of one stream. */
@@ -45,7 +46,7 @@ export class ChatBus {
 
   constructor(redis: Redis, options: { prefix: string; logger: Logger; lockTtlMs: number; replayMax: number; replayTtlSeconds: number }) {
     this.#redis = redis;
-    this.#subscriber = redis.duplicate();
+    this.#subscriber = reportRedisErrors(redis.duplicate(), options.logger, 'chat-bus subscriber');
     this.#prefix = options.prefix;
     this.#logger = options.logger;
     this.#options = options;
