@@ -13,9 +13,9 @@ export interface Child {
 const profileFlags = (name: string) =>
   process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, `--cpu-prof-name=${name}-${process.pid}.cpuprofile`] : [];
 
-/** starts `node [flags] src/main.ts` in `dir`, resolving with the URL the service logs (pino JSON) once it listens */
-export async function startChild(name: string, dir: string, env: Record<string, string>): Promise<Child> {
-  const child = spawn(process.execPath, [...profileFlags(name), 'src/main.ts'], {
+/** starts `node [flags] <script>` in `dir`, resolving with the URL the service logs (pino JSON) once it listens */
+export async function startChild(name: string, dir: string, env: Record<string, string>, script = 'src/main.ts'): Promise<Child> {
+  const child = spawn(process.execPath, [...profileFlags(name), script], {
     cwd: dir,
     env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'info', PORT: '0', OPS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -9,6 +9,7 @@
 // round (BENCH_CHAT_ROUNDS, default 1), the order alternating by round (BENCH_CHAT_BASELINE_FIRST=1: baseline first).
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { connectMongo, connectRedis } from '@platform/shared-types/stores';
 import { createTestAuth, storeUrls, type TestAuth, testActor, uniqueDbName } from '@platform/shared-types/testing';
 import { Agent, request } from 'undici';
@@ -104,6 +105,13 @@ async function startTarget(name: string, dir: string, auth: TestAuth, urls: Retu
   return { name, chat, accounting, mongoDb, redisPrefix, chatEnv };
 }
 
+/** the floor (bench/chat/floor-server.ts): a bare metered SSE server with its own stand-in, measured by the same client */
+async function startFloor(auth: TestAuth): Promise<{ chat: Child; accounting: AccountingStandIn }> {
+  const accounting = await new AccountingStandIn(auth).start();
+  const env = { ...auth.secrets, ACCOUNTING_URL: accounting.url, LOCAL_MODEL_TOKENS: String(TOKENS), LOCAL_MODEL_TOKEN_DELAY_MS: String(DELAY_MS) };
+  return { chat: await startChild('floor', join(root, 'bench/chat'), env, 'floor-server.ts'), accounting };
+}
+
 async function stopTarget(target: Target, urls: ReturnType<typeof storeUrls>): Promise<void> {
   await target.chat.stop();
   await target.accounting.stop();
@@ -145,7 +153,7 @@ async function makeSessions(target: Target, auth: TestAuth, agent: Agent, actors
 }
 
 /** time to first delta of one stream, and whether it ended with `done` */
-async function timedStream(target: Target, auth: TestAuth, agent: Agent, actor: Actor, sessionId: string, message: string, onOpen = () => {}) {
+async function timedStream(target: Pick<Target, 'chat'>, auth: TestAuth, agent: Agent, actor: Actor, sessionId: string, message: string, onOpen = () => {}) {
   const t0 = performance.now();
   const deadline = Date.now() + STREAM_DEADLINE_MS;
   let firstDelta = Number.NaN;
@@ -179,7 +187,7 @@ async function timedStream(target: Target, auth: TestAuth, agent: Agent, actor: 
 }
 
 /** all streams at once, one per session; RSS sampled while they are open */
-async function burst(target: Target, auth: TestAuth, agent: Agent, actors: Actor[], sessions: string[]): Promise<Burst> {
+async function burst(target: Pick<Target, 'chat'>, auth: TestAuth, agent: Agent, actors: Actor[], sessions: string[]): Promise<Burst> {
   const pid = target.chat.process.pid as number;
   let open = 0;
   let peakOpen = 0;
@@ -207,6 +215,24 @@ async function burst(target: Target, auth: TestAuth, agent: Agent, actors: Actor
     peakOpen,
     rssPeak,
   };
+}
+
+/** one burst at the floor server, with users and session ids of its own */
+async function floorFirstDeltas(auth: TestAuth, agent: Agent): Promise<Burst> {
+  const floor = await startFloor(auth);
+  try {
+    const actors = Array.from({ length: STREAMS }, () => testActor('enduser'));
+    return await burst(
+      floor,
+      auth,
+      agent,
+      actors,
+      actors.map((_, i) => `floor-${i}`),
+    );
+  } finally {
+    await floor.chat.stop();
+    await floor.accounting.stop();
+  }
 }
 
 /** replies stored complete and finalize charges landed at the target's stand-in */
@@ -285,6 +311,8 @@ async function main() {
         loads.push(loadavg()[0] ?? 0);
       }
     }
+    // the floor after the rounds: a bare metered SSE server (bench/chat/floor-server.ts), the same client and burst
+    const floorTtfd = await floorFirstDeltas(auth, agent);
     const ourBursts = bursts.get(ours) as Burst[];
     const completed = ourBursts.reduce((sum, b) => sum + b.completed, 0);
     const chatTtfd = ourBursts.flatMap((b) => b.ttfd);
@@ -336,7 +364,10 @@ ${STREAMS} concurrent SSE streams of the local model (${TOKENS} tokens x ${DELAY
 | ratio through chat / provider, one at a time (p50) | ${(percentile(sequentialTtfd, 50) / providerP50).toFixed(2)}x | | |
 | time to first delta through chat, ${STREAMS} at once (p50 / p95) | ${ms(chatP50)} / ${ms(percentile(chatTtfd, 95))} ms | | |
 | ratio through chat / provider, ${STREAMS} at once (p50) | ${ratio.toFixed(2)}x | <= 5x | ${pass(ratio <= 5)} |
-${baselineRows}| MongoDB-compatible server alone: ${STREAMS} concurrent inserts | ${insertsPerSecond.toFixed(0)} inserts/s | | |
+${baselineRows}| floor: bare metered SSE server, ${STREAMS} at once (p50 / p95; completed) | ${ms(percentile(floorTtfd.ttfd, 50))} / ${ms(percentile(floorTtfd.ttfd, 95))} ms; ${floorTtfd.completed} / ${STREAMS} | | |
+| floor: ratio / provider, ${STREAMS} at once (p50) | ${(percentile(floorTtfd.ttfd, 50) / providerP50).toFixed(2)}x | | |
+| through chat / floor, ${STREAMS} at once (p50) | ${(chatP50 / percentile(floorTtfd.ttfd, 50)).toFixed(2)}x | | |
+| MongoDB-compatible server alone: ${STREAMS} concurrent inserts | ${insertsPerSecond.toFixed(0)} inserts/s | | |
 | wall time for all streams (mean per burst) | ${ms(wallMs)} ms | | |
 | chat RSS: baseline / at ${peakOpen} open streams | ${mb(rssBase)} / ${mb(rssPeak)} MB | | |
 | RSS per open stream | ${(rssPerStream / 1024).toFixed(1)} KB | | |
