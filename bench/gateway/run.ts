@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { createKeyring, signAccessToken } from '@platform/shared-types';
 import { storeUrls } from '@platform/shared-types/testing';
 import autocannon from 'autocannon';
+import { BARE_PROXY_SOURCE, UPSTREAM_SOURCE } from './bare-proxy.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 const CONNECTIONS = 50;
@@ -50,15 +51,6 @@ async function waitUntilUp(url: string): Promise<void> {
     }
   }
 }
-
-const UPSTREAM = `
-const http = require('node:http');
-const body = JSON.stringify({ ok: true });
-http.createServer((req, res) => {
-  req.resume();
-  req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }); res.end(body); });
-}).listen(Number(process.env.PORT), '127.0.0.1');
-`;
 
 const CONFIG = `
 http: { port: "\${PORT}", host: 127.0.0.1 }
@@ -119,6 +111,11 @@ function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** median over the rounds of one figure's per-round ratio between two cases measured in the same rounds */
+function roundRatio(runs: Figures[], others: Figures[], field: keyof Figures): number {
+  return median(runs.map((f, i) => f[field] / (others[i] as Figures)[field]));
 }
 
 /** median of every figure over the rounds */
@@ -196,7 +193,7 @@ try {
   const gatewayPort = await freePort();
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
-  children.push(spawn(process.execPath, ['-e', UPSTREAM], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: 'ignore' }));
+  children.push(spawn(process.execPath, ['-e', UPSTREAM_SOURCE], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: 'ignore' }));
   writeFileSync(join(tmp, 'gateway.config.yml'), CONFIG);
   // BENCH_PROFILE_DIR: a V8 CPU profile of this gateway (not the baseline) is written there when it stops (shortly after
   // the report); read it with profile-summary.ts
@@ -263,7 +260,20 @@ try {
     });
     children.push(eg);
   }
+  // BENCH_BARE_PROXY=1: a bare proxy (node:http server + undici Pool.dispatch, no policies, no logging: bare-proxy.ts)
+  // in its own process with the gateway's V8 flags, measured in the same rounds: the floor of a single-process Node proxy
+  const barePort = await freePort();
+  const bareUrl = `http://127.0.0.1:${barePort}`;
+  const bare =
+    process.env.BENCH_BARE_PROXY === '1'
+      ? spawn(process.execPath, [...NODE_FLAGS.filter((flag) => !flag.startsWith('--import')), '-e', BARE_PROXY_SOURCE], {
+          env: { ...process.env, PORT: String(barePort), UPSTREAM: upstreamUrl },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        })
+      : undefined;
+  if (bare) children.push(bare);
   await waitUntilUp(`${upstreamUrl}/`);
+  if (bare) await waitUntilUp(`${bareUrl}/bench/proxy`);
   await waitUntilUp(`${gatewayUrl}/bench/proxy`);
   if (withExpressGateway) await waitUntilUp(`${egUrl}/bench/full`);
   if (baseline) await waitUntilUp(`${baselineUrl}/bench/proxy`);
@@ -284,6 +294,7 @@ try {
     [`${gatewayUrl}/bench/proxy`, {}],
     [`${gatewayUrl}/bench/full`, auth],
     ...(withExpressGateway ? ([[`${egUrl}/bench/full`, auth]] as const) : []),
+    ...(bare ? ([[`${bareUrl}/bench/proxy`, {}]] as const) : []),
     ...(baseline
       ? ([
           [`${baselineUrl}/bench/full`, auth],
@@ -309,7 +320,16 @@ try {
   // the baseline gets both routes too: a gateway that sits idle for most of a round (its heap shrunk, its
   // caches cold) measured ~1.3x the CPU per request of the same code measured twice as often
   const runBaselineProxy = async () => baselineProxyRuns.push(await load(`${baselineUrl}/bench/proxy`, {}, SECONDS, baseline?.pid));
-  const cases = [runDirect, runProxy, runFull, ...(withExpressGateway ? [runEg] : []), ...(baseline ? [runBaseline, runBaselineProxy] : [])];
+  const bareRuns: Figures[] = [];
+  const runBare = async () => bareRuns.push(await load(`${bareUrl}/bench/proxy`, {}, SECONDS, bare?.pid));
+  const cases = [
+    runDirect,
+    runProxy,
+    runFull,
+    ...(withExpressGateway ? [runEg] : []),
+    ...(baseline ? [runBaseline, runBaselineProxy] : []),
+    ...(bare ? [runBare] : []),
+  ];
   for (let round = 0; round < ROUNDS; round++) {
     // rotate (and reverse every other round) which case goes first, so none always runs on the warmer (or busier) part of a round
     const order = cases.map((_, i) => cases[(i + round) % cases.length] as () => Promise<number>);
@@ -342,6 +362,7 @@ try {
     row('gateway, proxy-only route', proxy, proxyRuns),
     row('gateway, full policy route', full, fullRuns),
     ...(withExpressGateway ? [row('Express Gateway 1.16, equivalent full policy (plugin)', medianOf(egRuns), egRuns)] : []),
+    ...(bare ? [row('bare proxy (node:http + undici Pool.dispatch, no policies; BENCH_BARE_PROXY=1)', medianOf(bareRuns), bareRuns)] : []),
     ...(baseline
       ? [
           row(
@@ -379,6 +400,14 @@ try {
       proxyRuns.map((p, i) => p.rps / (directRuns[i] as Figures).rps),
       2,
     )}) (target >= 0.30: ${verdict(median(proxyRuns.map((p, i) => p.rps / (directRuns[i] as Figures).rps)) >= 0.3)})`,
+    ...(bare
+      ? [
+          `- proxy-only / bare proxy: req/s ${roundRatio(proxyRuns, bareRuns, 'rps').toFixed(2)}, CPU per request ${roundRatio(proxyRuns, bareRuns, 'cpuUs').toFixed(2)}; bare proxy / direct req/s ${roundRatio(bareRuns, directRuns, 'rps').toFixed(2)} (${list(
+            bareRuns.map((f, i) => f.rps / (directRuns[i] as Figures).rps),
+            2,
+          )}); medians of the rounds; bare proxy RSS after the run ${memoryMb(bare.pid as number).toFixed(0)} MB`,
+        ]
+      : []),
     `- full policy / proxy-only req/s: ${ratio.toFixed(2)}, median of the rounds (${list(roundRatios, 2)}) (target >= 0.85: ${verdict(ratio >= 0.85)})`,
     `- full policy p99 - proxy-only p99: ${p99Gap.toFixed(1)} ms, median of the rounds (${list(roundGaps, 1)}) (target <= 2 ms: ${verdict(p99Gap <= 2)})`,
     `- gateway CPU per request, full policy / proxy-only: ${cpuRatio.toFixed(2)}, median of the rounds (${list(roundCpu, 2)}) (its inverse, ${(1 / cpuRatio).toFixed(2)}, is the req/s ratio a CPU-bound gateway would reach)`,

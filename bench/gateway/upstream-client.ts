@@ -9,31 +9,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
+import { DISPATCH_FORWARD, frontSource, UPSTREAM_SOURCE } from './bare-proxy.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const root = new URL('../..', import.meta.url).pathname;
-
-const UPSTREAM = `
-const http = require('node:http');
-const body = JSON.stringify({ ok: true });
-http.createServer((req, res) => {
-  req.resume();
-  req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }); res.end(body); });
-}).listen(0, '127.0.0.1', function () { process.stdout.write(String(this.address().port) + '\\n'); });
-`;
-
-/** the same front end for every candidate; only `forward` differs */
-const FRONT = (forward: string) => `
-const http = require('node:http');
-const { Pool } = require(${JSON.stringify(`${root}node_modules/undici`)});
-const target = process.env.UPSTREAM;
-const [host, port] = target.replace('http://', '').split(':');
-const hop = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'upgrade', 'proxy-connection', 'trailer']);
-const copyHeaders = (raw) => { const out = {}; for (const k in raw) if (!hop.has(k)) out[k] = raw[k]; return out; };
-${forward}
-http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => forward(req, res)).listen(0, '127.0.0.1', function () { process.stdout.write(String(this.address().port) + '\\n'); });
-`;
 
 const CANDIDATES: Record<string, string> = {
   'node:http Agent': `
@@ -58,24 +37,7 @@ function forward(req, res) {
   }, () => { res.statusCode = 502; res.end(); });
   if (!hasBody) req.resume();
 }`,
-  'undici Pool.dispatch': `
-const pool = new Pool(target, { connections: 64, pipelining: 1 });
-function forward(req, res) {
-  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-  if (!hasBody) req.resume();
-  pool.dispatch({ path: req.url, method: req.method, headers: copyHeaders(req.headers), body: hasBody ? req : undefined }, {
-    onConnect() {},
-    onHeaders(status, raw) {
-      const headers = {};
-      for (let i = 0; i < raw.length; i += 2) { const k = raw[i].toString('latin1').toLowerCase(); if (!hop.has(k)) headers[k] = raw[i + 1].toString('latin1'); }
-      res.writeHead(status, headers);
-      return true;
-    },
-    onData(chunk) { return res.write(chunk); },
-    onComplete() { res.end(); },
-    onError() { if (!res.headersSent) res.statusCode = 502; res.end(); },
-  });
-}`,
+  'undici Pool.dispatch': DISPATCH_FORWARD,
 };
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
@@ -100,9 +62,9 @@ const median = (values: number[]) => {
 };
 
 try {
-  const upstream = await startNode(UPSTREAM);
+  const upstream = await startNode(UPSTREAM_SOURCE);
   const fronts = await Promise.all(
-    Object.entries(CANDIDATES).map(async ([name, forward]) => ({ name, ...(await startNode(FRONT(forward), { UPSTREAM: upstream.url })) })),
+    Object.entries(CANDIDATES).map(async ([name, forward]) => ({ name, ...(await startNode(frontSource(forward), { UPSTREAM: upstream.url })) })),
   );
   const runs = new Map(fronts.map((f) => [f.name, [] as Array<{ rps: number; cpuUs: number; p99: number }>]));
   const load = async (front: (typeof fronts)[number], seconds: number) => {

@@ -21,10 +21,16 @@ import type { Metrics } from './engine/metrics.ts';
 import { parseTarget } from './engine/paths.ts';
 import type { Gate } from './policies/redis-gate.ts';
 
-/** One access-log line: what pino would write for these fields (`JSON.stringify` escapes the client's strings). */
+/** how long access lines wait to share one write (a write per turn measured ~2 us per request under load) */
+const ACCESS_LOG_FLUSH_MS = 10;
+
+/**
+ * One access-log line: what pino would write for these fields (`JSON.stringify` escapes the client's strings). The
+ * request id (REQUEST_ID_PATTERN or a UUID) and the method (a token node's parser accepted) need no escaping.
+ */
 function accessLine(prefix: string, ex: Exchange, status: number, ms: number): string {
   const user = ex.actor ? `,"userId":${JSON.stringify(ex.actor.userId)}` : '';
-  return `${prefix},"requestId":${JSON.stringify(ex.requestId)},"method":${JSON.stringify(ex.method)},"route":${JSON.stringify(ex.route)},"path":${JSON.stringify(ex.path)},"status":${status},"ms":${Math.round(ms * 10) / 10}${user},"msg":"request"}\n`;
+  return `${prefix},"requestId":"${ex.requestId}","method":"${ex.method}","route":${JSON.stringify(ex.route)},"path":${JSON.stringify(ex.path)},"status":${status},"ms":${Math.round(ms * 10) / 10}${user},"msg":"request"}\n`;
 }
 
 /**
@@ -34,8 +40,8 @@ function accessLine(prefix: string, ex: Exchange, status: number, ms: number): s
  */
 export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; gate: Gate; runtime: () => Runtime }) {
   const { logger, metrics } = deps;
-  // the access line has fixed fields that never hold secrets: built by hand in pino's shape, one write per turn
-  const accessLog = batchedLines(logger, 'info');
+  // the access line has fixed fields that never hold secrets: built by hand in pino's shape, one write per 10 ms
+  const accessLog = batchedLines(logger, 'info', { maxDelayMs: ACCESS_LOG_FLUSH_MS });
 
   function send(ex: Exchange, error: unknown): void {
     const { res } = ex;
@@ -154,34 +160,36 @@ export function createGatewayHandler(deps: { logger: Logger; metrics: Metrics; g
     }
     if (framing.framing.kind !== 'none') watchBody(req, res, deps.runtime().config.http.bodyIdleTimeoutMs);
     else if (req.socket.timeout) keepAnswerOpen(res); // an idle timer a pipelined request before this one armed
-    requestContext.run({ requestId }, () => {
-      void (async () => {
-        try {
-          const target = parseTarget(req.url ?? '/');
-          if (!target.ok) {
-            if (target.internal) throw new ApiError('NOT_FOUND', 'Not found');
-            throw new ApiError('VALIDATION_FAILED', `Refused request path: ${target.reason}`);
-          }
-          if (target.internal) throw new ApiError('NOT_FOUND', 'Not found');
-          ex.path = target.path;
-          ex.matchPath = target.matchPath;
-          ex.query = target.query;
-          const runtime = deps.runtime();
-          if (runtime.config.http.trustProxy) {
-            // the proxy in front appends the address it saw: the last entry is the one we can trust
-            const forwarded = req.headers['x-forwarded-for'];
-            const last = typeof forwarded === 'string' ? forwarded.split(',').pop()?.trim() : undefined;
-            if (last) ex.clientIp = last;
-          }
-          const route = matchRoute(runtime, ex, req.headers.host);
-          if (!route) throw new ApiError('NOT_FOUND', `No route for ${ex.method} ${ex.matchPath}`);
-          ex.route = route.pipeline;
-          ex.upstreamHeaders = upstreamRequestHeaders(req.headers);
-          await runPipeline(ex, runtime.pipelines.get(route.pipeline) ?? []);
-        } catch (error) {
-          send(ex, error);
-        }
-      })();
-    });
+    void requestContext.run({ requestId }, serve, ex);
   };
+
+  /** target checks, route match and the pipeline; anything that fails is answered as a problem */
+  async function serve(ex: Exchange): Promise<void> {
+    const { req } = ex;
+    try {
+      const target = parseTarget(req.url ?? '/');
+      if (!target.ok) {
+        if (target.internal) throw new ApiError('NOT_FOUND', 'Not found');
+        throw new ApiError('VALIDATION_FAILED', `Refused request path: ${target.reason}`);
+      }
+      if (target.internal) throw new ApiError('NOT_FOUND', 'Not found');
+      ex.path = target.path;
+      ex.matchPath = target.matchPath;
+      ex.query = target.query;
+      const runtime = deps.runtime();
+      if (runtime.config.http.trustProxy) {
+        // the proxy in front appends the address it saw: the last entry is the one we can trust
+        const forwarded = req.headers['x-forwarded-for'];
+        const last = typeof forwarded === 'string' ? forwarded.split(',').pop()?.trim() : undefined;
+        if (last) ex.clientIp = last;
+      }
+      const route = matchRoute(runtime, ex, req.headers.host);
+      if (!route) throw new ApiError('NOT_FOUND', `No route for ${ex.method} ${ex.matchPath}`);
+      ex.route = route.pipeline;
+      ex.upstreamHeaders = upstreamRequestHeaders(req.headers);
+      await runPipeline(ex, runtime.pipelines.get(route.pipeline) ?? []);
+    } catch (error) {
+      send(ex, error);
+    }
+  }
 }

@@ -207,9 +207,12 @@ export function compile(config: GatewayConfig, deps: CompileDeps): CompileResult
  * all: it must not reach a looser pipeline than the one its canonical spelling gets (DESIGN 7).
  */
 export function matchRoute(runtime: Runtime, ex: Pick<Exchange, 'method' | 'matchPath'>, host: string | undefined): CompiledRoute | undefined {
-  const hostname = (host ?? '').replace(/:\d+$/, '').toLowerCase();
+  let hostname: string | undefined; // worked out for the first route that names a host (most say '*')
   for (const route of runtime.routes) {
-    if (route.host !== '*' && route.host.toLowerCase() !== hostname) continue;
+    if (route.host !== '*') {
+      hostname ??= (host ?? '').replace(/:\d+$/, '').toLowerCase();
+      if (route.host.toLowerCase() !== hostname) continue;
+    }
     if (route.methods && !route.methods.has(ex.method)) continue;
     for (const loose of route.casePatterns) {
       if (loose.test(ex.matchPath)) return route.patterns.some((exact) => exact.test(ex.matchPath)) ? route : undefined;

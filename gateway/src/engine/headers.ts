@@ -23,8 +23,16 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** Headers named in `Connection:` are hop-by-hop too. */
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+/**
+ * Headers named in `Connection:` are hop-by-hop too. Undefined when it names none beyond those always dropped
+ * (`keep-alive` or `close`, what nearly every client and service sends: no parsing for them).
+ */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') {
+    const lower = value.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close') return undefined;
+  }
   const tokens = new Set<string>();
   for (const part of (Array.isArray(value) ? value.join(',') : (value ?? '')).split(',')) {
     const token = part.trim().toLowerCase();
@@ -39,7 +47,7 @@ function connectionTokens(value: string | string[] | undefined): Set<string> {
  * node lowercases names and joins copies, so one name test removes them all).
  */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = headers.connection ? connectionTokens(headers.connection) : undefined;
+  const named = connectionTokens(headers.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
@@ -51,7 +59,7 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders): Record<str
 
 /** The upstream's response headers as the client may see them. */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const named = headers.connection ? connectionTokens(headers.connection) : undefined;
+  const named = connectionTokens(headers.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
@@ -86,19 +94,27 @@ const SINGLE = new Set([
 /**
  * undici's raw response headers (name, value, name, value... as Buffers) joined the way node's IncomingMessage
  * joins them: names lowercased, `set-cookie` copies kept apart, the singletons above first copy only, other
- * copies joined with `, `. So a response reads the same whichever client fetched it.
+ * copies joined with `, `. So a response reads the same whichever client fetched it. `forClient`: in the same
+ * pass, without the headers `clientResponseHeaders` drops (hop-by-hop ones and those named in `Connection`).
  */
-export function headersFromRaw(raw: Buffer[]): Record<string, string | string[]> {
+export function headersFromRaw(raw: Buffer[], forClient = false): Record<string, string | string[]> {
   // no prototype: a header named `constructor` or `__proto__` is a header like any other
   const out: Record<string, string | string[]> = Object.create(null);
+  let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = headerNameToString(raw[i] as Buffer);
     const value = (raw[i + 1] as Buffer).toString('latin1');
+    if (forClient && HOP_BY_HOP.has(name)) {
+      if (name === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
+      continue;
+    }
     const seen = out[name];
     if (seen === undefined) out[name] = name === 'set-cookie' ? [value] : value;
     else if (Array.isArray(seen)) seen.push(value);
     else if (!SINGLE.has(name)) out[name] = `${seen}, ${value}`;
   }
+  const named = connectionTokens(connection);
+  if (named) for (const name of named) delete out[name];
   return out;
 }
 

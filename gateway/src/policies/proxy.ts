@@ -142,15 +142,19 @@ export function proxyPolicy(
   async function dispatched(ex: Exchange, body: Buffer | undefined): Promise<void> {
     const { res } = ex;
     let left = false;
-    let onDrain: (() => void) | undefined;
+    let resume: (() => void) | undefined;
     const sink: ResponseSink = {
-      head(status, rawHeaders, resume) {
-        writeClientHead(ex, status, headersFromRaw(rawHeaders));
-        onDrain = resume;
-        res.on('drain', resume);
+      head(status, rawHeaders, resumeBody) {
+        writeClientHead(ex, status, headersFromRaw(rawHeaders, true));
+        resume = resumeBody;
         return true;
       },
-      data: (chunk) => res.write(chunk),
+      data(chunk) {
+        if (res.write(chunk)) return true;
+        // backpressure: undici holds the body until the client drains (most answers never get here)
+        if (resume) res.once('drain', resume);
+        return false;
+      },
       end: () => res.end(),
       broken() {
         if (!left) broken(call.instance());
@@ -162,12 +166,12 @@ export function proxyPolicy(
       { path: ex.path + ex.query, method: ex.method, headers: ex.upstreamHeaders, body, headersTimeoutMs, retry: retryMode(ex.method, body, 'ordinary') },
       sink,
     );
-    const abortOnLeave = () => {
+    // run by the engine when the response closes (no listener of our own): a client that left aborts the call
+    ex.onClose.push(() => {
       if (res.writableFinished) return;
       left = true;
       call.abort();
-    };
-    res.once('close', abortOnLeave);
+    });
     try {
       await call.done;
     } catch (error) {
@@ -177,8 +181,7 @@ export function proxyPolicy(
       }
       throw failed(error, call.instance());
     } finally {
-      res.off('close', abortOnLeave);
-      if (onDrain) res.off('drain', onDrain);
+      if (resume) res.off('drain', resume);
     }
   }
 
@@ -230,7 +233,7 @@ export function proxyPolicy(
       }
       throw failed(error, call.instance());
     }
-    writeClientHead(ex, upstream.statusCode ?? 502, upstream.headers);
+    writeClientHead(ex, upstream.statusCode ?? 502, clientResponseHeaders(upstream.headers));
     await relay(upstream, res, () => {
       if (!left) broken(call.instance());
     });
@@ -258,10 +261,9 @@ function inTurn(ex: Exchange): Promise<void> | undefined {
   });
 }
 
-/** The client response head: the upstream's headers less hop-by-hop ones, the route's, the security defaults. */
-function writeClientHead(ex: Exchange, status: number, upstream: Record<string, string | string[] | undefined>): void {
+/** The client response head: the upstream's headers (hop-by-hop ones already dropped), the route's, the security defaults. */
+function writeClientHead(ex: Exchange, status: number, headers: Record<string, string | string[]>): void {
   const { res } = ex;
-  const headers = clientResponseHeaders(upstream);
   for (const name in ex.responseHeaders) headers[name] = ex.responseHeaders[name] as string;
   for (const name in SECURITY_HEADERS) if (headers[name] === undefined) headers[name] = SECURITY_HEADERS[name] as string;
   res.writeHead(status, headers);
