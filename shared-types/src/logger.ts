@@ -82,7 +82,7 @@ const flushOnExit = new Set<() => void>();
  * one write per event-loop turn (what is pending is written on exit): for one line per request on a hot path (the
  * gateway's access log), where a pino call (bindings, mixin, serialisation) and a write per line cost more than
  * the rest of the request's bookkeeping. Undefined when `level` is off. `prefix` opens each line the way pino
- * would: `{"level":30,"time":...,<bindings>`. `maxDelayMs`: one write per that many ms instead (or once 16 KB
+ * would: `{"level":30,"time":...,<bindings>`. `maxDelayMs`: one write per that many ms instead (or once 64 KB
  * are pending), for a busy server whose turns carry one or two lines each (a write per turn is then a syscall
  * per request or so).
  */
@@ -119,7 +119,7 @@ export function batchedLines(
       if (pending.length === 0) schedule();
       pending.push(line);
       pendingChars += line.length;
-      if (pendingChars >= 16_384) flush(); // the scheduled flush then finds nothing (or the lines since)
+      if (pendingChars >= 65_536) flush(); // the scheduled flush then finds nothing (or the lines since)
     },
   };
 }
