@@ -82,32 +82,21 @@ const flushOnExit = new Set<() => void>();
  * one write per event-loop turn (what is pending is written on exit): for one line per request on a hot path (the
  * gateway's access log), where a pino call (bindings, mixin, serialisation) and a write per line cost more than
  * the rest of the request's bookkeeping. Undefined when `level` is off. `prefix` opens each line the way pino
- * would: `{"level":30,"time":...,<bindings>`. `maxDelayMs`: one write per that many ms instead (or once 16 KB
- * are pending), for a busy server whose turns carry one or two lines each (a write per turn is then a syscall
- * per request or so).
+ * would: `{"level":30,"time":...,<bindings>`.
  */
-export function batchedLines(
-  logger: Logger,
-  level: 'info' | 'warn' | 'error',
-  options: { maxDelayMs?: number } = {},
-): { write(line: string): void; prefix(): string } | undefined {
+export function batchedLines(logger: Logger, level: 'info' | 'warn' | 'error'): { write(line: string): void; prefix(): string } | undefined {
   if (!logger.isLevelEnabled(level)) return undefined;
   const stream = (logger as unknown as Record<symbol, { write(chunk: string): unknown }>)[pino.symbols.streamSym];
   if (!stream) return undefined;
   const bindings = JSON.stringify(logger.bindings()).slice(1, -1);
   const opening = `{"level":${logger.levels.values[level]},"time":`;
   let pending: string[] = [];
-  let pendingChars = 0;
   const flush = () => {
     if (pending.length === 0) return;
     const lines = pending.join('');
     pending = [];
-    pendingChars = 0;
     stream.write(lines);
   };
-  const { maxDelayMs } = options;
-  // unref: a pending write never keeps a process alive (the exit handler writes it)
-  const schedule = maxDelayMs === undefined ? () => setImmediate(flush) : () => setTimeout(flush, maxDelayMs).unref();
   if (flushOnExit.size === 0)
     process.once('exit', () => {
       for (const pendingLines of flushOnExit) pendingLines();
@@ -116,10 +105,8 @@ export function batchedLines(
   return {
     prefix: () => `${opening}${Date.now()}${bindings ? `,${bindings}` : ''}`,
     write(line) {
-      if (pending.length === 0) schedule();
+      if (pending.length === 0) setImmediate(flush);
       pending.push(line);
-      pendingChars += line.length;
-      if (pendingChars >= 16_384) flush(); // the scheduled flush then finds nothing (or the lines since)
     },
   };
 }
