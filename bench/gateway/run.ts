@@ -260,12 +260,12 @@ try {
     });
     children.push(eg);
   }
-  // BENCH_BARE_PROXY=1: a bare proxy (node:http server + undici Pool.dispatch, no policies, no logging: bare-proxy.ts)
+  // a bare proxy (node:http server + undici Pool.dispatch, no policies, no logging: bare-proxy.ts; BENCH_BARE_PROXY=0 leaves it out)
   // in its own process with the gateway's V8 flags, measured in the same rounds: the floor of a single-process Node proxy
   const barePort = await freePort();
   const bareUrl = `http://127.0.0.1:${barePort}`;
   const bare =
-    process.env.BENCH_BARE_PROXY === '1'
+    process.env.BENCH_BARE_PROXY !== '0'
       ? spawn(process.execPath, [...NODE_FLAGS.filter((flag) => !flag.startsWith('--import')), '-e', BARE_PROXY_SOURCE], {
           env: { ...process.env, PORT: String(barePort), UPSTREAM: upstreamUrl },
           stdio: ['ignore', 'ignore', 'inherit'],
@@ -362,7 +362,7 @@ try {
     row('gateway, proxy-only route', proxy, proxyRuns),
     row('gateway, full policy route', full, fullRuns),
     ...(withExpressGateway ? [row('Express Gateway 1.16, equivalent full policy (plugin)', medianOf(egRuns), egRuns)] : []),
-    ...(bare ? [row('bare proxy (node:http + undici Pool.dispatch, no policies; BENCH_BARE_PROXY=1)', medianOf(bareRuns), bareRuns)] : []),
+    ...(bare ? [row('bare proxy (node:http + undici Pool.dispatch, no policies)', medianOf(bareRuns), bareRuns)] : []),
     ...(baseline
       ? [
           row(
