@@ -64,6 +64,14 @@ export const configSchema = serviceConfigSchema({ port: 3002 }).extend({
    */
   STORE_DEFER_MAX_MS: int(1_000, 0),
   /**
+   * streams of this instance in their start at once (from their session's lock to their first delta); the rest wait
+   * their turn in order, holding nothing, so a burst's first deltas do not all wait for the whole burst's start work.
+   * 0: no bound
+   */
+  STREAM_START_CONCURRENCY: int(16, 0),
+  /** streams that may wait for their turn; one more is refused at once (503, Retry-After) */
+  STREAM_START_QUEUE_MAX: int(5_000, 0),
+  /**
    * connections to each service chat calls (accounting, monitoring): a burst of stream starts reserves over this many
    * at once (with fewer, reservations queue here behind answers this process has not read yet)
    */

@@ -24,6 +24,7 @@ import { AccountingClient } from './features/stream/accounting-client.ts';
 import { ChargeOutbox } from './features/stream/charge-outbox.ts';
 import { ChatBus } from './features/stream/chat-bus.ts';
 import { CreditHints } from './features/stream/speculative-start.ts';
+import { StartQueue } from './features/stream/start-queue.ts';
 import { StoreGate } from './features/stream/store-gate.ts';
 import { StreamService } from './features/stream/stream-service.ts';
 import { SupervisionService } from './features/supervision/supervision-service.ts';
@@ -207,6 +208,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     attachments: (userId, fileIds) => files.attachmentText(userId, fileIds),
     hints: new CreditHints({ maxAgeMs: config.SPECULATIVE_START_HINT_MS, maxEntries: config.SPECULATIVE_START_HINT_ENTRIES }),
     gate,
+    starts: new StartQueue({ concurrency: config.STREAM_START_CONCURRENCY, maxWaiting: config.STREAM_START_QUEUE_MAX }),
   });
   late = streams;
   await streams.start();
