@@ -222,7 +222,10 @@ async function burst(target: Target, auth: TestAuth, agent: Agent, actors: Actor
   const started = performance.now();
   const results = await Promise.all(
     sessions.map(async (sessionId, i) => {
-      const result = await timedStream(target, auth, agent, actors[i] as Actor, sessionId, `bench message ${i}`, { open: () => open++, firstDelta: onFirstDelta });
+      const result = await timedStream(target, auth, agent, actors[i] as Actor, sessionId, `bench message ${i}`, {
+        open: () => open++,
+        firstDelta: onFirstDelta,
+      });
       if (result.opened) open--;
       return result;
     }),

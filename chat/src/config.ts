@@ -64,11 +64,11 @@ export const configSchema = serviceConfigSchema({ port: 3002 }).extend({
    */
   STORE_DEFER_MAX_MS: int(1_000, 0),
   /**
-   * streams of this instance in their start at once (from their session's lock to their first delta); the rest wait
-   * their turn in order, holding nothing, so a burst's first deltas do not all wait for the whole burst's start work.
-   * 0: no bound
+   * streams of this instance in their start at once (from taking their session's lock until they are open: reserved,
+   * head and `session` event sent); the rest wait their turn in order, holding nothing, so a burst's first deltas do
+   * not all wait for the whole burst's start work. 0: no bound
    */
-  STREAM_START_CONCURRENCY: int(16, 0),
+  STREAM_START_CONCURRENCY: int(64, 0),
   /** streams that may wait for their turn; one more is refused at once (503, Retry-After) */
   STREAM_START_QUEUE_MAX: int(5_000, 0),
   /**

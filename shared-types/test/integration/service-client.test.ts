@@ -3,11 +3,11 @@ import { expect } from 'chai';
 import { z } from 'zod';
 import { ApiError } from '../../src/errors.ts';
 import { ApiRouter, type RunningServer } from '../../src/express/index.ts';
-import { createLogger, requestContext } from '../../src/logger.ts';
 import { SERVICE_TOKEN_HEADER } from '../../src/headers.ts';
+import { createLogger, requestContext } from '../../src/logger.ts';
 import { ServiceClient } from '../../src/service-client.ts';
-import { verifyServiceToken } from '../../src/tokens.ts';
 import { createTestAuth, testActor } from '../../src/testing/index.ts';
+import { verifyServiceToken } from '../../src/tokens.ts';
 import { listenServiceApp } from '../support/service-app.ts';
 
 describe('ServiceClient against a real service app', () => {

@@ -1,12 +1,14 @@
 import { ApiError } from '@platform/shared-types';
 
 /**
- * Bounds how many streams are in their start at once (from taking their session's lock to their first delta), in
- * the order they came. A burst of streams otherwise runs every step of its start for all of them before the next
- * step of any (every request, then every Redis answer, then every reservation...), so nearly every stream's first
- * delta waits for nearly the whole burst's start work; with the bound, a stream's start runs to its first delta
- * before later ones take the CPU. A stream that waits here has taken nothing (no lock, no reservation, no write):
- * a client that leaves while it waits frees its place and is never charged. `concurrency` 0: no bound.
+ * Bounds how many streams are in their start at once (from taking their session's lock until they are open: the
+ * reservation confirmed, the head and the `session` event sent), in the order they came. A burst of streams otherwise
+ * runs every step of its start for all of them before the next step of any (every request, then every Redis answer,
+ * then every reservation...), so nearly every stream's first delta waits for nearly the whole burst's start work;
+ * with the bound, a stream's start runs to its end before later ones take the CPU. The provider's own latency after
+ * that holds no turn (a slow provider does not slow the starts of others). A stream that waits here has taken
+ * nothing (no lock, no reservation, no write): a client that leaves while it waits frees its place and is never
+ * charged. `concurrency` 0: no bound.
  */
 export class StartQueue {
   readonly #concurrency: number;

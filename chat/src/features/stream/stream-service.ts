@@ -13,7 +13,6 @@ import type { StreamSink } from './sse.ts';
 import type { StartQueue } from './start-queue.ts';
 import { type PrepareDeps, type PreparedStream, StreamPreparation, type StreamRequest } from './stream-preparation.ts';
 
-const XTURN = new WeakMap<object, () => void>();
 export type { AttachmentReader, StreamRequest } from './stream-preparation.ts';
 
 /** What the provider produced: its text, and how it ended. */
@@ -90,21 +89,17 @@ export class StreamService {
    * has ended with exactly one terminal event.
    */
   async run(request: StreamRequest): Promise<void> {
-    // a client that leaves while it waits for its turn frees it; one that leaves while we reserve is noticed once the stream starts
+    // a client that leaves while it waits for its turn frees it; one that leaves while we reserve is noticed once the stream opens
     const early = new AbortController();
     request.sink.onClose(() => early.abort());
-    // starting until its first delta is out, waiting for its turn included: store work waits behind it (StoreGate)
-    const gated = this.#deps.gate.begin();
+    // starting until its first delta is out, its wait for a turn included: store work waits behind it (StoreGate)
+    const started = this.#deps.gate.begin();
     try {
-      const turn = await this.#deps.starts.enter(early.signal);
-      XTURN.set(request, turn);
-      const started = () => {
-        turn();
-        gated();
-      };
+      // its turn ends once it is open (reserved, head and session event out): the provider's own latency holds none
+      const opened = await this.#deps.starts.enter(early.signal);
       try {
         const prepared = await this.#preparation.prepare(request);
-        const running = this.#execute(prepared, request, early.signal.aborted, started);
+        const running = this.#execute(prepared, request, { closedEarly: early.signal.aborted, opened, started });
         this.#running.add(running);
         try {
           await running;
@@ -113,17 +108,21 @@ export class StreamService {
           prepared.upstream?.abort(); // whatever ended the stream, a provider call it started is closed
         }
       } finally {
-        started();
+        opened();
       }
     } finally {
-      gated();
+      started();
     }
   }
 
   /** run, settle and announce a prepared stream */
-  async #execute(prepared: PreparedStream, request: StreamRequest, closedEarly: boolean, started: () => void): Promise<void> {
+  async #execute(
+    prepared: PreparedStream,
+    request: StreamRequest,
+    { closedEarly, opened, started }: { closedEarly: boolean; opened: () => void; started: () => void },
+  ): Promise<void> {
     const live = this.#open(prepared, request.sink, closedEarly, request.newSession !== undefined);
-    if (process.env.XRELEASE === 'open') XTURN.get(request)?.();
+    opened();
     const produced = await this.#produce(prepared, live, { sink: request.sink, sampling: request.sampling, started });
     started(); // a stream that ended without a delta no longer holds back store work (its own writes included)
     // the writes the stream did not wait for are done before anything is told (a failure ends it as an error)
