@@ -2,7 +2,7 @@ import { expectProblem, testActor } from '@platform/shared-types/testing';
 import { expect } from 'chai';
 import { Types } from 'mongoose';
 import type { ChatRuntime } from '../../src/runtime.ts';
-import { createSession, fetch, type Platform, type SseEvent, startPlatform, streamMessage, waitFor } from '../support/harness.ts';
+import { createSession, fetch, type Platform, type SseClient, type SseEvent, startPlatform, streamMessage, waitFor } from '../support/harness.ts';
 
 describe('start queue: a bounded number of streams in their start at once, the rest wait their turn holding nothing (real stores, accounting stand-in)', () => {
   let platform: Platform;
@@ -46,10 +46,10 @@ describe('start queue: a bounded number of streams in their start at once, the r
     }
     const streams = await Promise.all([first.opening, second]);
     await Promise.all(streams.map((stream) => stream.waitForEnd()));
-    const queued = streams[1];
-    expect(queued?.terminal()?.event).to.equal('done');
-    expect(queued?.events[0]?.event).to.equal('session');
-    const { reservationId } = (queued?.events[0] as SseEvent).data as { reservationId: string };
+    const queued = streams[1] as SseClient;
+    expect(queued.terminal()?.event).to.equal('done');
+    expect(queued.events[0]?.event).to.equal('session');
+    const { reservationId } = (queued.events[0] as SseEvent).data as { reservationId: string };
     expect(initializeCalls(sessionId).map((c) => [c.body.reservationId, c.status])).to.deep.equal([[reservationId, 200]]);
     expect(platform.accounting.chargesOf(reservationId)).to.have.length(1);
     expect(runtime().starts.running).to.equal(0);

@@ -1,21 +1,7 @@
 import { ApiError } from '@platform/shared-types';
 import { expect } from 'chai';
 import { StartQueue } from '../../src/features/stream/start-queue.ts';
-
-/** whether `promise` has settled once the microtasks queued so far (and a macrotask turn) have run */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void promise.then(
-    () => {
-      done = true;
-    },
-    () => {
-      done = true;
-    },
-  );
-  await new Promise((resolve) => setImmediate(resolve));
-  return done;
-}
+import { settled } from '../support/settled.ts';
 
 describe('StartQueue: a bounded number of stream starts at once, the rest in order', () => {
   it('lets `concurrency` in at once and the next one in when one ends, in the order they came', async () => {
