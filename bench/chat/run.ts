@@ -7,7 +7,7 @@
 // Bounded: 500 streams of 20 tokens x 20 ms, each burst cut after 120 s.
 // BENCH_BASELINE_DIR (a copy of main): its chat child too, with its own stores and stand-in, one burst each per
 // round (BENCH_CHAT_ROUNDS, default 1), the order alternating by round (BENCH_CHAT_BASELINE_FIRST=1: baseline first).
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { connectMongo, connectRedis } from '@platform/shared-types/stores';
@@ -29,6 +29,11 @@ const percentile = (values: number[], p: number) => {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 };
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+/** CPU time (user + system) of a process so far, in ms (at the kernel's tick, 10 ms) */
+const cpuMsOf = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 const ms = (value: number) => value.toFixed(1);
 
@@ -85,6 +90,9 @@ interface Burst {
   wallMs: number;
   peakOpen: number;
   rssPeak: number;
+  /** chat's CPU ms until half the streams had their first delta, and for the whole burst */
+  cpuAtHalf: number;
+  cpuMs: number;
 }
 
 async function startTarget(name: string, dir: string, auth: TestAuth, urls: ReturnType<typeof storeUrls>): Promise<Target> {
@@ -153,10 +161,19 @@ async function makeSessions(target: Target, auth: TestAuth, agent: Agent, actors
 }
 
 /** time to first delta of one stream, and whether it ended with `done` */
-async function timedStream(target: Pick<Target, 'chat'>, auth: TestAuth, agent: Agent, actor: Actor, sessionId: string, message: string, onOpen = () => {}) {
+async function timedStream(
+  target: Pick<Target, 'chat'>,
+  auth: TestAuth,
+  agent: Agent,
+  actor: Actor,
+  sessionId: string,
+  message: string,
+  on: { open?: () => void; firstDelta?: () => void } = {},
+) {
   const t0 = performance.now();
   const deadline = Date.now() + STREAM_DEADLINE_MS;
   let firstDelta = Number.NaN;
+  let headers = Number.NaN;
   let done = false;
   let opened = false;
   try {
@@ -167,23 +184,27 @@ async function timedStream(target: Pick<Target, 'chat'>, auth: TestAuth, agent: 
       body: JSON.stringify({ message }),
       dispatcher: agent,
     });
+    headers = performance.now() - t0;
     if (res.statusCode !== 200) {
       await res.body.text();
-      return { firstDelta, done, opened };
+      return { firstDelta, done, opened, t0, headers };
     }
     opened = true;
-    onOpen();
+    on.open?.();
     let text = '';
     for await (const chunk of res.body) {
       text += chunk.toString();
-      if (Number.isNaN(firstDelta) && text.includes('event: delta')) firstDelta = performance.now() - t0;
+      if (Number.isNaN(firstDelta) && text.includes('event: delta')) {
+        firstDelta = performance.now() - t0;
+        on.firstDelta?.();
+      }
       if (Date.now() > deadline) break;
     }
     done = text.includes('event: done');
   } catch {
     // counted as not completed
   }
-  return { firstDelta, done, opened };
+  return { firstDelta, done, opened, t0, headers };
 }
 
 /** all streams at once, one per session; RSS sampled while they are open */
@@ -198,22 +219,41 @@ async function burst(target: Pick<Target, 'chat'>, auth: TestAuth, agent: Agent,
       rssPeak = Math.max(rssPeak, rssOf(pid));
     }
   }, 20);
+  // chat's CPU time (not the wall clock, which the machine's other work stretches) until half the streams had their
+  // first delta, and for the whole burst: the start work a median stream waited for
+  const cpuStart = cpuMsOf(pid);
+  let firstDeltas = 0;
+  let cpuAtHalf = Number.NaN;
+  const onFirstDelta = () => {
+    if (++firstDeltas === Math.ceil(sessions.length / 2)) cpuAtHalf = cpuMsOf(pid) - cpuStart;
+  };
   const started = performance.now();
   const results = await Promise.all(
     sessions.map(async (sessionId, i) => {
-      const result = await timedStream(target, auth, agent, actors[i] as Actor, sessionId, `bench message ${i}`, () => open++);
+      const result = await timedStream(target, auth, agent, actors[i] as Actor, sessionId, `bench message ${i}`, {
+        open: () => open++,
+        firstDelta: onFirstDelta,
+      });
       if (result.opened) open--;
       return result;
     }),
   );
   const wallMs = performance.now() - started;
+  const cpuMs = cpuMsOf(pid) - cpuStart;
   clearInterval(sampler);
+  // BENCH_CHAT_TIMELINE=file: every stream's start (from the burst's), response head and first delta, appended per burst
+  if (process.env.BENCH_CHAT_TIMELINE) {
+    const timeline = results.map((r) => [r.t0 - started, r.headers, r.firstDelta].map((v) => Math.round(v * 10) / 10));
+    appendFileSync(process.env.BENCH_CHAT_TIMELINE, `${JSON.stringify({ target: target.name, timeline })}\n`);
+  }
   return {
     ttfd: results.map((r) => r.firstDelta).filter((v) => !Number.isNaN(v)),
     completed: results.filter((r) => r.done).length,
     wallMs,
     peakOpen,
     rssPeak,
+    cpuAtHalf,
+    cpuMs,
   };
 }
 
@@ -336,10 +376,12 @@ async function main() {
       const base = await counts(baseline, urls);
       baselineOk = baseCompleted === expected && base.stored === expected + 1 && base.charged === expected + 1;
       const perBurst = (list: Burst[]) => list.map((b) => ms(percentile(b.ttfd, 50))).join(', ');
+      const cpuPerBurst = (list: Burst[]) => list.map((b) => `${b.cpuAtHalf.toFixed(0)} of ${b.cpuMs.toFixed(0)}`).join(', ');
       baselineRows = `| baseline (${baselineDir}): time to first delta, ${STREAMS} at once (p50 / p95) | ${ms(percentile(baseTtfd, 50))} / ${ms(percentile(baseTtfd, 95))} ms | | |
 | baseline: ratio / provider, ${STREAMS} at once (p50) | ${(percentile(baseTtfd, 50) / providerP50).toFixed(2)}x | | |
 | baseline: streams completed, replies stored, charges landed | ${baseCompleted} / ${expected}, ${base.stored}, ${base.charged} (+1 warm-up) | all | ${pass(baselineOk)} |
 | p50 per burst, this checkout / baseline (in run order: ${rounds > 1 ? 'alternating' : ''}${process.env.BENCH_CHAT_BASELINE_FIRST === '1' ? ', baseline first' : ', this checkout first'}) | ${perBurst(ourBursts)} / ${perBurst(baseBursts)} ms | | |
+| chat CPU until half the streams had their first delta, of the whole burst, this checkout / baseline (per burst) | ${cpuPerBurst(ourBursts)} / ${cpuPerBurst(baseBursts)} ms | | |
 | 1-minute load average after each burst | ${loads.map((l) => l.toFixed(2)).join(', ')} | | |
 `;
     }

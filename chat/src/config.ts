@@ -64,6 +64,15 @@ export const configSchema = serviceConfigSchema({ port: 3002 }).extend({
    */
   STORE_DEFER_MAX_MS: int(1_000, 0),
   /**
+   * streams of this instance in their start at once (from taking their session's lock until they are open: reserved,
+   * head and `session` event sent); the rest wait their turn in order, holding nothing. 0 (the default): no bound.
+   * In the 500-stream bench a bound of 64 measured no better than none, 16 worse (chat/README.md, "A burst of stream
+   * starts"); it bounds the reservations in flight and refuses past STREAM_START_QUEUE_MAX
+   */
+  STREAM_START_CONCURRENCY: int(0, 0),
+  /** streams that may wait for their turn; one more is refused at once (503, Retry-After) */
+  STREAM_START_QUEUE_MAX: int(5_000, 0),
+  /**
    * connections to each service chat calls (accounting, monitoring): a burst of stream starts reserves over this many
    * at once (with fewer, reservations queue here behind answers this process has not read yet)
    */

@@ -24,6 +24,7 @@ import { AccountingClient } from './features/stream/accounting-client.ts';
 import { ChargeOutbox } from './features/stream/charge-outbox.ts';
 import { ChatBus } from './features/stream/chat-bus.ts';
 import { CreditHints } from './features/stream/speculative-start.ts';
+import { StartQueue } from './features/stream/start-queue.ts';
 import { StoreGate } from './features/stream/store-gate.ts';
 import { StreamService } from './features/stream/stream-service.ts';
 import { SupervisionService } from './features/supervision/supervision-service.ts';
@@ -46,6 +47,8 @@ export interface ChatRuntime {
   outbox: ChargeOutbox;
   /** store writes of streams wait behind the streams that are starting */
   gate: StoreGate;
+  /** how many streams are in their start at once; the rest wait their turn */
+  starts: StartQueue;
   /** this instance's copy of recent revocations: ends event streams whose token is revoked */
   revocations: RevocationMirror;
   /** starts the outbox retry loop, the upload sweep, the model cache refresh and (with FLOWISE_URL) the chatflow sync schedule */
@@ -192,6 +195,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   const files = createFiles(config, logger, stores);
   let late: StreamService | undefined;
   const gate = new StoreGate({ maxDeferMs: config.STORE_DEFER_MAX_MS });
+  const starts = new StartQueue({ concurrency: config.STREAM_START_CONCURRENCY, maxWaiting: config.STREAM_START_QUEUE_MAX });
   const conversations = new ConversationCache(stores.redis, {
     key: (...parts) => bus.key(...parts),
     lockTtlMs: config.STREAM_LOCK_TTL_MS,
@@ -207,6 +211,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
     attachments: (userId, fileIds) => files.attachmentText(userId, fileIds),
     hints: new CreditHints({ maxAgeMs: config.SPECULATIVE_START_HINT_MS, maxEntries: config.SPECULATIVE_START_HINT_ENTRIES }),
     gate,
+    starts,
   });
   late = streams;
   await streams.start();
@@ -214,7 +219,7 @@ export async function createRuntime(config: Config, logger: Logger, stores: Stor
   const revocations = followRevocations({ redis: stores.redis, windowMs: (ACCESS_TOKEN_TTL_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000, logger });
   const jobs = background(config, logger, { models, catalog, files, outbox, streams });
   return {
-    ...{ models, catalog, sessions, conversations, streams, supervision, files, bus, outbox, gate },
+    ...{ models, catalog, sessions, conversations, streams, supervision, files, bus, outbox, gate, starts },
     revocations: revocations.mirror,
     startBackground: jobs.start,
     async stop() {

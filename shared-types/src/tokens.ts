@@ -155,8 +155,15 @@ export function verifyRefreshToken(keyring: Keyring, token: string): RefreshClai
 }
 
 /** Service-to-service token (DESIGN section 4): short-lived, audience-bound, signed with INTERNAL_SECRET. */
-export function signServiceToken(keyring: Keyring, iss: ServiceName, aud: ServiceName, ttlSeconds = SERVICE_TOKEN_MAX_TTL_SECONDS): string {
-  return jwt.sign({ type: 'service' }, keyring.current.key, {
+/** `issuedAt` (seconds; default now): the `iat` the token's lifetime counts from */
+export function signServiceToken(
+  keyring: Keyring,
+  iss: ServiceName,
+  aud: ServiceName,
+  ttlSeconds = SERVICE_TOKEN_MAX_TTL_SECONDS,
+  issuedAt = nowSeconds(),
+): string {
+  return jwt.sign({ type: 'service', iat: issuedAt }, keyring.current.key, {
     algorithm: ALGORITHM,
     keyid: keyring.current.kid,
     issuer: iss,

@@ -1,20 +1,6 @@
 import { expect } from 'chai';
 import { StoreGate } from '../../src/features/stream/store-gate.ts';
-
-/** whether `promise` has settled by the time the microtasks queued so far (and a macrotask turn) have run */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void promise.then(
-    () => {
-      done = true;
-    },
-    () => {
-      done = true;
-    },
-  );
-  await new Promise((resolve) => setImmediate(resolve));
-  return done;
-}
+import { settled } from '../support/settled.ts';
 
 describe('StoreGate: store work waits while streams start', () => {
   it('lets work through at once when no stream is starting', async () => {

@@ -3,9 +3,11 @@ import { expect } from 'chai';
 import { z } from 'zod';
 import { ApiError } from '../../src/errors.ts';
 import { ApiRouter, type RunningServer } from '../../src/express/index.ts';
+import { SERVICE_TOKEN_HEADER } from '../../src/headers.ts';
 import { createLogger, requestContext } from '../../src/logger.ts';
 import { ServiceClient } from '../../src/service-client.ts';
 import { createTestAuth, testActor } from '../../src/testing/index.ts';
+import { verifyServiceToken } from '../../src/tokens.ts';
 import { listenServiceApp } from '../support/service-app.ts';
 
 describe('ServiceClient against a real service app', () => {
@@ -64,6 +66,65 @@ describe('ServiceClient against a real service app', () => {
       const error = await client.call('accounting', '/internal/echo', { body }).catch((e: unknown) => e);
       expect((error as ApiError).code).to.equal('VALIDATION_FAILED');
     }
+  });
+});
+
+describe('ServiceClient: one service token per callee for 20 s', () => {
+  const auth = createTestAuth();
+  const tokens: string[] = [];
+  let server: RunningServer;
+
+  before(async () => {
+    const router = new ApiRouter().route({ method: 'get', path: '/internal/token', summary: 'token', access: 'service' }, ({ req }) => {
+      tokens.push(String(req.headers[SERVICE_TOKEN_HEADER]));
+      return { ok: true };
+    });
+    server = await listenServiceApp('accounting', auth, [router]);
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('sends the same token again within the reuse time, then a fresh one; every one is accepted and lives <= 60 s', async () => {
+    // the clock starts 25 s in the past, so the first token (iat from this clock) is still valid, with 35 s left
+    let now = Date.now() - 25_000;
+    const client = new ServiceClient({ caller: 'chat', internalKeyring: auth.internalKeyring, baseUrls: { accounting: server.url }, clock: () => now });
+    try {
+      await client.call('accounting', '/internal/token');
+      now += 19_999;
+      await client.call('accounting', '/internal/token');
+      now += 1;
+      await client.call('accounting', '/internal/token');
+      await client.call('accounting', '/internal/token');
+    } finally {
+      await client.close();
+    }
+    const claims = tokens.map((token) => verifyServiceToken(auth.internalKeyring, token, 'accounting'));
+    expect(tokens[1]).to.equal(tokens[0]);
+    expect(tokens[2]).to.not.equal(tokens[1]);
+    expect(tokens[3]).to.equal(tokens[2]);
+    expect((claims[2]?.iat ?? 0) - (claims[0]?.iat ?? 0)).to.equal(20);
+    for (const claim of claims) expect(claim.exp - claim.iat).to.be.at.most(60);
+  });
+
+  it('signs one per call with serviceTokenReuseMs 0', async () => {
+    let now = Date.now() - 5_000;
+    const client = new ServiceClient({
+      caller: 'chat',
+      internalKeyring: auth.internalKeyring,
+      baseUrls: { accounting: server.url },
+      serviceTokenReuseMs: 0,
+      clock: () => now,
+    });
+    const before = tokens.length;
+    try {
+      await client.call('accounting', '/internal/token');
+      now += 1_000;
+      await client.call('accounting', '/internal/token');
+    } finally {
+      await client.close();
+    }
+    expect(tokens[before + 1]).to.not.equal(tokens[before]);
   });
 });
 

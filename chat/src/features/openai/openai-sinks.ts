@@ -53,7 +53,7 @@ export class ChunkSseSink implements StreamSink {
   open(): void {
     this.opened = true;
     this.#res.setHeader('X-Session-Id', this.#sessionId);
-    openSse(this.#res);
+    openSse(this.#res, { flush: false }); // the head goes out with the role chunk of the `session` event, sent right after this
   }
 
   send(event: ChatStreamEvent): void {

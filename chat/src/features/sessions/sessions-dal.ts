@@ -116,13 +116,21 @@ export class SessionsDal {
     return this.sessions.findById(id).lean<SessionDoc>();
   }
 
-  /** names an untitled session after its first message (only once, even with concurrent writers) */
-  async titleFromFirstMessage(id: Types.ObjectId, title: string): Promise<void> {
-    await retryTransient(() => this.sessions.updateOne({ _id: id, titled: false }, { $set: { title, titled: true, updatedAt: new Date() } }));
-  }
-
-  async touch(id: Types.ObjectId): Promise<void> {
-    await retryTransient(() => this.sessions.updateOne({ _id: id }, { $set: { updatedAt: new Date() } }));
+  /**
+   * Marks the session as used now (a reply was stored in it). With `firstTitle` (the session had no title when its
+   * stream read it) it is named after its first message in the same write, only if it still has none (a rename or
+   * another stream named it meanwhile: then only the time). Resolves whether it was named. Through the driver's
+   * collection: these fields need no casting, and a burst's streams each make this write.
+   */
+  async touch(id: Types.ObjectId, firstTitle?: string): Promise<boolean> {
+    const sessions = this.sessions.collection;
+    const updatedAt = new Date();
+    if (firstTitle !== undefined) {
+      const named = await retryTransient(() => sessions.updateOne({ _id: id, titled: false }, { $set: { title: firstTitle, titled: true, updatedAt } }));
+      if (named.matchedCount > 0) return true;
+    }
+    await retryTransient(() => sessions.updateOne({ _id: id }, { $set: { updatedAt } }));
+    return false;
   }
 
   /**

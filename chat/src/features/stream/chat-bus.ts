@@ -1,4 +1,4 @@
-import type { Logger, ObserveEvent, UserStreamEvent } from '@platform/shared-types';
+import { isTerminalEvent, type Logger, type ObserveEvent, type UserStreamEvent } from '@platform/shared-types';
 import { RedisMutex } from '@platform/shared-types/redis';
 import { reportRedisErrors } from '@platform/shared-types/stores/redis';
 import type { ChainableCommander, Redis } from 'ioredis';
@@ -100,11 +100,11 @@ export class ChatBus {
   }
 
   /**
-   * Publishes without waiting: one connection keeps the order, and a slow Redis must not stall the stream. Deltas
-   * of every stream are gathered for one turn of the event loop and sent as one pipeline (one write to Redis, not
-   * one per delta per stream: with hundreds of streams the writes, not Redis, are what costs); any other event
-   * sends what is gathered and itself at once, so it is on the wire before whatever the stream does next
-   * (letting go of its lock, the next stream clearing the replay list).
+   * Publishes without waiting: one connection keeps the order, and a slow Redis must not stall the stream. The
+   * `session` events and deltas of every stream are gathered for one turn of the event loop and sent as one pipeline
+   * (one write to Redis, not one per event per stream: with hundreds of streams the writes, not Redis, are what
+   * costs); a terminal event sends what is gathered and itself at once, so it is on the wire before whatever the
+   * stream does next (letting go of its lock, the next stream clearing the replay list).
    */
   publishSessionEvent(sessionId: string, event: SessionEvent, options: { replay: boolean }): void {
     const payload = JSON.stringify(event);
@@ -114,7 +114,7 @@ export class ChatBus {
       this.#recordTiming(pipeline, sessionId, event);
       if ((event.seq ?? 0) % 100 === 0 || event.event !== 'delta')
         pipeline.ltrim(list, -this.#options.replayMax, -1).expire(list, this.#options.replayTtlSeconds);
-      if (event.event !== 'delta') this.#sendGathered();
+      if (isTerminalEvent(event)) this.#sendGathered();
     } else {
       this.#redis.publish(this.sessionChannel(sessionId), payload).catch((error: unknown) => {
         this.#logger.warn({ err: error, sessionId }, 'publishing a session event failed');

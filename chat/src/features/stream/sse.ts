@@ -13,13 +13,17 @@ export interface StreamSink {
   onClose(listener: () => void): void;
 }
 
-export function openSse(res: Response): void {
+/**
+ * The response head of an event stream. `flush: false` for a sink whose first event follows at once (a stream's
+ * `session` event, sent right after `open`): the head goes out with it, one write on the socket instead of two.
+ */
+export function openSse(res: Response, { flush }: { flush: boolean } = { flush: true }): void {
   res.status(200);
   res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
   res.setHeader('Cache-Control', 'no-cache, no-transform');
   res.setHeader('Connection', 'keep-alive');
   res.setHeader('X-Accel-Buffering', 'no');
-  res.flushHeaders();
+  if (flush) res.flushHeaders();
   res.socket?.setNoDelay(true);
 }
 
@@ -48,8 +52,9 @@ export class SseSink implements StreamSink {
   constructor(res: Response) {
     this.#res = res;
   }
+  /** the head goes out with the `session` event, sent right after this */
   open(): void {
-    openSse(this.#res);
+    openSse(this.#res, { flush: false });
   }
   send(event: ChatStreamEvent): void {
     writeSse(this.#res, event);

@@ -10,6 +10,7 @@ import type { InterruptCommand } from './chat-bus.ts';
 import { LiveStream } from './live-stream.ts';
 import { type Settlement, settle, terminalEvent } from './settle.ts';
 import type { StreamSink } from './sse.ts';
+import type { StartQueue } from './start-queue.ts';
 import { type PrepareDeps, type PreparedStream, StreamPreparation, type StreamRequest } from './stream-preparation.ts';
 
 export type { AttachmentReader, StreamRequest } from './stream-preparation.ts';
@@ -30,6 +31,8 @@ export interface StreamDeps extends PrepareDeps {
   /** renewMs: how often a running stream renews its reservation and checkpoints its usage (capped at a quarter of the TTL) */
   config: { heartbeatMs: number; renewMs: number };
   outbox: ChargeOutbox;
+  /** how many streams are in their start at once (the rest wait their turn) */
+  starts: StartQueue;
 }
 
 /**
@@ -86,22 +89,26 @@ export class StreamService {
    * has ended with exactly one terminal event.
    */
   async run(request: StreamRequest): Promise<void> {
-    // a client that leaves while we reserve is noticed once the stream starts
-    const early = { closed: false };
-    request.sink.onClose(() => {
-      early.closed = true;
-    });
-    // starting until its first delta is out: store work waits behind it (StoreGate)
+    // a client that leaves while it waits for its turn frees it; one that leaves while we reserve is noticed once the stream opens
+    const early = new AbortController();
+    request.sink.onClose(() => early.abort());
+    // starting until its first delta is out, its wait for a turn included: store work waits behind it (StoreGate)
     const started = this.#deps.gate.begin();
     try {
-      const prepared = await this.#preparation.prepare(request);
-      const running = this.#execute(prepared, request, early.closed, started);
-      this.#running.add(running);
+      // its turn ends once it is open (reserved, head and session event out): the provider's own latency holds none
+      const opened = await this.#deps.starts.enter(early.signal);
       try {
-        await running;
+        const prepared = await this.#preparation.prepare(request);
+        const running = this.#execute(prepared, request, { closedEarly: early.signal.aborted, opened, started });
+        this.#running.add(running);
+        try {
+          await running;
+        } finally {
+          this.#running.delete(running);
+          prepared.upstream?.abort(); // whatever ended the stream, a provider call it started is closed
+        }
       } finally {
-        this.#running.delete(running);
-        prepared.upstream?.abort(); // whatever ended the stream, a provider call it started is closed
+        opened();
       }
     } finally {
       started();
@@ -109,20 +116,13 @@ export class StreamService {
   }
 
   /** run, settle and announce a prepared stream */
-  async #execute(prepared: PreparedStream, request: StreamRequest, closedEarly: boolean, started: () => void): Promise<void> {
-    const { log, session } = prepared;
-    // not behind the gate: on the dev store (FerretDB) an update rewrites the whole document, and a title written
-    // after the first delta would race a rename made while the reply streams (and could undo it)
-    const titled = session.titled
-      ? Promise.resolve()
-      : this.#deps.dal.titleFromFirstMessage(session._id, titleFrom(request.message)).then(
-          () => prepared.lock.titled(),
-          (error: unknown) => {
-            prepared.lock.spoil();
-            log.warn({ err: error }, 'could not title the session from its first message');
-          },
-        );
+  async #execute(
+    prepared: PreparedStream,
+    request: StreamRequest,
+    { closedEarly, opened, started }: { closedEarly: boolean; opened: () => void; started: () => void },
+  ): Promise<void> {
     const live = this.#open(prepared, request.sink, closedEarly, request.newSession !== undefined);
+    opened();
     const produced = await this.#produce(prepared, live, { sink: request.sink, sampling: request.sampling, started });
     started(); // a stream that ended without a delta no longer holds back store work (its own writes included)
     // the writes the stream did not wait for are done before anything is told (a failure ends it as an error)
@@ -139,8 +139,7 @@ export class StreamService {
     });
     this.#count(prepared, settlement);
     const charged = await this.#charge(prepared, settlement, produced.checkpointed);
-    await titled;
-    await this.#storeReply(prepared, { actor: request.actor, messageId: live.messageId, text: produced.text, settlement, charged });
+    await this.#storeReply(prepared, { actor: request.actor, messageId: live.messageId, text: produced.text, settlement, charged }, request.message);
     await this.#announce(prepared, live, request, { settlement, charged, produced });
   }
 
@@ -293,10 +292,16 @@ export class StreamService {
     return charged;
   }
 
-  /** the reply as stored: its text, status, usage and credits (none while the charge is pending); then a pending charge is queued */
+  /**
+   * The reply as stored: its text, status, usage and credits (none while the charge is pending), and the session
+   * touched, named after `message` when it had no title (in the same write, after the reply: nothing before the first
+   * token waits for it, and on a store that rewrites the whole document, FerretDB, a title written while the reply
+   * streams would race a rename made meanwhile); then a pending charge is queued.
+   */
   async #storeReply(
     prepared: PreparedStream,
     reply: { actor: Actor; messageId: string; text: string; settlement: Settlement; charged: ChargeResult },
+    message: string,
   ): Promise<void> {
     const { dal, outbox } = this.#deps;
     const { status, usage, charge } = reply.settlement;
@@ -316,7 +321,7 @@ export class StreamService {
           reservationId: prepared.reservation.reservationId,
           modelId: prepared.model.id,
         }),
-        dal.touch(prepared.session._id),
+        dal.touch(prepared.session._id, prepared.session.titled ? undefined : titleFrom(message)).then((named) => named && prepared.lock.titled()),
       ]);
       prepared.lock.stored({ role: 'assistant', content: reply.text });
     } catch (error) {
