@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { z } from 'zod';
 import { parseConfig, secretsSchema } from '../../src/config.ts';
 import { ERROR_CODES, problem } from '../../src/errors.ts';
+import { IDENTITY_CLAIM_HEADERS, isStrippedHeader, STRIPPED_HEADER_PREFIXES } from '../../src/headers.ts';
 import { creditsFor, loadModelCatalog } from '../../src/models.ts';
 import { testSecrets } from '../../src/testing/index.ts';
 
@@ -49,5 +50,18 @@ describe('model catalog', () => {
     expect(creditsFor({ inputPer1k: 1, outputPer1k: 2 }, 0, 1)).to.equal(1);
     expect(creditsFor({ inputPer1k: 1, outputPer1k: 2 }, 1000, 1000)).to.equal(3);
     expect(creditsFor({ inputPer1k: 3, outputPer1k: 15 }, 1001, 0)).to.equal(4);
+  });
+});
+
+describe('stripped identity headers', () => {
+  // isStrippedHeader settles any name not starting with x on its first character: a stripped name that does not
+  // start with `x-` would never be stripped
+  it('every stripped prefix and identity claim header starts with x-, and each is stripped in any case', () => {
+    const names = [...STRIPPED_HEADER_PREFIXES.map((prefix) => `${prefix}anything`), ...IDENTITY_CLAIM_HEADERS];
+    for (const name of names) {
+      expect(name.startsWith('x-'), name).to.equal(true);
+      expect([name, name.toUpperCase(), `X${name.slice(1)}`].map(isStrippedHeader), name).to.deep.equal([true, true, true]);
+    }
+    expect(['authorization', 'content-type', 'x-request-id', 'x-forwarded-for'].map(isStrippedHeader)).to.deep.equal([false, false, false, false]);
   });
 });
